@@ -89,7 +89,10 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # Workers run in other processes: the test database must be a file they can open too.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # The suite sets TEST_SQLITE_NAME per run so parallel runs don't share a file.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("TEST_SQLITE_NAME", str(VAR_DIR / "test-db.sqlite3"))
+    }
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
         # WAL lets the web server read while a worker writes.

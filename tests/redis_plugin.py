@@ -19,6 +19,8 @@ def pytest_load_initial_conftests(early_config, parser, args):
     global _server
     # A fixed key for tests only; production refuses to start without SECRET_KEY.
     os.environ.setdefault("SECRET_KEY", "test-suite-key-not-a-secret")
+    # Worker subprocesses inherit this, so they open the same SQLite test database.
+    os.environ.setdefault("TEST_SQLITE_NAME", f"var/test-db-{os.getpid()}.sqlite3")
     if not os.environ.get("REDIS_URL"):
         from config.embedded_redis import start_embedded_redis
 
