@@ -8,6 +8,7 @@ up: django-rq reads ``RQ_QUEUES`` at import time, so ``REDIS_URL`` must be known
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,9 @@ def pytest_load_initial_conftests(early_config, parser, args):
     # A fixed key for tests only; production refuses to start without SECRET_KEY.
     os.environ.setdefault("SECRET_KEY", "test-suite-key-not-a-secret")
     # Worker subprocesses inherit this, so they open the same SQLite test database.
-    os.environ.setdefault("TEST_SQLITE_NAME", f"var/test-db-{os.getpid()}.sqlite3")
+    var_dir = Path(__file__).resolve().parent.parent / "var"
+    var_dir.mkdir(exist_ok=True)
+    os.environ.setdefault("TEST_SQLITE_NAME", str(var_dir / f"test-db-{os.getpid()}.sqlite3"))
     if not os.environ.get("REDIS_URL"):
         from config.embedded_redis import start_embedded_redis
 
