@@ -124,10 +124,7 @@ JOB_QUEUES = (
     "bundle-consistency-check",
     "bundle-bulk-operation",
 )
-RQ_QUEUES = {
-    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}
-    for name in (*JOB_QUEUES, "default")
-}
+RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600} for name in (*JOB_QUEUES, "default")}
 RQ_SHOW_ADMIN_LINK = False
 
 # --- jobs -----------------------------------------------------------------------------------
@@ -163,9 +160,7 @@ JOBS_SCHEDULES = [
 ]
 
 # --- mail -----------------------------------------------------------------------------------
-ADMINS = [
-    tuple(item.split(":", 1)) if ":" in item else (item, item) for item in env_list("ADMINS")
-]
+ADMINS = [tuple(item.split(":", 1)) if ":" in item else (item, item) for item in env_list("ADMINS")]
 SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "bundles@localhost")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", SERVER_EMAIL)
 EMAIL_BACKEND = os.environ.get(

@@ -1,0 +1,155 @@
+"""The one command a newcomer runs: ``bin/run`` (``python -m config.demo``).
+
+It starts a private Redis (unless ``REDIS_URL`` is set), migrates, loads demo data once, makes a
+demo superuser, then supervises one RQ worker per queue, the cron scheduler and the web server.
+Every child runs in its own process group and dies with this process (PR_SET_PDEATHSIG), so
+Ctrl-C — or a crash of this supervisor — leaves no redis, worker or web process behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from config.embedded_redis import die_with_parent, free_port, start_embedded_redis
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+QUEUES = ("bundle-recompute", "bundle-reindex", "bundle-consistency-check", "bundle-bulk-operation")
+DEMO_USER = "admin"
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, str(BASE_DIR / "manage.py"), *args]
+
+
+def run_step(title: str, argv: list[str]) -> None:
+    print(f"==> {title}", flush=True)
+    subprocess.run(argv, check=True, cwd=BASE_DIR)  # noqa: S603 - our own manage.py
+
+
+def demo_password() -> str:
+    """A random password, made once per checkout and kept in var/ so the login stays the same."""
+    path = VAR_DIR / "demo-password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12))
+    return path.read_text().strip()
+
+
+class Supervisor:
+    def __init__(self) -> None:
+        self.children: dict[str, subprocess.Popen] = {}
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        self.children[name] = subprocess.Popen(  # noqa: S603 - our own commands
+            argv, cwd=BASE_DIR, start_new_session=True, preexec_fn=die_with_parent
+        )
+
+    def first_exited(self) -> str | None:
+        for name, proc in self.children.items():
+            if proc.poll() is not None:
+                return name
+        return None
+
+    def stop_all(self, grace: float = 10.0) -> None:
+        # SIGTERM each whole process group (a worker's work horse included), then SIGKILL.
+        for proc in self.children.values():
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self.children.values():
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                proc.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+            _signal_group(proc, signal.SIGKILL)  # stragglers left in the group
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--bundles", type=int, default=240, help="demo bundles to create once")
+    args = parser.parse_args(argv)
+
+    VAR_DIR.mkdir(exist_ok=True)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # The demo runs with DEBUG off; this lets settings use a generated key kept in var/.
+    os.environ.setdefault("ALLOW_INSECURE_KEY", "1")
+
+    redis = None
+    if not os.environ.get("REDIS_URL"):
+        redis = start_embedded_redis(port=free_port(), workdir=str(VAR_DIR / "redis"))
+        os.environ["REDIS_URL"] = redis.url
+        print(f"==> embedded Redis on {redis.url}", flush=True)
+
+    supervisor = Supervisor()
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        run_step("migrating", manage("migrate", "--noinput", "-v", "0"))
+        run_step(
+            f"demo data ({args.bundles} bundles, once)",
+            manage("seed_demo", "--bundles", str(args.bundles), "--if-empty"),
+        )
+        password = demo_password()
+        run_step(
+            "demo superuser",
+            manage(
+                "ensure_superuser",
+                "--username",
+                DEMO_USER,
+                "--password-file",
+                str(VAR_DIR / "demo-password"),
+            ),
+        )
+        for queue in QUEUES:
+            supervisor.spawn(f"worker {queue}", manage("run_worker", queue))
+        supervisor.spawn("scheduler", manage("run_scheduler"))
+        supervisor.spawn(
+            "web", manage("runserver", f"127.0.0.1:{args.port}", "--noreload", "--insecure")
+        )
+        print(
+            f"\n    Admin:   http://127.0.0.1:{args.port}/admin/\n"
+            f"    Login:   {DEMO_USER} / {password}\n"
+            f"    GraphQL: http://127.0.0.1:{args.port}/graphql/\n"
+            "    Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        while True:
+            exited = supervisor.first_exited()
+            if exited:
+                print(f"!! {exited} exited; stopping everything", file=sys.stderr, flush=True)
+                return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\n==> stopping", flush=True)
+        return 0
+    except subprocess.CalledProcessError as exc:
+        print(f"!! step failed: {' '.join(exc.cmd)}", file=sys.stderr)
+        return exc.returncode or 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup short
+        supervisor.stop_all()
+        if redis:
+            redis.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
