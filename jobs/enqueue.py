@@ -1,0 +1,182 @@
+"""The one way in: every trigger records a ledger row here and hands it to RQ on commit.
+
+* The row is written in the caller's transaction; RQ hears of it only when that transaction
+  commits (``transaction.on_commit``), so a rolled-back transaction enqueues nothing.
+* If Redis is unreachable at commit, the row stays with ``dispatched_at`` unset and the relay
+  (``jobs.relay.relay``) sends it later. The caller never sees a Redis error.
+* A dedup key merges the request into a job that has not started yet; a unique constraint on
+  the key (pending rows only) makes two racing requests end up with one row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import django_rq
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from jobs.models import Job, JobState, JobTrigger
+from jobs.registry import get_kind
+
+logger = logging.getLogger(__name__)
+
+# Dotted path of the single RQ entrypoint; RQ imports it in the worker.
+RUNNER_ENTRYPOINT = "jobs.runner.perform"
+# RQ keeps the outcome of our runner only briefly: the ledger is the record.
+RQ_RESULT_TTL = 3600
+RQ_FAILURE_TTL = 7 * 24 * 3600
+
+Merge = Callable[[dict, dict], dict]
+
+
+class InvalidJobRequest(ValueError):
+    """The enqueue call itself is wrong (unknown trigger, payload not JSON, ...)."""
+
+
+def enqueue(
+    kind: str,
+    *,
+    payload: dict,
+    trigger: str,
+    reason: str = "",
+    requested_by=None,
+    target: tuple[str, str, str] | None = None,
+    dedup_key: str | None = None,
+    parent: Job | None = None,
+    merge: Merge | None = None,
+) -> Job:
+    """Record a job of ``kind`` and dispatch it to its RQ queue when the transaction commits.
+
+    With ``dedup_key``, a pending (never started) job with the same key is returned instead,
+    its ``merged_count`` increased and, if ``merge`` is given, its payload replaced by
+    ``merge(old_payload, new_payload)``.
+    """
+    job_kind = get_kind(kind)  # raises UnknownJobKind
+    if trigger not in JobTrigger.values:
+        raise InvalidJobRequest(
+            f"Unknown trigger {trigger!r} (expected one of {', '.join(JobTrigger.values)})"
+        )
+    _check_json(payload)
+    target_type, target_id, target_label = target or ("", "", "")
+    user = requested_by if getattr(requested_by, "is_authenticated", False) else None
+
+    fields: dict[str, Any] = {
+        "queue": job_kind.queue,
+        "kind": kind,
+        "payload": payload,
+        "trigger": trigger,
+        "reason": (reason or "")[:255],
+        "requested_by": user,
+        "target_type": str(target_type)[:32],
+        "target_id": str(target_id)[:64],
+        "target_label": str(target_label)[:255],
+        "parent": parent,
+        "dedup_key": dedup_key or None,
+        "max_attempts": job_kind.max_attempts,
+        "state": JobState.PENDING,
+    }
+
+    if dedup_key:
+        # A savepoint so a lost race (IntegrityError) leaves the caller's transaction usable.
+        for _ in range(3):
+            existing = _merge_into_pending(dedup_key, payload, merge)
+            if existing is not None:
+                return existing
+            try:
+                with transaction.atomic():
+                    job = Job.objects.create(**fields)
+            except IntegrityError:
+                # Another request created the pending row between our look and our insert.
+                continue
+            break
+        else:  # pragma: no cover - would need the other row to vanish three times over
+            raise RuntimeError(f"Could not enqueue or merge job with dedup key {dedup_key!r}")
+    else:
+        job = Job.objects.create(**fields)
+
+    job_id = job.pk
+    transaction.on_commit(lambda: dispatch(job_id))
+    return job
+
+
+def _merge_into_pending(dedup_key: str, payload: dict, merge: Merge | None) -> Job | None:
+    """Fold this request into the pending job with the key, if one exists. Else None."""
+    existing = Job.objects.filter(dedup_key=dedup_key, state=JobState.PENDING).first()
+    if existing is None:
+        return None
+    updates: dict[str, Any] = {"merged_count": F("merged_count") + 1}
+    if merge is not None:
+        new_payload = merge(dict(existing.payload), dict(payload))
+        _check_json(new_payload)
+        updates["payload"] = new_payload
+    # Conditional on still pending: if a worker started it meanwhile, the change must get a
+    # job of its own (the running one may already have read the old data).
+    updated = Job.objects.filter(pk=existing.pk, state=JobState.PENDING).update(**updates)
+    if not updated:
+        return None
+    existing.refresh_from_db()
+    return existing
+
+
+def _check_json(payload: Any) -> None:
+    if not isinstance(payload, dict):
+        raise InvalidJobRequest("Job payload must be a dict of JSON values (ids, not objects)")
+    try:
+        json.dumps(payload)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJobRequest(f"Job payload must be JSON-serialisable: {exc}") from exc
+
+
+def rq_job_id_for(job: Job) -> str:
+    """RQ job id of the row's next run: letters, digits and '-' only, new for every attempt."""
+    return f"job-{job.pk}-{job.attempts + 1}"
+
+
+def dispatch(job_id, *, delay: int = 0) -> bool:
+    """Hand the ledger row to RQ (now, or after ``delay`` seconds). True if RQ accepted it.
+
+    Never raises for Redis trouble: the row stays undispatched and the relay retries.
+    """
+    try:
+        job = Job.objects.get(pk=job_id)
+    except Job.DoesNotExist:
+        logger.warning("Job %s vanished before dispatch", job_id)
+        return False
+    if job.state not in (JobState.PENDING, JobState.RETRYING) or job.cancel_requested:
+        return False
+    try:
+        timeout = get_kind(job.kind).timeout
+    except LookupError:
+        timeout = 600
+    rq_id = rq_job_id_for(job)
+    try:
+        queue = django_rq.get_queue(job.queue)
+        options: dict[str, Any] = {
+            "args": (str(job.pk),),
+            "job_id": rq_id,
+            # A little headroom so our own timeout bookkeeping can finish.
+            "job_timeout": timeout + 30,
+            "result_ttl": RQ_RESULT_TTL,
+            "failure_ttl": RQ_FAILURE_TTL,
+            "description": f"{job.kind} {job.target_label or job.target_id}".strip(),
+            "meta": {"ledger_id": str(job.pk), "kind": job.kind, "progress": job.progress},
+        }
+        if delay > 0:
+            queue.enqueue_in(timedelta(seconds=delay), RUNNER_ENTRYPOINT, **options)
+        else:
+            queue.enqueue(RUNNER_ENTRYPOINT, **options)
+    except Exception:  # Redis down, refused, timed out...: the relay will send it later.
+        logger.exception(
+            "Could not dispatch job %s to RQ queue %s; relay will retry", job.pk, job.queue
+        )
+        return False
+    Job.objects.filter(pk=job.pk, state__in=(JobState.PENDING, JobState.RETRYING)).update(
+        dispatched_at=timezone.now(), rq_job_id=rq_id
+    )
+    return True

@@ -1,0 +1,131 @@
+"""The job ledger: what people see of a background job, long after Redis forgot it."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class JobState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    RETRYING = "retrying", "Retrying"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class JobTrigger(models.TextChoices):
+    SIGNAL = "signal", "Signal"
+    SCHEDULE = "schedule", "Schedule"
+    ADMIN = "admin", "Admin"
+    GRAPHQL = "graphql", "GraphQL"
+    COMMAND = "command", "Command"
+
+
+# Dedup merges only into jobs that never started: a retrying job has run (and may be half-way
+# through its work), and a running->retrying move must never collide with a newer pending row.
+NOT_STARTED_STATES = (JobState.PENDING,)
+# States a job can still move out of on its own.
+ACTIVE_STATES = (JobState.PENDING, JobState.RUNNING, JobState.RETRYING)
+SETTLED_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    queue = models.CharField(max_length=64)
+    kind = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict, blank=True)
+
+    # What the job works on, for links and filters (e.g. "bundle", "12", "Starter kit").
+    target_type = models.CharField(max_length=32, blank=True, default="")
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    target_label = models.CharField(max_length=255, blank=True, default="")
+
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)
+    progress_message = models.CharField(max_length=255, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=1)
+    result = models.JSONField(null=True, blank=True)
+    # One entry per failed attempt: {"attempt", "at", "message", "traceback"}.
+    errors = models.JSONField(default=list, blank=True)
+
+    trigger = models.CharField(max_length=16, choices=JobTrigger.choices)
+    reason = models.CharField(max_length=255, blank=True, default="")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # Who last asked for a retry or cancel (the ledger's own audit; admin writes LogEntry too).
+    last_action = models.CharField(max_length=16, blank=True, default="")
+    last_action_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    last_action_at = models.DateTimeField(null=True, blank=True)
+
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    dedup_key = models.CharField(max_length=200, null=True, blank=True)
+    merged_count = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+
+    worker_name = models.CharField(max_length=255, blank=True, default="")
+    rq_job_id = models.CharField(max_length=64, blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["state"], name="job_state_idx"),
+            models.Index(fields=["queue"], name="job_queue_idx"),
+            models.Index(fields=["kind"], name="job_kind_idx"),
+            models.Index(fields=["-created_at"], name="job_created_idx"),
+            models.Index(fields=["target_type", "target_id"], name="job_target_idx"),
+            models.Index(fields=["dedup_key"], name="job_dedup_idx"),
+            models.Index(fields=["state", "dispatched_at"], name="job_relay_idx"),
+        ]
+        constraints = [
+            # Two racing enqueues of the same key make one row: the database decides.
+            models.UniqueConstraint(
+                fields=["dedup_key"],
+                condition=Q(dedup_key__isnull=False, state="pending"),
+                name="job_dedup_not_started_uniq",
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_lte_100"),
+        ]
+        permissions = [
+            ("retry_job", "Can retry a job"),
+            ("cancel_job", "Can cancel a job"),
+            ("run_schedule", "Can run a schedule now"),
+        ]
+
+    def __str__(self) -> str:
+        target = f" {self.target_label or self.target_id}" if self.target_id else ""
+        return f"{self.kind}{target} ({self.state})"
+
+    @property
+    def is_settled(self) -> bool:
+        return self.state in SETTLED_STATES
+
+    @property
+    def rq_id(self) -> str:
+        """The RQ job id for this row: letters, digits and '-' only (RQ's rule)."""
+        return self.rq_job_id or f"job-{self.id}"

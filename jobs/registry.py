@@ -1,0 +1,105 @@
+"""One registry of job kinds: each kind's queue, handler, retry policy and timeout.
+
+Handlers register with the decorator in their app's ``jobs`` module, which the jobs app's
+``ready()`` imports for every installed app::
+
+    @job_kind("recompute", queue="bundle-recompute", max_attempts=3, backoff=(10, 60, 300))
+    def recompute(ctx: JobContext, *, bundle_id: int, **options) -> dict: ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from jobs.runner import JobContext
+
+Handler = Callable[..., "dict | None"]
+
+
+class UnknownJobKind(LookupError):
+    """No handler is registered under this name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        super().__init__(f"Unknown job kind {name!r} (known: {known})")
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    queue: str
+    handler: Handler
+    max_attempts: int = 3
+    # Seconds to wait before attempt 2, 3, ...; the last value repeats for later attempts.
+    backoff: tuple[int, ...] = (10, 60, 300)
+    timeout: int = 600
+    description: str = ""
+
+    def backoff_for(self, attempt: int) -> int:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if not self.backoff:
+            return 0
+        return self.backoff[min(attempt, len(self.backoff)) - 1]
+
+    def run(self, ctx: JobContext, payload: dict[str, Any]) -> dict | None:
+        return self.handler(ctx, **payload)
+
+
+_REGISTRY: dict[str, JobKind] = {}
+
+
+def job_kind(
+    name: str,
+    *,
+    queue: str,
+    max_attempts: int = 3,
+    backoff: Sequence[int] = (10, 60, 300),
+    timeout: int = 600,
+    description: str = "",
+) -> Callable[[Handler], Handler]:
+    """Register the decorated function as the handler of job kind ``name``."""
+    queues = getattr(settings, "RQ_QUEUES", {})
+    if queues and queue not in queues:
+        raise ValueError(f"Job kind {name!r}: queue {queue!r} is not in RQ_QUEUES")
+    if max_attempts < 1:
+        raise ValueError(f"Job kind {name!r}: max_attempts must be at least 1")
+    if timeout < 1:
+        raise ValueError(f"Job kind {name!r}: timeout must be positive")
+
+    def register(handler: Handler) -> Handler:
+        existing = _REGISTRY.get(name)
+        # Re-importing the same module (autoreload, tests) re-registers the same function.
+        if existing and existing.handler.__qualname__ != handler.__qualname__:
+            raise ValueError(
+                f"Job kind {name!r} is already registered by "
+                f"{existing.handler.__module__}.{existing.handler.__qualname__}"
+            )
+        _REGISTRY[name] = JobKind(
+            name=name,
+            queue=queue,
+            handler=handler,
+            max_attempts=max_attempts,
+            backoff=tuple(int(b) for b in backoff),
+            timeout=int(timeout),
+            description=description or (handler.__doc__ or "").strip().split("\n")[0],
+        )
+        return handler
+
+    return register
+
+
+def get_kind(name: str) -> JobKind:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownJobKind(name) from None
+
+
+def all_kinds() -> list[JobKind]:
+    return sorted(_REGISTRY.values(), key=lambda kind: kind.name)
