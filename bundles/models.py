@@ -93,6 +93,8 @@ class Bundle(models.Model):
 
     computed_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     computed_availability = models.PositiveIntegerField(default=0)
+    # A fixed price not below the components' total: allowed, but flagged (no saving).
+    no_saving = models.BooleanField(default=False)
     broken_reasons = models.JSONField(default=list, blank=True)
     last_recomputed_at = models.DateTimeField(null=True, blank=True)
 
@@ -155,6 +157,18 @@ class BundleComponent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.variant_id}"
+
+    def clean(self) -> None:
+        # Rule at the door (forms, admin inline): no bundles inside bundles.
+        from django.core.exceptions import ValidationError
+
+        if self.variant_id and (
+            self.variant.product.is_bundle_shell
+            or Bundle.objects.filter(shell_variant_id=self.variant_id).exists()
+        ):
+            raise ValidationError(
+                {"variant": "A bundle's shell variant can't be a component of a bundle."}
+            )
 
 
 class SearchEntry(models.Model):

@@ -1,0 +1,284 @@
+"""Integrity of a bundle: typed issues, and what the bundle should look like once fixed.
+
+``validate_bundle_integrity`` only reads. ``evaluate_bundle`` also works out the target
+state (price, availability, status, reasons, shell values) that the services write when
+they recompute or fix. Both work on prefetched data: load many bundles with
+``bundles_for_evaluation()`` and every call is free of queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from . import pricing
+from .models import Bundle, BundleComponent
+
+NO_COMPONENTS = "no_components"
+COMPONENT_DELETED = "component_deleted"
+COMPONENT_DISABLED = "component_disabled"
+CURRENCY_MISMATCH = "currency_mismatch"
+NON_POSITIVE_PRICE = "non_positive_price"
+PRICE_DRIFT = "price_drift"
+AVAILABILITY_DRIFT = "availability_drift"
+SHELL_MISSING = "shell_missing"
+SHELL_OUT_OF_SYNC = "shell_out_of_sync"
+NESTED_BUNDLE = "nested_bundle"
+INVALID_QUANTITY = "invalid_quantity"
+
+# Fixing means recomputing (drift) or recreating/syncing the shell; the rest needs a person.
+FIXABLE_CODES = frozenset({PRICE_DRIFT, AVAILABILITY_DRIFT, SHELL_MISSING, SHELL_OUT_OF_SYNC})
+ALL_CODES = (
+    NO_COMPONENTS,
+    COMPONENT_DELETED,
+    COMPONENT_DISABLED,
+    CURRENCY_MISMATCH,
+    NON_POSITIVE_PRICE,
+    PRICE_DRIFT,
+    AVAILABILITY_DRIFT,
+    SHELL_MISSING,
+    SHELL_OUT_OF_SYNC,
+    NESTED_BUNDLE,
+    INVALID_QUANTITY,
+)
+
+QUANTITY_MIN, QUANTITY_MAX = 1, 1000
+
+
+@dataclass(frozen=True)
+class Issue:
+    code: str
+    message: str
+    fixable: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _issue(code: str, message: str) -> Issue:
+    return Issue(code=code, message=message, fixable=code in FIXABLE_CODES)
+
+
+def shell_sku(bundle_id: int) -> str:
+    return f"BUNDLE-{bundle_id}"
+
+
+def shell_slug(bundle_id: int) -> str:
+    return f"bundle-shell-{bundle_id}"
+
+
+@dataclass
+class Evaluation:
+    """What a bundle is, what is wrong with it, and what it should become."""
+
+    bundle: Bundle
+    issues: list[Issue]
+    price: Decimal | None
+    availability: int
+    no_saving: bool
+    status: str
+    status_before_broken: str
+    broken_reasons: list[dict]
+    shell_fields: dict = field(default_factory=dict)
+
+    @property
+    def unfixable(self) -> list[Issue]:
+        return [i for i in self.issues if not i.fixable]
+
+    @property
+    def fixable(self) -> list[Issue]:
+        return [i for i in self.issues if i.fixable]
+
+    @property
+    def bundle_fields_changed(self) -> bool:
+        b = self.bundle
+        return (
+            b.computed_price != self.price
+            or b.computed_availability != self.availability
+            or b.no_saving != self.no_saving
+            or b.status != self.status
+            or b.status_before_broken != self.status_before_broken
+            or (b.broken_reasons or []) != self.broken_reasons
+        )
+
+
+def bundles_for_evaluation() -> QuerySet[Bundle]:
+    """Bundles with everything evaluation and recompute touch: 2 queries for any number."""
+    components = BundleComponent.objects.select_related("variant__product").order_by("id")
+    return Bundle.objects.select_related(
+        "shell_product", "shell_variant", "search_entry"
+    ).prefetch_related(Prefetch("components", queryset=components))
+
+
+def _components(bundle: Bundle) -> list[BundleComponent]:
+    cache = getattr(bundle, "_prefetched_objects_cache", {})
+    if "components" in cache:
+        return list(cache["components"])
+    return list(bundle.components.select_related("variant__product").order_by("id"))
+
+
+def _label(component: BundleComponent) -> str:
+    return f"{component.variant.sku} ({component.variant.name})"
+
+
+def target_status(bundle: Bundle, unfixable: list[Issue]) -> tuple[str, str]:
+    """(status, status_before_broken) after applying the unfixable issues.
+
+    Draft and active bundles with unfixable issues become broken and remember what they were;
+    a clean broken bundle returns to it. Archived bundles keep their status (reasons are
+    still stored, so they show).
+    """
+    status, before = bundle.status, bundle.status_before_broken
+    if status == Bundle.Status.ARCHIVED:
+        return status, ""
+    if unfixable:
+        if status == Bundle.Status.BROKEN:
+            return status, before or Bundle.Status.DRAFT
+        return Bundle.Status.BROKEN, status
+    if status == Bundle.Status.BROKEN:
+        return before or Bundle.Status.DRAFT, ""
+    return status, ""
+
+
+def evaluate_bundle(bundle: Bundle, *, now: datetime | None = None) -> Evaluation:
+    now = now or timezone.now()
+    components = _components(bundle)
+    issues: list[Issue] = []
+
+    if not components:
+        issues.append(_issue(NO_COMPONENTS, "The bundle has no components."))
+    for c in components:
+        v = c.variant
+        if v.deleted_at is not None:
+            issues.append(_issue(COMPONENT_DELETED, f"Component {_label(c)} is deleted."))
+        if not v.enabled:
+            issues.append(_issue(COMPONENT_DISABLED, f"Component {_label(c)} is disabled."))
+        if v.product.is_bundle_shell or v.pk == bundle.shell_variant_id:
+            issues.append(
+                _issue(
+                    NESTED_BUNDLE,
+                    f"Component {_label(c)} is a bundle's shell variant; bundles can't nest.",
+                )
+            )
+        if not QUANTITY_MIN <= c.quantity <= QUANTITY_MAX:
+            issues.append(
+                _issue(
+                    INVALID_QUANTITY,
+                    f"Component {_label(c)} has quantity {c.quantity}; "
+                    f"it must lie in {QUANTITY_MIN}–{QUANTITY_MAX}.",
+                )
+            )
+
+    lines = [
+        pricing.Line(
+            price=c.variant.price,
+            currency=c.variant.currency,
+            quantity=c.quantity,
+            stock_on_hand=c.variant.stock_on_hand,
+            allocated=c.variant.allocated,
+            enabled=c.variant.enabled,
+            deleted=c.variant.deleted_at is not None,
+        )
+        for c in components
+    ]
+    result = pricing.compute_price(
+        lines=lines,
+        rule=bundle.pricing_rule,
+        value=Decimal(bundle.rule_value),
+        currency=bundle.currency,
+    )
+    if result.problem == pricing.CURRENCY_MISMATCH:
+        issues.append(
+            _issue(
+                CURRENCY_MISMATCH,
+                f"Components are priced in {', '.join(result.mismatched_currencies)}, "
+                f"the bundle in {bundle.currency}.",
+            )
+        )
+    elif result.problem == pricing.NON_POSITIVE_PRICE:
+        issues.append(
+            _issue(
+                NON_POSITIVE_PRICE,
+                f"The rule leaves a price ≤ 0 (components total {result.total} {bundle.currency}).",
+            )
+        )
+    price = result.price
+    availability = pricing.compute_availability(
+        lines=lines,
+        now=now,
+        cap=bundle.availability_cap,
+        valid_from=bundle.valid_from,
+        valid_to=bundle.valid_to,
+    )
+
+    if bundle.computed_price != price:
+        issues.append(
+            _issue(PRICE_DRIFT, f"Stored price {bundle.computed_price}, computed {price}.")
+        )
+    if bundle.computed_availability != availability:
+        issues.append(
+            _issue(
+                AVAILABILITY_DRIFT,
+                f"Stored availability {bundle.computed_availability}, computed {availability}.",
+            )
+        )
+
+    unfixable = [i for i in issues if not i.fixable]
+    status, before = target_status(bundle, unfixable)
+    shell_fields = {
+        "name": bundle.name,
+        "price": price if price is not None else Decimal(0),
+        "currency": bundle.currency,
+        "stock_on_hand": availability,
+        "allocated": 0,
+        "enabled": status == Bundle.Status.ACTIVE,
+        "deleted_at": None,
+    }
+    if bundle.shell_product_id is None or bundle.shell_variant_id is None:
+        issues.append(_issue(SHELL_MISSING, "The bundle's shell product or variant is missing."))
+    else:
+        drift = _shell_drift(bundle, shell_fields)
+        if drift:
+            issues.append(_issue(SHELL_OUT_OF_SYNC, f"The shell differs in {', '.join(drift)}."))
+
+    return Evaluation(
+        bundle=bundle,
+        issues=issues,
+        price=price,
+        availability=availability,
+        no_saving=result.no_saving,
+        status=status,
+        status_before_broken=before,
+        broken_reasons=[i.as_dict() for i in unfixable],
+        shell_fields=shell_fields,
+    )
+
+
+def _shell_drift(bundle: Bundle, expected: dict) -> list[str]:
+    product, variant = bundle.shell_product, bundle.shell_variant
+    drift = [name for name, value in expected.items() if getattr(variant, name) != value]
+    if variant.product_id != product.pk:
+        drift.append("product")
+    if product.name != bundle.name:
+        drift.append("product name")
+    if not product.is_bundle_shell:
+        drift.append("is_bundle_shell")
+    return drift
+
+
+def validate_bundle_integrity(bundle: Bundle, *, now: datetime | None = None) -> list[Issue]:
+    """Every issue of one bundle. Uses prefetched components/shells when they are loaded."""
+    return evaluate_bundle(bundle, now=now).issues
+
+
+def validate_bundles_integrity(
+    bundles: Iterable[Bundle], *, now: datetime | None = None
+) -> dict[int, list[Issue]]:
+    """Bulk variant: pass bundles from ``bundles_for_evaluation()``; runs no queries itself."""
+    now = now or timezone.now()
+    return {b.pk: evaluate_bundle(b, now=now).issues for b in bundles}

@@ -1,0 +1,146 @@
+"""Price and availability of a bundle: pure functions over plain values (no ORM).
+
+Money is ``Decimal`` throughout and is rounded once, at the end, half-up to the currency's
+minor unit. Problems (a price that is not positive, mixed currencies, no components) are
+reported, never turned into a price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+PERCENT_OFF = "percent_off"
+AMOUNT_OFF = "amount_off"
+FIXED_PRICE = "fixed_price"
+RULES = (PERCENT_OFF, AMOUNT_OFF, FIXED_PRICE)
+
+DEFAULT_MINOR_UNITS = 2
+# ISO 4217 exponents that differ from 2; every other currency uses cents.
+MINOR_UNITS: dict[str, int] = {
+    "JPY": 0,
+    "KRW": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "JOD": 3,
+    "TND": 3,
+    "OMR": 3,
+}
+
+# Problem codes (they match the integrity codes of the same name).
+NO_COMPONENTS = "no_components"
+CURRENCY_MISMATCH = "currency_mismatch"
+NON_POSITIVE_PRICE = "non_positive_price"
+
+
+class PricingRuleError(ValueError):
+    """The rule itself is invalid (unknown kind, negative value, percent above 100)."""
+
+
+@dataclass(frozen=True)
+class Line:
+    """One component as plain values."""
+
+    price: Decimal
+    currency: str
+    quantity: int
+    stock_on_hand: int = 0
+    allocated: int = 0
+    enabled: bool = True
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class PriceResult:
+    price: Decimal | None  # None whenever there is a problem
+    total: Decimal | None  # components' total, rounded; None with mixed currencies
+    problem: str | None = None  # NO_COMPONENTS / CURRENCY_MISMATCH / NON_POSITIVE_PRICE
+    no_saving: bool = False  # a fixed price not below the total: allowed, but flagged
+    mismatched_currencies: tuple[str, ...] = ()
+
+
+def minor_units(currency: str) -> int:
+    return MINOR_UNITS.get(currency.upper(), DEFAULT_MINOR_UNITS)
+
+
+def quantize_money(amount: Decimal, currency: str) -> Decimal:
+    """Round half-up to the currency's minor unit (5.025 USD -> 5.03, 1.5 JPY -> 2)."""
+    exponent = Decimal(1).scaleb(-minor_units(currency))
+    return amount.quantize(exponent, rounding=ROUND_HALF_UP)
+
+
+def validate_rule(rule: str, value: Decimal) -> None:
+    if rule not in RULES:
+        raise PricingRuleError(f"Unknown pricing rule {rule!r}; use one of {', '.join(RULES)}.")
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise PricingRuleError(f"Rule value must be a finite Decimal, not {value!r}.")
+    if value < 0:
+        raise PricingRuleError(f"Rule value must not be negative (got {value}).")
+    if rule == PERCENT_OFF and value > 100:
+        raise PricingRuleError(f"Percent off must lie in 0–100 (got {value}).")
+
+
+def components_total(lines: Sequence[Line]) -> Decimal:
+    """Sum of price × quantity, unrounded (callers round once at the end)."""
+    return sum((line.price * line.quantity for line in lines), Decimal(0))
+
+
+def apply_rule(total: Decimal, rule: str, value: Decimal) -> Decimal:
+    """The rule applied to a total, unrounded; may be ≤ 0 (the caller reports that)."""
+    validate_rule(rule, value)
+    if rule == PERCENT_OFF:
+        return total * (Decimal(100) - value) / Decimal(100)
+    if rule == AMOUNT_OFF:
+        return total - value
+    return value
+
+
+def compute_price(
+    *, lines: Sequence[Line], rule: str, value: Decimal, currency: str
+) -> PriceResult:
+    validate_rule(rule, value)
+    if not lines:
+        return PriceResult(price=None, total=None, problem=NO_COMPONENTS)
+    others = tuple(sorted({line.currency for line in lines if line.currency != currency}))
+    if others:
+        return PriceResult(
+            price=None, total=None, problem=CURRENCY_MISMATCH, mismatched_currencies=others
+        )
+    raw_total = components_total(lines)
+    total = quantize_money(raw_total, currency)
+    price = quantize_money(apply_rule(raw_total, rule, value), currency)
+    if price <= 0:
+        return PriceResult(price=None, total=total, problem=NON_POSITIVE_PRICE)
+    no_saving = rule == FIXED_PRICE and price >= total
+    return PriceResult(price=price, total=total, no_saving=no_saving)
+
+
+def component_availability(line: Line) -> int:
+    """Whole bundles one component allows: floor((stock − allocated) ÷ quantity), ≥ 0."""
+    if line.quantity < 1:
+        return 0
+    return max(0, (line.stock_on_hand - line.allocated) // line.quantity)
+
+
+def compute_availability(
+    *,
+    lines: Sequence[Line],
+    now: datetime,
+    cap: int | None = None,
+    valid_from: datetime | None = None,
+    valid_to: datetime | None = None,
+) -> int:
+    if not lines:
+        return 0
+    if valid_from is not None and now < valid_from:
+        return 0
+    if valid_to is not None and now >= valid_to:
+        return 0
+    if any(line.deleted or not line.enabled or line.quantity < 1 for line in lines):
+        return 0
+    available = min(component_availability(line) for line in lines)
+    if cap is not None:
+        available = min(available, max(0, cap))
+    return available

@@ -1,0 +1,61 @@
+"""Reads that the admin, GraphQL and job handlers go through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .errors import BundleNotFound, InvalidScope
+from .models import Bundle, BundleComponent, SearchEntry
+from .search import search_queryset
+
+SCOPES = ("all", "active", "broken")
+
+
+def bundle_ids_for_scope(*, scope: str | Sequence[int]) -> list[int]:
+    """Ids of the bundles a scope names, ascending.
+
+    A string must be one of SCOPES; a sequence is a list of ids that must all exist
+    (``BundleNotFound`` names the missing ones).
+    """
+    if isinstance(scope, str):
+        if scope not in SCOPES:
+            raise InvalidScope(scope)
+        qs = Bundle.objects.all()
+        if scope != "all":
+            qs = qs.filter(status=scope)
+        return list(qs.order_by("pk").values_list("pk", flat=True))
+    try:
+        wanted = {int(i) for i in scope}
+    except (TypeError, ValueError) as exc:
+        raise InvalidScope(scope) from exc
+    found: set[int] = set()
+    listed = sorted(wanted)
+    # Chunked so a huge id list stays under the database's parameter limit.
+    for start in range(0, len(listed), 500):
+        chunk = listed[start : start + 500]
+        found.update(Bundle.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+    missing = wanted - found
+    if missing:
+        raise BundleNotFound(missing)
+    return listed
+
+
+def bundle_ids_using_variants(*, variant_ids: Iterable[int]) -> list[int]:
+    ids = list({int(v) for v in variant_ids})
+    if not ids:
+        return []
+    return list(
+        BundleComponent.objects.filter(variant_id__in=ids)
+        .order_by("bundle_id")
+        .values_list("bundle_id", flat=True)
+        .distinct()
+    )
+
+
+def bundles_using_variant(*, variant_id: int) -> list[Bundle]:
+    return list(Bundle.objects.filter(components__variant_id=variant_id).order_by("name", "pk"))
+
+
+def bundle_search(*, term: str, limit: int = 50) -> list[SearchEntry]:
+    """Search entries of active bundles matching ``term`` (name, component names, SKUs)."""
+    return list(search_queryset(term)[: max(0, limit)])
