@@ -50,12 +50,16 @@ def enqueue(
     dedup_key: str | None = None,
     parent: Job | None = None,
     merge: Merge | None = None,
+    dispatch_on_commit: bool = True,
 ) -> Job:
     """Record a job of ``kind`` and dispatch it to its RQ queue when the transaction commits.
 
     With ``dedup_key``, a pending (never started) job with the same key is returned instead,
     its ``merged_count`` increased and, if ``merge`` is given, its payload replaced by
     ``merge(old_payload, new_payload)``.
+
+    ``dispatch_on_commit=False`` records the row without telling RQ: for ``--sync`` callers
+    that run it right away with ``jobs.runner.run_inline``.
     """
     job_kind = get_kind(kind)  # raises UnknownJobKind
     if trigger not in JobTrigger.values:
@@ -100,8 +104,9 @@ def enqueue(
     else:
         job = Job.objects.create(**fields)
 
-    job_id = job.pk
-    transaction.on_commit(lambda: dispatch(job_id))
+    if dispatch_on_commit:
+        job_id = job.pk
+        transaction.on_commit(lambda: dispatch(job_id))
     return job
 
 
@@ -155,6 +160,9 @@ def dispatch(job_id, *, delay: int = 0) -> bool:
     except LookupError:
         timeout = 600
     rq_id = rq_job_id_for(job)
+    # Name the delivery on the row first, so the runner can tell it from stale ones.
+    if job.rq_job_id != rq_id:
+        Job.objects.filter(pk=job.pk).update(rq_job_id=rq_id)
     try:
         queue = django_rq.get_queue(job.queue)
         options: dict[str, Any] = {
@@ -177,6 +185,6 @@ def dispatch(job_id, *, delay: int = 0) -> bool:
         )
         return False
     Job.objects.filter(pk=job.pk, state__in=(JobState.PENDING, JobState.RETRYING)).update(
-        dispatched_at=timezone.now(), rq_job_id=rq_id
+        dispatched_at=timezone.now()
     )
     return True

@@ -74,6 +74,9 @@ class Job(models.Model):
     )
     last_action_at = models.DateTimeField(null=True, blank=True)
 
+    # The JOBS_SCHEDULES entry that fired this job, if any (for "last run" in the admin).
+    schedule_id = models.CharField(max_length=64, blank=True, default="")
+
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )

@@ -1,0 +1,51 @@
+"""Run an RQ worker for the job queues, with RQ's scheduler (needed for retry backoff)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a worker for the given queues (default: the four job queues and 'default', where "
+        "scheduled maintenance runs). RQ's scheduler runs too, so delayed retries happen."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("queues", nargs="*", help="queue names (default: all job queues)")
+        parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
+        parser.add_argument(
+            "--no-scheduler",
+            action="store_true",
+            help="do not run RQ's scheduler here (another worker must, or retries never fire)",
+        )
+        parser.add_argument("--name", default=None, help="worker name (default: RQ's)")
+        parser.add_argument(
+            "--simple", action="store_true", help="run jobs in this process (no fork)"
+        )
+        parser.add_argument("--max-jobs", type=int, default=None)
+        parser.add_argument("--logging-level", default="INFO")
+
+    def handle(
+        self, *args, queues, burst, no_scheduler, name, simple, max_jobs, logging_level, **options
+    ):
+        import django_rq
+
+        from jobs.worker import JobsSimpleWorker, JobsWorker
+
+        names = queues or [*settings.JOB_QUEUES, "default"]
+        unknown = [q for q in names if q not in settings.RQ_QUEUES]
+        if unknown:
+            raise CommandError(
+                f"Unknown queue(s): {', '.join(unknown)}. Known: {', '.join(settings.RQ_QUEUES)}"
+            )
+        rq_queues = [django_rq.get_queue(q) for q in names]
+        worker_class = JobsSimpleWorker if simple else JobsWorker
+        worker = worker_class(rq_queues, connection=rq_queues[0].connection, name=name)
+        worker.work(
+            burst=burst,
+            with_scheduler=not no_scheduler,
+            max_jobs=max_jobs,
+            logging_level=logging_level,
+        )

@@ -1,0 +1,202 @@
+"""Keep the ledger and RQ in step when something went wrong between them.
+
+* ``relay()`` sends jobs RQ never got: rows still waiting whose dispatch failed (Redis down at
+  commit) or whose RQ job vanished (Redis restarted empty, job expired, delivery failed).
+* ``reconcile()`` settles running rows whose worker is gone: the work horse was killed (RQ
+  failed the job without callbacks), the whole worker died (its RQ key expired), or the row's
+  heartbeat is older than ``JOBS_STALE_AFTER_SECONDS``. Each becomes a failed attempt with a
+  clear message, retried by the kind's policy or failed for good.
+
+Both run every minute from the scheduler (``relay-and-reconcile``), in every worker's
+maintenance pass (``jobs.worker.JobsWorker``) and from ``manage.py jobs relay``. They are safe
+to run concurrently: every state change is conditional on the row's current state and attempt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import timedelta
+
+import django_rq
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from rq.job import Job as RQJob
+from rq.job import JobStatus
+from rq.worker import Worker
+
+from jobs.enqueue import dispatch
+from jobs.models import Job, JobState
+from jobs.registry import UnknownJobKind, get_kind
+from jobs.runner import HEARTBEAT_INTERVAL, record_failure
+
+logger = logging.getLogger(__name__)
+
+# A dispatch younger than this may still be in flight in another process: leave it alone.
+DISPATCH_GRACE_SECONDS = 15
+# RQ states in which the runner is certainly no longer executing the delivery.
+_RQ_DEAD = {
+    s.value for s in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED)
+}
+# RQ states in which a waiting delivery is no longer going to run.
+_RQ_NOT_WAITING = _RQ_DEAD
+
+
+def _status(rq_job: RQJob) -> str:
+    status = rq_job.get_status(refresh=False)
+    return getattr(status, "value", status) or ""
+
+
+def _connection():
+    return django_rq.get_connection(settings.JOB_QUEUES[0])
+
+
+def _fetch_rq_jobs(ids: list[str]) -> dict[str, RQJob | None]:
+    conn = _connection()
+    found: dict[str, RQJob | None] = {}
+    for start in range(0, len(ids), 200):
+        chunk = ids[start : start + 200]
+        for rq_id, rq_job in zip(chunk, RQJob.fetch_many(chunk, connection=conn), strict=True):
+            found[rq_id] = rq_job
+    return found
+
+
+def relay(*, grace_seconds: int = DISPATCH_GRACE_SECONDS, limit: int = 1000) -> int:
+    """Dispatch waiting jobs that RQ does not have. Returns how many were sent."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=grace_seconds)
+    waiting = Q(state=JobState.PENDING, created_at__lt=cutoff) | Q(
+        state=JobState.RETRYING, next_attempt_at__lte=now
+    )
+    rows = list(
+        Job.objects.filter(waiting, cancel_requested=False)
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=cutoff))
+        .order_by("created_at")
+        .only("pk", "rq_job_id", "dispatched_at", "state")[:limit]
+    )
+    if not rows:
+        return 0
+    dispatched_ids = [r.rq_job_id for r in rows if r.dispatched_at and r.rq_job_id]
+    rq_jobs = _fetch_rq_jobs(dispatched_ids) if dispatched_ids else {}
+    sent = 0
+    for row in rows:
+        if row.dispatched_at and row.rq_job_id:
+            rq_job = rq_jobs.get(row.rq_job_id)
+            if rq_job is not None and _status(rq_job) not in _RQ_NOT_WAITING:
+                continue  # RQ still has it queued / scheduled / started
+            logger.warning("Job %s was dispatched but RQ lost it; sending it again", row.pk)
+            Job.objects.filter(pk=row.pk).update(dispatched_at=None)
+        if dispatch(row.pk):
+            sent += 1
+    if sent:
+        logger.info("Relay sent %d undispatched job(s)", sent)
+    return sent
+
+
+def _live_worker_names() -> set[str]:
+    conn = _connection()
+    return {w.name for w in Worker.all(connection=conn)}
+
+
+def reconcile(*, stale_after: int | None = None) -> list[Job]:
+    """Settle running rows whose worker died. Returns the rows it changed."""
+    stale_after = stale_after or settings.JOBS_STALE_AFTER_SECONDS
+    now = timezone.now()
+    running = list(Job.objects.filter(state=JobState.RUNNING))
+    if not running:
+        return []
+    rq_ids = [r.rq_job_id for r in running if r.rq_job_id]
+    rq_jobs = _fetch_rq_jobs(rq_ids) if rq_ids else {}
+    live_workers = _live_worker_names()
+    changed = []
+    for row in running:
+        reason = _death_reason(row, rq_jobs, live_workers, now=now, stale_after=stale_after)
+        if reason is None:
+            _escalate_cancel(row, now=now)
+            continue
+        logger.warning("Job %s (attempt %s): %s", row.pk, row.attempts, reason)
+        try:
+            kind = get_kind(row.kind)
+        except UnknownJobKind:
+            kind = None
+        updated = record_failure(
+            row, message=reason, kind=kind, dispatch_retry=True, expect_attempt=row.attempts
+        )
+        if updated.state != JobState.RUNNING:
+            changed.append(updated)
+        _stop_rq_job(row)
+    return changed
+
+
+def _death_reason(row: Job, rq_jobs, live_workers: set[str], *, now, stale_after: int):
+    last_sign = row.heartbeat_at or row.started_at or row.created_at
+    silent_for = (now - last_sign).total_seconds()
+    if row.rq_job_id and row.rq_job_id in rq_jobs:
+        rq_job = rq_jobs[row.rq_job_id]
+        started_long_ago = row.started_at and (now - row.started_at).total_seconds() > 5
+        if rq_job is None and started_long_ago:
+            return f"Worker died: RQ no longer knows job {row.rq_job_id} (worker {row.worker_name})"
+        if rq_job is not None and started_long_ago:
+            status = _status(rq_job)
+            if status in _RQ_DEAD:
+                detail = ""
+                if status == JobStatus.FAILED.value:
+                    latest = rq_job.latest_result()
+                    detail = (getattr(latest, "exc_string", "") or "").strip().splitlines()
+                    detail = f": {detail[-1]}" if detail else ""
+                return (
+                    f"Worker died: RQ marked job {row.rq_job_id} {status}{detail} "
+                    f"(worker {row.worker_name}, work horse killed?)"
+                )
+    if (
+        row.rq_job_id
+        and row.worker_name
+        and row.worker_name not in live_workers
+        and silent_for > 2 * HEARTBEAT_INTERVAL
+    ):
+        return (
+            f"Worker died: worker {row.worker_name} is gone and the job has not "
+            f"reported for {int(silent_for)}s"
+        )
+    if silent_for > stale_after:
+        return f"Worker died or hung: no heartbeat for {int(silent_for)}s (limit {stale_after}s)"
+    return None
+
+
+def _stop_rq_job(row: Job) -> None:
+    """Best effort: if RQ still runs the abandoned delivery somewhere, stop it."""
+    if not row.rq_job_id:
+        return
+    from rq.command import send_stop_job_command
+
+    # Raises when the job is not executing any more (the usual case).
+    with contextlib.suppress(Exception):
+        send_stop_job_command(_connection(), row.rq_job_id)
+
+
+CANCEL_ESCALATE_AFTER_SECONDS = 30
+
+
+def _escalate_cancel(row: Job, *, now) -> None:
+    """A running job asked to cancel that ignores it for long is stopped the hard way."""
+    if not row.cancel_requested or not row.last_action_at:
+        return
+    if (now - row.last_action_at).total_seconds() < CANCEL_ESCALATE_AFTER_SECONDS:
+        return
+    logger.warning("Job %s ignores its cancel request; stopping its work horse", row.pk)
+    _stop_rq_job(row)
+
+
+def relay_and_reconcile() -> dict:
+    """The every-minute maintenance: both passes, never raising (it runs unattended)."""
+    out = {"relayed": 0, "reconciled": 0}
+    try:
+        out["reconciled"] = len(reconcile())
+    except Exception:
+        logger.exception("Reconcile failed")
+    try:
+        out["relayed"] = relay()
+    except Exception:
+        logger.exception("Relay failed")
+    return out

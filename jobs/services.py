@@ -1,0 +1,193 @@
+"""Operations on ledger jobs: retry, cancel, purge, wait. Every door (admin, GraphQL, commands)
+calls these; they record who asked on the row, callers add their own audit (admin LogEntry).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
+
+logger = logging.getLogger(__name__)
+
+
+class JobError(Exception):
+    code = "job_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class JobNotFound(JobError):
+    code = "not_found"
+
+
+class JobStateError(JobError):
+    code = "invalid_state"
+
+
+def parse_job_id(job_id) -> uuid.UUID:
+    """A job id as UUID, or :class:`JobNotFound` naming the malformed value."""
+    if isinstance(job_id, uuid.UUID):
+        return job_id
+    try:
+        return uuid.UUID(str(job_id).strip())
+    except (ValueError, AttributeError, TypeError):
+        raise JobNotFound(f"{job_id!r} is not a job id (expected a UUID)") from None
+
+
+def job_get(*, job_id) -> Job:
+    pk = parse_job_id(job_id)
+    try:
+        return Job.objects.get(pk=pk)
+    except Job.DoesNotExist:
+        raise JobNotFound(f"No job with id {pk}") from None
+
+
+def _user_or_none(user):
+    return user if getattr(user, "is_authenticated", False) else None
+
+
+def job_retry(*, job_id, user=None) -> Job:
+    """Run a failed or cancelled job again, as its next attempt on the same row."""
+    from jobs.enqueue import dispatch
+
+    pk = parse_job_id(job_id)
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=pk).first()
+        if job is None:
+            raise JobNotFound(f"No job with id {pk}")
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise JobStateError(
+                f"Only failed or cancelled jobs can be retried; job {pk} is {job.state}"
+            )
+        if (
+            job.dedup_key
+            and Job.objects.filter(dedup_key=job.dedup_key, state=JobState.PENDING)
+            .exclude(pk=pk)
+            .exists()
+        ):
+            # A newer pending job already covers this key; this row runs on its own.
+            job.dedup_key = None
+        now = timezone.now()
+        who = _user_or_none(user)
+        job.state = JobState.PENDING
+        # A manual retry always gets at least one more attempt; earlier errors stay.
+        job.max_attempts = max(job.max_attempts, job.attempts + 1)
+        job.cancel_requested = False
+        job.settled_at = None
+        job.next_attempt_at = None
+        job.dispatched_at = None
+        job.progress = 0
+        by = getattr(who, "get_username", lambda: "")() if who else ""
+        job.progress_message = f"Retry requested{' by ' + by if by else ''}"
+        job.last_action, job.last_action_by, job.last_action_at = "retry", who, now
+        job.save()
+        transaction.on_commit(lambda: dispatch(pk))
+    return job
+
+
+def job_cancel(*, job_id, user=None) -> Job:
+    """Cancel a job: a pending or retrying job never runs; a running one is asked to stop.
+
+    Children of a bulk job are cancelled with it.
+    """
+    pk = parse_job_id(job_id)
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=pk).first()
+        if job is None:
+            raise JobNotFound(f"No job with id {pk}")
+        if job.state in SETTLED_STATES:
+            raise JobStateError(f"Job {pk} is already {job.state}; nothing to cancel")
+        _cancel_row(job, user=_user_or_none(user))
+        for child in Job.objects.select_for_update().filter(parent=job, state__in=ACTIVE_STATES):
+            _cancel_row(child, user=_user_or_none(user))
+    return job
+
+
+def _cancel_row(job: Job, *, user) -> None:
+    now = timezone.now()
+    job.cancel_requested = True
+    job.last_action, job.last_action_by, job.last_action_at = "cancel", user, now
+    if job.state == JobState.RUNNING:
+        job.progress_message = "Cancel requested"
+    else:
+        job.state = JobState.CANCELLED
+        job.settled_at = now
+        job.next_attempt_at = None
+        job.progress_message = "Cancelled before it ran"
+        rq_id = job.rq_job_id
+        if rq_id:
+            transaction.on_commit(lambda: _drop_rq_job(job.queue, rq_id))
+    job.save()
+
+
+def _drop_rq_job(queue_name: str, rq_job_id: str) -> None:
+    """Best effort: take a cancelled job out of RQ (the runner skips it anyway)."""
+    import django_rq
+    from rq.job import Job as RQJob
+
+    try:
+        conn = django_rq.get_connection(queue_name)
+        rq_job = RQJob.fetch(rq_job_id, connection=conn)
+        rq_job.cancel()
+    except Exception:
+        logger.debug("Could not cancel RQ job %s", rq_job_id, exc_info=True)
+
+
+def jobs_purge(*, older_than_days: int) -> int:
+    """Delete settled jobs that settled more than ``older_than_days`` days ago. Returns the count.
+
+    A parent whose children are still active is kept.
+    """
+    if not isinstance(older_than_days, int) or older_than_days < 0:
+        raise JobError("older_than_days must be a whole number of days, 0 or more")
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    candidates = Job.objects.filter(state__in=SETTLED_STATES, settled_at__lt=cutoff).exclude(
+        Q(children__state__in=ACTIVE_STATES)
+    )
+    deleted = 0
+    # Batches keep each DELETE (and its cascade to children) small.
+    while True:
+        ids = list(candidates.values_list("pk", flat=True)[:500])
+        if not ids:
+            return deleted
+        # Count only the ledger rows we chose (children cascade and count too).
+        _, per_model = Job.objects.filter(pk__in=ids).delete()
+        deleted += per_model.get(Job._meta.label, 0)
+
+
+def wait_for_job(
+    job_id,
+    timeout: float | None,
+    on_progress: Callable[[Job], None] | None = None,
+    poll_interval: float = 0.2,
+) -> Job:
+    """Poll the ledger until the job settles or ``timeout`` seconds pass; return the row.
+
+    ``on_progress(job)`` is called whenever its state, progress or message changes. After a
+    timeout the row is returned as it is (check ``job.is_settled``).
+    """
+    pk = parse_job_id(job_id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    seen = None
+    while True:
+        job = job_get(job_id=pk)
+        snapshot = (job.state, job.progress, job.progress_message, job.attempts)
+        if on_progress is not None and snapshot != seen:
+            on_progress(job)
+        seen = snapshot
+        if job.is_settled:
+            return job
+        if deadline is not None and time.monotonic() >= deadline:
+            return job
+        time.sleep(poll_interval)
