@@ -1,5 +1,195 @@
-"""Receivers that turn catalog changes into jobs. Filled in by the jobs work (issue 3)."""
+"""Receivers that turn catalog changes into jobs.
+
+Each receiver only answers "did something that bundles depend on change?" and, if so, asks
+for a job through ``bundles.job_services``. The work itself (finding the bundles that use a
+variant, pricing them, indexing) happens in the jobs, never in the request that saved.
+
+Changes are detected without queries: ``post_init`` remembers the tracked values an instance
+was loaded with (``bundles.change_tracking``), ``post_save`` compares. Fixture loads
+(``raw``) are skipped.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.db.models.signals import post_delete, post_init, post_save
+
+from bundles import change_tracking, job_services
+from bundles.models import Bundle, BundleComponent, ProductVariant
+
+TRIGGER = "signal"
+
+# What a bundle's price, availability or integrity depends on.
+VARIANT_FIELDS = change_tracking.tracked_fields(
+    ProductVariant, ("price", "currency", "stock_on_hand", "allocated", "enabled", "deleted_at")
+)
+BUNDLE_PRICING_FIELDS = change_tracking.tracked_fields(
+    Bundle,
+    ("pricing_rule", "rule_value", "currency", "availability_cap", "valid_from", "valid_to"),
+)
+# What the search entry shows besides the computed values: a reindex is enough.
+BUNDLE_SEARCH_FIELDS = change_tracking.tracked_fields(Bundle, ("name", "slug"))
+BUNDLE_FIELDS = BUNDLE_PRICING_FIELDS + BUNDLE_SEARCH_FIELDS
+COMPONENT_FIELDS = change_tracking.tracked_fields(
+    BundleComponent, ("bundle", "variant", "quantity")
+)
+
+
+def _remember(fields):
+    def receiver(sender, instance, **kwargs) -> None:
+        if instance.pk is not None:
+            change_tracking.take_snapshot(instance, fields)
+
+    return receiver
+
+
+_variant_loaded = _remember(VARIANT_FIELDS)
+_bundle_loaded = _remember(BUNDLE_FIELDS)
+_component_loaded = _remember(COMPONENT_FIELDS)
+
+
+def _changes(instance, fields, created: bool, update_fields) -> dict:
+    """What this save changed, and re-arm the snapshot once the save is committed."""
+    changes = (
+        {}
+        if created
+        else change_tracking.changed_fields(instance, fields, update_fields=update_fields)
+    )
+    if created or changes:
+        # After commit, so a rolled-back save is still "changed" when the instance is saved
+        # again. In autocommit this runs at once.
+        transaction.on_commit(lambda: change_tracking.take_snapshot(instance, fields))
+    return changes
+
+
+def _is_bundle_shell(variant: ProductVariant) -> bool:
+    """True for a bundle's own shell variant, whose price the recompute service writes."""
+    if ProductVariant.product.is_cached(variant):
+        return variant.product.is_bundle_shell
+    shell_of = ProductVariant.shell_of_bundle
+    if shell_of.is_cached(variant):
+        return shell_of.related.get_cached_value(variant) is not None
+    return Bundle.objects.filter(shell_variant_id=variant.pk).exists()
+
+
+def _variant_saved(sender, instance: ProductVariant, created: bool, raw: bool, **kwargs) -> None:
+    if raw:
+        return
+    changes = _changes(instance, VARIANT_FIELDS, created, kwargs.get("update_fields"))
+    # A new variant belongs to no bundle yet; a bundle adding it fires the component signal.
+    if created or not changes:
+        return
+    # The recompute service syncs shell variants; fanning out from them would loop.
+    if _is_bundle_shell(instance):
+        return
+    fields = ", ".join(sorted(changes))
+    job_services.variants_changed(
+        variant_ids=[instance.pk],
+        trigger=TRIGGER,
+        reason=f"Variant {instance.sku} changed: {fields}",
+        label=instance.sku,
+    )
+    became_unsafe = ("enabled" in changes and not instance.enabled) or (
+        "deleted_at" in changes and instance.deleted_at is not None
+    )
+    if became_unsafe and BundleComponent.objects.filter(variant_id=instance.pk).exists():
+        what = "deleted" if instance.deleted_at is not None else "disabled"
+        job_services.broken_check_enqueue(
+            trigger=TRIGGER, reason=f"Component variant {instance.sku} {what}"
+        )
+
+
+def _bundle_saved(sender, instance: Bundle, created: bool, raw: bool, **kwargs) -> None:
+    # A new bundle is priced by bundle_create; one made in the admin gets its recompute when
+    # its first component is added.
+    if raw or created:
+        _changes(instance, BUNDLE_FIELDS, created, None)
+        return
+    changes = _changes(instance, BUNDLE_FIELDS, created, kwargs.get("update_fields"))
+    if not changes:
+        return
+    pricing = sorted(f for f in changes if f in {f.attname for f in BUNDLE_PRICING_FIELDS})
+    if pricing:
+        # The recompute also reindexes (update_search), so it covers name changes too.
+        job_services.bundle_recompute_enqueue(
+            bundle_id=instance.pk,
+            trigger=TRIGGER,
+            reason=f"Bundle pricing changed: {', '.join(pricing)}",
+            label=instance.name,
+        )
+    else:
+        job_services.bundle_reindex_enqueue(
+            bundle_id=instance.pk,
+            trigger=TRIGGER,
+            reason=f"Bundle {', '.join(sorted(changes))} changed",
+            label=instance.name,
+        )
+
+
+def _component_label(component: BundleComponent) -> str | None:
+    if BundleComponent.bundle.is_cached(component):
+        return component.bundle.name
+    return None
+
+
+def _component_saved(sender, instance: BundleComponent, created: bool, raw: bool, **kwargs):
+    if raw:
+        _changes(instance, COMPONENT_FIELDS, True, None)
+        return
+    changes = _changes(instance, COMPONENT_FIELDS, created, kwargs.get("update_fields"))
+    if not created and not changes:
+        return
+    what = "added" if created else f"changed ({', '.join(sorted(changes))})"
+    job_services.bundle_recompute_enqueue(
+        bundle_id=instance.bundle_id,
+        trigger=TRIGGER,
+        reason=f"Component {what}",
+        label=_component_label(instance),
+    )
+    old_bundle_id = changes.get("bundle_id", (None, None))[0]
+    if old_bundle_id and old_bundle_id != instance.bundle_id:
+        job_services.bundle_recompute_enqueue(
+            bundle_id=old_bundle_id, trigger=TRIGGER, reason="Component moved to another bundle"
+        )
+
+
+def _deleting_whole_bundle(origin) -> bool:
+    if isinstance(origin, Bundle):
+        return True
+    return isinstance(origin, QuerySet) and issubclass(origin.model, Bundle)
+
+
+def _component_deleted(sender, instance: BundleComponent, origin=None, **kwargs) -> None:
+    # Components deleted because their bundle is being deleted need no recompute.
+    if _deleting_whole_bundle(origin):
+        return
+    job_services.bundle_recompute_enqueue(
+        bundle_id=instance.bundle_id,
+        trigger=TRIGGER,
+        reason="Component removed",
+        label=_component_label(instance),
+    )
+
+
+_RECEIVERS = (
+    (post_init, _variant_loaded, ProductVariant, "bundles.variant_loaded"),
+    (post_init, _bundle_loaded, Bundle, "bundles.bundle_loaded"),
+    (post_init, _component_loaded, BundleComponent, "bundles.component_loaded"),
+    (post_save, _variant_saved, ProductVariant, "bundles.variant_saved"),
+    (post_save, _bundle_saved, Bundle, "bundles.bundle_saved"),
+    (post_save, _component_saved, BundleComponent, "bundles.component_saved"),
+    (post_delete, _component_deleted, BundleComponent, "bundles.component_deleted"),
+)
 
 
 def connect() -> None:
     """Connect the receivers (with dispatch_uid); called from BundlesConfig.ready()."""
+    for signal, receiver, sender, uid in _RECEIVERS:
+        signal.connect(receiver, sender=sender, dispatch_uid=uid, weak=False)
+
+
+def disconnect() -> None:
+    """Undo ``connect()`` (for benchmarks comparing a save with and without receivers)."""
+    for signal, _receiver, sender, uid in _RECEIVERS:
+        signal.disconnect(sender=sender, dispatch_uid=uid)

@@ -1,0 +1,349 @@
+"""Services that ask for bundle jobs: validate the request, then call ``jobs.enqueue``.
+
+Every door (signals, admin actions, GraphQL, management commands, schedules) goes through
+these functions, so a recompute asked for from the admin is the same job as one asked for by a
+signal: same payload, same dedup key, same target. Bad input raises a ``BundleError`` (or
+``ValueError`` for malformed options) before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+
+from bundles.errors import BundleError, BundleNotFound, InvalidScope
+from bundles.models import Bundle
+from bundles.selectors import SCOPES, bundle_ids_for_scope
+from jobs.enqueue import enqueue
+from jobs.models import Job
+
+BULK_OPERATIONS = ("recompute", "reindex", "check", "activate", "archive")
+MIN_BATCH_SIZE = 1
+MAX_BATCH_SIZE = 1000
+
+
+class InvalidJobOptions(BundleError, ValueError):
+    """An option of a bundle job request is out of range or unknown."""
+
+    code = "invalid_options"
+
+
+# --- dedup keys and payload merges ------------------------------------------------------------
+
+
+def recompute_dedup_key(bundle_id: int) -> str:
+    return f"recompute:{bundle_id}"
+
+
+def _merge_recompute(old: dict, new: dict) -> dict:
+    # The merged job must do everything either request asked for.
+    merged = dict(old)
+    merged["force"] = bool(old.get("force")) or bool(new.get("force"))
+    merged["update_search"] = bool(old.get("update_search", True)) or bool(
+        new.get("update_search", True)
+    )
+    reasons = [r for r in (old.get("reason", ""), new.get("reason", "")) if r]
+    merged["reason"] = old.get("reason") or new.get("reason", "")
+    if len(set(reasons)) > 1:
+        merged["reason"] = f"{reasons[0]} (+ later changes)"
+    return merged
+
+
+def _merge_variant_ids(old: dict, new: dict) -> dict:
+    merged = dict(old)
+    merged["variant_ids"] = sorted(
+        set(old.get("variant_ids", [])) | set(new.get("variant_ids", []))
+    )
+    return merged
+
+
+def _merge_check(old: dict, new: dict) -> dict:
+    merged = dict(old)
+    merged["fix"] = bool(old.get("fix")) or bool(new.get("fix"))
+    merged["notify_admins"] = bool(old.get("notify_admins")) or bool(new.get("notify_admins"))
+    return merged
+
+
+def _bundle_target(bundle_id: int, label: str | None) -> tuple[str, str, str]:
+    return ("bundle", str(bundle_id), label or f"Bundle #{bundle_id}")
+
+
+def _existing_bundle_ids(bundle_ids: Iterable[int]) -> list[int]:
+    """The ids, de-duplicated in order; raises BundleNotFound naming every unknown one."""
+    wanted = list(dict.fromkeys(int(i) for i in bundle_ids))
+    found = set(Bundle.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise BundleNotFound(missing)
+    return wanted
+
+
+# --- single bundle ----------------------------------------------------------------------------
+
+
+def bundle_recompute_enqueue(
+    *,
+    bundle_id: int,
+    trigger: str,
+    reason: str = "",
+    force: bool = False,
+    update_search: bool = True,
+    requested_by=None,
+    label: str | None = None,
+    parent: Job | None = None,
+) -> Job:
+    """Ask for one bundle's recompute; merges into a pending recompute of the same bundle.
+
+    No existence check: signals call this for bundles they just saw, and the handler treats a
+    bundle that vanished meanwhile as done. Doors taking ids from people validate first
+    (``bundle_recompute_request``).
+    """
+    return enqueue(
+        "recompute",
+        payload={
+            "bundle_id": int(bundle_id),
+            "reason": reason,
+            "force": bool(force),
+            "update_search": bool(update_search),
+        },
+        trigger=trigger,
+        reason=reason,
+        requested_by=requested_by,
+        target=_bundle_target(bundle_id, label),
+        dedup_key=recompute_dedup_key(bundle_id),
+        merge=_merge_recompute,
+        parent=parent,
+    )
+
+
+def bundle_recompute_request(
+    *,
+    bundle_id: int,
+    trigger: str,
+    reason: str = "",
+    force: bool = False,
+    update_search: bool = True,
+    requested_by=None,
+) -> Job:
+    """Like ``bundle_recompute_enqueue`` for ids typed by people: unknown id → BundleNotFound."""
+    bundle = Bundle.objects.filter(pk=bundle_id).only("pk", "name").first()
+    if bundle is None:
+        raise BundleNotFound([int(bundle_id)])
+    return bundle_recompute_enqueue(
+        bundle_id=bundle.pk,
+        trigger=trigger,
+        reason=reason,
+        force=force,
+        update_search=update_search,
+        requested_by=requested_by,
+        label=bundle.name,
+    )
+
+
+# --- reindex / check --------------------------------------------------------------------------
+
+
+def bundle_reindex_enqueue(
+    *, bundle_id: int, trigger: str, reason: str = "", label: str | None = None
+) -> Job:
+    """Reindex one bundle (no existence check, like ``bundle_recompute_enqueue``)."""
+    return enqueue(
+        "reindex",
+        payload={"bundle_ids": [int(bundle_id)]},
+        trigger=trigger,
+        reason=reason,
+        target=_bundle_target(bundle_id, label),
+        dedup_key=f"reindex:{bundle_id}",
+    )
+
+
+def bundles_reindex_enqueue(
+    *,
+    bundle_ids: Sequence[int] | None,
+    trigger: str,
+    reason: str = "",
+    requested_by=None,
+) -> Job:
+    """Reindex the given bundles (``None`` = all). Unknown ids → BundleNotFound, no job."""
+    if bundle_ids is None:
+        payload: dict = {"bundle_ids": None}
+        target = ("bundle", "", "All bundles")
+        dedup_key: str | None = "reindex:all"
+    else:
+        ids = _existing_bundle_ids(bundle_ids)
+        if not ids:
+            raise InvalidJobOptions("No bundles selected to reindex.")
+        payload = {"bundle_ids": ids}
+        if len(ids) == 1:
+            name = Bundle.objects.filter(pk=ids[0]).values_list("name", flat=True).first()
+            target = _bundle_target(ids[0], name)
+            dedup_key = f"reindex:{ids[0]}"
+        else:
+            target = ("bundle", "", f"{len(ids)} bundles")
+            dedup_key = None
+    return enqueue(
+        "reindex",
+        payload=payload,
+        trigger=trigger,
+        reason=reason,
+        requested_by=requested_by,
+        target=target,
+        dedup_key=dedup_key,
+    )
+
+
+def bundles_check_enqueue(
+    *,
+    scope: str | Sequence[int],
+    fix: bool = False,
+    notify_admins: bool = False,
+    trigger: str,
+    reason: str = "",
+    requested_by=None,
+) -> Job:
+    """Consistency check of a scope (all / active / broken) or a list of bundle ids.
+
+    The scope is validated now (``InvalidScope``, ``BundleNotFound``) so a typo never becomes
+    a job. Named scopes dedup: a burst of requests for the same check makes one job.
+    """
+    # Validation only: the job resolves the scope when it runs.
+    if isinstance(scope, str):
+        if scope not in SCOPES:
+            raise InvalidScope(scope)
+    else:
+        bundle_ids_for_scope(scope=scope)
+    if isinstance(scope, str):
+        payload: dict = {"scope": scope, "fix": bool(fix), "notify_admins": bool(notify_admins)}
+        target = ("scope", scope, f"{scope.capitalize()} bundles")
+        dedup_key: str | None = f"check:{scope}:{'fix' if fix else 'nofix'}"
+    else:
+        ids = list(dict.fromkeys(int(i) for i in scope))
+        if not ids:
+            raise InvalidJobOptions("No bundles selected to check.")
+        payload = {"scope": ids, "fix": bool(fix), "notify_admins": bool(notify_admins)}
+        target = (
+            ("bundle", str(ids[0]), f"Bundle #{ids[0]}")
+            if len(ids) == 1
+            else (
+                "bundle",
+                "",
+                f"{len(ids)} bundles",
+            )
+        )
+        dedup_key = None
+    return enqueue(
+        "consistency_check",
+        payload=payload,
+        trigger=trigger,
+        reason=reason,
+        requested_by=requested_by,
+        target=target,
+        dedup_key=dedup_key,
+        merge=_merge_check,
+    )
+
+
+# --- bulk -------------------------------------------------------------------------------------
+
+
+def bundles_bulk_enqueue(
+    *,
+    operation: str,
+    bundle_ids: Sequence[int],
+    batch_size: int = 100,
+    continue_on_error: bool = True,
+    trigger: str,
+    reason: str = "",
+    requested_by=None,
+) -> Job:
+    """One parent job that, when it runs, enqueues a child job per batch of ``batch_size``.
+
+    Raises ``InvalidJobOptions`` for an unknown operation, a batch size outside 1–1000 or an
+    empty selection, and ``BundleNotFound`` naming every unknown id; nothing is created then.
+    """
+    if operation not in BULK_OPERATIONS:
+        raise InvalidJobOptions(
+            f"Unknown bulk operation {operation!r} (expected one of {', '.join(BULK_OPERATIONS)})."
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise InvalidJobOptions(f"Batch size must be a whole number, got {batch_size!r}.")
+    if not MIN_BATCH_SIZE <= batch_size <= MAX_BATCH_SIZE:
+        raise InvalidJobOptions(
+            f"Batch size must be between {MIN_BATCH_SIZE} and {MAX_BATCH_SIZE}, got {batch_size}."
+        )
+    ids = _existing_bundle_ids(bundle_ids)
+    if not ids:
+        raise InvalidJobOptions("No bundles selected.")
+    batches = -(-len(ids) // batch_size)
+    return enqueue(
+        "bulk_operation",
+        payload={
+            "operation": operation,
+            "bundle_ids": ids,
+            "batch_size": batch_size,
+            "continue_on_error": bool(continue_on_error),
+        },
+        trigger=trigger,
+        reason=reason or f"Bulk {operation} of {len(ids)} bundles in {batches} batches",
+        requested_by=requested_by,
+        target=("bundle", "", f"{operation.capitalize()} {len(ids)} bundles"),
+    )
+
+
+# --- variants ---------------------------------------------------------------------------------
+
+
+def variant_fanout_dedup_key(variant_ids: Sequence[int]) -> str:
+    if len(variant_ids) == 1:
+        return f"fanout:variant:{variant_ids[0]}"
+    digest = hashlib.sha1(",".join(map(str, variant_ids)).encode(), usedforsecurity=False)
+    return f"fanout:variants:{digest.hexdigest()[:20]}"
+
+
+def variants_changed(
+    *,
+    variant_ids: Sequence[int],
+    trigger: str = "command",
+    reason: str = "",
+    requested_by=None,
+    label: str | None = None,
+) -> Job | None:
+    """Tell the bundles that these variants changed (imports, ``QuerySet.update``).
+
+    Enqueues one fan-out job, which finds the bundles using the variants and enqueues their
+    recomputes; repeated calls for the same variants merge while the fan-out has not started.
+    Returns None when there is nothing to tell.
+    """
+    ids = sorted({int(i) for i in variant_ids})
+    if not ids:
+        return None
+    if len(ids) == 1:
+        target = ("variant", str(ids[0]), label or f"Variant #{ids[0]}")
+    else:
+        target = ("variant", "", f"{len(ids)} variants")
+    return enqueue(
+        "fanout",
+        payload={"variant_ids": ids, "reason": reason},
+        trigger=trigger,
+        reason=reason,
+        requested_by=requested_by,
+        target=target,
+        dedup_key=variant_fanout_dedup_key(ids),
+        merge=_merge_variant_ids,
+    )
+
+
+def broken_check_enqueue(*, trigger: str, reason: str = "") -> Job:
+    """The safety net after a component was deleted or disabled: check broken bundles, fix on.
+
+    Deduped, so a burst of deletions makes one pending check.
+    """
+    return enqueue(
+        "consistency_check",
+        payload={"scope": "broken", "fix": True, "notify_admins": False},
+        trigger=trigger,
+        reason=reason,
+        target=("scope", "broken", "Broken bundles"),
+        dedup_key="check:broken:fix",
+        merge=_merge_check,
+    )

@@ -1,0 +1,439 @@
+"""Bundle job handlers: ids in, call the bundle services, report progress.
+
+The jobs app's ``ready()`` imports this module, which registers the kinds below. Handlers are
+thin: they tolerate rows that vanished since the job was asked for, turn the services'
+progress into ``ctx.set_progress`` and return a JSON-able result for the ledger.
+
+Kinds and queues (queue names are part of the interface)::
+
+    recompute          bundle-recompute            one bundle
+    reindex            bundle-reindex              one, many or all bundles
+    consistency_check  bundle-consistency-check    scope all / active / broken / ids
+    maintenance        bundle-consistency-check    weekly: check all (fix), reindex, purge
+    bulk_operation     bundle-bulk-operation       parent: one child job per batch
+    bulk_batch         bundle-bulk-operation       child: one batch of a bulk operation
+    fanout             bundle-bulk-operation       changed variants -> their bundles' recomputes
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from django.conf import settings
+from django.core.mail import mail_admins
+from django.db import transaction
+
+from bundles import job_services, services
+from bundles.errors import BundleNotFound
+from bundles.models import Bundle
+from bundles.selectors import bundle_ids_using_variants
+from jobs.enqueue import enqueue
+from jobs.models import SETTLED_STATES, Job, JobState
+from jobs.registry import job_kind
+from jobs.runner import JobCancelled, JobContext, run_inline
+from jobs.services import jobs_purge
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, str], None]
+
+# How many recomputes a fan-out enqueues per transaction (and per progress step).
+FANOUT_CHUNK = 200
+# How often a bulk parent looks at its children while other workers run them.
+BULK_POLL_SECONDS = 0.25
+
+
+class BulkBatchFailed(Exception):
+    """A batch of a bulk operation hit errors and the operation does not continue on errors."""
+
+
+class BulkOperationFailed(Exception):
+    """A child batch failed and the bulk operation stops at the first failure."""
+
+
+def _scaled(ctx: JobContext, start: int, end: int) -> Progress:
+    """A progress callback mapping a step's 0–100 % onto ``start``–``end`` of the whole job."""
+
+    def report(pct: int, message: str = "") -> None:
+        ctx.set_progress(start + (end - start) * max(0, min(100, int(pct))) // 100, message)
+
+    return report
+
+
+def _existing(bundle_ids: Sequence[int]) -> tuple[list[int], list[int]]:
+    """(ids that still exist, ids that vanished), in the given order."""
+    ids = [int(i) for i in bundle_ids]
+    found = set(Bundle.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    return [i for i in ids if i in found], [i for i in ids if i not in found]
+
+
+# --- recompute ----------------------------------------------------------------------------------
+
+
+@job_kind("recompute", queue="bundle-recompute", max_attempts=3, backoff=(10, 60, 300), timeout=600)
+def recompute(
+    ctx: JobContext,
+    *,
+    bundle_id: int,
+    reason: str = "",
+    force: bool = False,
+    update_search: bool = True,
+) -> dict:
+    """Recompute one bundle's price and availability (and its search entry)."""
+    try:
+        return services.bundle_recompute(
+            bundle_id=bundle_id,
+            force=force,
+            update_search=update_search,
+            progress=ctx.set_progress,
+        )
+    except BundleNotFound:
+        # Deleted since the job was asked for: nothing to do, and retrying would not help.
+        ctx.set_progress(100, "Bundle no longer exists")
+        return {"bundle_id": bundle_id, "skipped": True, "message": "Bundle no longer exists"}
+
+
+# --- reindex ------------------------------------------------------------------------------------
+
+
+@job_kind("reindex", queue="bundle-reindex", max_attempts=3, backoff=(10, 60, 300), timeout=1800)
+def reindex(ctx: JobContext, *, bundle_ids: Sequence[int] | None = None) -> dict:
+    """Rebuild the search entries of the given bundles (all when ``bundle_ids`` is None)."""
+    if bundle_ids is None:
+        count = services.bundles_reindex(bundle_ids=None, progress=ctx.set_progress)
+        return {"reindexed": count, "scope": "all"}
+    ids, missing = _existing(bundle_ids)
+    count = services.bundles_reindex(bundle_ids=ids, progress=ctx.set_progress) if ids else 0
+    ctx.set_progress(100, f"{count} reindexed")
+    return {"reindexed": count, "missing": missing}
+
+
+# --- consistency check --------------------------------------------------------------------------
+
+
+def _notify_admins(result: dict, *, scope, job: Job) -> None:
+    lines = [
+        f"The consistency check of {scope if isinstance(scope, str) else 'selected'} bundles "
+        f"found problems (job {job.pk}).",
+        "",
+        f"checked {result.get('checked', 0)}, ok {result.get('ok', 0)}, "
+        f"broken {result.get('broken', 0)}, fixed {result.get('fixed', 0)}, "
+        f"errors {result.get('errors', 0)}",
+        "",
+    ]
+    for bundle in result.get("broken_bundles", []):
+        lines.append(f"- {bundle.get('name', '')} (id {bundle.get('id')}):")
+        for reason in bundle.get("reasons", []):
+            fixable = " (fixable)" if reason.get("fixable") else ""
+            lines.append(f"    {reason.get('code')}: {reason.get('message')}{fixable}")
+    mail_admins(
+        subject=f"Bundle check: {result.get('broken', 0)} broken, {result.get('errors', 0)} errors",
+        message="\n".join(lines),
+    )
+
+
+def _run_check(
+    ctx: JobContext, *, scope, fix: bool, notify_admins: bool, progress: Progress
+) -> dict:
+    missing: list[int] = []
+    if not isinstance(scope, str):
+        scope, missing = _existing(scope)
+    if isinstance(scope, str) or scope:
+        result = dict(services.bundles_check(scope=scope, fix=fix, progress=progress))
+    else:
+        result = {"checked": 0, "ok": 0, "broken": 0, "fixed": 0, "errors": 0}
+        result["broken_bundles"] = []
+    result["missing"] = missing
+    result["notified"] = False
+    if notify_admins and (result.get("broken") or result.get("errors")):
+        _notify_admins(result, scope=scope, job=ctx.job)
+        result["notified"] = True
+    return result
+
+
+@job_kind(
+    "consistency_check",
+    queue="bundle-consistency-check",
+    max_attempts=3,
+    backoff=(30, 120, 600),
+    timeout=3600,
+)
+def consistency_check(
+    ctx: JobContext,
+    *,
+    scope: str | Sequence[int] = "all",
+    fix: bool = False,
+    notify_admins: bool = False,
+) -> dict:
+    """Validate bundles of a scope in chunks; optionally fix them and mail the site admins."""
+    return _run_check(
+        ctx, scope=scope, fix=fix, notify_admins=notify_admins, progress=ctx.set_progress
+    )
+
+
+# --- weekly maintenance ---------------------------------------------------------------------------
+
+
+@job_kind(
+    "maintenance",
+    queue="bundle-consistency-check",
+    max_attempts=2,
+    backoff=(300,),
+    timeout=4 * 3600,
+)
+def maintenance(
+    ctx: JobContext, *, retention_days: int | None = None, notify_admins: bool = True
+) -> dict:
+    """Weekly: check all bundles with fixing on, reindex all, purge old settled jobs."""
+    check = _run_check(
+        ctx, scope="all", fix=True, notify_admins=notify_admins, progress=_scaled(ctx, 0, 60)
+    )
+    reindexed = services.bundles_reindex(bundle_ids=None, progress=_scaled(ctx, 60, 95))
+    days = settings.JOBS_RETENTION_DAYS if retention_days is None else int(retention_days)
+    purged = jobs_purge(older_than_days=days)
+    ctx.set_progress(100, f"Purged {purged} jobs older than {days} days")
+    return {"check": check, "reindexed": reindexed, "purged": purged, "retention_days": days}
+
+
+# --- fan-out ------------------------------------------------------------------------------------
+
+
+@job_kind(
+    "fanout", queue="bundle-bulk-operation", max_attempts=3, backoff=(5, 30, 120), timeout=900
+)
+def fanout(ctx: JobContext, *, variant_ids: Sequence[int], reason: str = "") -> dict:
+    """Find the bundles that use the changed variants and enqueue their recomputes (deduped)."""
+    bundle_ids = bundle_ids_using_variants(variant_ids=variant_ids)
+    names = dict(Bundle.objects.filter(pk__in=bundle_ids).values_list("pk", "name"))
+    why = reason or f"Variant(s) {', '.join(map(str, variant_ids))} changed"
+    created = merged = 0
+    total = len(bundle_ids)
+    for start in range(0, total, FANOUT_CHUNK):
+        # One transaction per chunk: its recomputes reach RQ together when it commits.
+        with transaction.atomic():
+            for bundle_id in bundle_ids[start : start + FANOUT_CHUNK]:
+                job = job_services.bundle_recompute_enqueue(
+                    bundle_id=bundle_id,
+                    trigger=ctx.job.trigger,
+                    reason=why,
+                    label=names.get(bundle_id),
+                    parent=ctx.job,
+                )
+                if job.parent_id == ctx.job.pk:
+                    created += 1
+                else:
+                    merged += 1
+        done = min(start + FANOUT_CHUNK, total)
+        ctx.set_progress(done * 100 // total, f"{done}/{total} bundles")
+    return {
+        "variant_ids": list(variant_ids),
+        "bundles": total,
+        "recomputes_enqueued": created,
+        "recomputes_merged": merged,
+    }
+
+
+# --- bulk operations ----------------------------------------------------------------------------
+
+
+def _batch_recompute(ids: list[int], continue_on_error: bool, progress: Progress) -> dict:
+    try:
+        done = services.bundles_recompute(bundle_ids=ids, progress=progress)
+        return {"ok": done.get("recomputed", 0), "errors": [], "details": done}
+    except Exception:
+        if not continue_on_error:
+            raise
+    # The batch call failed: go bundle by bundle so one bad bundle doesn't sink the rest.
+    errors, ok = [], 0
+    for index, bundle_id in enumerate(ids, 1):
+        try:
+            services.bundle_recompute(bundle_id=bundle_id)
+            ok += 1
+        except BundleNotFound:
+            ok += 1
+        except Exception as exc:  # reported per bundle, the batch goes on
+            errors.append({"id": bundle_id, "message": f"{type(exc).__name__}: {exc}"})
+        progress(index * 100 // len(ids), f"{index}/{len(ids)} bundles")
+    return {"ok": ok, "errors": errors}
+
+
+def _batch_reindex(ids: list[int], continue_on_error: bool, progress: Progress) -> dict:
+    count = services.bundles_reindex(bundle_ids=ids, progress=progress)
+    return {"ok": count, "errors": []}
+
+
+def _batch_check(ids: list[int], continue_on_error: bool, progress: Progress) -> dict:
+    result = services.bundles_check(scope=ids, fix=True, progress=progress)
+    errors = [
+        {"id": b["id"], "message": "; ".join(r.get("message", "") for r in b.get("reasons", []))}
+        for b in result.get("broken_bundles", [])
+    ]
+    return {"ok": result.get("ok", 0) + result.get("fixed", 0), "errors": errors, "details": result}
+
+
+def _batch_status(status: str) -> Callable[[list[int], bool, Progress], dict]:
+    def run(ids: list[int], continue_on_error: bool, progress: Progress) -> dict:
+        result = services.bundles_set_status(bundle_ids=ids, status=status)
+        progress(100, f"{result.get('updated', 0)} set to {status}")
+        return {"ok": result.get("updated", 0), "errors": list(result.get("errors", []))}
+
+    return run
+
+
+BATCH_OPERATIONS: dict[str, Callable[[list[int], bool, Progress], dict]] = {
+    "recompute": _batch_recompute,
+    "reindex": _batch_reindex,
+    "check": _batch_check,
+    "activate": _batch_status("active"),
+    "archive": _batch_status("archived"),
+}
+
+
+@job_kind("bulk_batch", queue="bundle-bulk-operation", max_attempts=2, backoff=(5,), timeout=1800)
+def bulk_batch(
+    ctx: JobContext,
+    *,
+    operation: str,
+    bundle_ids: Sequence[int],
+    continue_on_error: bool = True,
+    batch: int = 1,
+    batches: int = 1,
+) -> dict:
+    """One batch of a bulk operation (a child of the ``bulk_operation`` job)."""
+    ids, missing = _existing(bundle_ids)
+    outcome = (
+        BATCH_OPERATIONS[operation](ids, continue_on_error, ctx.set_progress)
+        if ids
+        else {"ok": 0, "errors": []}
+    )
+    result = {
+        "operation": operation,
+        "batch": batch,
+        "batches": batches,
+        "bundles": len(ids),
+        "missing": missing,
+        **outcome,
+    }
+    if outcome["errors"] and not continue_on_error:
+        shown = "; ".join(f"#{e.get('id')}: {e.get('message')}" for e in outcome["errors"][:5])
+        raise BulkBatchFailed(f"{len(outcome['errors'])} bundle(s) failed: {shown}")
+    return result
+
+
+def _children(parent: Job) -> list[Job]:
+    return list(Job.objects.filter(parent=parent, kind="bulk_batch").order_by("created_at", "pk"))
+
+
+def _create_children(ctx: JobContext, *, operation, ids, batch_size, continue_on_error) -> None:
+    batches = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+    with transaction.atomic():
+        for number, batch_ids in enumerate(batches, 1):
+            enqueue(
+                "bulk_batch",
+                payload={
+                    "operation": operation,
+                    "bundle_ids": batch_ids,
+                    "continue_on_error": continue_on_error,
+                    "batch": number,
+                    "batches": len(batches),
+                },
+                trigger=ctx.job.trigger,
+                reason=f"Batch {number}/{len(batches)} of bulk {operation}",
+                requested_by=ctx.job.requested_by,
+                target=("bundle", "", f"{operation.capitalize()} batch {number}/{len(batches)}"),
+                parent=ctx.job,
+            )
+
+
+def _cancel_unstarted(children: Sequence[Job]) -> None:
+    # Children that have not run yet never will; a running one finishes its batch.
+    Job.objects.filter(
+        pk__in=[c.pk for c in children], state__in=(JobState.PENDING, JobState.RETRYING)
+    ).update(cancel_requested=True)
+
+
+@job_kind(
+    "bulk_operation",
+    queue="bundle-bulk-operation",
+    max_attempts=1,
+    backoff=(),
+    timeout=6 * 3600,
+)
+def bulk_operation(
+    ctx: JobContext,
+    *,
+    operation: str,
+    bundle_ids: Sequence[int],
+    batch_size: int = 100,
+    continue_on_error: bool = True,
+) -> dict:
+    """Parent of a bulk operation: one child job per batch; settles when every child has.
+
+    The children go to RQ like any job, so several workers share them. The parent does not
+    just wait for them: it claims any child nobody has started and runs it in place (through
+    the same runner), so a single worker can never deadlock on its own children. Its progress
+    is the children's combined progress.
+    """
+    if operation not in BATCH_OPERATIONS:
+        raise ValueError(f"Unknown bulk operation {operation!r}")
+    children = _children(ctx.job)
+    if not children:  # a re-run (retry) reuses the children it already made
+        _create_children(
+            ctx,
+            operation=operation,
+            ids=[int(i) for i in bundle_ids],
+            batch_size=int(batch_size),
+            continue_on_error=continue_on_error,
+        )
+        children = _children(ctx.job)
+    total = len(children)
+    try:
+        while True:
+            children = _children(ctx.job)
+            settled = [c for c in children if c.state in SETTLED_STATES]
+            failed = [c for c in children if c.state in (JobState.FAILED, JobState.CANCELLED)]
+            pct = sum(100 if c.state in SETTLED_STATES else c.progress for c in children) // total
+            ctx.set_progress(min(pct, 99), f"{len(settled)}/{total} batches done")
+            if failed and not continue_on_error:
+                _cancel_unstarted(children)
+                first = failed[0]
+                why = first.errors[-1]["message"] if first.errors else first.state
+                raise BulkOperationFailed(
+                    f"Batch {first.payload.get('batch')}/{total} {first.state}: {why}"
+                )
+            if len(settled) == total:
+                break
+            waiting = [c for c in children if c.state in (JobState.PENDING, JobState.RETRYING)]
+            if waiting:
+                run_inline(waiting[0])  # skips it if a worker claimed it first
+            else:
+                time.sleep(BULK_POLL_SECONDS)  # the rest are running on other workers
+    except JobCancelled:
+        _cancel_unstarted(_children(ctx.job))
+        raise
+    return _summarize(operation, children)
+
+
+def _summarize(operation: str, children: Sequence[Job]) -> dict:
+    ok = 0
+    errors: list[dict] = []
+    failed_batches: list[dict] = []
+    for child in children:
+        result = child.result or {}
+        ok += int(result.get("ok", 0))
+        errors.extend(result.get("errors", []))
+        if child.state != JobState.COMPLETED:
+            message = child.errors[-1]["message"] if child.errors else child.state
+            failed_batches.append(
+                {"batch": child.payload.get("batch"), "job": str(child.pk), "message": message}
+            )
+    return {
+        "operation": operation,
+        "batches": len(children),
+        "completed_batches": len(children) - len(failed_batches),
+        "failed_batches": failed_batches,
+        "ok": ok,
+        "errors": errors,
+    }

@@ -1,0 +1,89 @@
+"""Recompute bundles: some ids, all of them, or those using changed variants."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from bundles import job_services
+from bundles.management.commands import _jobcli
+from bundles.models import Bundle, ProductVariant
+
+
+class Command(BaseCommand):
+    help = (
+        "Recompute bundle prices and availability in the background. One id makes a "
+        "recompute job; several ids or --all make a bulk job with a child job per batch; "
+        "--variants makes a fan-out job (for imports that bypassed signals)."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("ids", nargs="*", help="Bundle ids (space or comma separated).")
+        parser.add_argument("--all", action="store_true", help="Recompute every bundle.")
+        parser.add_argument(
+            "--variants",
+            nargs="+",
+            metavar="VARIANT_ID",
+            help="Recompute the bundles that use these variants (changed by an import).",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=100,
+            help="Bundles per child job for several ids or --all (1–1000, default 100).",
+        )
+        parser.add_argument("--reason", default="", help="Why; shown on the job.")
+        parser.add_argument(
+            "--force", action="store_true", help="Rewrite shell and search entry even if equal."
+        )
+        _jobcli.add_job_arguments(parser)
+
+    def handle(self, *args, **options) -> None:
+        ids = _jobcli.parse_ids(options["ids"], "bundle id")
+        variant_ids = _jobcli.parse_ids(options["variants"], "variant id")
+        chosen = sum(bool(x) for x in (ids, options["all"], variant_ids))
+        if chosen == 0:
+            raise CommandError("Nothing selected: give bundle ids, --all or --variants.")
+        if chosen > 1:
+            raise CommandError("Give only one of: bundle ids, --all, --variants.")
+        batch_size = options["batch_size"]
+        if not 1 <= batch_size <= job_services.MAX_BATCH_SIZE:
+            raise CommandError(f"--batch-size must be between 1 and 1000, got {batch_size}.")
+        reason = options["reason"] or "Requested from the command line"
+
+        if variant_ids:
+            job = _jobcli.create_job(lambda: self._fanout(variant_ids, reason))
+        elif len(ids) == 1:
+            job = _jobcli.create_job(
+                lambda: job_services.bundle_recompute_request(
+                    bundle_id=ids[0], trigger=_jobcli.TRIGGER, reason=reason, force=options["force"]
+                )
+            )
+        else:
+            if options["all"]:
+                ids = list(Bundle.objects.order_by("pk").values_list("pk", flat=True))
+                if not ids:
+                    raise CommandError("There are no bundles to recompute.")
+            job = _jobcli.create_job(
+                lambda: job_services.bundles_bulk_enqueue(
+                    operation="recompute",
+                    bundle_ids=ids,
+                    batch_size=batch_size,
+                    continue_on_error=True,
+                    trigger=_jobcli.TRIGGER,
+                    reason=reason,
+                )
+            )
+        _jobcli.report_job(
+            self, job, wait=options["wait"], sync=options["sync"], timeout=options["timeout"]
+        )
+
+    @staticmethod
+    def _fanout(variant_ids: list[int], reason: str):
+        found = set(ProductVariant.objects.filter(pk__in=variant_ids).values_list("pk", flat=True))
+        missing = [i for i in variant_ids if i not in found]
+        if missing:
+            noun = "variant" if len(missing) == 1 else "variants"
+            raise CommandError(f"No {noun} with id {', '.join(map(str, missing))}.")
+        return job_services.variants_changed(
+            variant_ids=variant_ids, trigger=_jobcli.TRIGGER, reason=reason
+        )
