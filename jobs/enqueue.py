@@ -168,8 +168,9 @@ def dispatch(job_id, *, delay: int = 0) -> bool:
         options: dict[str, Any] = {
             "args": (str(job.pk),),
             "job_id": rq_id,
-            # A little headroom so our own timeout bookkeeping can finish.
-            "job_timeout": timeout + 30,
+            # RQ raises JobTimeoutException inside the handler after this long; the runner
+            # records it as the attempt's error and retries like any other failure.
+            "job_timeout": timeout,
             "result_ttl": RQ_RESULT_TTL,
             "failure_ttl": RQ_FAILURE_TTL,
             "description": f"{job.kind} {job.target_label or job.target_id}".strip(),

@@ -25,15 +25,40 @@ class Command(BaseCommand):
             "--simple", action="store_true", help="run jobs in this process (no fork)"
         )
         parser.add_argument("--max-jobs", type=int, default=None)
+        parser.add_argument(
+            "--import",
+            dest="imports",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="import MODULE first (extra job kinds outside installed apps' jobs.py)",
+        )
         parser.add_argument("--logging-level", default="INFO")
 
     def handle(
-        self, *args, queues, burst, no_scheduler, name, simple, max_jobs, logging_level, **options
+        self,
+        *args,
+        queues,
+        burst,
+        no_scheduler,
+        name,
+        simple,
+        max_jobs,
+        logging_level,
+        imports,
+        **options,
     ):
+        import importlib
+
         import django_rq
 
         from jobs.worker import JobsSimpleWorker, JobsWorker
 
+        for module in imports:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise CommandError(f"Cannot import {module!r}: {exc}") from exc
         names = queues or [*settings.JOB_QUEUES, "default"]
         unknown = [q for q in names if q not in settings.RQ_QUEUES]
         if unknown:

@@ -1,0 +1,71 @@
+"""Job kinds for the jobs tests only, so they don't depend on the bundle handlers.
+
+Imported by tests/jobs/conftest.py in the test process and with ``run_worker --import`` in
+worker subprocesses. Each handler leaves its trace in Redis (the suite's real server) so a test
+can tell how often and how far it ran, whichever process ran it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import django_rq
+
+from jobs.registry import job_kind
+
+QUEUE = "bundle-recompute"
+
+
+def _redis():
+    return django_rq.get_connection(QUEUE)
+
+
+def runs_key(token: str) -> str:
+    return f"test:runs:{token}"
+
+
+@job_kind("test_noop", queue=QUEUE, max_attempts=1, backoff=(0,), timeout=30)
+def noop(ctx, *, token: str = "", **extra) -> dict:
+    """Does nothing but count its runs."""
+    if token:
+        _redis().incr(runs_key(token))
+    return {"ok": True, "payload": {"token": token, **extra}}
+
+
+@job_kind("test_flaky", queue=QUEUE, max_attempts=3, backoff=(0,), timeout=30)
+def flaky(ctx, *, token: str, fail_times: int) -> dict:
+    """Fails the first ``fail_times`` runs, then succeeds."""
+    run = _redis().incr(runs_key(token))
+    if run <= fail_times:
+        raise RuntimeError(f"flaky failure number {run}")
+    return {"succeeded_on_run": run}
+
+
+@job_kind("test_flaky_backoff", queue=QUEUE, max_attempts=2, backoff=(2,), timeout=30)
+def flaky_backoff(ctx, *, token: str) -> dict:
+    """Fails once; the retry waits 2 s (RQ's scheduler must deliver it)."""
+    run = _redis().incr(runs_key(token))
+    _redis().rpush(f"test:times:{token}", time.time())
+    if run == 1:
+        raise RuntimeError("first run fails")
+    return {"run": run}
+
+
+@job_kind("test_always_fails", queue=QUEUE, max_attempts=3, backoff=(0,), timeout=30)
+def always_fails(ctx, *, token: str) -> None:
+    """Never succeeds."""
+    run = _redis().incr(runs_key(token))
+    raise ValueError(f"broken on run {run}")
+
+
+@job_kind("test_slow", queue=QUEUE, max_attempts=2, backoff=(1,), timeout=120)
+def slow(ctx, *, token: str, steps: int = 20, step_seconds: float = 0.25) -> dict:
+    """Works in steps, reporting progress (and so noticing a cancel) at each one."""
+    conn = _redis()
+    run = conn.incr(runs_key(token))
+    conn.set(f"test:started:{token}", run)
+    for step in range(1, steps + 1):
+        time.sleep(step_seconds)
+        ctx.set_progress(int(step * 100 / steps), f"step {step}/{steps}")
+    conn.set(f"test:finished:{token}", run)
+    return {"steps": steps, "run": run}
