@@ -1,0 +1,321 @@
+"""Signals: which catalog saves become which jobs (ledger rows + RQ jobs), and which don't."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.core import serializers
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from bundles.models import Bundle, BundleComponent, ProductVariant
+from jobs.models import Job, JobState
+from tests.bundles.jobs_support import jobs, rq_queued, run_burst_worker
+from tests.factories import make_bundle, make_variant
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+
+@pytest.fixture
+def catalog(redis_conn):
+    """Two variants, two bundles using the first; no jobs yet (creation enqueues nothing)."""
+    camera = make_variant(name="Camera", price="100.00", stock=10)
+    battery = make_variant(name="Battery", price="10.00", stock=50)
+    kit = make_bundle(name="Starter kit", components=[(camera, 1), (battery, 2)])
+    solo = make_bundle(name="Camera only", components=[(camera, 1)])
+    assert Job.objects.count() == 0
+    return {"camera": camera, "battery": battery, "kit": kit, "solo": solo}
+
+
+def fresh(variant: ProductVariant) -> ProductVariant:
+    return ProductVariant.objects.get(pk=variant.pk)
+
+
+# --- variants -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("price", Decimal("120.00")),
+        ("currency", "EUR"),
+        ("stock_on_hand", 3),
+        ("allocated", 2),
+        ("enabled", False),
+        ("deleted_at", timezone.now()),
+    ],
+)
+def test_a_relevant_variant_change_enqueues_one_fanout_job(catalog, field, value):
+    # Given a variant loaded from the database
+    camera = fresh(catalog["camera"])
+    # When one field bundles depend on changes
+    setattr(camera, field, value)
+    camera.save()
+    # Then one fan-out job is recorded for that variant and handed to RQ
+    fanout = jobs("fanout").get()
+    assert fanout.payload["variant_ids"] == [camera.pk]
+    assert fanout.trigger == "signal"
+    assert fanout.queue == "bundle-bulk-operation"
+    assert field in fanout.reason
+    assert rq_queued("bundle-bulk-operation") == 1
+    # and no recompute yet: finding the bundles is the fan-out's work, not the request's
+    assert not jobs("recompute").exists()
+
+
+def test_a_variant_save_makes_no_per_bundle_queries(catalog):
+    # Given a variant used by one bundle, and another used by 20
+    lonely = make_variant(price="5.00")
+    make_bundle(components=[(lonely, 1)])
+    popular = make_variant(price="5.00")
+    for _ in range(20):
+        make_bundle(components=[(popular, 1)])
+
+    def queries_for_price_change(variant) -> list[str]:
+        variant = fresh(variant)
+        variant.price = Decimal("6.00")
+        with CaptureQueriesContext(connection) as captured:
+            variant.save()
+        return [q["sql"] for q in captured.captured_queries]
+
+    # When each gets a new price
+    lonely_sql = queries_for_price_change(lonely)
+    popular_sql = queries_for_price_change(popular)
+    # Then the request did the same work for both, and never read the components table
+    assert len(popular_sql) == len(lonely_sql)
+    assert not any("bundles_bundlecomponent" in sql for sql in popular_sql)
+    assert jobs("fanout").count() == 2
+
+
+def test_a_save_that_changes_nothing_relevant_enqueues_nothing(catalog):
+    camera = fresh(catalog["camera"])
+    # A plain re-save, the same price written differently, and an irrelevant field
+    camera.save()
+    camera.price = "100.0"
+    camera.save()
+    camera.sku = "CAM-RENAMED"
+    camera.save()
+    camera.save(update_fields=["sku"])
+    assert Job.objects.count() == 0
+    assert rq_queued() == 0
+
+
+def test_update_fields_that_skip_the_changed_field_enqueue_nothing(catalog):
+    camera = fresh(catalog["camera"])
+    camera.price = Decimal("1.00")
+    camera.save(update_fields=["sku"])  # the price did not reach the database
+    assert Job.objects.count() == 0
+
+
+def test_a_new_variant_enqueues_nothing(redis_conn):
+    variant = make_variant(price="9.00")
+    variant.save()  # saving the same new instance again: nothing changed since creation
+    assert Job.objects.count() == 0
+
+
+def test_saving_the_same_instance_twice_reports_the_change_once(catalog):
+    camera = fresh(catalog["camera"])
+    camera.price = Decimal("101.00")
+    camera.save()
+    camera.save()
+    fanout = jobs("fanout").get()
+    assert fanout.merged_count == 0
+
+
+def test_a_burst_of_saves_merges_into_one_pending_fanout(catalog):
+    # Given no worker running, when one variant is saved 50 times with different stock
+    camera = fresh(catalog["camera"])
+    for stock in range(1, 51):
+        camera.stock_on_hand = stock
+        camera.save()
+    # Then one pending fan-out job holds all 50 requests and RQ has it once
+    fanout = jobs("fanout").get()
+    assert fanout.state == JobState.PENDING
+    assert fanout.merged_count == 49
+    assert rq_queued("bundle-bulk-operation") == 1
+
+
+def test_variants_changed_merges_the_variant_lists_of_a_pending_fanout(catalog):
+    from bundles.job_services import variants_changed
+
+    first = variants_changed(variant_ids=[catalog["camera"].pk, catalog["battery"].pk])
+    again = variants_changed(variant_ids=[catalog["battery"].pk, catalog["camera"].pk])
+    assert again.pk == first.pk
+    assert again.merged_count == 1
+    assert again.payload["variant_ids"] == sorted([catalog["camera"].pk, catalog["battery"].pk])
+    assert variants_changed(variant_ids=[]) is None
+
+
+def test_a_rolled_back_price_change_leaves_no_ledger_row_and_no_rq_job(catalog):
+    camera = fresh(catalog["camera"])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        camera.price = Decimal("1.00")
+        camera.save()
+        assert jobs("fanout").count() == 1  # written inside the transaction...
+        raise RuntimeError("the request failed")
+    # ...and gone with it; RQ never heard of it
+    assert Job.objects.count() == 0
+    assert rq_queued() == 0
+    # Saving the instance again after the rollback still counts as a change
+    camera.save()
+    assert jobs("fanout").count() == 1
+
+
+def test_a_shell_variant_saved_directly_enqueues_no_fanout(catalog):
+    shell = ProductVariant.objects.get(pk=catalog["kit"].shell_variant_id)
+    shell.price = Decimal("1.00")
+    shell.stock_on_hand = 0
+    shell.save()
+    assert Job.objects.count() == 0
+
+
+def test_recomputes_that_sync_shell_variants_cause_no_fanouts(catalog):
+    # Given a price change and its fan-out and recomputes run by a real worker
+    camera = fresh(catalog["camera"])
+    camera.price = Decimal("150.00")
+    camera.save()
+    run_burst_worker()
+    # Then the shells were updated, yet the only fan-out is the one the price change made
+    kit = Bundle.objects.select_related("shell_variant").get(pk=catalog["kit"].pk)
+    assert kit.shell_variant.price == kit.computed_price
+    assert jobs("fanout").count() == 1
+    assert set(jobs("recompute").values_list("state", flat=True)) == {JobState.COMPLETED}
+
+
+def test_fixture_loads_enqueue_nothing(catalog):
+    camera = fresh(catalog["camera"])
+    camera.price = Decimal("77.00")
+    data = serializers.serialize("json", [camera])
+    for obj in serializers.deserialize("json", data):
+        obj.save()  # raw=True, like loaddata
+    assert ProductVariant.objects.get(pk=camera.pk).price == Decimal("77.00")
+    assert Job.objects.count() == 0
+
+
+# --- safety violations ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["disable", "soft_delete"])
+def test_disabling_or_deleting_a_component_enqueues_a_broken_scope_check_with_fix(catalog, how):
+    camera = fresh(catalog["camera"])
+    if how == "disable":
+        camera.enabled = False
+    else:
+        camera.deleted_at = timezone.now()
+    camera.save()
+    check = jobs("consistency_check").get()
+    assert check.payload == {"scope": "broken", "fix": True, "notify_admins": False}
+    assert check.queue == "bundle-consistency-check"
+    assert jobs("fanout").count() == 1  # the recomputes still happen
+
+
+def test_a_burst_of_component_deletions_makes_one_broken_scope_check(catalog):
+    for variant in (catalog["camera"], catalog["battery"]):
+        variant = fresh(variant)
+        variant.enabled = False
+        variant.save()
+    check = jobs("consistency_check").get()
+    assert check.merged_count == 1
+
+
+def test_disabling_a_variant_no_bundle_uses_enqueues_no_check(redis_conn):
+    loose = fresh(make_variant())
+    loose.enabled = False
+    loose.save()
+    assert not jobs("consistency_check").exists()
+
+
+def test_re_enabling_a_component_enqueues_no_check(catalog):
+    camera = fresh(catalog["camera"])
+    camera.enabled = False
+    camera.save()
+    Job.objects.all().delete()
+    camera.enabled = True
+    camera.save()
+    assert not jobs("consistency_check").exists()
+    assert jobs("fanout").count() == 1
+
+
+# --- components and bundles -----------------------------------------------------------------
+
+
+def test_adding_a_component_enqueues_that_bundles_recompute(catalog):
+    extra = make_variant(price="3.00")
+    BundleComponent.objects.create(bundle=catalog["kit"], variant=extra, quantity=1)
+    recompute = jobs("recompute").get()
+    assert recompute.payload["bundle_id"] == catalog["kit"].pk
+    assert recompute.dedup_key == f"recompute:{catalog['kit'].pk}"
+    assert recompute.target_type == "bundle"
+    assert recompute.target_id == str(catalog["kit"].pk)
+    assert recompute.target_label == "Starter kit"
+    assert rq_queued("bundle-recompute") == 1
+
+
+def test_changing_a_component_quantity_enqueues_a_recompute_and_a_no_op_save_does_not(catalog):
+    component = BundleComponent.objects.get(bundle=catalog["kit"], variant=catalog["battery"])
+    component.save()
+    assert Job.objects.count() == 0
+    component.quantity = 3
+    component.save()
+    assert jobs("recompute").get().payload["bundle_id"] == catalog["kit"].pk
+
+
+def test_deleting_a_component_enqueues_a_recompute(catalog):
+    BundleComponent.objects.get(bundle=catalog["kit"], variant=catalog["battery"]).delete()
+    assert jobs("recompute").get().payload["bundle_id"] == catalog["kit"].pk
+
+
+def test_deleting_a_whole_bundle_enqueues_no_recompute_for_its_components(catalog):
+    Bundle.objects.get(pk=catalog["kit"].pk).delete()
+    assert not jobs("recompute").exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pricing_rule", "amount_off"),
+        ("rule_value", Decimal("5")),
+        ("currency", "EUR"),
+        ("availability_cap", 2),
+        ("valid_from", timezone.now()),
+        ("valid_to", timezone.now() + timezone.timedelta(days=3)),
+    ],
+)
+def test_a_pricing_change_of_a_bundle_enqueues_its_recompute(catalog, field, value):
+    kit = Bundle.objects.get(pk=catalog["kit"].pk)
+    setattr(kit, field, value)
+    kit.save()
+    recompute = jobs("recompute").get()
+    assert recompute.payload["bundle_id"] == kit.pk
+    assert field in recompute.reason
+
+
+def test_renaming_a_bundle_enqueues_a_reindex_not_a_recompute(catalog):
+    kit = Bundle.objects.get(pk=catalog["kit"].pk)
+    kit.name = "Starter kit 2"
+    kit.save()
+    assert not jobs("recompute").exists()
+    assert jobs("reindex").get().payload == {"bundle_ids": [kit.pk]}
+
+
+def test_a_bundle_save_changing_nothing_relevant_enqueues_nothing(catalog):
+    kit = Bundle.objects.get(pk=catalog["kit"].pk)
+    kit.save()
+    kit.rule_value = "0.0000"
+    kit.save()
+    assert Job.objects.count() == 0
+
+
+def test_pricing_change_and_component_change_in_one_admin_save_make_one_recompute(catalog):
+    # Like an admin change form with an inline: the bundle and a component saved together
+    with transaction.atomic():
+        kit = Bundle.objects.get(pk=catalog["kit"].pk)
+        kit.rule_value = Decimal("10")
+        kit.save()
+        component = kit.components.get(variant=catalog["battery"])
+        component.quantity = 4
+        component.save()
+    recompute = jobs("recompute").get()
+    assert recompute.merged_count == 1
+    assert rq_queued("bundle-recompute") == 1
