@@ -386,7 +386,10 @@ def bundle_recompute(
         _report(progress, 100, "indexed" if update_search else "done")
     return {
         "bundle_id": bundle.pk,
-        "price": None if bundle.computed_price is None else str(bundle.computed_price),
+        # Always in the currency's minor unit ("30.00"), whether read back or just computed.
+        "price": None
+        if bundle.computed_price is None
+        else str(pricing.quantize_money(bundle.computed_price, bundle.currency)),
         "availability": bundle.computed_availability,
         "status": bundle.status,
         "changed": bundle.pk in changed,
