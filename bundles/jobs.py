@@ -396,6 +396,9 @@ def bulk_operation(
             failed = [c for c in children if c.state in (JobState.FAILED, JobState.CANCELLED)]
             pct = sum(100 if c.state in SETTLED_STATES else c.progress for c in children) // total
             ctx.set_progress(min(pct, 99), f"{len(settled)}/{total} batches done")
+            # Unthrottled: a cancel settles the children at once, so look before concluding.
+            if Job.objects.filter(pk=ctx.job.pk, cancel_requested=True).exists():
+                raise JobCancelled("Cancel requested")
             if failed and not continue_on_error:
                 _cancel_unstarted(children)
                 first = failed[0]

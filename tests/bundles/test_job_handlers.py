@@ -1,0 +1,480 @@
+"""Bundle job handlers run by a real RQ worker on the suite's Redis, through the jobs runner."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from bundles import job_services
+from bundles.errors import BundleNotFound, InvalidScope
+from bundles.job_services import InvalidJobOptions, bundles_bulk_enqueue
+from bundles.models import Bundle, BundleComponent, ProductVariant
+from jobs.enqueue import enqueue
+from jobs.models import Job, JobState
+from jobs.runner import JobContext, run_inline
+from tests.bundles.jobs_support import jobs, rq_queued, run_burst_worker
+from tests.factories import make_bundle, make_variant
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+
+@pytest.fixture
+def progress_log(monkeypatch):
+    """Every set_progress call a handler makes: (kind, job id, pct, message)."""
+    calls: list[tuple[str, str, int, str]] = []
+    original = JobContext.set_progress
+
+    def recording(self, pct, message=""):
+        calls.append((self.job.kind, str(self.job.pk), int(pct), message))
+        return original(self, pct, message)
+
+    monkeypatch.setattr(JobContext, "set_progress", recording)
+    return calls
+
+
+@pytest.fixture
+def admins(settings, mailoutbox):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    return mailoutbox
+
+
+def drift(bundle: Bundle, price: str = "1.00") -> None:
+    """Make the stored price wrong behind the services' back (no signals)."""
+    Bundle.objects.filter(pk=bundle.pk).update(computed_price=Decimal(price))
+
+
+def break_by_deleting_component(variant: ProductVariant) -> None:
+    ProductVariant.objects.filter(pk=variant.pk).update(deleted_at=timezone.now())
+
+
+# --- recompute --------------------------------------------------------------------------------
+
+
+def test_recompute_job_prices_the_bundle_and_reports_25_50_75_100(redis_conn, progress_log):
+    # Given a bundle whose component price changed behind its back
+    camera = make_variant(price="100.00")
+    kit = make_bundle(components=[(camera, 2)], rule_value="10")
+    ProductVariant.objects.filter(pk=camera.pk).update(price=Decimal("50.00"))
+    # When its recompute job runs on a worker
+    job = job_services.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="admin", reason="test")
+    run_burst_worker()
+    # Then the price follows (2 × 50, 10 % off) and the ledger shows the steps and result
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED
+    assert job.attempts == 1
+    assert job.result["price"] == "90.00"
+    assert job.result["changed"] is True
+    assert Bundle.objects.get(pk=kit.pk).computed_price == Decimal("90.00")
+    steps = [pct for kind, job_id, pct, _ in progress_log if job_id == str(job.pk)]
+    assert steps == [25, 50, 75, 100]
+
+
+def test_recompute_of_a_vanished_bundle_completes_saying_so(redis_conn):
+    kit = make_bundle()
+    job = job_services.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="signal")
+    Bundle.objects.filter(pk=kit.pk).delete()
+    run_burst_worker()
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED
+    assert job.attempts == 1  # not retried: retrying can't bring it back
+    assert job.result == {
+        "bundle_id": kit.pk,
+        "skipped": True,
+        "message": "Bundle no longer exists",
+    }
+
+
+def test_repeated_recompute_requests_merge_while_not_started(redis_conn):
+    kit = make_bundle()
+    first = job_services.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="signal", reason="a")
+    second = job_services.bundle_recompute_enqueue(
+        bundle_id=kit.pk, trigger="admin", reason="b", force=True
+    )
+    assert second.pk == first.pk
+    assert second.merged_count == 1
+    assert second.payload["force"] is True  # the merged job does what either asked
+    run_burst_worker()
+    first.refresh_from_db()
+    assert first.state == JobState.COMPLETED
+    # Once it has run, a new request makes a new job
+    third = job_services.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="signal")
+    assert third.pk != first.pk
+
+
+def test_bundle_recompute_request_refuses_an_unknown_id_and_creates_nothing(redis_conn):
+    with pytest.raises(BundleNotFound, match="999999"):
+        job_services.bundle_recompute_request(bundle_id=999999, trigger="command")
+    assert Job.objects.count() == 0
+
+
+# --- fan-out --------------------------------------------------------------------------------
+
+
+def test_fanout_enqueues_a_recompute_per_bundle_using_the_variants(redis_conn):
+    camera, battery, other = make_variant(), make_variant(), make_variant()
+    kit = make_bundle(components=[(camera, 1), (battery, 1)])
+    solo = make_bundle(components=[(battery, 3)])
+    make_bundle(components=[(other, 1)])
+    # One recompute is already pending: the fan-out merges into it rather than adding one
+    pending = job_services.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="admin")
+
+    fanout = job_services.variants_changed(variant_ids=[camera.pk, battery.pk], reason="import")
+    # Run just the fan-out (inline, through the runner) to look at what it enqueued
+    fanout = run_inline(fanout)
+
+    assert fanout.state == JobState.COMPLETED
+    assert fanout.result["bundles"] == 2
+    assert fanout.result["recomputes_enqueued"] == 1
+    assert fanout.result["recomputes_merged"] == 1
+    recomputes = jobs("recompute")
+    assert sorted(j.payload["bundle_id"] for j in recomputes) == sorted([kit.pk, solo.pk])
+    new = recomputes.get(payload__bundle_id=solo.pk)
+    assert new.parent_id == fanout.pk
+    assert new.trigger == "command"
+    pending.refresh_from_db()
+    assert pending.merged_count == 1
+
+
+# --- reindex --------------------------------------------------------------------------------
+
+
+def test_reindex_job_rewrites_the_entries_of_the_given_bundles(redis_conn):
+    kit, solo = make_bundle(name="Kit"), make_bundle(name="Solo")
+    Bundle.objects.filter(pk=kit.pk).update(name="Kit renamed")  # no signal: entry is stale
+    job = job_services.bundles_reindex_enqueue(bundle_ids=[kit.pk, solo.pk], trigger="command")
+    run_burst_worker()
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED
+    assert job.result == {"reindexed": 2, "missing": []}
+    assert Bundle.objects.get(pk=kit.pk).search_entry.title == "Kit renamed"
+
+
+def test_reindex_all_and_vanished_ids(redis_conn):
+    kit, solo = make_bundle(), make_bundle()
+    everything = job_services.bundles_reindex_enqueue(bundle_ids=None, trigger="schedule")
+    some = job_services.bundles_reindex_enqueue(bundle_ids=[kit.pk, solo.pk], trigger="admin")
+    Bundle.objects.filter(pk=solo.pk).delete()
+    run_burst_worker()
+    everything.refresh_from_db()
+    some.refresh_from_db()
+    assert everything.result == {"reindexed": 1, "scope": "all"}
+    assert some.state == JobState.COMPLETED
+    assert some.result == {"reindexed": 1, "missing": [solo.pk]}
+
+
+def test_reindex_request_with_unknown_ids_names_them_and_creates_nothing(redis_conn):
+    kit = make_bundle()
+    with pytest.raises(BundleNotFound) as excinfo:
+        job_services.bundles_reindex_enqueue(bundle_ids=[kit.pk, 424242, 434343], trigger="admin")
+    assert excinfo.value.ids == [424242, 434343]
+    assert Job.objects.count() == 0
+
+
+# --- consistency check ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mixed_catalog(redis_conn):
+    """ok (active), drifted (active, fixable), broken (active, component deleted), draft ok."""
+    good = make_bundle(name="Good")
+    drifted = make_bundle(name="Drifted")
+    gone = make_variant(name="Gone")
+    broken = make_bundle(name="Broken", components=[(gone, 1)])
+    draft = make_bundle(name="Draft", status="draft")
+    drift(drifted)
+    break_by_deleting_component(gone)
+    return {"good": good, "drifted": drifted, "broken": broken, "draft": draft}
+
+
+def run_check(**options) -> Job:
+    job = job_services.bundles_check_enqueue(trigger="command", **options)
+    run_burst_worker()
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED, job.errors
+    return job
+
+
+def test_check_without_fix_reports_and_changes_nothing(mixed_catalog, admins):
+    job = run_check(scope="all")
+    result = job.result
+    assert result["checked"] == 4
+    assert result["broken"] == 1
+    assert result["ok"] == 2
+    assert result["errors"] == 0
+    broken_ids = {b["id"] for b in result["broken_bundles"]}
+    assert broken_ids == {mixed_catalog["broken"].pk, mixed_catalog["drifted"].pk}
+    reasons = next(b for b in result["broken_bundles"] if b["id"] == mixed_catalog["broken"].pk)
+    assert reasons["reasons"][0]["code"] == "component_deleted"
+    assert Bundle.objects.get(pk=mixed_catalog["drifted"].pk).computed_price == Decimal("1.00")
+    assert Bundle.objects.get(pk=mixed_catalog["broken"].pk).status == "active"
+    assert admins == []  # notify_admins was off
+
+
+def test_check_with_fix_repairs_drift_and_marks_broken_bundles(mixed_catalog):
+    job = run_check(scope="active", fix=True)
+    assert job.result["checked"] == 3  # the draft is not in scope "active"
+    assert job.result["fixed"] == 1
+    assert job.result["broken"] == 1
+    assert [b["id"] for b in job.result["broken_bundles"]] == [mixed_catalog["broken"].pk]
+    drifted = Bundle.objects.get(pk=mixed_catalog["drifted"].pk)
+    assert drifted.computed_price != Decimal("1.00")
+    broken = Bundle.objects.get(pk=mixed_catalog["broken"].pk)
+    assert broken.status == "broken"
+    assert broken.broken_reasons[0]["code"] == "component_deleted"
+    # The broken scope now finds exactly that bundle
+    again = run_check(scope="broken")
+    assert again.result["checked"] == 1
+
+
+def test_check_of_a_list_of_ids_skips_vanished_ones(mixed_catalog):
+    good, draft = mixed_catalog["good"], mixed_catalog["draft"]
+    job = job_services.bundles_check_enqueue(scope=[good.pk, draft.pk], trigger="graphql")
+    Bundle.objects.filter(pk=draft.pk).delete()
+    run_burst_worker()
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED
+    assert job.result["checked"] == 1
+    assert job.result["missing"] == [draft.pk]
+
+
+def test_check_mails_the_admins_when_it_finds_problems_and_notify_is_set(mixed_catalog, admins):
+    job = run_check(scope="all", fix=True, notify_admins=True)
+    assert job.result["notified"] is True
+    assert len(admins) == 1
+    mail = admins[0]
+    assert mail.to == ["ops@example.com"]
+    assert "1 broken" in mail.subject
+    assert "Broken (id" in mail.body
+    assert "component_deleted" in mail.body
+    assert str(job.pk) in mail.body
+
+
+def test_a_clean_check_mails_nobody(redis_conn, admins):
+    make_bundle()
+    job = run_check(scope="all", notify_admins=True)
+    assert job.result["notified"] is False
+    assert admins == []
+
+
+def test_check_request_refuses_bad_scopes_and_creates_nothing(redis_conn):
+    kit = make_bundle()
+    with pytest.raises(InvalidScope, match="all.*active.*broken"):
+        job_services.bundles_check_enqueue(scope="everything", trigger="admin")
+    with pytest.raises(BundleNotFound, match="777777"):
+        job_services.bundles_check_enqueue(scope=[kit.pk, 777777], trigger="admin")
+    with pytest.raises(InvalidJobOptions):
+        job_services.bundles_check_enqueue(scope=[], trigger="admin")
+    assert Job.objects.count() == 0
+
+
+def test_check_reports_chunked_progress(redis_conn, progress_log, monkeypatch):
+    from bundles import services
+
+    for _ in range(5):
+        make_bundle()
+    real = services.bundles_check
+    monkeypatch.setattr(services, "bundles_check", lambda **kw: real(**{**kw, "chunk_size": 2}))
+    job = run_check(scope="all")
+    steps = [pct for kind, job_id, pct, _ in progress_log if job_id == str(job.pk)]
+    assert steps == [40, 80, 100]
+
+
+# --- maintenance ------------------------------------------------------------------------------
+
+
+def test_maintenance_checks_with_fix_reindexes_and_purges_old_jobs(
+    mixed_catalog, settings, redis_conn
+):
+    settings.JOBS_RETENTION_DAYS = 30
+    old = enqueue("reindex", payload={"bundle_ids": None}, trigger="schedule")
+    recent = enqueue("reindex", payload={"bundle_ids": None}, trigger="schedule")
+    Job.objects.filter(pk=old.pk).update(
+        state=JobState.COMPLETED, settled_at=timezone.now() - timedelta(days=31)
+    )
+    Job.objects.filter(pk=recent.pk).update(
+        state=JobState.COMPLETED, settled_at=timezone.now() - timedelta(days=29)
+    )
+    redis_conn.flushdb()  # those two rows were only set dressing
+
+    job = enqueue("maintenance", payload={}, trigger="schedule")
+    run_burst_worker()
+    job.refresh_from_db()
+
+    assert job.state == JobState.COMPLETED, job.errors
+    assert job.result["check"]["fixed"] == 1
+    assert job.result["check"]["broken"] == 1
+    assert job.result["reindexed"] == 4
+    assert job.result["purged"] == 1
+    assert not Job.objects.filter(pk=old.pk).exists()
+    assert Job.objects.filter(pk=recent.pk).exists()
+    assert Bundle.objects.get(pk=mixed_catalog["broken"].pk).status == "broken"
+
+
+# --- bulk operations --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def drafts(redis_conn):
+    return [make_bundle(status="draft", name=f"Draft {i}") for i in range(7)]
+
+
+def test_bulk_operation_runs_one_child_per_batch_and_its_progress_follows_them(
+    drafts, progress_log
+):
+    ids = [b.pk for b in drafts]
+    parent = bundles_bulk_enqueue(
+        operation="activate", bundle_ids=ids, batch_size=3, trigger="admin"
+    )
+    assert rq_queued("bundle-bulk-operation") == 1  # children are made when the parent runs
+    run_burst_worker()
+
+    parent.refresh_from_db()
+    children = list(parent.children.order_by("created_at"))
+    assert [len(c.payload["bundle_ids"]) for c in children] == [3, 3, 1]
+    assert all(c.state == JobState.COMPLETED for c in children)
+    assert [c.payload["batch"] for c in children] == [1, 2, 3]
+    assert parent.state == JobState.COMPLETED
+    assert parent.progress == 100
+    assert parent.result["ok"] == 7
+    assert parent.result["completed_batches"] == 3
+    assert parent.result["failed_batches"] == []
+    assert set(Bundle.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"active"}
+    # The parent's progress climbed batch by batch
+    parent_steps = [pct for kind, job_id, pct, _ in progress_log if job_id == str(parent.pk)]
+    assert parent_steps == [0, 33, 66, 99]
+
+
+def make_empty_draft() -> Bundle:
+    """A draft bundle without components: activating it is refused."""
+    bundle = make_bundle(status="draft")
+    BundleComponent.objects.filter(bundle=bundle).delete()
+    Job.objects.all().delete()  # the deletes' signals asked for a recompute; not wanted here
+    return bundle
+
+
+def test_bulk_continue_on_error_finishes_every_batch_and_reports_the_errors(drafts):
+    empty = make_empty_draft()
+    ids = [empty.pk] + [b.pk for b in drafts]
+    parent = bundles_bulk_enqueue(
+        operation="activate", bundle_ids=ids, batch_size=3, continue_on_error=True, trigger="admin"
+    )
+    run_burst_worker()
+    parent.refresh_from_db()
+    assert parent.state == JobState.COMPLETED
+    assert parent.result["ok"] == 7
+    assert [e["id"] for e in parent.result["errors"]] == [empty.pk]
+    assert "no components" in parent.result["errors"][0]["message"]
+    assert Bundle.objects.filter(pk__in=[b.pk for b in drafts], status="active").count() == 7
+
+
+def test_bulk_without_continue_on_error_stops_at_the_failed_batch(drafts):
+    empty = make_empty_draft()
+    ids = [empty.pk] + [b.pk for b in drafts]
+    parent = bundles_bulk_enqueue(
+        operation="activate",
+        bundle_ids=ids,
+        batch_size=3,
+        continue_on_error=False,
+        trigger="admin",
+    )
+    run_burst_worker()
+    parent.refresh_from_db()
+    children = list(parent.children.order_by("created_at"))
+    assert parent.state == JobState.FAILED
+    assert "Batch 1/3 failed" in parent.errors[-1]["message"]
+    assert children[0].state == JobState.FAILED
+    assert "no components" in children[0].errors[-1]["message"]
+    # the later batches never ran
+    assert [c.state for c in children[1:]] == [JobState.CANCELLED, JobState.CANCELLED]
+    later = [pk for c in children[1:] for pk in c.payload["bundle_ids"]]
+    assert set(Bundle.objects.filter(pk__in=later).values_list("status", flat=True)) == {"draft"}
+
+
+@pytest.mark.parametrize("operation", ["recompute", "reindex", "check", "archive"])
+def test_each_bulk_operation_runs_through_its_service(drafts, operation):
+    ids = [b.pk for b in drafts]
+    for bundle in drafts:
+        drift(bundle)
+    parent = bundles_bulk_enqueue(
+        operation=operation, bundle_ids=ids, batch_size=4, trigger="admin"
+    )
+    run_burst_worker()
+    parent.refresh_from_db()
+    assert parent.state == JobState.COMPLETED, parent.errors
+    assert parent.result["batches"] == 2
+    assert parent.result["errors"] == []
+    prices = set(Bundle.objects.filter(pk__in=ids).values_list("computed_price", flat=True))
+    if operation in ("recompute", "check"):
+        assert Decimal("1.00") not in prices  # drift repaired
+    if operation == "archive":
+        assert set(Bundle.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
+            "archived"
+        }
+
+
+def test_cancelling_a_bulk_parent_cancels_its_unstarted_children(drafts):
+    from jobs.services import job_cancel
+
+    parent = bundles_bulk_enqueue(
+        operation="activate", bundle_ids=[b.pk for b in drafts], batch_size=2, trigger="admin"
+    )
+    # Cancel as soon as the first batch has run
+    from bundles import jobs as bundle_jobs
+
+    real = bundle_jobs.BATCH_OPERATIONS["activate"]
+
+    def first_batch_then_cancel(ids, continue_on_error, progress):
+        outcome = real(ids, continue_on_error, progress)
+        job_cancel(job_id=parent.pk)
+        return outcome
+
+    bundle_jobs.BATCH_OPERATIONS["activate"] = first_batch_then_cancel
+    try:
+        parent = run_inline(parent)
+    finally:
+        bundle_jobs.BATCH_OPERATIONS["activate"] = real
+    states = list(parent.children.order_by("created_at").values_list("state", flat=True))
+    assert parent.state == JobState.CANCELLED
+    assert states[0] in (JobState.COMPLETED, JobState.CANCELLED)
+    assert set(states[1:]) == {JobState.CANCELLED}
+    assert Bundle.objects.filter(status="active").count() == 2  # only the first batch ran
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"batch_size": 0}, "between 1 and 1000"),
+        ({"batch_size": 1001}, "between 1 and 1000"),
+        ({"bundle_ids": []}, "No bundles selected"),
+        ({"operation": "explode"}, "Unknown bulk operation"),
+    ],
+)
+def test_bulk_enqueue_refuses_bad_input_and_creates_nothing(drafts, options, message):
+    request = {
+        "operation": "recompute",
+        "bundle_ids": [b.pk for b in drafts],
+        "batch_size": 10,
+        "continue_on_error": True,
+        "trigger": "admin",
+        **options,
+    }
+    with pytest.raises(InvalidJobOptions, match=message):
+        bundles_bulk_enqueue(**request)
+    assert Job.objects.count() == 0
+
+
+def test_bulk_enqueue_names_every_unknown_id(drafts):
+    with pytest.raises(BundleNotFound) as excinfo:
+        bundles_bulk_enqueue(
+            operation="recompute",
+            bundle_ids=[drafts[0].pk, 880001, 880002],
+            batch_size=10,
+            continue_on_error=True,
+            trigger="graphql",
+        )
+    assert excinfo.value.ids == [880001, 880002]
+    assert "880001, 880002" in excinfo.value.message
+    assert Job.objects.count() == 0
