@@ -1,0 +1,264 @@
+"""Catalog admin: products, variants, bundles (with a component inline) and the search index.
+
+Computed values are read-only here: they are written by the recompute service, which the
+bundle/component/variant receivers schedule as jobs after a save. Job actions (recompute,
+check, …) are added by the jobs admin work.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.forms.models import BaseInlineFormSet
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from . import services
+from .errors import BundleError
+from .models import Bundle, BundleComponent, Product, ProductVariant, SearchEntry
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "is_bundle_shell", "variant_count", "updated_at")
+    list_filter = ("is_bundle_shell",)
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ("is_bundle_shell", "created_at", "updated_at")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_variants=Count("variants"))
+
+    @admin.display(description="variants", ordering="n_variants")
+    def variant_count(self, obj: Product) -> int:
+        return obj.n_variants
+
+
+class DeletedFilter(admin.SimpleListFilter):
+    title = "deleted"
+    parameter_name = "deleted"
+
+    def lookups(self, request, model_admin):
+        return (("no", "Not deleted"), ("yes", "Soft-deleted"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(deleted_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(deleted_at__isnull=True)
+        return queryset
+
+
+@admin.register(ProductVariant)
+class ProductVariantAdmin(admin.ModelAdmin):
+    list_display = (
+        "sku",
+        "name",
+        "product",
+        "price",
+        "currency",
+        "stock_on_hand",
+        "allocated",
+        "enabled",
+        "deleted_at",
+    )
+    list_filter = ("enabled", DeletedFilter, "currency", "product__is_bundle_shell")
+    search_fields = ("sku", "name", "product__name")
+    list_select_related = ("product",)
+    autocomplete_fields = ("product",)
+    readonly_fields = ("deleted_at", "created_at", "updated_at")
+    actions = ("soft_delete_selected",)
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        # The component inline's autocomplete offers only variants that may be components.
+        if request.GET.get("model_name") == "bundlecomponent":
+            queryset = queryset.filter(product__is_bundle_shell=False, deleted_at__isnull=True)
+        return queryset, may_have_duplicates
+
+    @admin.action(
+        description="Soft-delete selected variants (breaks bundles using them)",
+        permissions=["delete"],
+    )
+    def soft_delete_selected(self, request, queryset):
+        broken: set[int] = set()
+        for variant_id in queryset.values_list("pk", flat=True):
+            try:
+                broken.update(services.variant_soft_delete(variant_id=variant_id))
+            except BundleError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+        self.message_user(
+            request, f"Soft-deleted; {len(broken)} bundle(s) use these variants.", messages.WARNING
+        )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A shell goes with its bundle; deleting it alone would only break the bundle.
+        if obj is not None and obj.product.is_bundle_shell:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj: ProductVariant) -> None:
+        # Same rule from every door (admin's own page already lists protecting components).
+        services.variant_hard_delete(variant_id=obj.pk)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for variant_id in queryset.values_list("pk", flat=True):
+            try:
+                services.variant_hard_delete(variant_id=variant_id)
+            except BundleError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+
+
+class ComponentInlineFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        # Rule at the door: an active bundle has at least one component.
+        kept = [
+            f
+            for f in self.forms
+            if f.cleaned_data and not f.cleaned_data.get("DELETE") and f.cleaned_data.get("variant")
+        ]
+        if self.instance.status == Bundle.Status.ACTIVE and not kept:
+            raise forms.ValidationError("An active bundle needs at least one component.")
+
+
+class BundleComponentInline(admin.TabularInline):
+    model = BundleComponent
+    formset = ComponentInlineFormSet
+    autocomplete_fields = ("variant",)
+    extra = 1
+    min_num = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("variant__product")
+
+
+class BundleForm(forms.ModelForm):
+    class Meta:
+        model = Bundle
+        fields = (
+            "name",
+            "slug",
+            "status",
+            "currency",
+            "pricing_rule",
+            "rule_value",
+            "availability_cap",
+            "valid_from",
+            "valid_to",
+        )
+
+    def clean_status(self) -> str:
+        status = self.cleaned_data["status"]
+        current = self.instance.status if self.instance.pk else None
+        if status == Bundle.Status.BROKEN and current != Bundle.Status.BROKEN:
+            raise forms.ValidationError("Broken is set by the integrity check, not by hand.")
+        return status
+
+
+@admin.register(Bundle)
+class BundleAdmin(admin.ModelAdmin):
+    form = BundleForm
+    inlines = (BundleComponentInline,)
+    list_display = (
+        "name",
+        "slug",
+        "status",
+        "pricing_rule",
+        "rule_value",
+        "computed_price",
+        "currency",
+        "computed_availability",
+        "no_saving",
+        "component_count",
+        "problems",
+        "last_recomputed_at",
+    )
+    list_filter = ("status", "pricing_rule", "no_saving", "currency")
+    search_fields = ("name", "slug", "components__variant__sku", "shell_variant__sku")
+    list_select_related = ("shell_variant",)
+    prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = (
+        "computed_price",
+        "computed_availability",
+        "no_saving",
+        "broken_reasons_display",
+        "status_before_broken",
+        "last_recomputed_at",
+        "shell_links",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "status", "currency")}),
+        ("Pricing", {"fields": ("pricing_rule", "rule_value", "availability_cap")}),
+        ("Validity", {"fields": ("valid_from", "valid_to")}),
+        (
+            "Computed (read-only)",
+            {
+                "fields": (
+                    "computed_price",
+                    "computed_availability",
+                    "no_saving",
+                    "broken_reasons_display",
+                    "status_before_broken",
+                    "last_recomputed_at",
+                    "shell_links",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_components=Count("components"))
+
+    @admin.display(description="components", ordering="n_components")
+    def component_count(self, obj: Bundle) -> int:
+        return obj.n_components
+
+    @admin.display(description="problems")
+    def problems(self, obj: Bundle) -> str:
+        codes = sorted({r.get("code", "?") for r in obj.broken_reasons or []})
+        return ", ".join(codes) or "—"
+
+    @admin.display(description="broken reasons")
+    def broken_reasons_display(self, obj: Bundle) -> str:
+        if not obj.broken_reasons:
+            return "—"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li><code>{}</code> {}{}</li>",
+                (
+                    (
+                        r.get("code", "?"),
+                        r.get("message", ""),
+                        " (fixable)" if r.get("fixable") else "",
+                    )
+                    for r in obj.broken_reasons
+                ),
+            ),
+        )
+
+    @admin.display(description="shell")
+    def shell_links(self, obj: Bundle) -> str:
+        if not obj.shell_variant_id:
+            return "missing (a recompute recreates it)"
+        url = reverse("admin:bundles_productvariant_change", args=[obj.shell_variant_id])
+        return format_html('<a href="{}">{}</a>', url, obj.shell_variant.sku)
+
+
+@admin.register(SearchEntry)
+class SearchEntryAdmin(admin.ModelAdmin):
+    list_display = ("title", "sku", "status", "price", "availability", "indexed_at")
+    list_filter = ("status",)
+    search_fields = ("title", "sku", "body")
+    list_select_related = ("bundle",)
+    readonly_fields = [f.name for f in SearchEntry._meta.fields if f.name != "id"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # written by the reindex service only

@@ -1,0 +1,101 @@
+"""Catalog admin pages: list without a query per row, reasons shown, search by component SKU."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from bundles import services
+from bundles.models import Bundle
+from tests.factories import make_bundle, make_variant
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:bundles_bundle_changelist")
+
+
+def queries_for(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(ctx)
+
+
+def test_bundle_list_does_not_query_per_row(admin_client):
+    for _ in range(3):
+        make_bundle()
+    few = queries_for(admin_client, CHANGELIST)
+    for _ in range(15):
+        make_bundle()
+    many = queries_for(admin_client, CHANGELIST)
+    assert many == few
+
+
+def test_bundle_page_shows_broken_reasons_readably(admin_client):
+    battery = make_variant(sku="BAT-55")
+    bundle = make_bundle(components=[(battery, 1), (make_variant(), 1)])
+    services.variant_soft_delete(variant_id=battery.pk)
+
+    page = admin_client.get(reverse("admin:bundles_bundle_change", args=[bundle.pk]))
+
+    html = page.content.decode()
+    assert "<code>component_deleted</code> Component BAT-55" in html
+    assert bundle.shell_variant.sku in html
+
+
+def test_bundle_search_finds_by_component_sku_and_filters_by_status(admin_client):
+    camera = make_variant(sku="CAM-77")
+    make_bundle(name="Photo kit", components=[(camera, 1)])
+    make_bundle(name="Other kit", status="draft")
+
+    found = admin_client.get(CHANGELIST, {"q": "CAM-77"}).content.decode()
+    assert "Photo kit" in found and "Other kit" not in found
+    drafts = admin_client.get(CHANGELIST, {"status__exact": "draft"}).content.decode()
+    assert "Other kit" in drafts and "Photo kit" not in drafts
+
+
+def test_activating_without_components_is_refused_in_the_form(admin_client):
+    response = admin_client.post(
+        reverse("admin:bundles_bundle_add"),
+        {
+            "name": "Empty",
+            "slug": "empty",
+            "status": "active",
+            "currency": "USD",
+            "pricing_rule": "percent_off",
+            "rule_value": "0",
+            "components-TOTAL_FORMS": "0",
+            "components-INITIAL_FORMS": "0",
+            "components-MIN_NUM_FORMS": "0",
+            "components-MAX_NUM_FORMS": "1000",
+        },
+    )
+    assert response.status_code == 200
+    assert "An active bundle needs at least one component." in response.content.decode()
+    assert not Bundle.objects.filter(slug="empty").exists()
+
+
+def test_component_autocomplete_offers_no_shell_variants(admin_client):
+    bundle = make_bundle(name="Kit")
+    make_variant(name="Kit spare", sku="KIT-SPARE")
+    response = admin_client.get(
+        reverse("admin:autocomplete"),
+        {
+            "term": "kit",
+            "app_label": "bundles",
+            "model_name": "bundlecomponent",
+            "field_name": "variant",
+        },
+    )
+    texts = [r["text"] for r in response.json()["results"]]
+    assert any("KIT-SPARE" in t for t in texts)
+    assert not any(bundle.shell_variant.sku in t for t in texts)
+
+
+def test_variant_list_and_filters_render(admin_client):
+    make_bundle()
+    url = reverse("admin:bundles_productvariant_changelist")
+    assert admin_client.get(url, {"deleted": "yes", "enabled__exact": "1"}).status_code == 200
+    assert admin_client.get(url, {"q": "SKU"}).status_code == 200
