@@ -7,6 +7,7 @@ can tell how often and how far it ran, whichever process ran it.
 
 from __future__ import annotations
 
+import os
 import time
 
 import django_rq
@@ -64,6 +65,7 @@ def slow(ctx, *, token: str, steps: int = 20, step_seconds: float = 0.25) -> dic
     conn = _redis()
     run = conn.incr(runs_key(token))
     conn.set(f"test:started:{token}", run)
+    conn.set(f"test:pid:{token}", os.getpid())
     for step in range(1, steps + 1):
         time.sleep(step_seconds)
         ctx.set_progress(int(step * 100 / steps), f"step {step}/{steps}")
