@@ -104,6 +104,8 @@ class Job(models.Model):
             models.Index(fields=["target_type", "target_id"], name="job_target_idx"),
             models.Index(fields=["dedup_key"], name="job_dedup_idx"),
             models.Index(fields=["state", "dispatched_at"], name="job_relay_idx"),
+            # Admin overview and chart: "settled in the last 24 h" without scanning the ledger.
+            models.Index(fields=["settled_at"], name="job_settled_idx"),
         ]
         constraints = [
             # Two racing enqueues of the same key make one row: the database decides.
@@ -132,3 +134,28 @@ class Job(models.Model):
     def rq_id(self) -> str:
         """The RQ job id for this row: letters, digits and '-' only (RQ's rule)."""
         return self.rq_job_id or f"job-{self.id}"
+
+
+class ScheduleState(models.Model):
+    """Whether a ``JOBS_SCHEDULES`` entry is enabled; kept in the database so it survives
+    restarts of the scheduler (the schedules themselves are defined in settings).
+
+    A schedule without a row is enabled.
+    """
+
+    schedule_id = models.CharField(max_length=64, unique=True)
+    enabled = models.BooleanField(default=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "schedule state"
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id}: {'enabled' if self.enabled else 'disabled'}"
