@@ -147,7 +147,7 @@ def _death_reason(row: Job, rq_jobs, live_workers: set[str], *, now, stale_after
                     detail = f": {detail[-1]}" if detail else ""
                 return (
                     f"Worker died: RQ marked job {row.rq_job_id} {status}{detail} "
-                    f"(worker {row.worker_name}, work horse killed?)"
+                    f"(worker {row.worker_name})"
                 )
     if (
         row.rq_job_id
