@@ -20,6 +20,7 @@ import django_rq
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from jobs.models import Job, JobState, JobTrigger
 from jobs.registry import get_kind
@@ -180,7 +181,15 @@ def dispatch(job_id, *, delay: int = 0) -> bool:
             queue.enqueue_in(timedelta(seconds=delay), RUNNER_ENTRYPOINT, **options)
         else:
             queue.enqueue(RUNNER_ENTRYPOINT, **options)
-    except Exception:  # Redis down, refused, timed out...: the relay will send it later.
+    except (RedisError, OSError) as exc:  # Redis down, refused, timed out: relay sends it later.
+        logger.warning(
+            "Could not dispatch job %s to RQ queue %s (%s); relay will retry",
+            job.pk,
+            job.queue,
+            exc,
+        )
+        return False
+    except Exception:  # anything else is still not the caller's problem, but keep the trace
         logger.exception(
             "Could not dispatch job %s to RQ queue %s; relay will retry", job.pk, job.queue
         )
