@@ -102,10 +102,22 @@ def rq_schedule_id(schedule_id: str) -> str:
 def register_schedules(scheduler=None) -> list[str]:
     """Register every schedule once (idempotent) and drop stale ones. Returns the RQ ids."""
     scheduler = scheduler or get_scheduler()
+    current = {job.id: job for job in scheduler.get_jobs()}
     wanted = []
     for item in schedule_definitions():
         rq_id = rq_schedule_id(item["id"])
-        # Same id → rq-scheduler overwrites the job hash and its single sorted-set entry.
+        wanted.append(rq_id)
+        existing = current.get(rq_id)
+        if (
+            existing is not None
+            and existing.meta.get("cron_string") == item["cron"]
+            and list(existing.args) == [item["id"]]
+            and existing.origin == SCHEDULE_QUEUE
+        ):
+            # Unchanged: keep its due time, so a restart at 02:00:05 does not skip 02:00.
+            continue
+        # New or changed. Same id → rq-scheduler overwrites the job hash and its single
+        # sorted-set entry, never adding a second one.
         scheduler.cron(
             item["cron"],
             func=fire,
@@ -115,11 +127,12 @@ def register_schedules(scheduler=None) -> list[str]:
             use_local_timezone=False,
             description=item["description"] or item["id"],
             timeout=300,
-            result_ttl=24 * 3600,
+            # Keep the job hash forever: rq-scheduler drops an entry whose hash expired, so a
+            # weekly schedule with a one-day result TTL would silently vanish.
+            result_ttl=-1,
             meta={"schedule_id": item["id"]},
         )
-        wanted.append(rq_id)
-    for job in list(scheduler.get_jobs()):
+    for job in current.values():
         if job.id.startswith(SCHEDULE_PREFIX) and job.id not in wanted:
             logger.info("Removing stale schedule %s", job.id)
             scheduler.cancel(job)

@@ -1,0 +1,144 @@
+"""Schedules: idempotent registration with rq-scheduler, next runs in UTC, firing, run now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+
+from jobs.models import Job, JobState, JobTrigger
+from jobs.registry import all_kinds
+from jobs.schedules import (
+    fire,
+    get_scheduler,
+    list_schedules,
+    next_run,
+    register_schedules,
+    registered_runs,
+    run_now,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+TEST_SCHEDULES = [
+    {
+        "id": "test-every-minute",
+        "cron": "* * * * *",
+        "kind": "test_noop",
+        "payload": {"token": "from-schedule"},
+        "description": "Test schedule",
+    },
+    {"id": "relay-and-reconcile", "cron": "* * * * *", "kind": "relay", "payload": {}},
+]
+
+
+def scheduled_ids(redis_conn) -> list[str]:
+    return sorted(m.decode() for m in redis_conn.zrange("rq:scheduler:scheduled_jobs", 0, -1))
+
+
+def test_scheduler_started_three_times_registers_each_schedule_once(redis_conn, settings):
+    # When
+    for _ in range(3):
+        call_command("run_scheduler", "--register-only")
+    # Then
+    expected = sorted(f"schedule-{s['id']}" for s in settings.JOBS_SCHEDULES)
+    assert scheduled_ids(redis_conn) == expected
+    assert len(list(get_scheduler().get_jobs())) == len(settings.JOBS_SCHEDULES)
+
+
+def test_registered_next_runs_are_the_cron_times_in_utc(redis_conn, settings):
+    # When
+    before = datetime.now(UTC)
+    register_schedules()
+    runs = registered_runs()
+    # Then every schedule's next run is exactly its cron's next time in UTC
+    for item in settings.JOBS_SCHEDULES:
+        expected = next_run(item["cron"], after=before)
+        assert abs((runs[item["id"]] - expected).total_seconds()) < 1, item["id"]
+    nightly = runs["nightly-consistency-check"]
+    assert (nightly.hour, nightly.minute) == (2, 0)
+    weekly = runs["weekly-maintenance"]
+    assert (weekly.weekday(), weekly.hour, weekly.minute) == (6, 3, 0)  # Sunday 03:00
+    assert nightly.tzinfo == UTC
+
+
+def test_next_run_is_computed_in_utc():
+    wednesday_noon = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    assert next_run("0 2 * * *", after=wednesday_noon) == datetime(2026, 7, 2, 2, 0, tzinfo=UTC)
+    assert next_run("0 3 * * 0", after=wednesday_noon) == datetime(2026, 7, 5, 3, 0, tzinfo=UTC)
+
+
+def test_schedules_removed_from_settings_are_unregistered(redis_conn):
+    # Given the test schedules were registered
+    with override_settings(JOBS_SCHEDULES=TEST_SCHEDULES):
+        register_schedules()
+    assert "schedule-test-every-minute" in scheduled_ids(redis_conn)
+    # When the deployment drops one and the scheduler restarts
+    with override_settings(JOBS_SCHEDULES=TEST_SCHEDULES[1:]):
+        register_schedules()
+    # Then
+    assert scheduled_ids(redis_conn) == ["schedule-relay-and-reconcile"]
+
+
+@override_settings(JOBS_SCHEDULES=TEST_SCHEDULES)
+def test_a_due_schedule_enqueues_its_job_which_runs(redis_conn, run_burst):
+    # Given a registered schedule that is due now
+    scheduler = get_scheduler()
+    register_schedules(scheduler)
+    redis_conn.zadd(
+        "rq:scheduler:scheduled_jobs",
+        {"schedule-test-every-minute": 0, "schedule-relay-and-reconcile": 0},
+    )
+    # When the scheduler ticks and a worker runs what it queued
+    call_command("run_scheduler", "--burst")
+    run_burst(["default"])  # fire() runs here and enqueues the ledger job
+    run_burst()
+    # Then the schedule's job ran, recorded with trigger "schedule"
+    job = Job.objects.get(schedule_id="test-every-minute")
+    assert job.trigger == JobTrigger.SCHEDULE
+    assert job.kind == "test_noop"
+    assert job.state == JobState.COMPLETED
+    # the relay schedule leaves no ledger row
+    assert Job.objects.count() == 1
+    # and both are registered again for their next minute
+    runs = registered_runs(scheduler)
+    assert runs["test-every-minute"] > datetime.now(UTC) - timedelta(seconds=1)
+    assert scheduled_ids(redis_conn) == [
+        "schedule-relay-and-reconcile",
+        "schedule-test-every-minute",
+    ]
+
+
+@override_settings(JOBS_SCHEDULES=TEST_SCHEDULES)
+def test_run_now_enqueues_once_and_records_who_asked(redis_conn, django_user_model):
+    # Given
+    user = django_user_model.objects.create_user("ops", password="x", is_staff=True)
+    # When pressed twice before the job starts
+    first = run_now("test-every-minute", user)
+    second = run_now("test-every-minute", user)
+    # Then
+    assert first.pk == second.pk
+    assert first.trigger == JobTrigger.ADMIN
+    assert first.requested_by == user
+    assert Job.objects.get().merged_count == 1
+    listed = {s["id"]: s for s in list_schedules()}
+    assert listed["test-every-minute"]["last_job"].pk == first.pk
+    assert listed["test-every-minute"]["next_run"].tzinfo is not None
+
+
+def test_each_configured_schedule_fires_its_kind(redis_conn, settings):
+    # The bundle kinds come from bundles/jobs.py (autodiscovered).
+    kinds = {k.name for k in all_kinds()}
+    for item in settings.JOBS_SCHEDULES:
+        if item["kind"] == "relay":
+            assert fire(item["id"]) == {"relayed": 0, "reconciled": 0}
+            continue
+        if item["kind"] not in kinds:
+            pytest.fail(f"schedule {item['id']}: kind {item['kind']!r} is not registered")
+        fire(item["id"])
+        job = Job.objects.get(schedule_id=item["id"])
+        assert job.kind == item["kind"]
+        assert job.payload == item["payload"]
+        assert job.trigger == JobTrigger.SCHEDULE
