@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         run_step("migrating", manage("migrate", "--noinput", "-v", "0"))
         run_step(
             f"demo data ({args.bundles} bundles, once)",
-            manage("seed_demo", "--bundles", str(args.bundles), "--if-empty"),
+            manage("seed_demo", "--bundles", str(args.bundles)),
         )
         password = demo_password()
         run_step(

@@ -80,6 +80,9 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
+            # Its own session: a Ctrl-C meant for the supervisor must not stop Redis before
+            # the workers have shut down cleanly.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
