@@ -21,7 +21,7 @@ from pathlib import Path
 from config.embedded_redis import die_with_parent, free_port, start_embedded_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 QUEUES = ("bundle-recompute", "bundle-reindex", "bundle-consistency-check", "bundle-bulk-operation")
 DEMO_USER = "admin"
 
