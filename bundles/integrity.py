@@ -109,10 +109,33 @@ class Evaluation:
 
 def bundles_for_evaluation() -> QuerySet[Bundle]:
     """Bundles with everything evaluation and recompute touch: 2 queries for any number."""
-    components = BundleComponent.objects.select_related("variant__product").order_by("id")
-    return Bundle.objects.select_related(
-        "shell_product", "shell_variant", "search_entry"
-    ).prefetch_related(Prefetch("components", queryset=components))
+    # Timestamps and descriptions are never read here; skipping them saves a third of the
+    # row conversion time at 100k bundles. (Fields that are only *assigned* may be deferred.)
+    components = (
+        BundleComponent.objects.select_related("variant__product")
+        .defer(
+            "variant__created_at",
+            "variant__updated_at",
+            "variant__product__created_at",
+            "variant__product__updated_at",
+            "variant__product__description",
+        )
+        .order_by("id")
+    )
+    return (
+        Bundle.objects.select_related("shell_product", "shell_variant", "search_entry")
+        .defer(
+            "created_at",
+            "shell_product__created_at",
+            "shell_product__updated_at",
+            "shell_product__description",
+            "shell_variant__created_at",
+            "shell_variant__updated_at",
+            "search_entry__indexed_at",
+            "search_entry__document",
+        )
+        .prefetch_related(Prefetch("components", queryset=components))
+    )
 
 
 def _components(bundle: Bundle) -> list[BundleComponent]:
