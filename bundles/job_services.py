@@ -11,15 +11,27 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
+from django.conf import settings
+from django.db import transaction
+
 from bundles.errors import BundleError, BundleNotFound, InvalidScope
 from bundles.models import Bundle
 from bundles.selectors import SCOPES, bundle_ids_for_scope
-from jobs.enqueue import enqueue
+from jobs.enqueue import dispatch, enqueue
 from jobs.models import Job
 
 BULK_OPERATIONS = ("recompute", "reindex", "check", "activate", "archive")
 MIN_BATCH_SIZE = 1
 MAX_BATCH_SIZE = 1000
+# A new fan-out waits this long before a worker may start it, so a burst of saves of the same
+# variants merges into it (dedup only merges into jobs that have not started).
+DEFAULT_FANOUT_DEBOUNCE_SECONDS = 1
+
+
+def fanout_debounce_seconds() -> float:
+    return float(
+        getattr(settings, "BUNDLES_FANOUT_DEBOUNCE_SECONDS", DEFAULT_FANOUT_DEBOUNCE_SECONDS)
+    )
 
 
 class InvalidJobOptions(BundleError, ValueError):
@@ -91,6 +103,7 @@ def bundle_recompute_enqueue(
     requested_by=None,
     label: str | None = None,
     parent: Job | None = None,
+    dispatch_on_commit: bool = True,
 ) -> Job:
     """Ask for one bundle's recompute; merges into a pending recompute of the same bundle.
 
@@ -113,6 +126,7 @@ def bundle_recompute_enqueue(
         dedup_key=recompute_dedup_key(bundle_id),
         merge=_merge_recompute,
         parent=parent,
+        dispatch_on_commit=dispatch_on_commit,
     )
 
 
@@ -124,6 +138,7 @@ def bundle_recompute_request(
     force: bool = False,
     update_search: bool = True,
     requested_by=None,
+    dispatch_on_commit: bool = True,
 ) -> Job:
     """Like ``bundle_recompute_enqueue`` for ids typed by people: unknown id → BundleNotFound."""
     bundle = Bundle.objects.filter(pk=bundle_id).only("pk", "name").first()
@@ -137,6 +152,7 @@ def bundle_recompute_request(
         update_search=update_search,
         requested_by=requested_by,
         label=bundle.name,
+        dispatch_on_commit=dispatch_on_commit,
     )
 
 
@@ -163,6 +179,7 @@ def bundles_reindex_enqueue(
     trigger: str,
     reason: str = "",
     requested_by=None,
+    dispatch_on_commit: bool = True,
 ) -> Job:
     """Reindex the given bundles (``None`` = all). Unknown ids → BundleNotFound, no job."""
     if bundle_ids is None:
@@ -189,6 +206,7 @@ def bundles_reindex_enqueue(
         requested_by=requested_by,
         target=target,
         dedup_key=dedup_key,
+        dispatch_on_commit=dispatch_on_commit,
     )
 
 
@@ -200,6 +218,7 @@ def bundles_check_enqueue(
     trigger: str,
     reason: str = "",
     requested_by=None,
+    dispatch_on_commit: bool = True,
 ) -> Job:
     """Consistency check of a scope (all / active / broken) or a list of bundle ids.
 
@@ -240,6 +259,7 @@ def bundles_check_enqueue(
         target=target,
         dedup_key=dedup_key,
         merge=_merge_check,
+        dispatch_on_commit=dispatch_on_commit,
     )
 
 
@@ -255,6 +275,7 @@ def bundles_bulk_enqueue(
     trigger: str,
     reason: str = "",
     requested_by=None,
+    dispatch_on_commit: bool = True,
 ) -> Job:
     """One parent job that, when it runs, enqueues a child job per batch of ``batch_size``.
 
@@ -287,6 +308,7 @@ def bundles_bulk_enqueue(
         reason=reason or f"Bulk {operation} of {len(ids)} bundles in {batches} batches",
         requested_by=requested_by,
         target=("bundle", "", f"{operation.capitalize()} {len(ids)} bundles"),
+        dispatch_on_commit=dispatch_on_commit,
     )
 
 
@@ -307,11 +329,14 @@ def variants_changed(
     reason: str = "",
     requested_by=None,
     label: str | None = None,
+    dispatch_on_commit: bool = True,
 ) -> Job | None:
-    """Tell the bundles that these variants changed (imports, ``QuerySet.update``).
+    """Tell the bundles that these variants changed (signals, imports, ``QuerySet.update``).
 
     Enqueues one fan-out job, which finds the bundles using the variants and enqueues their
-    recomputes; repeated calls for the same variants merge while the fan-out has not started.
+    recomputes. Requests for the same variants merge while the fan-out has not started, and a
+    new fan-out is handed to RQ only after ``BUNDLES_FANOUT_DEBOUNCE_SECONDS`` (default 1),
+    so a burst of saves makes a handful of fan-outs rather than one per worker cycle.
     Returns None when there is nothing to tell.
     """
     ids = sorted({int(i) for i in variant_ids})
@@ -321,7 +346,7 @@ def variants_changed(
         target = ("variant", str(ids[0]), label or f"Variant #{ids[0]}")
     else:
         target = ("variant", "", f"{len(ids)} variants")
-    return enqueue(
+    job = enqueue(
         "fanout",
         payload={"variant_ids": ids, "reason": reason},
         trigger=trigger,
@@ -330,7 +355,12 @@ def variants_changed(
         target=target,
         dedup_key=variant_fanout_dedup_key(ids),
         merge=_merge_variant_ids,
+        dispatch_on_commit=False,  # dispatched below, debounced
     )
+    if dispatch_on_commit and job.merged_count == 0:  # a new row; a merged one is on its way
+        job_id, delay = job.pk, fanout_debounce_seconds()
+        transaction.on_commit(lambda: dispatch(job_id, delay=delay))
+    return job
 
 
 def broken_check_enqueue(*, trigger: str, reason: str = "") -> Job:

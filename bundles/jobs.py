@@ -62,6 +62,14 @@ def _scaled(ctx: JobContext, start: int, end: int) -> Progress:
     return report
 
 
+def _is_inline(ctx: JobContext) -> bool:
+    """True when the job runs through ``run_inline`` (``--sync``), not in an RQ worker.
+
+    Jobs it spawns are then run here too instead of being handed to RQ.
+    """
+    return ctx.rq_job is None
+
+
 def _existing(bundle_ids: Sequence[int]) -> tuple[list[int], list[int]]:
     """(ids that still exist, ids that vanished), in the given order."""
     ids = [int(i) for i in bundle_ids]
@@ -204,11 +212,16 @@ def maintenance(
     "fanout", queue="bundle-bulk-operation", max_attempts=3, backoff=(5, 30, 120), timeout=900
 )
 def fanout(ctx: JobContext, *, variant_ids: Sequence[int], reason: str = "") -> dict:
-    """Find the bundles that use the changed variants and enqueue their recomputes (deduped)."""
+    """Find the bundles that use the changed variants and enqueue their recomputes (deduped).
+
+    Run inline (``--sync``) it also runs those recomputes here, so no worker is needed.
+    """
+    inline = _is_inline(ctx)
     bundle_ids = bundle_ids_using_variants(variant_ids=variant_ids)
     names = dict(Bundle.objects.filter(pk__in=bundle_ids).values_list("pk", "name"))
     why = reason or f"Variant(s) {', '.join(map(str, variant_ids))} changed"
     created = merged = 0
+    recomputes: list[Job] = []
     total = len(bundle_ids)
     for start in range(0, total, FANOUT_CHUNK):
         # One transaction per chunk: its recomputes reach RQ together when it commits.
@@ -220,13 +233,18 @@ def fanout(ctx: JobContext, *, variant_ids: Sequence[int], reason: str = "") -> 
                     reason=why,
                     label=names.get(bundle_id),
                     parent=ctx.job,
+                    dispatch_on_commit=not inline,
                 )
+                recomputes.append(job)
                 if job.parent_id == ctx.job.pk:
                     created += 1
                 else:
                     merged += 1
         done = min(start + FANOUT_CHUNK, total)
         ctx.set_progress(done * 100 // total, f"{done}/{total} bundles")
+    if inline:
+        for job in recomputes:
+            run_inline(job)
     return {
         "variant_ids": list(variant_ids),
         "bundles": total,
@@ -344,6 +362,7 @@ def _create_children(ctx: JobContext, *, operation, ids, batch_size, continue_on
                 requested_by=ctx.job.requested_by,
                 target=("bundle", "", f"{operation.capitalize()} batch {number}/{len(batches)}"),
                 parent=ctx.job,
+                dispatch_on_commit=not _is_inline(ctx),
             )
 
 

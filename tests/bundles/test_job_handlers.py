@@ -21,6 +21,12 @@ from tests.factories import make_bundle, make_variant
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
 
+@pytest.fixture(autouse=True)
+def no_fanout_debounce(settings):
+    """Fan-outs go to RQ at once here; the debounce has tests of its own."""
+    settings.BUNDLES_FANOUT_DEBOUNCE_SECONDS = 0
+
+
 @pytest.fixture
 def progress_log(monkeypatch):
     """Every set_progress call a handler makes: (kind, job id, pct, message)."""

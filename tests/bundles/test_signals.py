@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import django_rq
 import pytest
 from django.core import serializers
 from django.db import connection, transaction
@@ -16,6 +17,12 @@ from tests.bundles.jobs_support import jobs, rq_queued, run_burst_worker
 from tests.factories import make_bundle, make_variant
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+
+@pytest.fixture(autouse=True)
+def no_fanout_debounce(settings):
+    """Fan-outs go to RQ at once here; the debounce has tests of its own."""
+    settings.BUNDLES_FANOUT_DEBOUNCE_SECONDS = 0
 
 
 @pytest.fixture
@@ -134,6 +141,24 @@ def test_a_burst_of_saves_merges_into_one_pending_fanout(catalog):
     assert fanout.state == JobState.PENDING
     assert fanout.merged_count == 49
     assert rq_queued("bundle-bulk-operation") == 1
+
+
+def test_a_new_fanout_waits_the_debounce_window_in_rqs_scheduler(catalog, settings):
+    from rq.registry import ScheduledJobRegistry
+
+    settings.BUNDLES_FANOUT_DEBOUNCE_SECONDS = 1
+    camera = fresh(catalog["camera"])
+    camera.price = Decimal("101.00")
+    camera.save()
+    camera.price = Decimal("102.00")
+    camera.save()
+    fanout = jobs("fanout").get()
+    assert fanout.merged_count == 1
+    assert fanout.dispatched_at is not None
+    # Not on the queue yet: RQ's scheduler moves it there after the window
+    queue = django_rq.get_queue("bundle-bulk-operation")
+    assert queue.count == 0
+    assert ScheduledJobRegistry(queue=queue).get_job_ids() == [fanout.rq_job_id]
 
 
 def test_variants_changed_merges_the_variant_lists_of_a_pending_fanout(catalog):

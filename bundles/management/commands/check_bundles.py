@@ -45,6 +45,7 @@ class Command(BaseCommand):
                 notify_admins=options["notify"],
                 trigger=_jobcli.TRIGGER,
                 reason=options["reason"] or "Requested from the command line",
+                dispatch_on_commit=not options["sync"],  # --sync runs it here, not in RQ
             )
         )
         _jobcli.report_job(

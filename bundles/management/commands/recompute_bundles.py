@@ -49,13 +49,19 @@ class Command(BaseCommand):
         if not 1 <= batch_size <= job_services.MAX_BATCH_SIZE:
             raise CommandError(f"--batch-size must be between 1 and 1000, got {batch_size}.")
         reason = options["reason"] or "Requested from the command line"
+        # --sync runs the job right here: RQ must not get it too.
+        dispatch = not options["sync"]
 
         if variant_ids:
-            job = _jobcli.create_job(lambda: self._fanout(variant_ids, reason))
+            job = _jobcli.create_job(lambda: self._fanout(variant_ids, reason, dispatch))
         elif len(ids) == 1:
             job = _jobcli.create_job(
                 lambda: job_services.bundle_recompute_request(
-                    bundle_id=ids[0], trigger=_jobcli.TRIGGER, reason=reason, force=options["force"]
+                    bundle_id=ids[0],
+                    trigger=_jobcli.TRIGGER,
+                    reason=reason,
+                    force=options["force"],
+                    dispatch_on_commit=dispatch,
                 )
             )
         else:
@@ -71,6 +77,7 @@ class Command(BaseCommand):
                     continue_on_error=True,
                     trigger=_jobcli.TRIGGER,
                     reason=reason,
+                    dispatch_on_commit=dispatch,
                 )
             )
         _jobcli.report_job(
@@ -78,12 +85,15 @@ class Command(BaseCommand):
         )
 
     @staticmethod
-    def _fanout(variant_ids: list[int], reason: str):
+    def _fanout(variant_ids: list[int], reason: str, dispatch: bool):
         found = set(ProductVariant.objects.filter(pk__in=variant_ids).values_list("pk", flat=True))
         missing = [i for i in variant_ids if i not in found]
         if missing:
             noun = "variant" if len(missing) == 1 else "variants"
             raise CommandError(f"No {noun} with id {', '.join(map(str, missing))}.")
         return job_services.variants_changed(
-            variant_ids=variant_ids, trigger=_jobcli.TRIGGER, reason=reason
+            variant_ids=variant_ids,
+            trigger=_jobcli.TRIGGER,
+            reason=reason,
+            dispatch_on_commit=dispatch,
         )

@@ -28,6 +28,7 @@ class Command(BaseCommand):
                 bundle_ids=None if options["all"] else ids,
                 trigger=_jobcli.TRIGGER,
                 reason=options["reason"] or "Requested from the command line",
+                dispatch_on_commit=not options["sync"],  # --sync runs it here, not in RQ
             )
         )
         _jobcli.report_job(

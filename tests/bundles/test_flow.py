@@ -1,0 +1,230 @@
+"""End to end: a catalog change → ledger row → RQ → worker → bundles right, with real workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+
+from bundles import job_services, services
+from bundles.models import Bundle, ProductVariant
+from jobs.models import SETTLED_STATES, Job, JobState
+from tests.bundles.jobs_support import (
+    WorkerProcess,
+    close_thread_connections,
+    jobs,
+    rq_queued,
+    run_burst_worker,
+    wait_until,
+)
+from tests.factories import make_bundle, make_variant
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+
+@pytest.fixture(autouse=True)
+def no_fanout_debounce(settings):
+    """Fan-outs go to RQ at once here; the debounce has tests of its own."""
+    settings.BUNDLES_FANOUT_DEBOUNCE_SECONDS = 0
+
+
+@pytest.fixture
+def worker(redis_conn):
+    started: list[WorkerProcess] = []
+
+    def start(*queues: str) -> WorkerProcess:
+        proc = WorkerProcess(*queues)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def all_settled() -> bool:
+    return not Job.objects.exclude(state__in=SETTLED_STATES).exists()
+
+
+def test_committed_price_change_recomputes_every_bundle_using_the_variant(redis_conn, worker):
+    # Given three bundles using a battery, one that doesn't, and a worker process running
+    battery = make_variant(price="10.00")
+    camera = make_variant(price="100.00")
+    using = [
+        make_bundle(components=[(battery, 1)]),
+        make_bundle(components=[(battery, 2), (camera, 1)], rule_value="10"),
+        make_bundle(
+            components=[(camera, 1), (battery, 4)], pricing_rule="amount_off", rule_value="5"
+        ),
+    ]
+    other = make_bundle(components=[(camera, 1)])
+    untouched_at = Bundle.objects.get(pk=other.pk).last_recomputed_at
+    worker()
+
+    # When the battery's price change is committed
+    with transaction.atomic():
+        battery = ProductVariant.objects.get(pk=battery.pk)
+        battery.price = Decimal("20.00")
+        battery.save()
+
+    # Then every bundle using it gets its new price from the worker, and only those
+    expected = {
+        using[0].pk: Decimal("20.00"),
+        using[1].pk: Decimal("126.00"),  # (2×20 + 100) − 10 %
+        using[2].pk: Decimal("175.00"),  # (100 + 4×20) − 5
+    }
+
+    def prices_updated():
+        prices = dict(Bundle.objects.filter(pk__in=expected).values_list("pk", "computed_price"))
+        return prices == expected
+
+    wait_until(prices_updated)
+    wait_until(all_settled)
+    assert jobs("fanout").get().state == JobState.COMPLETED
+    recomputed = sorted(j.payload["bundle_id"] for j in jobs("recompute"))
+    assert recomputed == sorted(expected)
+    assert Bundle.objects.get(pk=other.pk).last_recomputed_at == untouched_at
+    # the shells and search entries follow too
+    for bundle in Bundle.objects.filter(pk__in=expected).select_related(
+        "shell_variant", "search_entry"
+    ):
+        assert bundle.shell_variant.price == bundle.computed_price
+        assert bundle.search_entry.price == bundle.computed_price
+
+
+def test_rolled_back_price_change_leaves_no_ledger_row_and_no_rq_job(redis_conn):
+    battery = make_variant(price="10.00")
+    kit = make_bundle(components=[(battery, 1)])
+    with pytest.raises(ValueError), transaction.atomic():
+        battery = ProductVariant.objects.get(pk=battery.pk)
+        battery.price = Decimal("99.00")
+        battery.save()
+        raise ValueError("validation failed later in the request")
+    assert Job.objects.count() == 0
+    assert rq_queued() == 0
+    run_burst_worker()
+    assert Bundle.objects.get(pk=kit.pk).computed_price == Decimal("10.00")
+
+
+def test_a_burst_of_1000_saves_makes_a_handful_of_fanouts_and_right_prices(
+    redis_conn, worker, settings
+):
+    settings.BUNDLES_FANOUT_DEBOUNCE_SECONDS = 1  # the default
+    # Given two bundles using a variant and a worker process consuming all queues
+    variant = make_variant(price="10.00", stock=1000)
+    kit = make_bundle(components=[(variant, 1)])
+    pair = make_bundle(components=[(variant, 2)])
+    worker()
+
+    # When the variant is saved 1,000 times in a burst (an import calling save() in a loop)
+    variant = ProductVariant.objects.get(pk=variant.pk)
+    started = time.monotonic()
+    for n in range(1, 1001):
+        variant.price = Decimal("10.00") + Decimal(n) / 100
+        variant.stock_on_hand = 1000 - n // 2
+        variant.save()
+    burst_seconds = time.monotonic() - started
+
+    # Then the worker catches up to the last values
+    wait_until(all_settled, timeout=120)
+    wait_until(
+        lambda: Bundle.objects.get(pk=pair.pk).computed_price == Decimal("40.00"), timeout=60
+    )
+    assert Bundle.objects.get(pk=kit.pk).computed_price == Decimal("20.00")
+    assert Bundle.objects.get(pk=kit.pk).computed_availability == 500
+    assert Bundle.objects.get(pk=pair.pk).computed_availability == 250
+    # with at most a handful of fan-out jobs holding the 1,000 requests between them
+    fanouts = list(jobs("fanout"))
+    assert sum(1 + f.merged_count for f in fanouts) == 1000
+    print(
+        f"\n1000 saves in {burst_seconds:.2f}s -> {len(fanouts)} fan-out jobs, "
+        f"{jobs('recompute').count()} recompute jobs"
+    )
+    # each fan-out stays open for merging for the 1 s debounce, so their number follows the
+    # burst's length, not its 1,000 saves (without the debounce: ~40 here)
+    assert len(fanouts) <= burst_seconds / 1 + 2
+    assert len(fanouts) <= 10
+
+
+def test_a_change_during_a_running_recompute_is_applied_after_it(redis_conn, worker, monkeypatch):
+    # Given a bundle, a worker process for fan-outs, and a recompute that pauses once it has
+    # computed (with the old price) until told to go on
+    battery = make_variant(price="10.00")
+    kit = make_bundle(components=[(battery, 1)])
+    worker("bundle-bulk-operation")
+    computed, go = threading.Event(), threading.Event()
+    real = services.bundle_recompute
+
+    def pausing_recompute(**kwargs):
+        result = real(**kwargs)
+        if not computed.is_set():
+            computed.set()
+            assert go.wait(60), "the test never released the recompute"
+        return result
+
+    monkeypatch.setattr(services, "bundle_recompute", pausing_recompute)
+
+    def change_price_while_running() -> None:
+        try:
+            assert computed.wait(60)
+            variant = ProductVariant.objects.get(pk=battery.pk)
+            variant.price = Decimal("30.00")
+            variant.save()
+            # the fan-out runs in the other process and asks for a recompute of the kit
+            wait_until(lambda: jobs("recompute").count() == 2)
+        finally:
+            go.set()
+            close_thread_connections()
+
+    first = job_services.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="admin")
+    changer = threading.Thread(target=change_price_while_running)
+    changer.start()
+
+    # When the in-process worker runs the recompute (and whatever follows it)
+    run_burst_worker()
+    changer.join(10)
+
+    # Then the running job was not merged into: a second recompute ran after it, and the
+    # final price is the new one
+    first.refresh_from_db()
+    second = jobs("recompute").exclude(pk=first.pk).get()
+    assert first.state == JobState.COMPLETED
+    assert first.result["price"] == "10.00"
+    assert first.merged_count == 0
+    assert second.state == JobState.COMPLETED
+    assert second.started_at > first.started_at
+    assert second.result["price"] == "30.00"
+    assert Bundle.objects.get(pk=kit.pk).computed_price == Decimal("30.00")
+
+
+def test_import_through_queryset_update_reaches_bundles_via_variants_changed(redis_conn):
+    # QuerySet.update sends no signals: the import tells the bundles itself
+    a, b = make_variant(price="1.00"), make_variant(price="2.00")
+    kit = make_bundle(components=[(a, 1), (b, 1)])
+    ProductVariant.objects.filter(pk__in=[a.pk, b.pk]).update(price=Decimal("5.00"))
+    assert Job.objects.count() == 0
+    job = job_services.variants_changed(variant_ids=[a.pk, b.pk], reason="nightly import")
+    run_burst_worker()
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED
+    assert job.trigger == "command"
+    assert jobs("recompute").count() == 1  # one bundle, one recompute
+    assert Bundle.objects.get(pk=kit.pk).computed_price == Decimal("10.00")
+
+
+def test_soft_deleting_a_component_breaks_the_bundle_and_the_check_keeps_it_broken(redis_conn):
+    gone, kept = make_variant(), make_variant()
+    kit = make_bundle(components=[(gone, 1), (kept, 1)])
+    broken_ids = services.variant_soft_delete(variant_id=gone.pk)
+    assert broken_ids == [kit.pk]
+    check = jobs("consistency_check").get()
+    run_burst_worker()
+    check.refresh_from_db()
+    assert check.state == JobState.COMPLETED
+    assert check.result["broken"] == 1
+    kit = Bundle.objects.get(pk=kit.pk)
+    assert kit.status == "broken"
+    assert kit.computed_availability == 0
