@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "graphene_django",
     "bundles",
     "jobs",
+    "api",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,70 @@
+"""/graphql/: graphene's view with token auth, CSRF for sessions, GraphiQL for staff only.
+
+* ``Authorization: Bearer <key>`` → the token's user; such requests are CSRF-exempt (a browser
+  never adds that header on its own, so a forged cross-site request cannot carry it).
+* Otherwise the Django session; a session-authenticated POST must carry the CSRF token, as
+  any Django form would (Django's own check, run the way DRF's SessionAuthentication runs it).
+* GraphiQL (a browser asking for HTML) only for logged-in staff; others go to the login page.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from django.http import HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import CsrfViewMiddleware
+from django.urls import reverse
+from graphene_django.views import GraphQLView
+
+from api import errors
+from api.auth import authenticate_request
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request, reason):
+        return reason  # tell the caller why instead of rendering Django's 403 page
+
+
+def csrf_failure_reason(request) -> str | None:
+    """Why Django's CSRF check refuses this request, or None if it passes."""
+    check = _CsrfCheck(lambda req: None)
+    check.process_request(request)
+    return check.process_view(request, None, (), {})
+
+
+def _json_error(status: int, message: str, code: str) -> HttpResponse:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return HttpResponse(json.dumps(body), status=status, content_type="application/json")
+
+
+class ApiGraphQLView(GraphQLView):
+    def dispatch(self, request, *args, **kwargs):
+        token_auth = authenticate_request(request)
+        if not token_auth and request.method == "POST" and request.user.is_authenticated:
+            reason = csrf_failure_reason(request)
+            if reason:
+                return _json_error(
+                    403,
+                    f"CSRF check failed ({reason}). Send the X-CSRFToken header with session "
+                    "requests, or use an API token.",
+                    errors.FORBIDDEN,
+                )
+        wants_page = self.request_wants_html(request) and "raw" not in request.GET
+        if request.method == "GET" and wants_page:
+            user = request.user
+            if not user.is_authenticated:
+                login = reverse("admin:login")
+                return HttpResponseRedirect(f"{login}?{urlencode({'next': request.path})}")
+            if not (user.is_active and user.is_staff):
+                return HttpResponse("GraphiQL is for staff users only.", status=403)
+        return super().dispatch(request, *args, **kwargs)
+
+    @classmethod
+    def can_display_graphiql(cls, request, data):
+        user = getattr(request, "user", None)
+        staff = bool(user and user.is_authenticated and user.is_active and user.is_staff)
+        return staff and super().can_display_graphiql(request, data)
+
+    def format_error(self, error):
+        return errors.format_error(error)

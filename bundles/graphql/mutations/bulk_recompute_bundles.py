@@ -1,0 +1,57 @@
+"""bulkRecomputeBundles(bundleIds, batchSize) → { jobIds totalBundles batchCount message }.
+
+One bulk job is queued; when it runs it makes one child job per batch (visible under it in
+System → Jobs). ``jobIds`` holds that bulk job's id.
+"""
+
+from __future__ import annotations
+
+import graphene
+from django.db import transaction
+
+from api.errors import BadUserInput
+from api.graphql_utils import parse_int_ids
+from api.permissions import require_staff
+from bundles.graphql.mutations.common import CHANGE_BUNDLE, TRIGGER
+from bundles.job_services import MAX_BATCH_SIZE, MIN_BATCH_SIZE, bundles_bulk_enqueue
+
+
+class BulkRecomputeBundles(graphene.Mutation):
+    class Arguments:
+        bundle_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
+        batch_size = graphene.Int(default_value=10, description="Bundles per batch, 1-1000")
+
+    job_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
+    total_bundles = graphene.Int(required=True)
+    batch_count = graphene.Int(required=True)
+    message = graphene.String(required=True)
+
+    @staticmethod
+    def mutate(root, info, bundle_ids, batch_size=10):
+        user = require_staff(info, CHANGE_BUNDLE)
+        if batch_size is None or not MIN_BATCH_SIZE <= batch_size <= MAX_BATCH_SIZE:
+            raise BadUserInput(
+                f"'batchSize' must be between {MIN_BATCH_SIZE} and {MAX_BATCH_SIZE}, "
+                f"got {batch_size}.",
+                field="batchSize",
+            )
+        ids = list(dict.fromkeys(parse_int_ids(bundle_ids, field="bundleIds")))
+        batches = -(-len(ids) // batch_size)
+        with transaction.atomic():
+            job = bundles_bulk_enqueue(
+                operation="recompute",
+                bundle_ids=ids,
+                batch_size=batch_size,
+                trigger=TRIGGER,
+                reason=f"Bulk recompute of {len(ids)} bundles over GraphQL",
+                requested_by=user,
+            )  # unknown ids → BundleNotFound (naming them) → NOT_FOUND
+        return BulkRecomputeBundles(
+            job_ids=[str(job.pk)],
+            total_bundles=len(ids),
+            batch_count=batches,
+            message=(
+                f"Bulk recompute of {len(ids)} bundles queued in {batches} "
+                f"batch{'es' if batches != 1 else ''}. View progress in System → Jobs."
+            ),
+        )

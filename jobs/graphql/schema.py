@@ -1,0 +1,89 @@
+"""The jobs app's GraphQL roots: queries over the ledger, queues and schedules; job mutations.
+
+Every resolver checks the admin's permission first: ``jobs.view_job`` to read.
+"""
+
+from __future__ import annotations
+
+import graphene
+
+from api.errors import NotFound
+from api.graphql_utils import check_page_size, selected_fields
+from api.permissions import require_staff
+from jobs.graphql import filters
+from jobs.graphql.mutations.cancel_job import CancelJob
+from jobs.graphql.mutations.retry_failed_jobs import RetryFailedJobs
+from jobs.graphql.mutations.retry_job import RetryJob
+from jobs.graphql.mutations.run_schedule import RunSchedule
+from jobs.graphql.types import Job, JobConnection, JobEdge, JobQueue, Schedule
+from jobs.models import Job as JobModel
+from jobs.services import JobNotFound, job_get
+
+VIEW_JOB = "jobs.view_job"
+
+
+class JobsQuery(graphene.ObjectType):
+    job = graphene.Field(Job, id=graphene.ID(required=True), description="One job by id")
+    jobs = graphene.Field(
+        JobConnection,
+        required=True,
+        queue=graphene.String(),
+        state=graphene.String(),
+        kind=graphene.String(),
+        bundle_id=graphene.ID(),
+        search=graphene.String(description="Id, kind, target, reason, or a bundle's SKU"),
+        first=graphene.Int(description="Page size, 1-100 (default 20)"),
+        after=graphene.String(description="endCursor of the previous page"),
+        description="Jobs, newest first, filtered and paginated by cursor",
+    )
+    job_queues = graphene.List(graphene.NonNull(JobQueue), required=True)
+    schedules = graphene.List(graphene.NonNull(Schedule), required=True)
+
+    @staticmethod
+    def resolve_job(root, info, id):
+        require_staff(info, VIEW_JOB)
+        try:
+            job = job_get(job_id=id)
+        except JobNotFound as exc:
+            raise NotFound(exc.message, ids=[id]) from None
+        return filters.with_relations(
+            JobModel.objects.filter(pk=job.pk), selected_fields(info)
+        ).first()
+
+    @staticmethod
+    def resolve_jobs(root, info, first=None, after=None, **filter_args):
+        require_staff(info, VIEW_JOB)
+        size = check_page_size(first)
+        qs = filters.filtered_jobs(**filter_args)
+        fields = selected_fields(info)
+        rows, has_next = filters.job_page(
+            filters.with_relations(qs, fields), first=size, after=after
+        )
+        edges = [JobEdge(cursor=filters.job_cursor(job), node=job) for job in rows]
+        return JobConnection(
+            edges=edges,
+            page_info={
+                "has_next_page": has_next,
+                "end_cursor": edges[-1].cursor if edges else None,
+            },
+            total_count=qs.count() if "totalCount" in fields else 0,
+        )
+
+    @staticmethod
+    def resolve_job_queues(root, info):
+        require_staff(info, VIEW_JOB)
+        return filters.queue_counts()
+
+    @staticmethod
+    def resolve_schedules(root, info):
+        from jobs.schedules import list_schedules
+
+        require_staff(info, VIEW_JOB)
+        return list_schedules()
+
+
+class JobsMutation(graphene.ObjectType):
+    retry_job = RetryJob.Field()
+    cancel_job = CancelJob.Field()
+    retry_failed_jobs = RetryFailedJobs.Field()
+    run_schedule = RunSchedule.Field()
