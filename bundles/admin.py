@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from . import services
+from .admin_jobs import BundleJobsAdminMixin
 from .errors import BundleError
 from .models import Bundle, BundleComponent, Product, ProductVariant, SearchEntry
 
@@ -158,7 +159,7 @@ class BundleForm(forms.ModelForm):
 
 
 @admin.register(Bundle)
-class BundleAdmin(admin.ModelAdmin):
+class BundleAdmin(BundleJobsAdminMixin, admin.ModelAdmin):
     form = BundleForm
     inlines = (BundleComponentInline,)
     list_display = (

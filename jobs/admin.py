@@ -1,0 +1,727 @@
+"""System → Jobs: the ledger in Django admin, live, with retry, cancel and schedules.
+
+Thin on purpose: reads go through ``jobs.selectors``, writes through ``jobs.services`` /
+``jobs.schedules`` / ``jobs.schedule_state``; this module checks permissions, calls them and
+reports. Extra pages are ``get_urls`` patterns wrapped in ``admin_site.admin_view``.
+
+Permissions: seeing anything needs ``jobs.view_job``; Retry ``jobs.retry_job``; Cancel
+``jobs.cancel_job``; Run now, enable/disable and the quick buttons ``jobs.run_schedule``;
+deleting settled jobs ``jobs.delete_job``. Staff without the permission get 403.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.views.decorators.cache import never_cache
+
+from jobs import selectors
+from jobs.admin_views import (
+    audit_jobs,
+    cron_in_words,
+    get_quick_action,
+    hourly_chart_svg,
+    job_timeline,
+    jobs_changelist_url,
+    jobs_queued_message,
+    pretty_json_html,
+    quick_actions,
+)
+from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
+from jobs.services import JobError, job_cancel, job_retry
+
+# How many jobs one "retry all failed matching" request retries at most.
+RETRY_MATCHING_LIMIT = 5000
+
+
+# --- paging without COUNT(*) over the whole ledger ----------------------------------------------
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts at most ``cap`` + 1 rows; beyond that it asks PostgreSQL's planner for an
+    estimate (SQLite: shows "more than cap"). A page never costs a full ``COUNT(*)``."""
+
+    cap = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        qs = self.object_list
+        exact = qs.order_by()[: self.cap + 1].count()
+        self.is_estimate = exact > self.cap
+        if not self.is_estimate:
+            return exact
+        return max(_planner_estimate(qs) or 0, exact)
+
+    is_estimate = False
+
+
+def _planner_estimate(qs) -> int | None:
+    if connection.vendor != "postgresql":
+        return None
+    sql, params = qs.order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+# --- filters (fixed choices: no DISTINCT over a million rows to build them) ---------------------
+
+
+class QueueFilter(admin.SimpleListFilter):
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [(q, q) for q in selectors.queue_names()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(queue=self.value()) if self.value() else queryset
+
+
+class KindFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        from jobs.registry import all_kinds
+
+        return [(k.name, k.name) for k in all_kinds() if not k.name.startswith("test_")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
+class StaleFilter(admin.SimpleListFilter):
+    title = "health"
+    parameter_name = "stale"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Stale (running, no heartbeat)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(pk__in=selectors.stale_jobs().values("pk"))
+        return queryset
+
+
+# --- the admin ----------------------------------------------------------------------------------
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = (
+        "short_id",
+        "queue",
+        "kind",
+        "target_link",
+        "state_badge",
+        "progress_bar",
+        "attempts_display",
+        "created_at",
+        "duration",
+        "last_error",
+    )
+    list_display_links = ("short_id",)
+    list_filter = (
+        QueueFilter,
+        "state",
+        KindFilter,
+        "trigger",
+        ("created_at", admin.DateFieldListFilter),
+        StaleFilter,
+    )
+    search_fields = ("target_label",)  # shows the box; get_search_results does the real work
+    search_help_text = "Job id (or its first characters), bundle name or SKU, dedup key, error text"
+    ordering = ("-created_at",)
+    date_hierarchy = None
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    actions = ("retry_selected", "cancel_selected", "delete_settled")
+    change_list_template = "admin/jobs/job/change_list.html"
+    change_form_template = "admin/jobs/job/change_form.html"
+
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "state_badge",
+                    "progress_bar",
+                    "attempts_display",
+                    "queue",
+                    "kind",
+                    "target_link",
+                    "trigger",
+                    "reason",
+                    "requested_by",
+                    "merged_display",
+                    "dedup_key",
+                    "cancel_requested",
+                    "parent_link",
+                    "schedule_id",
+                )
+            },
+        ),
+        ("Payload and result", {"fields": ("payload_pretty", "result_pretty")}),
+        (
+            "Times (UTC)",
+            {
+                "fields": (
+                    "created_at",
+                    "dispatched_at",
+                    "started_at",
+                    "heartbeat_at",
+                    "next_attempt_at",
+                    "settled_at",
+                    "duration",
+                )
+            },
+        ),
+        (
+            "Delivery",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "worker_name",
+                    "rq_job_id",
+                    "last_action",
+                    "last_action_by",
+                    "last_action_at",
+                    "target_type",
+                    "target_id",
+                    "target_label",
+                ),
+            },
+        ),
+    )
+
+    class Media:
+        css = {"all": ("jobs/jobs.css",)}
+        js = ("jobs/live.js",)
+
+    # -- permissions -------------------------------------------------------------------------
+    def has_add_permission(self, request) -> bool:
+        return False  # jobs come from the one enqueue function, never from a form
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # the ledger is written by the runner; people retry or cancel
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("jobs.retry_job")
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("jobs.cancel_job")
+
+    def has_run_schedule_permission(self, request) -> bool:
+        return request.user.has_perm("jobs.run_schedule")
+
+    def _require(self, request, perm: str) -> None:
+        if not request.user.has_perm(f"jobs.{perm}"):
+            raise PermissionDenied
+
+    # -- list --------------------------------------------------------------------------------
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("requested_by")
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(selectors.job_search_q(term=search_term)), False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # ours deletes settled jobs only, with confirmation
+        return actions
+
+    def response_action(self, request, queryset):
+        # An action the user may not run is a 403 that does nothing, not "No action selected".
+        name = request.POST.get("action", "")
+        known = {n for _f, n, _d in self._get_base_actions()}
+        if name in known and name not in self.get_actions(request):
+            raise PermissionDenied
+        return super().response_action(request, queryset)
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {
+            "health": selectors.system_health(),
+            "chart_svg": hourly_chart_svg(selectors.jobs_per_hour(hours=24)),
+            "live_url": reverse("admin:jobs_job_live"),
+            "schedules_url": reverse("admin:jobs_job_schedules"),
+            "quick_actions": quick_actions(),
+            "can_run_schedule": self.has_run_schedule_permission(request),
+            "can_retry": self.has_retry_permission(request),
+            "retry_matching_url": reverse("admin:jobs_job_retry_matching")
+            + ("?" + request.GET.urlencode() if request.GET else ""),
+            "changelist_url": reverse("admin:jobs_job_changelist"),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context=extra)
+
+    # -- columns -----------------------------------------------------------------------------
+    @admin.display(description="id")
+    def short_id(self, obj: Job) -> str:
+        return str(obj.pk)[:8]
+
+    @admin.display(description="target")
+    def target_link(self, obj: Job) -> str:
+        label = obj.target_label or obj.target_id or "—"
+        if obj.target_type == "bundle" and obj.target_id:
+            url = reverse("admin:bundles_bundle_change", args=[obj.target_id])
+            return format_html('<a href="{}">{}</a>', url, label)
+        return label
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj: Job) -> str:
+        stale = ""
+        return format_html(
+            '<span class="job-state job-state-{}" data-job-id="{}" data-live="state" '
+            'data-state="{}">{}</span>{}',
+            obj.state,
+            obj.pk,
+            obj.state,
+            obj.get_state_display(),
+            stale,
+        )
+
+    @admin.display(description="progress", ordering="progress")
+    def progress_bar(self, obj: Job) -> str:
+        return format_html(
+            '<div class="job-progress" data-job-id="{}" data-live="progress">'
+            '<div class="job-progress-track" role="progressbar" aria-valuemin="0" '
+            'aria-valuemax="100" aria-valuenow="{}"><div class="job-progress-fill job-state-{}" '
+            'style="width: {}%"></div></div><span class="job-progress-text">{}%</span> '
+            '<span class="job-progress-message">{}</span></div>',
+            obj.pk,
+            obj.progress,
+            obj.state,
+            obj.progress,
+            obj.progress,
+            obj.progress_message,
+        )
+
+    @admin.display(description="attempts")
+    def attempts_display(self, obj: Job) -> str:
+        return format_html(
+            '<span data-job-id="{}" data-live="attempts">{}/{}</span>',
+            obj.pk,
+            obj.attempts,
+            obj.max_attempts,
+        )
+
+    @admin.display(description="duration")
+    def duration(self, obj: Job) -> str:
+        seconds = selectors.duration_seconds(obj)
+        if seconds is None:
+            return "—"
+        text = f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+        return format_html('<span data-job-id="{}" data-live="duration">{}</span>', obj.pk, text)
+
+    @admin.display(description="last error")
+    def last_error(self, obj: Job) -> str:
+        line = selectors.last_error_line(obj)
+        return format_html(
+            '<span class="job-error-line" data-job-id="{}" data-live="error" title="{}">{}</span>',
+            obj.pk,
+            line,
+            line[:120],
+        )
+
+    # -- detail fields -----------------------------------------------------------------------
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: Job) -> str:
+        return pretty_json_html(obj.payload)
+
+    @admin.display(description="result")
+    def result_pretty(self, obj: Job) -> str:
+        return pretty_json_html(obj.result)
+
+    @admin.display(description="merged requests")
+    def merged_display(self, obj: Job) -> str:
+        if not obj.merged_count:
+            return "none"
+        return f"{obj.merged_count} later request(s) merged into this job"
+
+    @admin.display(description="parent")
+    def parent_link(self, obj: Job) -> str:
+        if not obj.parent_id:
+            return "—"
+        url = reverse("admin:jobs_job_change", args=[obj.parent_id])
+        return format_html('<a href="{}">{}</a>', url, str(obj.parent_id)[:8])
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if job is not None:
+            audit = selectors.job_audit(job_id=job.pk)
+            children = list(Job.objects.filter(parent_id=job.pk).order_by("created_at")[:200])
+            extra.update(
+                {
+                    "job": job,
+                    "attempt_errors": list(reversed(job.errors or [])),
+                    "timeline": job_timeline(job, audit),
+                    "audit": audit,
+                    "children": children,
+                    "children_summary": selectors.job_children_summary(job_id=job.pk)
+                    if children
+                    else None,
+                    "children_url": jobs_changelist_url(parent__exact=str(job.pk)),
+                    "live_url": reverse("admin:jobs_job_live"),
+                    "can_retry": self.has_retry_permission(request)
+                    and job.state in (JobState.FAILED, JobState.CANCELLED),
+                    "can_cancel": self.has_cancel_permission(request)
+                    and job.state in ACTIVE_STATES,
+                    "retry_url": reverse("admin:jobs_job_retry", args=[job.pk]),
+                    "cancel_url": reverse("admin:jobs_job_cancel", args=[job.pk]),
+                    "title": f"Job {str(job.pk)[:8]} · {job.kind}",
+                }
+            )
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    # -- extra URLs --------------------------------------------------------------------------
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("live/", wrap(self.live_view), name="jobs_job_live"),
+            path("schedules/", wrap(self.schedules_view), name="jobs_job_schedules"),
+            path(
+                "schedules/<str:schedule_id>/run/",
+                wrap(self.schedule_run_view),
+                name="jobs_job_schedule_run",
+            ),
+            path(
+                "schedules/<str:schedule_id>/toggle/",
+                wrap(self.schedule_toggle_view),
+                name="jobs_job_schedule_toggle",
+            ),
+            path("quick/<slug:slug>/", wrap(self.quick_action_view), name="jobs_job_quick"),
+            path("retry-matching/", wrap(self.retry_matching_view), name="jobs_job_retry_matching"),
+            path("<uuid:object_id>/retry/", wrap(self.retry_view), name="jobs_job_retry"),
+            path("<uuid:object_id>/cancel/", wrap(self.cancel_view), name="jobs_job_cancel"),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request, **extra):
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "has_view_permission": self.has_view_permission(request),
+            **extra,
+        }
+
+    @never_cache
+    def live_view(self, request):
+        """JSON: state, progress, attempts of the given jobs (``?ids=a,b``), for live refresh."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        ids = [i for i in request.GET.get("ids", "").split(",") if i]
+        return JsonResponse(
+            {"jobs": selectors.job_live_rows(ids=ids), "now": timezone.now().isoformat()}
+        )
+
+    def retry_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self._require(request, "retry_job")
+        try:
+            job = job_retry(job_id=object_id, user=request.user)
+        except JobError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            audit_jobs(user=request.user, jobs=[job], message="Retried")
+            self.message_user(request, f"Job {str(job.pk)[:8]} will run again.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[object_id]))
+
+    def cancel_view(self, request, object_id):
+        """POST cancels; a running job first gets a confirmation page (it is stopped mid-way)."""
+        self._require(request, "cancel_job")
+        job = Job.objects.filter(pk=object_id).first()
+        if job is None:
+            raise Http404("No such job")
+        needs_confirmation = job.state == JobState.RUNNING
+        if request.method != "POST" or (needs_confirmation and request.POST.get("post") != "yes"):
+            return TemplateResponse(
+                request,
+                "admin/jobs/job/confirm_cancel.html",
+                self._context(request, title="Stop a running job?", job=job, object=job),
+            )
+        try:
+            job = job_cancel(job_id=object_id, user=request.user)
+        except JobError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            audit_jobs(user=request.user, jobs=[job], message="Cancelled")
+            text = (
+                "asked to stop (it stops at its next progress report)"
+                if job.state == JobState.RUNNING
+                else "cancelled"
+            )
+            self.message_user(request, f"Job {str(job.pk)[:8]} {text}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[object_id]))
+
+    def retry_matching_view(self, request):
+        """Retry every failed job matching the list's current filters, after a confirmation."""
+        self._require(request, "retry_job")
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        cl = self.get_changelist_instance(request)
+        failed = cl.get_queryset(request).filter(state=JobState.FAILED)
+        total = failed.order_by()[: RETRY_MATCHING_LIMIT + 1].count()
+        back = reverse("admin:jobs_job_changelist") + (
+            "?" + request.GET.urlencode() if request.GET else ""
+        )
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            ids = list(failed.values_list("pk", flat=True)[:RETRY_MATCHING_LIMIT])
+            retried, errors = [], 0
+            for pk in ids:
+                try:
+                    retried.append(job_retry(job_id=pk, user=request.user))
+                except JobError:
+                    errors += 1  # retried or cancelled by someone else meanwhile
+            audit_jobs(user=request.user, jobs=retried, message="Retried (retry all failed)")
+            self.message_user(
+                request,
+                f"{len(retried)} failed job(s) will run again"
+                + (f"; {errors} had changed state and were skipped" if errors else "")
+                + ("; more remain, run it again" if total > RETRY_MATCHING_LIMIT else "")
+                + ".",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(back)
+        return TemplateResponse(
+            request,
+            "admin/jobs/job/confirm_retry_matching.html",
+            self._context(
+                request,
+                title="Retry all failed jobs matching the filter?",
+                total=min(total, RETRY_MATCHING_LIMIT),
+                more=total > RETRY_MATCHING_LIMIT,
+                sample=list(failed[:10]),
+                filters=request.GET.urlencode(),
+                back=back,
+            ),
+        )
+
+    def quick_action_view(self, request, slug):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self._require(request, "run_schedule")
+        action = get_quick_action(slug)
+        if action is None:
+            raise Http404("No such quick action")
+        try:
+            jobs = action.run(user=request.user)
+        except Exception as exc:  # a service's typed error: say it, change nothing
+            message = getattr(exc, "message", None) or str(exc)
+            self.message_user(request, f"{action.label}: {message}", messages.ERROR)
+        else:
+            audit_jobs(
+                user=request.user, jobs=jobs, message=f"Triggered: {action.label}", added=True
+            )
+            self.message_user(request, jobs_queued_message(jobs, what=action.label))
+        return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
+
+    # -- schedules ---------------------------------------------------------------------------
+    def schedules_view(self, request):
+        from jobs.schedule_state import schedules_enabled
+        from jobs.schedules import ScheduleError, list_schedules
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            items = list_schedules()
+            error = ""
+        except ScheduleError as exc:
+            items, error = [], exc.message
+        enabled = schedules_enabled()
+        rows = [
+            {
+                **item,
+                "in_words": cron_in_words(item["cron"]),
+                "enabled": enabled.get(item["id"], True),
+                "run_url": reverse("admin:jobs_job_schedule_run", args=[item["id"]]),
+                "toggle_url": reverse("admin:jobs_job_schedule_toggle", args=[item["id"]]),
+                "jobs_url": jobs_changelist_url(schedule_id=item["id"]),
+            }
+            for item in items
+        ]
+        return TemplateResponse(
+            request,
+            "admin/jobs/job/schedules.html",
+            self._context(
+                request,
+                title="Schedules",
+                schedules=rows,
+                error=error,
+                scheduler_alive=selectors.scheduler_alive(),
+                can_run_schedule=self.has_run_schedule_permission(request),
+                now=timezone.now(),
+            ),
+        )
+
+    def schedule_run_view(self, request, schedule_id):
+        from jobs.schedules import ScheduleError, run_now
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self._require(request, "run_schedule")
+        try:
+            job = run_now(schedule_id, user=request.user)
+        except ScheduleError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            if job is None:
+                self.message_user(request, f"{schedule_id} ran now.", messages.SUCCESS)
+            else:
+                audit_jobs(
+                    user=request.user,
+                    jobs=[job],
+                    message=f"Triggered: run schedule {schedule_id} now",
+                    added=True,
+                )
+                self.message_user(request, jobs_queued_message([job], what=f"Run {schedule_id}"))
+        return HttpResponseRedirect(reverse("admin:jobs_job_schedules"))
+
+    def schedule_toggle_view(self, request, schedule_id):
+        from jobs.schedule_state import schedule_set_enabled
+        from jobs.schedules import ScheduleError
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self._require(request, "run_schedule")
+        enable = request.POST.get("enabled") == "1"
+        try:
+            schedule_set_enabled(schedule_id=schedule_id, enabled=enable, user=request.user)
+        except ScheduleError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"Schedule {schedule_id} {'enabled' if enable else 'disabled'}.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(reverse("admin:jobs_job_schedules"))
+
+    # -- actions -----------------------------------------------------------------------------
+    @admin.action(description="Retry selected failed/cancelled jobs", permissions=["retry"])
+    def retry_selected(self, request, queryset):
+        retried, skipped = [], 0
+        for pk in queryset.filter(state__in=(JobState.FAILED, JobState.CANCELLED)).values_list(
+            "pk", flat=True
+        ):
+            try:
+                retried.append(job_retry(job_id=pk, user=request.user))
+            except JobError:
+                skipped += 1
+        skipped += queryset.exclude(state__in=(JobState.FAILED, JobState.CANCELLED)).count()
+        audit_jobs(user=request.user, jobs=retried, message="Retried")
+        self.message_user(
+            request,
+            f"{len(retried)} job(s) will run again"
+            + (
+                f"; {skipped} skipped (only failed or cancelled jobs can be retried)"
+                if skipped
+                else ""
+            )
+            + ".",
+            messages.SUCCESS if retried else messages.WARNING,
+        )
+
+    @admin.action(description="Cancel selected jobs", permissions=["cancel"])
+    def cancel_selected(self, request, queryset):
+        active = queryset.filter(state__in=ACTIVE_STATES)
+        running = list(active.filter(state=JobState.RUNNING)[:20])
+        if running and request.POST.get("post") != "yes":
+            return self._confirm_action(
+                request,
+                queryset,
+                action="cancel_selected",
+                title="Stop running jobs?",
+                question=(
+                    "Some of the selected jobs are running. Cancelling asks them to stop at "
+                    "their next progress report; work already done stays done."
+                ),
+                objects=running,
+                button="Yes, cancel them",
+            )
+        cancelled, skipped = [], 0
+        for pk in active.values_list("pk", flat=True):
+            try:
+                cancelled.append(job_cancel(job_id=pk, user=request.user))
+            except JobError:
+                skipped += 1
+        skipped += queryset.filter(state__in=SETTLED_STATES).count()
+        audit_jobs(user=request.user, jobs=cancelled, message="Cancelled")
+        self.message_user(
+            request,
+            f"{len(cancelled)} job(s) cancelled"
+            + (f"; {skipped} skipped (already settled)" if skipped else "")
+            + ".",
+            messages.SUCCESS if cancelled else messages.WARNING,
+        )
+        return None
+
+    @admin.action(description="Delete selected settled jobs", permissions=["delete"])
+    def delete_settled(self, request, queryset):
+        settled = queryset.filter(state__in=SETTLED_STATES)
+        if request.POST.get("post") != "yes":
+            return self._confirm_action(
+                request,
+                queryset,
+                action="delete_settled",
+                title="Delete settled jobs?",
+                question=(
+                    f"{settled.count()} settled job(s) will be deleted from the ledger, with "
+                    "their children. Pending, running and retrying jobs are kept."
+                ),
+                objects=list(settled[:20]),
+                button="Yes, delete them",
+            )
+        ids = list(settled.values_list("pk", flat=True))
+        deleted = list(Job.objects.filter(pk__in=ids))
+        self.log_deletions(request, deleted)
+        _, per_model = Job.objects.filter(pk__in=ids).delete()
+        self.message_user(
+            request,
+            f"{per_model.get(Job._meta.label, 0)} settled job(s) deleted.",
+            messages.SUCCESS,
+        )
+        return None
+
+    def _confirm_action(self, request, queryset, *, action, title, question, objects, button):
+        return TemplateResponse(
+            request,
+            "admin/jobs/job/confirm_action.html",
+            self._context(
+                request,
+                title=title,
+                question=question,
+                objects=objects,
+                action=action,
+                button=button,
+                # "Select all" over the filter: the filter in the URL says which, not a list of ids.
+                selected=[]
+                if request.POST.get("select_across") == "1"
+                else [str(pk) for pk in queryset.values_list("pk", flat=True)],
+                action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
+                select_across=request.POST.get("select_across", "0"),
+                back=reverse("admin:jobs_job_changelist") + "?" + urlencode(request.GET),
+            ),
+        )

@@ -1,0 +1,394 @@
+"""Read-side queries over the job ledger and RQ, for the admin and GraphQL.
+
+Plain functions with keyword-only arguments and typed returns. They never write. Everything
+that asks Redis survives Redis being down (it reports "unknown" rather than raising), so the
+admin still shows the ledger during an outage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.apps import apps
+from django.conf import settings
+from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models.functions import Coalesce, TruncHour
+from django.utils import timezone
+
+from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
+
+logger = logging.getLogger(__name__)
+
+WAITING_STATES = (JobState.PENDING, JobState.RETRYING)
+
+
+# --- overview -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueOverview:
+    name: str
+    waiting: int  # pending + retrying
+    running: int
+    failed: int  # failed for good, any age (each one is something to look at)
+    completed_24h: int
+    workers: int | None  # None: Redis could not be asked
+
+
+@dataclass(frozen=True)
+class SystemHealth:
+    queues: list[QueueOverview]
+    workers_total: int | None
+    scheduler_alive: bool | None
+    stale_jobs: int
+    redis_ok: bool
+    since: datetime = field(default_factory=timezone.now)
+
+
+def queue_names() -> list[str]:
+    """The job queues, in the order the settings declare them."""
+    return list(settings.JOB_QUEUES)
+
+
+def queue_counts(*, now: datetime | None = None) -> dict[str, dict[str, int]]:
+    """Per queue: waiting, running, failed, completed_24h. One grouped query over indexed rows."""
+    since = (now or timezone.now()) - timedelta(hours=24)
+    rows = (
+        Job.objects.filter(
+            Q(state__in=(*WAITING_STATES, JobState.RUNNING, JobState.FAILED))
+            | Q(state=JobState.COMPLETED, settled_at__gte=since)
+        )
+        .order_by()
+        .values("queue", "state")
+        .annotate(n=Count("pk"))
+    )
+    out: dict[str, dict[str, int]] = {
+        q: {"waiting": 0, "running": 0, "failed": 0, "completed_24h": 0} for q in queue_names()
+    }
+    for row in rows:
+        counts = out.setdefault(
+            row["queue"], {"waiting": 0, "running": 0, "failed": 0, "completed_24h": 0}
+        )
+        state = row["state"]
+        if state in WAITING_STATES:
+            counts["waiting"] += row["n"]
+        elif state == JobState.RUNNING:
+            counts["running"] += row["n"]
+        elif state == JobState.FAILED:
+            counts["failed"] += row["n"]
+        elif state == JobState.COMPLETED:
+            counts["completed_24h"] += row["n"]
+    return out
+
+
+def _redis():
+    import django_rq
+
+    return django_rq.get_connection(queue_names()[0])
+
+
+def workers_by_queue() -> dict[str, int] | None:
+    """Live RQ workers listening to each queue (from ``Worker.all``); None if Redis is down."""
+    from rq.worker import Worker
+
+    try:
+        workers = Worker.all(connection=_redis())
+    except Exception:
+        logger.warning("Could not list RQ workers", exc_info=True)
+        return None
+    out: dict[str, int] = defaultdict(int)
+    for worker in workers:
+        for name in worker.queue_names():
+            out[name] += 1
+    out["*"] = len(workers)
+    return dict(out)
+
+
+def scheduler_alive() -> bool | None:
+    """True if an rq-scheduler process is alive (its instance key has not expired)."""
+    from rq_scheduler import Scheduler
+
+    try:
+        conn = _redis()
+        for key in conn.scan_iter(f"{Scheduler.redis_scheduler_namespace_prefix}*", count=100):
+            if not conn.hexists(key, "death"):
+                return True
+        return False
+    except Exception:
+        logger.warning("Could not ask Redis about the scheduler", exc_info=True)
+        return None
+
+
+def stale_jobs(*, stale_after: int | None = None, now: datetime | None = None) -> QuerySet[Job]:
+    """Running jobs that have not reported (heartbeat or progress) for ``stale_after`` seconds.
+
+    The reconciler settles them within a minute or so; until then the admin shows a badge.
+    """
+    stale_after = stale_after or settings.JOBS_STALE_AFTER_SECONDS
+    cutoff = (now or timezone.now()) - timedelta(seconds=stale_after)
+    return (
+        Job.objects.filter(state=JobState.RUNNING)
+        .annotate(last_sign=Coalesce("heartbeat_at", "started_at", "created_at"))
+        .filter(last_sign__lt=cutoff)
+    )
+
+
+def system_health(*, now: datetime | None = None) -> SystemHealth:
+    """Everything the overview strip shows, in a handful of queries and Redis calls."""
+    now = now or timezone.now()
+    counts = queue_counts(now=now)
+    workers = workers_by_queue()
+    queues = [
+        QueueOverview(
+            name=name,
+            workers=None if workers is None else workers.get(name, 0),
+            **c,
+        )
+        for name, c in counts.items()
+    ]
+    return SystemHealth(
+        queues=queues,
+        workers_total=None if workers is None else workers.get("*", 0),
+        scheduler_alive=scheduler_alive(),
+        stale_jobs=stale_jobs(now=now).count(),
+        redis_ok=workers is not None,
+        since=now - timedelta(hours=24),
+    )
+
+
+# --- chart --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HourBucket:
+    hour: datetime  # start of the hour, UTC
+    completed: int
+    failed: int
+
+
+def jobs_per_hour(*, hours: int = 24, now: datetime | None = None) -> list[HourBucket]:
+    """Completed and failed jobs per hour (by settle time) over the last ``hours`` hours.
+
+    Always ``hours`` buckets, oldest first, the last one being the current hour.
+    """
+    now = now or timezone.now()
+    current = now.replace(minute=0, second=0, microsecond=0)
+    start = current - timedelta(hours=hours - 1)
+    rows = (
+        Job.objects.filter(settled_at__gte=start, state__in=(JobState.COMPLETED, JobState.FAILED))
+        .order_by()
+        .annotate(hour=TruncHour("settled_at"))
+        .values("hour", "state")
+        .annotate(n=Count("pk"))
+    )
+    by_hour: dict[datetime, dict[str, int]] = defaultdict(lambda: {"completed": 0, "failed": 0})
+    for row in rows:
+        by_hour[row["hour"]][row["state"]] += row["n"]
+    return [
+        HourBucket(hour=h, completed=by_hour[h]["completed"], failed=by_hour[h]["failed"])
+        for h in (start + timedelta(hours=i) for i in range(hours))
+    ]
+
+
+# --- lists and search ---------------------------------------------------------------------------
+
+
+def _bundle_ids_matching(term: str, *, limit: int = 200) -> list[str]:
+    """Ids (as strings) of bundles whose name or SKU (shell or component) matches ``term``."""
+    if not apps.is_installed("bundles"):
+        return []
+    Bundle = apps.get_model("bundles", "Bundle")
+    ids = (
+        Bundle.objects.filter(
+            Q(name__icontains=term)
+            | Q(shell_variant__sku__iexact=term)
+            | Q(components__variant__sku__iexact=term)
+        )
+        .order_by()
+        .values_list("pk", flat=True)
+        .distinct()[:limit]
+    )
+    return [str(pk) for pk in ids]
+
+
+def job_search_q(*, term: str) -> Q:
+    """The filter for a search box: job id (full or its first 8 characters), target (bundle name
+    or SKU, or its label), dedup key, error text or stage message."""
+    term = term.strip()
+    q = (
+        Q(target_label__icontains=term)
+        | Q(dedup_key__icontains=term)
+        | Q(errors__icontains=term)
+        | Q(progress_message__icontains=term)
+    )
+    with contextlib.suppress(ValueError):
+        q |= Q(pk=uuid.UUID(term))
+    hex_part = term.replace("-", "").lower()
+    if 4 <= len(hex_part) <= 12 and all(c in "0123456789abcdef" for c in hex_part):
+        # The list shows the first 8 characters of the id: let people paste those.
+        q |= Q(pk__istartswith=term.lower())
+    bundle_ids = _bundle_ids_matching(term)
+    if bundle_ids:
+        q |= Q(target_type="bundle", target_id__in=bundle_ids)
+    return q
+
+
+def job_list(
+    *,
+    queue: str | None = None,
+    state: str | list[str] | None = None,
+    kind: str | None = None,
+    trigger: str | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    search: str | None = None,
+    ids: list | None = None,
+    parent_id=None,
+) -> QuerySet[Job]:
+    """Ledger rows matching every given filter, newest first."""
+    qs = Job.objects.select_related("requested_by").order_by("-created_at", "-pk")
+    if queue:
+        qs = qs.filter(queue=queue)
+    if state:
+        qs = qs.filter(state__in=[state] if isinstance(state, str) else list(state))
+    if kind:
+        qs = qs.filter(kind=kind)
+    if trigger:
+        qs = qs.filter(trigger=trigger)
+    if target_type:
+        qs = qs.filter(target_type=target_type)
+    if target_id is not None and target_id != "":
+        qs = qs.filter(target_id=str(target_id))
+    if ids is not None:
+        qs = qs.filter(pk__in=list(ids))
+    if parent_id is not None:
+        qs = qs.filter(parent_id=parent_id)
+    if search:
+        qs = qs.filter(job_search_q(term=search))
+    return qs
+
+
+def jobs_for_target(*, target_type: str, target_id, limit: int = 10) -> list[Job]:
+    """The most recent jobs working on one object (a bundle's page lists these)."""
+    return list(
+        Job.objects.filter(target_type=target_type, target_id=str(target_id)).order_by(
+            "-created_at"
+        )[:limit]
+    )
+
+
+# --- live refresh -------------------------------------------------------------------------------
+
+
+def last_error_line(job: Job) -> str:
+    """First line of the last attempt's error message ("" if it never failed)."""
+    if not job.errors:
+        return ""
+    message = (job.errors[-1] or {}).get("message", "") or ""
+    return message.strip().splitlines()[0] if message.strip() else ""
+
+
+def job_live_rows(*, ids: list) -> list[dict]:
+    """State, progress and attempts of the given jobs (one query), for the 2-second refresh."""
+    clean = []
+    for value in ids[:500]:
+        try:
+            clean.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    rows = Job.objects.filter(pk__in=clean).only(
+        "pk",
+        "state",
+        "progress",
+        "progress_message",
+        "attempts",
+        "max_attempts",
+        "errors",
+        "started_at",
+        "settled_at",
+        "merged_count",
+        "cancel_requested",
+    )
+    return [
+        {
+            "id": str(job.pk),
+            "state": job.state,
+            "state_label": job.get_state_display(),
+            "progress": job.progress,
+            "message": job.progress_message,
+            "attempts": job.attempts,
+            "max_attempts": job.max_attempts,
+            "last_error": last_error_line(job),
+            "errors": len(job.errors or []),
+            "settled": job.state in SETTLED_STATES,
+            "merged_count": job.merged_count,
+            "cancel_requested": job.cancel_requested,
+            "duration": duration_seconds(job),
+        }
+        for job in rows
+    ]
+
+
+def duration_seconds(job: Job, *, now: datetime | None = None) -> float | None:
+    """Seconds from start to settle (or to now while it runs); None if it never started."""
+    if not job.started_at:
+        return None
+    end = job.settled_at or now or timezone.now()
+    return max(0.0, (end - job.started_at).total_seconds())
+
+
+# --- one job ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChildrenSummary:
+    total: int
+    by_state: dict[str, int]
+    progress: int  # average progress of the children, 0-100
+    settled: int
+
+
+def job_children_summary(*, job_id) -> ChildrenSummary:
+    """Aggregate progress of a bulk job's children (one grouped query)."""
+    rows = (
+        Job.objects.filter(parent_id=job_id)
+        .order_by()
+        .values("state")
+        .annotate(n=Count("pk"), avg=Avg("progress"))
+    )
+    by_state = {row["state"]: row["n"] for row in rows}
+    total = sum(by_state.values())
+    weighted = sum((row["avg"] or 0) * row["n"] for row in rows)
+    settled = sum(n for s, n in by_state.items() if s in SETTLED_STATES)
+    # A settled child (failed or cancelled too) is as far as it will go: count it as done.
+    done = weighted + sum(
+        (100 - (row["avg"] or 0)) * row["n"] for row in rows if row["state"] in SETTLED_STATES
+    )
+    return ChildrenSummary(
+        total=total,
+        by_state=by_state,
+        progress=int(done / total) if total else 0,
+        settled=settled,
+    )
+
+
+def job_audit(*, job_id) -> list:
+    """Admin log entries about this job (who triggered, retried, cancelled it), oldest first."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    ct = ContentType.objects.get_for_model(Job)
+    return list(
+        LogEntry.objects.filter(content_type=ct, object_id=str(job_id))
+        .select_related("user")
+        .order_by("action_time")
+    )
+
+
+def active_job_count() -> int:
+    return Job.objects.filter(state__in=ACTIVE_STATES).count()
