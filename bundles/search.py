@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from .models import Bundle, SearchEntry
 
@@ -62,7 +62,8 @@ def search_queryset(term: str) -> QuerySet[SearchEntry]:
         query = SearchQuery(term, search_type="websearch", config=SEARCH_CONFIG)
         return (
             base.filter(Q(document=query) | Q(sku__iexact=term))
-            .annotate(rank=SearchRank("document", query))
+            # F(): rank the stored weighted vector, not a re-parse of its text.
+            .annotate(rank=SearchRank(F("document"), query))
             .order_by("-rank", "title", "pk")
         )
     matches = base
