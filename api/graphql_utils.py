@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,13 +19,16 @@ MAX_DB_ID = 2**63 - 1
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_IDS = 10_000
+_INT_RE = re.compile(r"-?[0-9]{1,40}")
 
 
 def parse_int_id(value: Any, *, field: str, noun: str = "bundle") -> int:
     """A database id from a GraphQL ``ID``: whole number text; BAD_USER_INPUT otherwise."""
     text = str(value).strip()
-    if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 40:
-        raise BadUserInput(f"{value!r} is not a {noun} id (expected a whole number).", field=field)
+    if not _INT_RE.fullmatch(text):
+        raise BadUserInput(
+            f"{str(value)[:50]!r} is not a {noun} id (expected a whole number).", field=field
+        )
     return int(text)
 
 
@@ -46,6 +50,21 @@ def parse_int_ids(values: Sequence[Any], *, field: str, noun: str = "bundle") ->
         shown = ", ".join(str(i) for i in impossible[:20])
         raise NotFound(f"No {noun} with id {shown}.", ids=impossible)
     return ids
+
+
+def clean_text(value: str | None, *, field: str, max_length: int) -> str:
+    """Free text from a client, stripped; too long or holding NUL characters → BAD_USER_INPUT.
+
+    (PostgreSQL refuses NUL in text, so it is turned away here rather than failing there.)
+    """
+    text = (value or "").strip()
+    if "\x00" in text:
+        raise BadUserInput(f"'{field}' must not contain NUL characters.", field=field)
+    if len(text) > max_length:
+        raise BadUserInput(
+            f"'{field}' is at most {max_length} characters (got {len(text)}).", field=field
+        )
+    return text
 
 
 def check_page_size(first: int | None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch, Q, QuerySet
 
 from api.errors import BadUserInput
-from api.graphql_utils import decode_cursor, encode_cursor, parse_int_id
+from api.graphql_utils import MAX_DB_ID, clean_text, decode_cursor, encode_cursor, parse_int_id
 from bundles.models import Bundle, BundleComponent
 
 
@@ -18,7 +18,7 @@ def filtered_bundles(*, status: str | None = None, search: str | None = None) ->
                 field="status",
             )
         qs = qs.filter(status=status)
-    term = (search or "").strip()[:200]
+    term = clean_text(search, field="search", max_length=200)
     if term:
         # Name or slug, or the SKU of the bundle's shell or of one of its components.
         qs = qs.filter(
@@ -48,6 +48,8 @@ def bundle_page(qs: QuerySet[Bundle], *, first: int, after: str | None):
     if after:
         name, pk = decode_cursor(after, size=2)
         pk_value = parse_int_id(pk, field="after")
+        if not 0 <= pk_value <= MAX_DB_ID:
+            raise BadUserInput("'after' is not a cursor from this API.", field="after")
         qs = qs.filter(Q(name__gt=name) | Q(name=name, pk__gt=pk_value))
     rows = list(qs[: first + 1])
     return rows[:first], len(rows) > first

@@ -6,7 +6,13 @@ from __future__ import annotations
 import graphene
 
 from api.errors import BadUserInput, NotFound
-from api.graphql_utils import MAX_DB_ID, check_page_size, parse_int_id, selected_fields
+from api.graphql_utils import (
+    MAX_DB_ID,
+    check_page_size,
+    clean_text,
+    parse_int_id,
+    selected_fields,
+)
 from api.permissions import require_staff
 from bundles.graphql import filters
 from bundles.graphql.mutations.bulk_recompute_bundles import BulkRecomputeBundles
@@ -79,8 +85,7 @@ class BundlesQuery(graphene.ObjectType):
             raise BadUserInput(
                 f"'first' must be between 1 and {MAX_SEARCH_RESULTS}.", field="first"
             )
-        if len(term) > 200:
-            raise BadUserInput("'term' is at most 200 characters.", field="term")
+        term = clean_text(term, field="term", max_length=200)
         hits = bundle_search(term=term, limit=first)
         order = [hit.bundle_id for hit in hits]
         qs = BundleModel.objects.filter(pk__in=order)

@@ -15,7 +15,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from api.errors import BadUserInput
-from api.graphql_utils import decode_cursor, encode_cursor, parse_int_id
+from api.graphql_utils import clean_text, decode_cursor, encode_cursor, parse_int_id
 from jobs.models import Job, JobState
 from jobs.registry import all_kinds
 
@@ -57,8 +57,9 @@ def filtered_jobs(
     if bundle_id is not None:
         pk = parse_int_id(bundle_id, field="bundleId")
         qs = qs.filter(target_type="bundle", target_id=str(pk))
-    if search:
-        qs = qs.filter(_search_q(search.strip()[:200]))
+    term = clean_text(search, field="search", max_length=200)
+    if term:
+        qs = qs.filter(_search_q(term))
     return qs
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.errors import BadUserInput
+from api.graphql_utils import clean_text
 from jobs.models import JobTrigger
 
 # The admin's bundle actions need the change permission; so do these mutations.
@@ -12,9 +12,4 @@ MAX_REASON = 255
 
 
 def clean_reason(reason: str | None, *, default: str) -> str:
-    reason = (reason or "").strip()
-    if len(reason) > MAX_REASON:
-        raise BadUserInput(
-            f"'reason' is at most {MAX_REASON} characters (got {len(reason)}).", field="reason"
-        )
-    return reason or default
+    return clean_text(reason, field="reason", max_length=MAX_REASON) or default
