@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -86,6 +87,9 @@ def enqueue(
         "max_attempts": job_kind.max_attempts,
         "state": JobState.PENDING,
     }
+    # The first delivery's RQ id is known now: naming it in the INSERT saves dispatch a write.
+    fields["id"] = uuid.uuid4()
+    fields["rq_job_id"] = f"job-{fields['id']}-1"
 
     if dedup_key:
         # A savepoint so a lost race (IntegrityError) leaves the caller's transaction usable.

@@ -251,14 +251,16 @@ def _jsonable(value: Any) -> Any:
 
 
 def _finish(job: Job, result: Any) -> Job:
-    with transaction.atomic():
-        row = Job.objects.select_for_update().get(pk=job.pk)
-        if row.state != JobState.RUNNING or row.attempts != job.attempts:
-            return row  # reconcile settled this attempt meanwhile; don't overwrite
-        row.result = result
-        row.progress = 100
-        _settle(row, JobState.COMPLETED, extra=["result", "progress"])
-    return row
+    now = timezone.now()
+    # One conditional UPDATE: if reconcile settled this attempt meanwhile, it wins.
+    Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
+        state=JobState.COMPLETED,
+        result=result,
+        progress=100,
+        settled_at=now,
+        next_attempt_at=None,
+    )
+    return Job.objects.get(pk=job.pk)
 
 
 def _finish_cancelled(job: Job, result: Any) -> Job:

@@ -1,0 +1,166 @@
+"""No-op jobs per second through the ledger + runner versus plain RQ, and enqueue() cost.
+
+    .venv/bin/python bench/bench_jobs.py [--jobs 500] [--enqueues 500]
+
+Uses a scratch SQLite database in a temporary directory (or DATABASE_URL if set: it is
+migrated and gets rows, so never point it at a database you care about) and a private Redis
+(or REDIS_URL).
+
+Prints:
+  * enqueue() inside a committed transaction: the call itself, and call + commit (which
+    includes the on-commit dispatch to RQ);
+  * a burst worker draining N no-op jobs, for each worker class (forking JobsWorker, and
+    JobsSimpleWorker in-process): through the ledger and runner (row claimed, attempt counted,
+    result stored) versus plain RQ running a no-op function with the same worker class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("SECRET_KEY", "bench-not-a-secret")
+
+QUEUE = "bundle-recompute"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=500, help="jobs per worker run")
+    parser.add_argument("--enqueues", type=int, default=500, help="timed enqueue() calls")
+    args = parser.parse_args()
+
+    server = None
+    scratch = tempfile.mkdtemp(prefix="bench-jobs-")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch}/bench.sqlite3")
+    if not os.environ.get("REDIS_URL"):
+        from config.embedded_redis import start_embedded_redis
+
+        server = start_embedded_redis()
+        os.environ["REDIS_URL"] = server.url
+    try:
+        run(args)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def run(args) -> None:
+    import logging
+
+    import django
+
+    django.setup()
+    import django_rq
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    from jobs.enqueue import enqueue
+    from jobs.models import Job, JobState
+    from jobs.registry import job_kind
+    from jobs.worker import JobsSimpleWorker, JobsWorker
+
+    logging.getLogger("rq.worker").setLevel(logging.WARNING)
+    call_command("migrate", verbosity=0)
+
+    @job_kind("bench_noop", queue=QUEUE, max_attempts=1, backoff=(0,), timeout=60)
+    def bench_noop(ctx, **payload):
+        return None
+
+    redis = django_rq.get_connection(QUEUE)
+    queue = django_rq.get_queue(QUEUE)
+    print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
+    print(f"redis:    {os.environ['REDIS_URL']}")
+    print()
+
+    # -- enqueue() cost ----------------------------------------------------------------------
+    redis.flushdb()
+    call_times, total_times = [], []
+    for n in range(args.enqueues):
+        t0 = time.perf_counter()
+        with transaction.atomic():
+            t1 = time.perf_counter()
+            enqueue("bench_noop", payload={"n": n}, trigger="command")
+            t2 = time.perf_counter()
+        t3 = time.perf_counter()
+        call_times.append(t2 - t1)
+        total_times.append(t3 - t0)
+    assert Job.objects.filter(dispatched_at__isnull=False).count() == args.enqueues
+    print(f"enqueue() in a committed transaction, {args.enqueues} calls:")
+    _print_times("  enqueue() call (row insert)", call_times)
+    _print_times("  call + commit + RQ dispatch", total_times)
+
+    dedup_times = []
+    with transaction.atomic():
+        enqueue("bench_noop", payload={}, trigger="signal", dedup_key="bench")
+    for _ in range(args.enqueues):
+        t0 = time.perf_counter()
+        with transaction.atomic():
+            enqueue("bench_noop", payload={}, trigger="signal", dedup_key="bench")
+        dedup_times.append(time.perf_counter() - t0)
+    _print_times("  merged into a pending job  ", dedup_times)
+    print()
+
+    # -- throughput --------------------------------------------------------------------------
+    print(f"burst worker draining {args.jobs} no-op jobs:")
+    for worker_class in (JobsWorker, JobsSimpleWorker):
+        # ledger + runner
+        redis.flushdb()
+        Job.objects.all().delete()
+        with transaction.atomic():
+            for n in range(args.jobs):
+                enqueue("bench_noop", payload={"n": n}, trigger="command")
+        ledger_rate = _drain(worker_class, queue, args.jobs)
+        done = Job.objects.filter(state=JobState.COMPLETED).count()
+        assert done == args.jobs, f"only {done} of {args.jobs} ledger jobs completed"
+
+        # plain RQ, same worker class, a no-op function
+        redis.flushdb()
+        with redis.pipeline() as pipe:
+            for _ in range(args.jobs):
+                queue.enqueue("os.getpid", pipeline=pipe)
+            pipe.execute()
+        plain_rate = _drain(worker_class, queue, args.jobs)
+        print(
+            f"  {worker_class.__name__:<17} ledger+runner {ledger_rate:7.1f} jobs/s   "
+            f"plain RQ {plain_rate:7.1f} jobs/s   ({ledger_rate / plain_rate:.0%} of plain)"
+        )
+
+
+def _drain(worker_class, queue, expected: int) -> float:
+    from django.db import connections
+
+    connections.close_all()
+    worker = worker_class([queue], connection=queue.connection)
+    worker.last_cleaned_at = _now()  # skip the start-up maintenance pass in both runs
+    t0 = time.perf_counter()
+    worker.work(burst=True, logging_level="WARNING")
+    elapsed = time.perf_counter() - t0
+    assert queue.count == 0
+    return expected / elapsed
+
+
+def _now():
+    from rq.utils import now
+
+    return now()
+
+
+def _print_times(label: str, times: list[float]) -> None:
+    ms = sorted(t * 1000 for t in times)
+    p95 = ms[int(len(ms) * 0.95) - 1]
+    print(
+        f"{label}: mean {statistics.mean(ms):.2f} ms, median {statistics.median(ms):.2f} ms, "
+        f"p95 {p95:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
