@@ -102,8 +102,10 @@ def run(args) -> None:
     Job.objects.all().delete()
     show("save + merge into the pending fan-out (burst)", timed_saves(), bare)
     merged = Job.objects.get(kind="fanout")
-    print(f"  -> {Job.objects.filter(kind='fanout').count()} fan-out job, "
-          f"merged_count {merged.merged_count}")
+    print(
+        f"  -> {Job.objects.filter(kind='fanout').count()} fan-out job, "
+        f"merged_count {merged.merged_count}"
+    )
 
     def start_pending() -> None:
         # Pretend a worker started the pending fan-out, so the next save makes a new one.
@@ -111,8 +113,11 @@ def run(args) -> None:
 
     Job.objects.all().delete()
     show("save + new fan-out row + RQ dispatch on commit", timed_saves(start_pending), bare)
-    queued = django_rq.get_queue("bundle-bulk-operation").count
-    print(f"  -> {queued} RQ jobs dispatched")
+    from rq.registry import ScheduledJobRegistry
+
+    queue = django_rq.get_queue("bundle-bulk-operation")
+    scheduled = ScheduledJobRegistry(queue=queue).count
+    print(f"  -> {queue.count} RQ jobs queued, {scheduled} scheduled (fan-out debounce)")
 
     Job.objects.all().delete()
     noop = []

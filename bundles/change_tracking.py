@@ -26,12 +26,19 @@ def _normalized(field: models.Field, value: object) -> object:
         return value
 
 
+def current_values(instance: models.Model, fields: Iterable[models.Field]) -> dict[str, object]:
+    """The loaded values of ``fields`` (deferred fields are left out)."""
+    loaded = instance.__dict__
+    return {field.attname: loaded[field.attname] for field in fields if field.attname in loaded}
+
+
 def take_snapshot(instance: models.Model, fields: Iterable[models.Field]) -> None:
     """Store the current values of ``fields`` on the instance (deferred fields are skipped)."""
-    loaded = instance.__dict__
-    instance.__dict__[_SNAPSHOT_ATTR] = {
-        field.attname: loaded[field.attname] for field in fields if field.attname in loaded
-    }
+    store_snapshot(instance, current_values(instance, fields))
+
+
+def store_snapshot(instance: models.Model, values: dict[str, object]) -> None:
+    instance.__dict__[_SNAPSHOT_ATTR] = values
 
 
 def has_snapshot(instance: models.Model) -> bool:

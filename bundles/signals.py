@@ -57,9 +57,10 @@ def _changes(instance, fields, created: bool, update_fields) -> dict:
         else change_tracking.changed_fields(instance, fields, update_fields=update_fields)
     )
     if created or changes:
-        # After commit, so a rolled-back save is still "changed" when the instance is saved
-        # again. In autocommit this runs at once.
-        transaction.on_commit(lambda: change_tracking.take_snapshot(instance, fields))
+        # The values this save wrote, remembered once it commits: a rolled-back save still
+        # counts as a change when the instance is saved again. In autocommit: at once.
+        saved = change_tracking.current_values(instance, fields)
+        transaction.on_commit(lambda: change_tracking.store_snapshot(instance, saved))
     return changes
 
 

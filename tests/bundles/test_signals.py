@@ -344,3 +344,14 @@ def test_pricing_change_and_component_change_in_one_admin_save_make_one_recomput
     recompute = jobs("recompute").get()
     assert recompute.merged_count == 1
     assert rq_queued("bundle-recompute") == 1
+
+
+def test_an_unsaved_edit_after_a_save_in_a_transaction_is_still_seen_later(catalog):
+    camera = fresh(catalog["camera"])
+    with transaction.atomic():
+        camera.price = Decimal("101.00")
+        camera.save()
+        camera.price = Decimal("102.00")  # edited, not saved, before the commit
+    Job.objects.all().delete()
+    camera.save()  # now 102 reaches the database: that is a change
+    assert jobs("fanout").count() == 1
