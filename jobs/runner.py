@@ -103,10 +103,10 @@ class JobContext:
 class _Heartbeat(threading.Thread):
     """Touches ``heartbeat_at`` every few seconds while the handler runs; notices cancels."""
 
-    def __init__(self, ctx: JobContext, interval: float = HEARTBEAT_INTERVAL) -> None:
+    def __init__(self, ctx: JobContext, interval: float | None = None) -> None:
         super().__init__(name=f"job-heartbeat-{ctx.job.pk}", daemon=True)
         self.ctx = ctx
-        self.interval = interval
+        self.interval = interval or HEARTBEAT_INTERVAL
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -323,6 +323,8 @@ def record_failure(
         if row.cancel_requested or not retry_possible:
             state = JobState.CANCELLED if row.cancel_requested else JobState.FAILED
             _settle(row, state, message=message, extra=["errors"])
+            if state == JobState.FAILED:
+                transaction.on_commit(lambda: _mail_admins_failed(row))
             return row
         delay = kind.backoff_for(row.attempts) if dispatch_retry else 0
         row.state = JobState.RETRYING
@@ -342,3 +344,20 @@ def record_failure(
             row_id = row.pk
             transaction.on_commit(lambda: dispatch(row_id, delay=delay))
     return row
+
+
+def _mail_admins_failed(job: Job) -> None:
+    """Tell the site admins (settings.ADMINS) that a job failed for good."""
+    from django.core.mail import mail_admins
+
+    last = (job.errors or [{}])[-1]
+    target = f" on {job.target_type} {job.target_label or job.target_id}" if job.target_id else ""
+    body = (
+        f"Job {job.pk} ({job.kind}{target}) failed after {job.attempts} attempt(s).\n\n"
+        f"Last error: {last.get('message', '')}\n\n{last.get('traceback', '')}\n"
+        f"Retry it from System > Jobs or with: manage.py jobs retry {job.pk}\n"
+    )
+    try:
+        mail_admins(f"Job failed: {job.kind}{target}", body, fail_silently=True)
+    except Exception:  # mail trouble must never break the runner
+        logger.warning("Could not mail admins about failed job %s", job.pk, exc_info=True)

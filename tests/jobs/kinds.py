@@ -71,3 +71,13 @@ def slow(ctx, *, token: str, steps: int = 20, step_seconds: float = 0.25) -> dic
         ctx.set_progress(int(step * 100 / steps), f"step {step}/{steps}")
     conn.set(f"test:finished:{token}", run)
     return {"steps": steps, "run": run}
+
+
+@job_kind("test_sleepy", queue=QUEUE, max_attempts=1, backoff=(0,), timeout=30)
+def sleepy(ctx, *, seconds: float = 1.0) -> dict:
+    """Sleeps without reporting progress; returns the heartbeat the ledger had meanwhile."""
+    from jobs.models import Job
+
+    time.sleep(seconds)
+    row = Job.objects.get(pk=ctx.job.pk)
+    return {"heartbeat_at": row.heartbeat_at.isoformat(), "started_at": row.started_at.isoformat()}

@@ -51,8 +51,11 @@ def test_handler_failing_twice_then_succeeding_completes_on_attempt_three(run_bu
         assert error["at"]
 
 
-def test_always_failing_handler_fails_after_max_attempts_keeping_every_error(run_burst, token):
+def test_always_failing_handler_fails_after_max_attempts_keeping_every_error(
+    run_burst, token, settings, mailoutbox
+):
     # Given
+    settings.ADMINS = [("Ops", "ops@example.com")]
     job = enqueue("test_always_fails", payload={"token": token}, trigger="command")
     # When
     run_burst()
@@ -66,6 +69,10 @@ def test_always_failing_handler_fails_after_max_attempts_keeping_every_error(run
         "ValueError: broken on run 3",
     ]
     assert job.settled_at is not None
+    # and the admins hear of it once, with the last error
+    assert len(mailoutbox) == 1
+    assert "Job failed: test_always_fails" in mailoutbox[0].subject
+    assert "ValueError: broken on run 3" in mailoutbox[0].body
 
 
 def test_retry_of_a_failed_job_runs_it_again_as_the_next_attempt(run_burst, redis_conn, token):
@@ -196,3 +203,21 @@ def test_run_inline_runs_without_redis_and_retries_until_settled(token, redis_co
     assert job.attempts == 2
     assert len(job.errors) == 1
     assert job.worker_name.startswith("inline@")
+
+
+def test_heartbeat_is_refreshed_while_a_silent_handler_runs(monkeypatch):
+    # Given a heartbeat every 0.2 s and a handler that reports nothing for a second
+    from datetime import datetime
+
+    from jobs import runner
+
+    monkeypatch.setattr(runner, "HEARTBEAT_INTERVAL", 0.2)
+    job = enqueue(
+        "test_sleepy", payload={"seconds": 1.0}, trigger="command", dispatch_on_commit=False
+    )
+    # When
+    job = run_inline(job)
+    # Then the ledger saw the job alive mid-way
+    beat = datetime.fromisoformat(job.result["heartbeat_at"])
+    started = datetime.fromisoformat(job.result["started_at"])
+    assert (beat - started).total_seconds() >= 0.6
