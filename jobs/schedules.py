@@ -26,7 +26,7 @@ from jobs.models import Job, JobTrigger
 
 logger = logging.getLogger(__name__)
 
-# Scheduled entries land on this queue; `run_worker` listens to it by default.
+# rq-scheduler's own home queue; each entry is queued on its kind's queue (see schedule_queue).
 SCHEDULE_QUEUE = "default"
 SCHEDULE_PREFIX = "schedule-"
 RELAY_KIND = "relay"
@@ -95,6 +95,19 @@ def get_scheduler(interval: int = SCHEDULER_INTERVAL):
     )
 
 
+def schedule_queue(item: dict) -> str:
+    """Where a schedule's ``fire`` runs: its kind's own queue, so the workers that serve the
+    job queues (one per queue in production) serve the schedules too; relay on the first."""
+    from jobs.registry import UnknownJobKind, get_kind
+
+    if item["kind"] != RELAY_KIND:
+        try:
+            return get_kind(item["kind"]).queue
+        except UnknownJobKind:
+            pass
+    return settings.JOB_QUEUES[0]
+
+
 def rq_schedule_id(schedule_id: str) -> str:
     return f"{SCHEDULE_PREFIX}{schedule_id}"
 
@@ -112,7 +125,7 @@ def register_schedules(scheduler=None) -> list[str]:
             existing is not None
             and existing.meta.get("cron_string") == item["cron"]
             and list(existing.args) == [item["id"]]
-            and existing.origin == SCHEDULE_QUEUE
+            and existing.origin == schedule_queue(item)
         ):
             # Unchanged: keep its due time, so a restart at 02:00:05 does not skip 02:00.
             continue
@@ -123,7 +136,7 @@ def register_schedules(scheduler=None) -> list[str]:
             func=fire,
             args=[item["id"]],
             id=rq_id,
-            queue_name=SCHEDULE_QUEUE,
+            queue_name=schedule_queue(item),
             use_local_timezone=False,
             description=item["description"] or item["id"],
             timeout=300,

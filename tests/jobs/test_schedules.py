@@ -93,8 +93,7 @@ def test_a_due_schedule_enqueues_its_job_which_runs(redis_conn, run_burst):
     )
     # When the scheduler ticks and a worker runs what it queued
     call_command("run_scheduler", "--burst")
-    run_burst(["default"])  # fire() runs here and enqueues the ledger job
-    run_burst()
+    run_burst()  # fire() runs on the kind's queue and enqueues the ledger job, which runs too
     # Then the schedule's job ran, recorded with trigger "schedule"
     job = Job.objects.get(schedule_id="test-every-minute")
     assert job.trigger == JobTrigger.SCHEDULE
