@@ -1,0 +1,48 @@
+"""Selectors the jobs, admin and GraphQL read through."""
+
+from __future__ import annotations
+
+import pytest
+
+from bundles.errors import BundleNotFound, InvalidScope
+from bundles.selectors import bundle_ids_for_scope, bundle_ids_using_variants
+from bundles.services import variant_soft_delete
+from tests.factories import make_bundle, make_variant
+
+pytestmark = pytest.mark.django_db
+
+
+def test_scopes_select_all_active_or_broken_bundles():
+    battery = make_variant()
+    active = make_bundle(status="active")
+    draft = make_bundle(status="draft")
+    broken = make_bundle(components=[(battery, 1)], status="active")
+    variant_soft_delete(variant_id=battery.pk)
+
+    assert bundle_ids_for_scope(scope="all") == sorted([active.pk, draft.pk, broken.pk])
+    assert bundle_ids_for_scope(scope="active") == [active.pk]
+    assert bundle_ids_for_scope(scope="broken") == [broken.pk]
+
+
+def test_an_id_list_scope_must_name_existing_bundles():
+    bundle = make_bundle()
+    assert bundle_ids_for_scope(scope=[bundle.pk, bundle.pk]) == [bundle.pk]
+    with pytest.raises(BundleNotFound) as exc:
+        bundle_ids_for_scope(scope=[bundle.pk, 98765, 98764])
+    assert exc.value.ids == [98764, 98765]
+    assert "98764, 98765" in exc.value.message
+
+
+@pytest.mark.parametrize("scope", ["everything", "", ["x"]])
+def test_an_unknown_scope_lists_the_valid_ones(scope):
+    with pytest.raises(InvalidScope, match="'all', 'active', 'broken'"):
+        bundle_ids_for_scope(scope=scope)
+
+
+def test_bundles_using_variants_are_found_once_each():
+    shared, other = make_variant(), make_variant()
+    a = make_bundle(components=[(shared, 1), (other, 1)])
+    b = make_bundle(components=[(shared, 2)])
+    make_bundle()
+    assert bundle_ids_using_variants(variant_ids=[shared.pk, other.pk]) == sorted([a.pk, b.pk])
+    assert bundle_ids_using_variants(variant_ids=[]) == []
