@@ -6,22 +6,17 @@ BAD_USER_INPUT naming the allowed values.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
-from django.db.models import Count, Prefetch, Q, QuerySet
-from django.utils import timezone
+from django.db.models import Prefetch, Q, QuerySet
 
 from api.errors import BadUserInput
 from api.graphql_utils import clean_text, decode_cursor, encode_cursor, parse_int_id
+from jobs import selectors
 from jobs.models import Job, JobState
 from jobs.registry import all_kinds
-
-
-def queue_names() -> list[str]:
-    return list(settings.JOB_QUEUES)
+from jobs.selectors import queue_names
 
 
 def filtered_jobs(
@@ -32,58 +27,32 @@ def filtered_jobs(
     bundle_id: str | None = None,
     search: str | None = None,
 ) -> QuerySet[Job]:
-    """Jobs matching the filters (each optional); unknown values → BAD_USER_INPUT."""
-    qs = Job.objects.all()
-    if queue is not None:
-        if queue not in queue_names():
-            raise BadUserInput(
-                f"Unknown queue {queue!r}: use one of {', '.join(queue_names())}.", field="queue"
-            )
-        qs = qs.filter(queue=queue)
-    if state is not None:
-        if state not in JobState.values:
-            raise BadUserInput(
-                f"Unknown state {state!r}: use one of {', '.join(JobState.values)}.",
-                field="state",
-            )
-        qs = qs.filter(state=state)
-    if kind is not None:
-        kinds = [k.name for k in all_kinds()]
-        if kind not in kinds:
-            raise BadUserInput(
-                f"Unknown kind {kind!r}: use one of {', '.join(kinds)}.", field="kind"
-            )
-        qs = qs.filter(kind=kind)
+    """Jobs matching the filters (each optional), through the admin's selector; unknown values
+    → BAD_USER_INPUT naming the allowed ones."""
+    if queue is not None and queue not in queue_names():
+        raise BadUserInput(
+            f"Unknown queue {queue!r}: use one of {', '.join(queue_names())}.", field="queue"
+        )
+    if state is not None and state not in JobState.values:
+        raise BadUserInput(
+            f"Unknown state {state!r}: use one of {', '.join(JobState.values)}.", field="state"
+        )
+    kinds = [k.name for k in all_kinds()]
+    if kind is not None and kind not in kinds:
+        raise BadUserInput(f"Unknown kind {kind!r}: use one of {', '.join(kinds)}.", field="kind")
+    target_id = None
     if bundle_id is not None:
-        pk = parse_int_id(bundle_id, field="bundleId")
-        qs = qs.filter(target_type="bundle", target_id=str(pk))
+        target_id = str(parse_int_id(bundle_id, field="bundleId"))
+    # Id, target (bundle name or SKU), dedup key, error text: the admin's search box.
     term = clean_text(search, field="search", max_length=200)
-    if term:
-        qs = qs.filter(_search_q(term))
-    return qs
-
-
-def _search_q(term: str) -> Q:
-    """A job matches by its id, kind, target label, reason, or a SKU of its target bundle."""
-    from bundles.models import Bundle, BundleComponent
-
-    q = (
-        Q(target_label__icontains=term)
-        | Q(reason__icontains=term)
-        | Q(kind__iexact=term)
-        | Q(target_id=term)
+    return selectors.job_list(
+        queue=queue,
+        state=state,
+        kind=kind,
+        target_type="bundle" if target_id is not None else None,
+        target_id=target_id,
+        search=term or None,
     )
-    with contextlib.suppress(ValueError):
-        q |= Q(pk=uuid.UUID(term))
-    # The jobs list filters by SKU too: the bundle whose shell or component has that SKU.
-    by_shell = Bundle.objects.filter(shell_variant__sku__iexact=term).values_list("pk", flat=True)
-    by_component = BundleComponent.objects.filter(variant__sku__iexact=term).values_list(
-        "bundle_id", flat=True
-    )
-    bundle_ids = [str(i) for i in {*by_shell, *by_component}]
-    if bundle_ids:
-        q |= Q(target_type="bundle", target_id__in=bundle_ids)
-    return q
 
 
 def with_relations(qs: QuerySet[Job], fields: set[str]) -> QuerySet[Job]:
@@ -123,53 +92,32 @@ def job_cursor(job: Job) -> str:
 
 
 def queue_counts() -> list[dict]:
-    """Per queue: waiting, running, failed, completed in the last 24 h (one query), workers."""
-    since = timezone.now() - timedelta(hours=24)
-    rows = {
-        row["queue"]: row
-        for row in Job.objects.filter(queue__in=queue_names())
-        .values("queue")
-        .annotate(
-            waiting=Count("pk", filter=Q(state__in=[JobState.PENDING, JobState.RETRYING])),
-            running=Count("pk", filter=Q(state=JobState.RUNNING)),
-            failed=Count("pk", filter=Q(state=JobState.FAILED)),
-            completed_last_24h=Count(
-                "pk", filter=Q(state=JobState.COMPLETED, settled_at__gte=since)
-            ),
-        )
-        .order_by()
-    }
-    workers, queued = _rq_numbers()
+    """Per queue: the admin strip's counts (one grouped query), workers and RQ's length."""
+    counts = selectors.queue_counts()
+    workers = selectors.workers_by_queue()
+    queued = _rq_lengths()
     out = []
     for name in queue_names():
-        row = rows.get(name, {})
+        row = counts.get(name, {})
         out.append(
             {
                 "name": name,
                 "waiting": row.get("waiting", 0),
                 "running": row.get("running", 0),
                 "failed": row.get("failed", 0),
-                "completed_last_24h": row.get("completed_last_24h", 0),
-                "workers": workers.get(name),
+                "completed_last_24h": row.get("completed_24h", 0),
+                "workers": None if workers is None else workers.get(name, 0),
                 "rq_queued": queued.get(name),
             }
         )
     return out
 
 
-def _rq_numbers() -> tuple[dict[str, int], dict[str, int]]:
-    """Workers per queue and RQ queue lengths; empty when Redis can't be reached."""
+def _rq_lengths() -> dict[str, int]:
+    """Jobs waiting in each RQ queue; empty when Redis can't be reached."""
     import django_rq
-    from rq.worker import Worker
 
     try:
-        queues = {name: django_rq.get_queue(name) for name in queue_names()}
-        conn = next(iter(queues.values())).connection
-        workers = {name: 0 for name in queues}
-        for worker in Worker.all(connection=conn):
-            for queue_name in worker.queue_names():
-                if queue_name in workers:
-                    workers[queue_name] += 1
-        return workers, {name: queue.count for name, queue in queues.items()}
+        return {name: django_rq.get_queue(name).count for name in queue_names()}
     except Exception:  # Redis down: the ledger counts still answer
-        return {}, {}
+        return {}

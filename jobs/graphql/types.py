@@ -131,9 +131,10 @@ class Job(graphene.ObjectType):
     def resolve_is_stale(job, info) -> bool:
         if job.state != JobState.RUNNING:
             return False
-        seen = job.heartbeat_at or job.started_at
+        # As the admin's stale badge: the last sign of life, heartbeat first.
+        seen = job.heartbeat_at or job.started_at or job.created_at
         limit = timedelta(seconds=settings.JOBS_STALE_AFTER_SECONDS)
-        return seen is None or timezone.now() - seen > limit
+        return timezone.now() - seen > limit
 
 
 class JobEdge(graphene.ObjectType):

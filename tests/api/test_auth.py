@@ -1,0 +1,176 @@
+"""Auth matrix: every query and mutation × anonymous, non-staff, staff without the permission,
+staff with it, a valid token and a revoked token. Denied calls change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.admin.models import LogEntry
+
+from jobs.enqueue import enqueue
+from jobs.models import Job, JobState, JobTrigger
+from tests.api.conftest import ALL_PERMS, make_user, post_graphql
+from tests.factories import make_bundle
+
+
+@dataclass
+class Operation:
+    name: str  # the root field
+    perm: str  # the permission the admin would need
+    document: str
+    variables: Callable[[dict], dict]  # from the world fixture
+    mutation: bool = False
+
+
+OPERATIONS = [
+    Operation("job", "jobs.view_job", "query($id: ID!) { job(id: $id) { id state } }",
+              lambda w: {"id": str(w["failed"].pk)}),
+    Operation("jobs", "jobs.view_job",
+              "{ jobs(first: 5) { edges { node { id } } pageInfo { hasNextPage } } }",
+              lambda w: {}),
+    Operation("jobQueues", "jobs.view_job", "{ jobQueues { name waiting } }", lambda w: {}),
+    Operation("schedules", "jobs.view_job", "{ schedules { id cron } }", lambda w: {}),
+    Operation("bundle", "bundles.view_bundle", "query($id: ID!) { bundle(id: $id) { id name } }",
+              lambda w: {"id": str(w["bundle"].pk)}),
+    Operation("bundles", "bundles.view_bundle", "{ bundles(first: 5) { edges { node { id } } } }",
+              lambda w: {}),
+    Operation("searchBundles", "bundles.view_bundle",
+              'query($t: String!) { searchBundles(term: $t) { id } }',
+              lambda w: {"t": w["bundle"].name}),
+    Operation("triggerBundleConsistencyCheck", "bundles.change_bundle",
+              'mutation { triggerBundleConsistencyCheck(scope: "all") { jobId message } }',
+              lambda w: {}, mutation=True),
+    Operation("recomputeBundle", "bundles.change_bundle",
+              "mutation($id: ID!) { recomputeBundle(bundleId: $id) { jobId message } }",
+              lambda w: {"id": str(w["bundle"].pk)}, mutation=True),
+    Operation("bulkRecomputeBundles", "bundles.change_bundle",
+              "mutation($ids: [ID!]!) { bulkRecomputeBundles(bundleIds: $ids) { jobIds } }",
+              lambda w: {"ids": [str(w["bundle"].pk)]}, mutation=True),
+    Operation("reindexBundles", "bundles.change_bundle",
+              "mutation($ids: [ID!]) { reindexBundles(bundleIds: $ids) { jobId } }",
+              lambda w: {"ids": [str(w["bundle"].pk)]}, mutation=True),
+    Operation("retryJob", "jobs.retry_job",
+              "mutation($id: ID!) { retryJob(id: $id) { jobId state } }",
+              lambda w: {"id": str(w["failed"].pk)}, mutation=True),
+    Operation("cancelJob", "jobs.cancel_job",
+              "mutation($id: ID!) { cancelJob(id: $id) { jobId state } }",
+              lambda w: {"id": str(w["pending"].pk)}, mutation=True),
+    Operation("retryFailedJobs", "jobs.retry_job",
+              "mutation { retryFailedJobs(filter: {queue: \"bundle-recompute\"}) { count } }",
+              lambda w: {}, mutation=True),
+    Operation("runSchedule", "jobs.run_schedule",
+              'mutation { runSchedule(id: "nightly-consistency-check") { jobId message } }',
+              lambda w: {}, mutation=True),
+]  # fmt: skip
+
+ACTORS = ["anonymous", "non_staff", "staff_without_perm", "staff_with_perm", "token", "revoked"]
+EXPECTED = {
+    "anonymous": "UNAUTHENTICATED",
+    "non_staff": "FORBIDDEN",
+    "staff_without_perm": "FORBIDDEN",
+    "staff_with_perm": None,
+    "token": None,
+    "revoked": "UNAUTHENTICATED",
+}
+
+
+@pytest.fixture
+def world(db):
+    """A bundle, a failed job and a pending job (none dispatched: no commit in these tests)."""
+    bundle = make_bundle(name="Matrix kit")
+    failed = enqueue("recompute", payload={"bundle_id": bundle.pk}, trigger=JobTrigger.COMMAND)
+    Job.objects.filter(pk=failed.pk).update(state=JobState.FAILED, attempts=3)
+    pending = enqueue("reindex", payload={"bundle_ids": [bundle.pk]}, trigger=JobTrigger.COMMAND)
+    return {"bundle": bundle, "failed": failed, "pending": pending}
+
+
+def _call(client, op: Operation, actor: str, world: dict, token_for):
+    token = None
+    if actor == "non_staff":
+        client.force_login(make_user("customer", staff=False, perms=ALL_PERMS))
+    elif actor == "staff_without_perm":
+        others = [p for p in ALL_PERMS if p != op.perm]
+        client.force_login(make_user("clerk", perms=others))
+    elif actor == "staff_with_perm":
+        client.force_login(make_user("operator-one-perm", perms=[op.perm]))
+    elif actor in ("token", "revoked"):
+        token = token_for(make_user("script", perms=[op.perm]), revoked=actor == "revoked")
+    return post_graphql(client, op.document, op.variables(world), token=token)
+
+
+def _state_snapshot():
+    return (
+        Job.objects.count(),
+        sorted(Job.objects.values_list("state", flat=True)),
+        LogEntry.objects.count(),
+    )
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize("op", OPERATIONS, ids=[op.name for op in OPERATIONS])
+def test_every_operation_checks_the_admin_permission(client, world, token_for, op, actor):
+    # Given
+    before = _state_snapshot()
+
+    # When
+    response = _call(client, op, actor, world, token_for)
+
+    # Then
+    assert response.status == 200, response.body
+    expected = EXPECTED[actor]
+    if expected is None:
+        assert not response.errors, response.errors
+        assert response.data[op.name] is not None
+        if op.mutation:
+            assert _state_snapshot() != before  # it did something
+    else:
+        assert response.codes == [expected], response.errors
+        assert response.errors[0]["path"] == [op.name]
+        # Nullable roots come back null; non-null ones (jobs, bundles...) null the data.
+        assert response.data is None or response.data[op.name] is None
+        assert "Traceback" not in str(response.body)
+        assert _state_snapshot() == before  # denied: nothing changed
+
+
+def test_every_root_field_is_in_the_matrix():
+    from config.schema import schema
+
+    graphql_schema = schema.graphql_schema
+    roots = set(graphql_schema.query_type.fields) | set(graphql_schema.mutation_type.fields)
+    assert roots - {"ping"} == {op.name for op in OPERATIONS}
+
+
+def test_staff_without_permission_is_told_which_permission_is_missing(client, world):
+    # Given a staff user with every permission but view_job
+    client.force_login(make_user("clerk", perms=[p for p in ALL_PERMS if p != "jobs.view_job"]))
+
+    # When
+    response = post_graphql(client, "{ jobQueues { name } }")
+
+    # Then
+    assert response.codes == ["FORBIDDEN"]
+    assert "jobs.view_job" in response.errors[0]["message"]
+    assert response.errors[0]["extensions"]["permissions"] == ["jobs.view_job"]
+
+
+def test_superuser_needs_no_explicit_permissions(client, world):
+    client.force_login(make_user("root", superuser=True))
+    response = post_graphql(client, "{ jobs { edges { node { id } } } }")
+    assert not response.errors
+    assert len(response.data["jobs"]["edges"]) == 2
+
+
+def test_a_token_of_an_inactive_user_is_refused(client, world, token_for):
+    # Given a valid token whose user was then deactivated
+    user = make_user("leaver", perms=ALL_PERMS)
+    key = token_for(user)
+    user.is_active = False
+    user.save()
+
+    # When
+    response = post_graphql(client, "{ jobQueues { name } }", token=key)
+
+    # Then
+    assert response.codes == ["UNAUTHENTICATED"]
