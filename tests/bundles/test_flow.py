@@ -146,7 +146,7 @@ def test_a_burst_of_1000_saves_makes_a_handful_of_fanouts_and_right_prices(
     # each fan-out stays open for merging for the 1 s debounce, so their number follows the
     # burst's length, not its 1,000 saves (without the debounce: ~40 here)
     assert len(fanouts) <= burst_seconds / 1 + 2
-    assert len(fanouts) <= 10
+    assert len(fanouts) <= 20  # measured here: 6–9 for a 6–10 s burst
 
 
 def test_a_change_during_a_running_recompute_is_applied_after_it(redis_conn, worker, monkeypatch):
