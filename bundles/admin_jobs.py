@@ -18,6 +18,7 @@ from bundles.models import Bundle
 from jobs.admin_views import (
     QuickAction,
     audit_jobs,
+    deny_unpermitted_action,
     jobs_changelist_url,
     jobs_queued_message,
     register_quick_action,
@@ -45,6 +46,10 @@ class BundleJobsAdminMixin:
     change_form_template = "admin/bundles/bundle/change_form.html"
 
     # -- actions -----------------------------------------------------------------------------
+    def changelist_view(self, request, extra_context=None):
+        deny_unpermitted_action(self, request)  # 403, not "No action selected"
+        return super().changelist_view(request, extra_context=extra_context)
+
     def _ids(self, queryset) -> list[int]:
         return list(queryset.order_by("pk").values_list("pk", flat=True))
 

@@ -25,12 +25,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.views.decorators.cache import never_cache
 
 from jobs import selectors
 from jobs.admin_views import (
     audit_jobs,
     cron_in_words,
+    deny_unpermitted_action,
     get_quick_action,
     hourly_chart_svg,
     job_timeline,
@@ -250,15 +250,8 @@ class JobAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)  # ours deletes settled jobs only, with confirmation
         return actions
 
-    def response_action(self, request, queryset):
-        # An action the user may not run is a 403 that does nothing, not "No action selected".
-        name = request.POST.get("action", "")
-        known = {n for _f, n, _d in self._get_base_actions()}
-        if name in known and name not in self.get_actions(request):
-            raise PermissionDenied
-        return super().response_action(request, queryset)
-
     def changelist_view(self, request, extra_context=None):
+        deny_unpermitted_action(self, request)  # 403, not "No action selected"
         extra = {
             "health": selectors.system_health(),
             "chart_svg": hourly_chart_svg(selectors.jobs_per_hour(hours=24)),
@@ -426,7 +419,6 @@ class JobAdmin(admin.ModelAdmin):
             **extra,
         }
 
-    @never_cache
     def live_view(self, request):
         """JSON: state, progress, attempts of the given jobs (``?ids=a,b``), for live refresh."""
         if not self.has_view_permission(request):

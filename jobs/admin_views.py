@@ -62,6 +62,21 @@ def jobs_queued_message(jobs: list[Job], *, what: str) -> SafeString:
     )
 
 
+def deny_unpermitted_action(model_admin, request) -> None:
+    """Raise 403 when the POSTed action exists but this user may not run it.
+
+    Django's default answers "No action selected" with a redirect; a 403 says what happened.
+    """
+    from django.core.exceptions import PermissionDenied
+
+    if request.method != "POST" or "action" not in request.POST:
+        return
+    name = request.POST.get("action", "")
+    known = {n for _f, n, _d in model_admin._get_base_actions()}
+    if name in known and name not in model_admin.get_actions(request):
+        raise PermissionDenied
+
+
 # --- quick actions (buttons on the jobs page) ---------------------------------------------------
 
 
