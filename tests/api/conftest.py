@@ -57,7 +57,7 @@ def post_graphql(
 
 def make_user(username: str, *, staff: bool = True, perms: list[str] = (), superuser=False):
     user = get_user_model().objects.create_user(
-        username=username, password="pw-not-used", is_staff=staff, is_superuser=superuser
+        username=username, password=None, is_staff=staff, is_superuser=superuser
     )
     for dotted in perms:
         app_label, codename = dotted.split(".")
