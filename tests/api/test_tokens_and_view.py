@@ -1,0 +1,194 @@
+"""API tokens (command, hashing, last use, revocation), CSRF rules and GraphiQL access."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+
+from api.models import ApiToken
+from jobs.models import Job
+from tests.api.conftest import ALL_PERMS, make_user, post_graphql
+from tests.factories import make_bundle
+
+QUEUES = "{ jobQueues { name } }"
+
+
+def _command(*args: str) -> str:
+    out = io.StringIO()
+    call_command("api_token", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def operator(db):
+    return make_user("ops", perms=ALL_PERMS)
+
+
+def test_api_token_command_creates_a_key_shown_once_and_stored_hashed(operator):
+    # When
+    out = _command("create", "--user", "ops", "--name", "CI")
+
+    # Then the key is printed, and only its hash and prefix are stored
+    key = out.strip().splitlines()[-1]
+    assert key.startswith("bj_") and len(key) > 40
+    row = ApiToken.objects.get()
+    assert row.user == operator and row.name == "CI"
+    assert row.key_hash == hashlib.sha256(key.encode()).hexdigest()
+    assert key.startswith(row.prefix) and row.prefix != key
+    assert key not in str(ApiToken.objects.values().get())
+
+
+def test_api_token_command_lists_without_keys_and_revokes(operator):
+    key = _command("create", "--user", "ops", "--name", "nightly", "--quiet").strip()
+    row = ApiToken.objects.get()
+
+    listing = _command("list")
+    assert "nightly" in listing and row.prefix in listing and key not in listing
+    assert "never used" in listing
+
+    assert "Revoked" in _command("revoke", row.prefix)
+    row.refresh_from_db()
+    assert row.revoked_at is not None
+    assert "revoked" in _command("list", "--user", "ops")
+
+
+def test_api_token_command_refuses_unknown_users_and_tokens(db):
+    with pytest.raises(CommandError, match="No user 'ghost'"):
+        _command("create", "--user", "ghost", "--name", "x")
+    with pytest.raises(CommandError, match="No token"):
+        _command("revoke", "12345")
+
+
+def test_token_request_records_last_use_and_acts_as_its_user(client, operator):
+    # Given
+    key = _command("create", "--user", "ops", "--name", "CI", "--quiet").strip()
+    bundle = make_bundle()
+
+    # When
+    response = post_graphql(
+        client,
+        "mutation($id: ID!) { recomputeBundle(bundleId: $id) { jobId } }",
+        {"id": str(bundle.pk)},
+        token=key,
+    )
+
+    # Then
+    assert not response.errors
+    job = Job.objects.get(pk=response.data["recomputeBundle"]["jobId"])
+    assert job.requested_by == operator and job.trigger == "graphql"
+    assert ApiToken.objects.get().last_used_at is not None
+
+
+def test_revoked_token_stops_working(client, operator):
+    key = _command("create", "--user", "ops", "--name", "CI", "--quiet").strip()
+    assert not post_graphql(client, QUEUES, token=key).errors
+    _command("revoke", str(ApiToken.objects.get().pk))
+    assert post_graphql(client, QUEUES, token=key).codes == ["UNAUTHENTICATED"]
+
+
+def test_a_bad_token_is_not_rescued_by_a_session_cookie(client, operator):
+    # Given a logged-in staff browser session, and a request with a wrong token
+    client.force_login(operator)
+
+    # When
+    response = post_graphql(client, QUEUES, token="bj_wrong")
+
+    # Then the token decides: unauthenticated
+    assert response.codes == ["UNAUTHENTICATED"]
+
+
+def test_other_authorization_schemes_are_refused(client, operator):
+    raw = client.post(
+        "/graphql/",
+        data=json.dumps({"query": QUEUES}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic b3BzOnB3",
+    )
+    body = json.loads(raw.content)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "Bearer" in body["errors"][0]["message"]
+
+
+def test_session_post_without_csrf_token_is_refused(operator):
+    # Given a browser session with CSRF checks on (as in production)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(operator)
+
+    # When it posts without the CSRF token
+    raw = browser.post(
+        "/graphql/", data=json.dumps({"query": QUEUES}), content_type="application/json"
+    )
+
+    # Then
+    assert raw.status_code == 403
+    assert json.loads(raw.content)["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_session_post_with_csrf_token_works(operator):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(operator)
+    # The CSRF cookie comes with any page the browser loads (GraphiQL here).
+    browser.get("/graphql/", HTTP_ACCEPT="text/html")
+    csrf = browser.cookies["csrftoken"].value
+
+    raw = browser.post(
+        "/graphql/",
+        data=json.dumps({"query": QUEUES}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=csrf,
+    )
+
+    assert raw.status_code == 200
+    assert "errors" not in json.loads(raw.content)
+
+
+def test_token_requests_need_no_csrf_token(operator):
+    key = _command("create", "--user", "ops", "--name", "CI", "--quiet").strip()
+    script = Client(enforce_csrf_checks=True)
+    raw = script.post(
+        "/graphql/",
+        data=json.dumps({"query": QUEUES}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    assert raw.status_code == 200
+    assert "errors" not in json.loads(raw.content)
+
+
+def test_graphiql_is_shown_to_logged_in_staff(client, operator):
+    client.force_login(operator)
+    page = client.get("/graphql/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200
+    assert b"graphiql.min.js" in page.content
+
+
+def test_graphiql_sends_anonymous_visitors_to_the_login_page(client, db):
+    page = client.get("/graphql/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 302
+    assert page["Location"].startswith("/admin/login/")
+
+
+def test_graphiql_is_refused_to_non_staff(client, db):
+    client.force_login(make_user("customer", staff=False))
+    page = client.get("/graphql/", HTTP_ACCEPT="text/html")
+    assert page.status_code == 403
+    assert b"graphiql.min.js" not in page.content and b"staff users only" in page.content
+
+
+def test_queries_over_get_work_but_mutations_do_not(client, operator):
+    client.force_login(operator)
+    ok = client.get("/graphql/", {"query": QUEUES}, HTTP_ACCEPT="application/json")
+    assert ok.status_code == 200 and "errors" not in json.loads(ok.content)
+    refused = client.get(
+        "/graphql/",
+        {"query": 'mutation { triggerBundleConsistencyCheck(scope: "all") { jobId } }'},
+        HTTP_ACCEPT="application/json",
+    )
+    assert refused.status_code == 405
+    assert Job.objects.count() == 0
