@@ -182,7 +182,12 @@ def dispatch(job_id, *, delay: int = 0) -> bool:
             "meta": {"ledger_id": str(job.pk), "kind": job.kind, "progress": job.progress},
         }
         if delay > 0:
-            queue.enqueue_in(timedelta(seconds=delay), RUNNER_ENTRYPOINT, **options)
+            # RQ keeps scheduled times in whole seconds (truncated): round up, so a retry never
+            # comes earlier than its backoff.
+            at = timezone.now() + timedelta(seconds=delay)
+            if at.microsecond:
+                at = at.replace(microsecond=0) + timedelta(seconds=1)
+            queue.enqueue_at(at, RUNNER_ENTRYPOINT, **options)
         else:
             queue.enqueue(RUNNER_ENTRYPOINT, **options)
     except (RedisError, OSError) as exc:  # Redis down, refused, timed out: relay sends it later.
