@@ -67,6 +67,23 @@ def run_burst(redis_conn):
     return run
 
 
+def worker_database_url() -> str:
+    """DATABASE_URL of the test database this run set up (SQLite file or PostgreSQL)."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = quote(db["USER"] or "", safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    host = db.get("HOST") or "localhost"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}@{host}{port}/{db['NAME']}"
+
+
 class WorkerProcess:
     """A real `manage.py run_worker` subprocess on the test database and Redis."""
 
@@ -74,7 +91,7 @@ class WorkerProcess:
         env = dict(os.environ)
         env["DJANGO_SETTINGS_MODULE"] = "config.settings"
         # The worker must open the test database, not the development one.
-        env["DATABASE_URL"] = f"sqlite:///{settings.DATABASES['default']['NAME']}"
+        env["DATABASE_URL"] = worker_database_url()
         env.setdefault("SECRET_KEY", "test-suite-key-not-a-secret")
         self.log = open(ROOT / "var" / f"test-worker-{uuid.uuid4().hex[:8]}.log", "w+")  # noqa: SIM115
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
