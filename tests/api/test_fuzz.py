@@ -1,0 +1,215 @@
+"""Hypothesis-generated arguments for every mutation: never a server error, never a traceback,
+always HTTP 200 with typed errors — and never a job when the input is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from jobs.enqueue import enqueue
+from jobs.models import Job, JobState, JobTrigger
+from tests.factories import make_bundle
+
+HYPOTHESIS = settings(
+    max_examples=60,
+    deadline=None,
+    # The client and the database are set up once per test; examples share them on purpose.
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+# Codes bad input may produce; anything else (INTERNAL_SERVER_ERROR...) fails the test.
+INPUT_CODES = {"BAD_USER_INPUT", "NOT_FOUND"}
+INT32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
+
+
+@pytest.fixture
+def world(db, redis_conn):
+    bundles = [make_bundle(name="Fuzz A"), make_bundle(name="Fuzz B", status="draft")]
+    failed = enqueue("reindex", payload={"bundle_ids": [1]}, trigger=JobTrigger.COMMAND)
+    Job.objects.filter(pk=failed.pk).update(state=JobState.FAILED, attempts=1)
+    pending = enqueue("reindex", payload={"bundle_ids": [2]}, trigger=JobTrigger.COMMAND)
+    return {
+        "bundle_ids": [str(b.pk) for b in bundles],
+        "job_ids": [str(failed.pk), str(pending.pk)],
+    }
+
+
+def bundle_ids(world) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from(world["bundle_ids"]),
+        st.integers(min_value=-(2**80), max_value=2**80).map(str),
+        st.text(max_size=30),
+    )
+
+
+def repeatable(strategy) -> st.SearchStrategy:
+    """The same few values again and again: hypothesis skips a choice sequence it has already
+    tried, so a throwaway draw makes each repeat new (a job's state changes between them)."""
+    return st.tuples(strategy, st.integers(0, 10**9)).map(lambda pair: pair[0])
+
+
+def optional(strategy) -> st.SearchStrategy:
+    return st.one_of(st.none(), strategy)
+
+
+def check(gql, document: str, variables: dict) -> None:
+    before = Job.objects.count()
+    response = gql(document, variables)
+    assert response.status == 200, response.body
+    assert "Traceback" not in json.dumps(response.body)
+    codes = set(response.codes)
+    event(f"outcome: {', '.join(sorted(codes)) or 'ok'}")
+    assert codes <= INPUT_CODES, response.errors
+    if response.errors:
+        assert all(e.get("path") for e in response.errors), response.errors
+        assert Job.objects.count() == before, f"bad input made a job: {variables!r}"
+    else:
+        assert next(iter(response.data.values())) is not None
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_trigger_bundle_consistency_check_never_fails_on_any_input(gql, world, data):
+    options = optional(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "fixBrokenBundles": optional(st.booleans()),
+                "notifyAdmins": optional(st.booleans()),
+            },
+        )
+    )
+    check(
+        gql,
+        "mutation($s: String!, $o: ConsistencyCheckOptions) "
+        "{ triggerBundleConsistencyCheck(scope: $s, options: $o) { jobId message } }",
+        {
+            "s": data.draw(st.one_of(st.sampled_from(["all", "active", "broken"]), st.text())),
+            "o": data.draw(options),
+        },
+    )
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_recompute_bundle_never_fails_on_any_input(gql, world, data):
+    options = optional(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "reason": optional(st.text(max_size=300)),
+                "forceRecalculation": optional(st.booleans()),
+                "updateSearch": optional(st.booleans()),
+            },
+        )
+    )
+    check(
+        gql,
+        "mutation($id: ID!, $o: RecomputeOptions) "
+        "{ recomputeBundle(bundleId: $id, options: $o) { jobId message } }",
+        {"id": data.draw(bundle_ids(world)), "o": data.draw(options)},
+    )
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_bulk_recompute_bundles_never_fails_on_any_input(gql, world, data):
+    check(
+        gql,
+        "mutation($ids: [ID!]!, $size: Int) { bulkRecomputeBundles(bundleIds: $ids, "
+        "batchSize: $size) { jobIds totalBundles batchCount message } }",
+        {
+            "ids": data.draw(
+                st.one_of(
+                    st.lists(st.sampled_from(world["bundle_ids"]), min_size=1, max_size=5),
+                    st.lists(bundle_ids(world), max_size=20),
+                )
+            ),
+            "size": data.draw(
+                st.one_of(st.integers(1, 1000), optional(st.one_of(st.integers(0, 1001), INT32)))
+            ),
+        },
+    )
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_reindex_bundles_never_fails_on_any_input(gql, world, data):
+    check(
+        gql,
+        "mutation($ids: [ID!], $r: String) "
+        "{ reindexBundles(bundleIds: $ids, reason: $r) { jobId message } }",
+        {
+            "ids": data.draw(optional(st.lists(bundle_ids(world), max_size=20))),
+            "r": data.draw(optional(st.text(max_size=300))),
+        },
+    )
+
+
+def job_ids(world) -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(world["job_ids"]), st.uuids().map(str), st.text(max_size=40))
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_retry_job_never_fails_on_any_input(gql, world, data):
+    # Each example sends a real job's id (in whatever state earlier examples left it) and an
+    # arbitrary one.
+    for job_id in (data.draw(st.sampled_from(world["job_ids"])), data.draw(job_ids(world))):
+        check(
+            gql,
+            "mutation($id: ID!) { retryJob(id: $id) { jobId state message } }",
+            {"id": job_id},
+        )
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_cancel_job_never_fails_on_any_input(gql, world, data):
+    # Each example sends a real job's id (in whatever state earlier examples left it) and an
+    # arbitrary one.
+    for job_id in (data.draw(st.sampled_from(world["job_ids"])), data.draw(job_ids(world))):
+        check(
+            gql,
+            "mutation($id: ID!) { cancelJob(id: $id) { jobId state message } }",
+            {"id": job_id},
+        )
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_retry_failed_jobs_never_fails_on_any_input(gql, world, data):
+    text_or = lambda values: st.one_of(st.sampled_from(values), st.text(max_size=30))  # noqa: E731
+    filters = optional(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "queue": optional(text_or(["bundle-recompute", "bundle-reindex"])),
+                "kind": optional(text_or(["reindex", "recompute"])),
+                "bundleId": optional(bundle_ids(world)),
+                "search": optional(st.text(max_size=60)),
+            },
+        )
+    )
+    check(
+        gql,
+        "mutation($f: FailedJobsFilter, $limit: Int) "
+        "{ retryFailedJobs(filter: $f, limit: $limit) { jobIds count message } }",
+        {
+            "f": data.draw(filters),
+            "limit": data.draw(optional(st.one_of(st.integers(0, 1001), INT32))),
+        },
+    )
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_run_schedule_never_fails_on_any_input(gql, world, data):
+    known = ["nightly-consistency-check", "weekly-maintenance", "relay-and-reconcile"]
+    check(
+        gql,
+        "mutation($id: ID!) { runSchedule(id: $id) { jobId message } }",
+        {"id": data.draw(st.one_of(repeatable(st.sampled_from(known)), st.text()))},
+    )
