@@ -192,3 +192,21 @@ def test_queries_over_get_work_but_mutations_do_not(client, operator):
     )
     assert refused.status_code == 405
     assert Job.objects.count() == 0
+
+
+def test_admin_lists_tokens_without_keys_and_revokes_them(admin_client, operator):
+    # Given
+    key = _command("create", "--user", "ops", "--name", "CI", "--quiet").strip()
+    row = ApiToken.objects.get()
+
+    # When the admin lists tokens, then revokes the token with the action
+    page = admin_client.get("/admin/api/apitoken/")
+    admin_client.post(
+        "/admin/api/apitoken/", {"action": "revoke", "_selected_action": [str(row.pk)]}
+    )
+
+    # Then
+    assert page.status_code == 200 and row.prefix.encode() in page.content
+    assert key.encode() not in page.content and row.key_hash.encode() not in page.content
+    row.refresh_from_db()
+    assert row.revoked_at is not None
