@@ -132,6 +132,8 @@ RQ_SHOW_ADMIN_LINK = False
 JOBS_RETENTION_DAYS = int(os.environ.get("JOBS_RETENTION_DAYS", "30"))
 # A running job whose worker has not reported for this long is considered dead.
 JOBS_STALE_AFTER_SECONDS = int(os.environ.get("JOBS_STALE_AFTER_SECONDS", "90"))
+# New fan-out jobs wait this long in RQ so a burst of saves of one variant merges into one job.
+BUNDLES_FANOUT_DEBOUNCE_SECONDS = float(os.environ.get("BUNDLES_FANOUT_DEBOUNCE_SECONDS", "1"))
 # Cron schedules (UTC). A deployment overrides them here; ids must stay stable.
 JOBS_SCHEDULES = [
     # Every night at 02:00 UTC: check active bundles.
