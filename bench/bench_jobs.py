@@ -97,6 +97,14 @@ def run(args) -> None:
     _print_times("  enqueue() call (row insert)", call_times)
     _print_times("  call + commit + RQ dispatch", total_times)
 
+    nodispatch_times = []
+    for n in range(args.enqueues):
+        t0 = time.perf_counter()
+        with transaction.atomic():
+            enqueue("bench_noop", payload={"n": n}, trigger="command", dispatch_on_commit=False)
+        nodispatch_times.append(time.perf_counter() - t0)
+    _print_times("  call + commit, no dispatch ", nodispatch_times)
+
     dedup_times = []
     with transaction.atomic():
         enqueue("bench_noop", payload={}, trigger="signal", dedup_key="bench")
