@@ -17,7 +17,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.1):
+def wait_until(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.05):
     """Poll ``condition`` until it returns something truthy; fail with a clear message."""
     deadline = time.monotonic() + timeout
     while True:
