@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from django.db import connection
 
@@ -52,10 +53,10 @@ def test_database_url() -> str:
     if connection.vendor == "sqlite":
         return f"sqlite:///{params['NAME']}"
     if connection.vendor == "postgresql":
-        auth = params["USER"] or ""
+        auth = quote(params["USER"] or "", safe="")
         if params.get("PASSWORD"):
-            auth += f":{params['PASSWORD']}"
-        host = params.get("HOST") or "127.0.0.1"
+            auth += ":" + quote(params["PASSWORD"], safe="")
+        host = params.get("HOST") or "localhost"
         port = f":{params['PORT']}" if params.get("PORT") else ""
         return f"postgres://{auth}@{host}{port}/{params['NAME']}"
     raise NotImplementedError(f"no worker subprocess support for {connection.vendor}")
