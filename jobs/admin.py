@@ -61,10 +61,17 @@ class EstimatedCountPaginator(Paginator):
         exact = qs.order_by()[: self.cap + 1].count()
         self.is_estimate = exact > self.cap
         if not self.is_estimate:
+            self.display_count = f"{exact:,}"
             return exact
-        return max(_planner_estimate(qs) or 0, exact)
+        estimate = _planner_estimate(qs)
+        if estimate and estimate > self.cap:
+            self.display_count = f"about {estimate:,}"
+            return estimate
+        self.display_count = f"more than {self.cap:,}"
+        return exact
 
     is_estimate = False
+    display_count = ""
 
 
 def _planner_estimate(qs) -> int | None:
