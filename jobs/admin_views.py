@@ -234,7 +234,7 @@ def job_timeline(job: Job, audit: list[LogEntry]) -> list[TimelineEvent]:
         )
     ]
     if job.dispatched_at:
-        events.append(TimelineEvent(job.dispatched_at, "Dispatched", f"to queue {job.queue}"))
+        events.append(TimelineEvent(job.dispatched_at, "Last dispatched", f"to queue {job.queue}"))
     for error in job.errors or []:
         at = parse_datetime(error.get("at") or "")
         if at:
