@@ -51,7 +51,7 @@ def failed_job(**fields) -> Job:
             },
         ],
     )
-    return make_job(
+    job = make_job(
         state=JobState.FAILED,
         attempts=2,
         max_attempts=2,
@@ -59,6 +59,10 @@ def failed_job(**fields) -> Job:
         settled_at=now,
         **fields,
     )
+    # created before its first attempt, like a real one
+    Job.objects.filter(pk=job.pk).update(created_at=now - timedelta(minutes=3))
+    job.refresh_from_db()
+    return job
 
 
 def perms(*codenames: str) -> list[Permission]:

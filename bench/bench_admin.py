@@ -1,0 +1,172 @@
+"""Render time of System → Jobs with a big ledger.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:55433/postgres \
+        .venv/bin/python bench/bench_admin.py [--rows 1000000] [--repeat 5]
+
+Migrates the database, fills the ledger up to ``--rows`` rows with ``bulk_create`` (spread over
+60 days, a realistic mix of states, queues and errors), ANALYZEs it, then renders the jobs
+list through Django's test client as a logged-in superuser and prints the timings and the
+number of SQL queries per render. Needs Redis only for the overview's worker count (it says
+"unknown" without one). Re-running reuses rows already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DEBUG", "1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=10_000)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db import connection, reset_queries
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+    from django.utils import timezone
+
+    from jobs.models import Job, JobState
+
+    setup_test_environment()  # test client + ALLOWED_HOSTS=testserver
+    call_command("migrate", verbosity=0)
+    have = Job.objects.count()
+    print(
+        f"database: {connection.vendor} {settings.DATABASES['default']['NAME']}; "
+        f"ledger has {have:,} rows, target {args.rows:,}"
+    )
+    states = (
+        [JobState.COMPLETED] * 90
+        + [JobState.FAILED] * 6
+        + [JobState.CANCELLED] * 2
+        + [JobState.PENDING]
+        + [JobState.RUNNING]
+    )
+    queues = list(settings.JOB_QUEUES)
+    kinds = {
+        "bundle-recompute": "recompute",
+        "bundle-reindex": "reindex",
+        "bundle-consistency-check": "consistency_check",
+        "bundle-bulk-operation": "bulk_operation",
+    }
+    now = timezone.now()
+    span = timedelta(days=60).total_seconds()
+    started = time.perf_counter()
+    i = have
+    while i < args.rows:
+        batch = []
+        for _ in range(min(args.batch, args.rows - i)):
+            state = states[i % len(states)]
+            queue = queues[i % 7 % 4]
+            created = now - timedelta(seconds=span * i / args.rows)
+            settled = state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+            batch.append(
+                Job(
+                    id=uuid.uuid4(),
+                    queue=queue,
+                    kind=kinds[queue],
+                    trigger="signal" if i % 5 else "schedule",
+                    state=state,
+                    progress=100 if state == JobState.COMPLETED else (i * 7) % 100,
+                    attempts=1 if state != JobState.FAILED else 3,
+                    max_attempts=3,
+                    payload={"bundle_id": i % 20_000, "reason": "price changed"},
+                    target_type="bundle",
+                    target_id=str(i % 20_000),
+                    target_label=f"Bundle {i % 20_000}",
+                    dedup_key=None,
+                    errors=[
+                        {
+                            "attempt": n,
+                            "at": created.isoformat(),
+                            "message": f"RuntimeError: upstream timeout {i}",
+                            "traceback": "...",
+                        }
+                        for n in (1, 2, 3)
+                    ]
+                    if state == JobState.FAILED
+                    else [],
+                    started_at=created if state != JobState.PENDING else None,
+                    settled_at=created + timedelta(seconds=3) if settled else None,
+                    heartbeat_at=now if state == JobState.RUNNING else None,
+                )
+            )
+            i += 1
+        Job.objects.bulk_create(batch)
+        print(f"  {i:,} rows ({time.perf_counter() - started:.0f} s)", end="\r", flush=True)
+    if i > have:
+        print()
+        _spread_created_at(connection, now, span)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE jobs_job")
+        print(f"inserted {i - have:,} rows in {time.perf_counter() - started:.0f} s")
+
+    user = User.objects.filter(username="bench-admin").first() or User.objects.create_superuser(
+        "bench-admin", "bench@example.com", "bench-password"
+    )
+    client = Client()
+    client.force_login(user)
+    pages = {
+        "list (newest first)": "/admin/jobs/job/",
+        "list page 50": "/admin/jobs/job/?p=50",
+        "filter state=failed": "/admin/jobs/job/?state__exact=failed",
+        "filter queue+state": "/admin/jobs/job/?queue=bundle-reindex&state__exact=completed",
+        "search bundle name": "/admin/jobs/job/?q=Bundle+1234",
+        "job page": None,
+    }
+    settings.DEBUG = True  # count queries
+    for label, url in pages.items():
+        if url is None:
+            newest = Job.objects.order_by("-created_at").values_list("pk", flat=True)[0]
+            url = f"/admin/jobs/job/{newest}/change/"
+        times, queries = [], 0
+        client.get(url)  # warm caches (templates, plans)
+        for _ in range(args.repeat):
+            reset_queries()
+            t0 = time.perf_counter()
+            response = client.get(url)
+            times.append((time.perf_counter() - t0) * 1000)
+            queries = len(connection.queries)
+            assert response.status_code == 200, (url, response.status_code)
+        print(
+            f"{label:<24} median {statistics.median(times):7.1f} ms  "
+            f"(min {min(times):.1f}, max {max(times):.1f}; {queries} SQL queries)  {url}"
+        )
+
+
+def _spread_created_at(connection, now, span: float) -> None:
+    """bulk_create's auto_now_add stamped every row "now": move created_at to the row's start
+    (or settle) time so the ledger spans 60 days like a real one."""
+    from django.db.models import F
+    from django.db.models.functions import Coalesce
+
+    from jobs.models import Job
+
+    Job.objects.filter(started_at__isnull=False).update(created_at=F("started_at"))
+    Job.objects.filter(started_at__isnull=True).update(
+        created_at=Coalesce("settled_at", "created_at")
+    )
+
+
+if __name__ == "__main__":
+    main()
