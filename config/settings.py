@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -127,6 +128,10 @@ JOB_QUEUES = (
 )
 RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600} for name in (*JOB_QUEUES, "default")}
 RQ_SHOW_ADMIN_LINK = False
+
+# rq-scheduler calls crontab without default_utc; our times are aware UTC, so the warning that
+# crontab's default will change is noise in every scheduler log line.
+warnings.filterwarnings("ignore", message=r"Version 0\.22\.0\+ of crontab", category=FutureWarning)
 
 # --- jobs -----------------------------------------------------------------------------------
 JOBS_RETENTION_DAYS = int(os.environ.get("JOBS_RETENTION_DAYS", "30"))
