@@ -10,7 +10,6 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -27,6 +26,7 @@ from tests.bundles.jobs_support import (
     wait_until,
 )
 from tests.factories import make_bundle, make_variant
+from tests.support import test_database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -189,7 +189,7 @@ def test_recompute_bad_input_is_refused_and_creates_no_job(drifted, args, messag
 
 def test_bad_input_exits_with_status_1_from_the_shell(redis_conn):
     env = dict(os.environ)
-    env["DATABASE_URL"] = f"sqlite:///{django_settings.DATABASES['default']['NAME']}"
+    env["DATABASE_URL"] = test_database_url()
     proc = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "check_bundles", "--scope", "everything"],
         cwd=ROOT,
