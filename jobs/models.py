@@ -106,6 +106,8 @@ class Job(models.Model):
             models.Index(fields=["state", "dispatched_at"], name="job_relay_idx"),
             # Admin overview and chart: "settled in the last 24 h" without scanning the ledger.
             models.Index(fields=["settled_at"], name="job_settled_idx"),
+            # Admin overview: waiting / running / failed per queue from the index alone.
+            models.Index(fields=["state", "queue"], name="job_state_queue_idx"),
         ]
         constraints = [
             # Two racing enqueues of the same key make one row: the database decides.
