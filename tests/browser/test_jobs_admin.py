@@ -56,7 +56,7 @@ def test_recompute_from_bundle_action_goes_live_to_completed(page, live_server, 
     assert job.trigger == "admin"
     message.locator("a").click()
     expect(page).to_have_url(re.compile(r"id__in="))
-    assert page.locator("#result_list tbody tr").count() == 1
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
     expect(row_state(page, job)).to_have_text("Pending")
     screenshot(page, "jobs-list-pending.png")
 
