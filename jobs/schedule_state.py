@@ -2,8 +2,8 @@
 survives restarts; a schedule without a row is enabled.
 
 Disabling also takes the schedule's entry out of rq-scheduler right away; enabling puts it
-back. A scheduler that (re)starts registers every schedule again, so ``jobs.schedules`` must
-consult :func:`schedule_is_enabled` when it registers and fires (see the admin report).
+back. ``jobs.schedules`` consults this state when it registers (a restarted scheduler leaves
+disabled schedules out) and when a cron entry fires (a run queued before the switch is skipped).
 """
 
 from __future__ import annotations

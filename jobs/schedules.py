@@ -114,10 +114,15 @@ def rq_schedule_id(schedule_id: str) -> str:
 
 def register_schedules(scheduler=None) -> list[str]:
     """Register every schedule once (idempotent) and drop stale ones. Returns the RQ ids."""
+    from jobs.schedule_state import schedules_enabled
+
     scheduler = scheduler or get_scheduler()
     current = {job.id: job for job in scheduler.get_jobs()}
+    enabled = schedules_enabled()
     wanted = []
     for item in schedule_definitions():
+        if not enabled.get(item["id"], True):
+            continue  # disabled in the admin: not registered, and removed below if it was
         rq_id = rq_schedule_id(item["id"])
         wanted.append(rq_id)
         existing = current.get(rq_id)
@@ -186,7 +191,12 @@ def list_schedules() -> list[dict]:
 
 def fire(schedule_id: str):
     """The cron entry point (runs in a worker): enqueue the schedule's job now."""
+    from jobs.schedule_state import schedule_is_enabled
+
     item = get_schedule(schedule_id)
+    if not schedule_is_enabled(schedule_id=schedule_id):
+        # Disabled after this run was already queued: skip it.
+        return {"skipped": "schedule disabled"}
     if item["kind"] == RELAY_KIND:
         from jobs.relay import relay_and_reconcile
 
@@ -197,7 +207,12 @@ def fire(schedule_id: str):
 
 def run_now(schedule_id: str, user=None, *, trigger: str = JobTrigger.ADMIN) -> Job | None:
     """Run a schedule's job now (admin "run now"). The relay runs inline and returns None."""
+    from jobs.schedule_state import schedule_is_enabled
+
     item = get_schedule(schedule_id)
+    if not schedule_is_enabled(schedule_id=schedule_id):
+        # Disabled after this run was already queued: skip it.
+        return {"skipped": "schedule disabled"}
     if item["kind"] == RELAY_KIND:
         from jobs.relay import relay_and_reconcile
 

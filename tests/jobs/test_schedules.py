@@ -141,3 +141,22 @@ def test_each_configured_schedule_fires_its_kind(redis_conn, settings):
         assert job.kind == item["kind"]
         assert job.payload == item["payload"]
         assert job.trigger == JobTrigger.SCHEDULE
+
+
+def test_a_disabled_schedule_stays_off_across_scheduler_restarts_and_never_fires(redis_conn):
+    from jobs.schedule_state import schedule_set_enabled
+
+    # Given the test schedules are registered, then one is disabled in the admin
+    with override_settings(JOBS_SCHEDULES=TEST_SCHEDULES):
+        register_schedules()
+        schedule_set_enabled(schedule_id="test-every-minute", enabled=False)
+        # When the scheduler restarts (registers again)
+        register_schedules()
+        # Then the disabled schedule is not registered, and a run queued earlier does nothing
+        assert "schedule-test-every-minute" not in scheduled_ids(redis_conn)
+        assert "schedule-relay-and-reconcile" in scheduled_ids(redis_conn)
+        assert fire("test-every-minute") == {"skipped": "schedule disabled"}
+        assert not Job.objects.filter(kind="test_noop").exists()
+        # And enabling it registers it again
+        schedule_set_enabled(schedule_id="test-every-minute", enabled=True)
+        assert "schedule-test-every-minute" in scheduled_ids(redis_conn)
