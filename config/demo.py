@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -41,6 +42,20 @@ def demo_password() -> str:
     if not path.exists():
         path.write_text(secrets.token_urlsafe(12))
     return path.read_text().strip()
+
+
+def wait_for_port(port: int, supervisor: Supervisor, timeout: float = 60.0) -> None:
+    """Block until the web server accepts connections, so the printed URL works when shown."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if supervisor.first_exited():
+            return  # the main loop reports which child died
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the web server did not listen on port {port} within {timeout:.0f}s")
 
 
 class Supervisor:
@@ -125,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         supervisor.spawn(
             "web", manage("runserver", f"127.0.0.1:{args.port}", "--noreload", "--insecure")
         )
+        wait_for_port(args.port, supervisor)
         print(
             f"\n    Admin:   http://127.0.0.1:{args.port}/admin/\n"
             f"    Login:   {DEMO_USER} / {password}\n"

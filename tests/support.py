@@ -75,6 +75,8 @@ class WorkerProcess:
         env["DATABASE_URL"] = test_database_url()
         env.setdefault("SECRET_KEY", "test-suite-key-not-a-secret")
         env.setdefault("LOG_LEVEL", "WARNING")
+        # Set by the browser tests for Playwright's event loop; a worker has no business with it.
+        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         (ROOT / "var").mkdir(exist_ok=True)
         self.log_path = ROOT / "var" / f"test-worker-{uuid.uuid4().hex[:8]}.log"
         self.log = open(self.log_path, "w+")  # noqa: SIM115 - closed in stop()

@@ -6,96 +6,23 @@ No skipping: without /usr/bin/chromium these tests fail (CI installs it; see .ci
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 import tests.jobs.kinds  # noqa: F401 - the test job kinds (flaky, slow, noop) in this process too
+from tests.support import WorkerProcess, wait_until  # noqa: F401 - wait_until used by tests
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PASSWORD = "browser-test-password"
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {condition}")
-        time.sleep(interval)
-
-
-def _database_url() -> str:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db.get("USER") or ""
-    if db.get("PASSWORD"):
-        auth += f":{db['PASSWORD']}"
-    host = db.get("HOST") or "127.0.0.1"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}@{host}{port}/{db['NAME']}"
-
-
-class Worker:
-    """``manage.py run_worker`` (all job queues, RQ's scheduler) as a subprocess on the test DB."""
+class Worker(WorkerProcess):
+    """``manage.py run_worker`` (all job queues, RQ's scheduler, the test kinds) on the test DB."""
 
     def __init__(self) -> None:
-        env = dict(os.environ)
-        env.update(
-            DJANGO_SETTINGS_MODULE="config.settings",
-            DATABASE_URL=_database_url(),
-            LOG_LEVEL="WARNING",
-        )
-        env.setdefault("SECRET_KEY", "test-suite-key-not-a-secret")
-        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        self.log_path = ROOT / "var" / f"test-browser-worker-{uuid.uuid4().hex[:8]}.log"
-        self.log = open(self.log_path, "w+")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "manage.py"),
-                "run_worker",
-                "--import",
-                "tests.jobs.kinds",
-                "--logging-level",
-                "WARNING",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self.log.close()
-        with contextlib.suppress(OSError):
-            self.log_path.unlink()
+        super().__init__("--import", "tests.jobs.kinds", "--logging-level", "WARNING")
 
 
 @pytest.fixture
@@ -110,21 +37,6 @@ def start_worker(redis_conn):
     yield start
     for worker in started:
         worker.stop()
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it (apt-get install -y chromium)")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # between browser steps are plain synchronous ones.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

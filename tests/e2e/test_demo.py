@@ -23,14 +23,6 @@ import pytest
 from config.embedded_redis import free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 pytestmark = pytest.mark.browser
 
 
@@ -123,15 +115,13 @@ def bundle_price(db: Path, bundle_id: int) -> Decimal:
     return Decimal(str(price))
 
 
-def test_price_change_in_admin_reaches_bundles_and_ctrl_c_leaves_nothing(demo):
-    from playwright.sync_api import sync_playwright
-
+def test_price_change_in_admin_reaches_bundles_and_ctrl_c_leaves_nothing(demo, chromium):
     # Given the demo is up with its seeded catalog
     variant_id, bundle_id, price_before = bundle_using_a_variant(demo["db"])
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page()
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
         page.goto(f"{demo['url']}/admin/login/")
         page.fill("#id_username", demo["user"])
         page.fill("#id_password", demo["password"])
@@ -144,7 +134,8 @@ def test_price_change_in_admin_reaches_bundles_and_ctrl_c_leaves_nothing(demo):
         page.fill("#id_price", str(old_price + Decimal("100")))
         page.click("input[name=_save]")
         page.wait_for_url(f"{demo['url']}/admin/bundles/productvariant/")
-        browser.close()
+    finally:
+        context.close()
 
     # Then the workers recompute the bundle within seconds: its price goes up
     wait_for(
