@@ -228,3 +228,42 @@ def test_soft_deleting_a_component_breaks_the_bundle_and_the_check_keeps_it_brok
     kit = Bundle.objects.get(pk=kit.pk)
     assert kit.status == "broken"
     assert kit.computed_availability == 0
+
+
+def test_fifty_price_changes_committed_while_redis_is_down_all_reach_their_bundles(redis_conn):
+    from jobs.relay import relay
+    from tests.redis_plugin import embedded_server
+
+    server = embedded_server()
+    if server is None:
+        pytest.fail("this test needs the suite's own Redis (unset REDIS_URL) so it can stop it")
+    # Given 50 variants, each the only component of its own bundle
+    variants = [make_variant(price="10.00") for _ in range(50)]
+    bundles = [make_bundle(components=[(v, 1)]) for v in variants]
+    run_burst_worker()
+    rows_before = Job.objects.count()
+
+    # When Redis is down and 50 price changes are committed
+    server.stop()
+    try:
+        for n, variant in enumerate(variants):
+            with transaction.atomic():
+                variant = ProductVariant.objects.get(pk=variant.pk)
+                variant.price = Decimal("10.00") + n + 1
+                variant.save()
+        # Then every change is in the ledger, waiting undispatched; nothing raised
+        waiting = Job.objects.filter(kind="fanout", dispatched_at__isnull=True)
+        assert waiting.count() == 50
+        assert Job.objects.count() == rows_before + 50
+    finally:
+        server.start()
+
+    # When Redis is back and the relay runs, then the workers bring every bundle up to date
+    assert relay(grace_seconds=0) == 50
+    run_burst_worker()
+    prices = dict(
+        Bundle.objects.filter(pk__in=[b.pk for b in bundles]).values_list("pk", "computed_price")
+    )
+    assert prices == {b.pk: Decimal("10.00") + n + 1 for n, b in enumerate(bundles)}
+    assert all_settled()
+    assert not Job.objects.filter(state=JobState.FAILED).exists()
