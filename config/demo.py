@@ -1,7 +1,8 @@
 """The one command a newcomer runs: ``bin/run`` (``python -m config.demo``).
 
 It starts a private Redis (unless ``REDIS_URL`` is set), migrates, loads demo data once, makes a
-demo superuser, then supervises one RQ worker per queue, the cron scheduler and the web server.
+demo superuser, then supervises RQ workers for the four queues, the cron scheduler and the
+web server.
 Every child runs in its own process group and dies with this process (PR_SET_PDEATHSIG), so
 Ctrl-C — or a crash of this supervisor — leaves no redis, worker or web process behind.
 """
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for queue in QUEUES:
             supervisor.spawn(f"worker {queue}", manage("run_worker", queue))
+        # A second bulk worker: fan-outs must not wait behind a long bulk parent.
+        supervisor.spawn("worker bundle-bulk-operation (2)", manage("run_worker", QUEUES[3]))
         supervisor.spawn("scheduler", manage("run_scheduler"))
         supervisor.spawn(
             "web", manage("runserver", f"127.0.0.1:{args.port}", "--noreload", "--insecure")
