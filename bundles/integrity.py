@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
 from . import pricing
@@ -107,12 +107,20 @@ class Evaluation:
         )
 
 
+def _components_queryset() -> QuerySet[BundleComponent]:
+    # ``variant_is_shell``: the variant is some bundle's shell (its own or another's), known
+    # from the same query whatever the shell product's ``is_bundle_shell`` flag says.
+    return BundleComponent.objects.select_related("variant__product").annotate(
+        variant_is_shell=Exists(Bundle.objects.filter(shell_variant_id=OuterRef("variant_id")))
+    )
+
+
 def bundles_for_evaluation() -> QuerySet[Bundle]:
     """Bundles with everything evaluation and recompute touch: 2 queries for any number."""
     # Timestamps and descriptions are never read here; skipping them saves a third of the
     # row conversion time at 100k bundles. (Fields that are only *assigned* may be deferred.)
     components = (
-        BundleComponent.objects.select_related("variant__product")
+        _components_queryset()
         .defer(
             "variant__created_at",
             "variant__updated_at",
@@ -142,7 +150,17 @@ def _components(bundle: Bundle) -> list[BundleComponent]:
     cache = getattr(bundle, "_prefetched_objects_cache", {})
     if "components" in cache:
         return list(cache["components"])
-    return list(bundle.components.select_related("variant__product").order_by("id"))
+    return list(_components_queryset().filter(bundle=bundle).order_by("id"))
+
+
+def _is_shell_variant(component: BundleComponent, bundle: Bundle) -> bool:
+    """A component that is a bundle's shell variant: own, another's, or on a shell product."""
+    if component.variant.product.is_bundle_shell or component.variant_id == bundle.shell_variant_id:
+        return True
+    known = getattr(component, "variant_is_shell", None)
+    if known is None:  # components loaded without the annotation: ask the database
+        return Bundle.objects.filter(shell_variant_id=component.variant_id).exists()
+    return bool(known)
 
 
 def _label(component: BundleComponent) -> str:
@@ -181,7 +199,7 @@ def evaluate_bundle(bundle: Bundle, *, now: datetime | None = None) -> Evaluatio
             issues.append(_issue(COMPONENT_DELETED, f"Component {_label(c)} is deleted."))
         if not v.enabled:
             issues.append(_issue(COMPONENT_DISABLED, f"Component {_label(c)} is disabled."))
-        if v.product.is_bundle_shell or v.pk == bundle.shell_variant_id:
+        if _is_shell_variant(c, bundle):
             issues.append(
                 _issue(
                     NESTED_BUNDLE,

@@ -8,7 +8,7 @@ import pytest
 
 from bundles import integrity, services
 from bundles.integrity import bundles_for_evaluation, validate_bundle_integrity
-from bundles.models import Bundle, BundleComponent, ProductVariant
+from bundles.models import Bundle, BundleComponent, Product, ProductVariant
 from tests.factories import make_bundle, make_variant
 
 pytestmark = pytest.mark.django_db
@@ -76,6 +76,23 @@ def test_nested_bundle():
     outer = make_bundle()
     BundleComponent.objects.create(bundle=outer, variant_id=inner.shell_variant_id, quantity=1)
     assert "nested_bundle" in codes(outer)
+
+
+def test_nested_bundle_is_found_even_when_the_shell_product_lost_its_flag():
+    # Given another bundle's shell variant as a component, its product no longer flagged
+    inner = make_bundle()
+    outer = make_bundle()
+    BundleComponent.objects.create(bundle=outer, variant_id=inner.shell_variant_id, quantity=1)
+    Product.objects.filter(pk=inner.shell_product_id).update(is_bundle_shell=False)
+    # Then it is still a nested bundle, loaded in bulk and one by one
+    assert "nested_bundle" in codes(outer)
+    assert "nested_bundle" in [
+        i.code for i in validate_bundle_integrity(Bundle.objects.get(pk=outer.pk))
+    ]
+    # and the check breaks the bundle with that reason
+    result = fix(outer)
+    assert [b["id"] for b in result["broken_bundles"]] == [outer.pk]
+    assert "nested_bundle" in [r["code"] for r in Bundle.objects.get(pk=outer.pk).broken_reasons]
 
 
 def test_invalid_quantity():
