@@ -648,19 +648,18 @@ def _locked_variant(variant_id: int) -> ProductVariant:
 
 
 def variant_soft_delete(*, variant_id: int) -> list[int]:
-    """Mark a variant deleted and recompute the bundles using it (they become broken).
+    """Mark a variant deleted; returns the ids of the bundles that use it.
 
-    Returns the ids of the bundles that use it.
+    Those bundles become broken in the background: the save's receivers enqueue the fan-out
+    (their recomputes) and the broken-scope check. Nothing is recomputed in the request.
     """
     with transaction.atomic():
         variant = _locked_variant(variant_id)
         if variant.deleted_at is None:
             variant.deleted_at = timezone.now()
-            # save(), not update(): receivers must see the deletion (safety check job).
+            # save(), not update(): the receivers must see the deletion.
             variant.save(update_fields=["deleted_at", "updated_at"])
         bundle_ids = bundle_ids_using_variants(variant_ids=[variant.pk])
-        if bundle_ids:
-            bundles_recompute(bundle_ids=bundle_ids)
     return bundle_ids
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from bundles import services
 from bundles.errors import BundleError, VariantInUseError
 from bundles.models import Bundle, BundleComponent, ProductVariant
+from jobs.models import Job, JobState
+from tests.bundles.jobs_support import jobs, run_burst_worker
 from tests.factories import make_bundle, make_variant
 
 pytestmark = pytest.mark.django_db
@@ -44,14 +48,27 @@ def test_hard_delete_of_an_unused_variant_deletes_it():
     assert not ProductVariant.objects.filter(pk=spare.pk).exists()
 
 
-def test_soft_delete_breaks_the_bundles_using_it_visibly():
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+def test_soft_delete_breaks_the_bundles_using_it_in_the_background(redis_conn, settings):
+    settings.BUNDLES_FANOUT_DEBOUNCE_SECONDS = 0
     battery = make_variant(sku="BAT-2")
     kit = make_bundle(name="Starter kit", components=[(battery, 1), (make_variant(), 1)])
     other = make_bundle()
 
-    broken_ids = services.variant_soft_delete(variant_id=battery.pk)
+    # When the variant is soft-deleted
+    with CaptureQueriesContext(connection) as request:
+        broken_ids = services.variant_soft_delete(variant_id=battery.pk)
 
+    # Then the request names the affected bundles, recomputes nothing itself, and leaves jobs
     assert broken_ids == [kit.pk]
+    assert not any("UPDATE" in q["sql"] and "bundles_bundle" in q["sql"] for q in request)
+    assert Bundle.objects.get(pk=kit.pk).status == Bundle.Status.ACTIVE
+    assert jobs("fanout").get().payload["variant_ids"] == [battery.pk]
+    assert jobs("consistency_check").get().payload["scope"] == "broken"
+
+    # When a worker runs them, then the bundle is broken, visibly
+    run_burst_worker()
     kit.refresh_from_db()
     assert kit.status == Bundle.Status.BROKEN
     assert kit.status_before_broken == Bundle.Status.ACTIVE
@@ -61,6 +78,7 @@ def test_soft_delete_breaks_the_bundles_using_it_visibly():
     other.refresh_from_db()
     assert other.status == Bundle.Status.ACTIVE
     assert ProductVariant.objects.get(pk=battery.pk).deleted_at is not None
+    assert not Job.objects.exclude(state=JobState.COMPLETED).exists()
 
 
 def test_a_shell_variant_cannot_be_deleted_directly():
