@@ -150,11 +150,22 @@ class BundleForm(forms.ModelForm):
             "valid_to",
         )
 
+    # Only a new bundle's form has the status field (the admin makes it read-only later).
+    CREATABLE_STATUSES = (Bundle.Status.DRAFT, Bundle.Status.ACTIVE)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "status" in self.fields:
+            self.fields["status"].choices = [
+                (value, label)
+                for value, label in Bundle.Status.choices
+                if value in self.CREATABLE_STATUSES
+            ]
+
     def clean_status(self) -> str:
         status = self.cleaned_data["status"]
-        current = self.instance.status if self.instance.pk else None
-        if status == Bundle.Status.BROKEN and current != Bundle.Status.BROKEN:
-            raise forms.ValidationError("Broken is set by the integrity check, not by hand.")
+        if status not in self.CREATABLE_STATUSES:
+            raise forms.ValidationError("A new bundle starts as draft or active.")
         return status
 
 
@@ -212,6 +223,14 @@ class BundleAdmin(BundleJobsAdminMixin, admin.ModelAdmin):
             },
         ),
     )
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # Status changes go through the activate/archive actions (bundles_set_status and
+            # its rules); broken comes and goes with the integrity check.
+            fields += ("status",)
+        return fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_components=Count("components"))

@@ -24,13 +24,24 @@ TRIGGER = "signal"
 VARIANT_FIELDS = change_tracking.tracked_fields(
     ProductVariant, ("price", "currency", "stock_on_hand", "allocated", "enabled", "deleted_at")
 )
-BUNDLE_PRICING_FIELDS = change_tracking.tracked_fields(
+# What a bundle's recompute depends on: its pricing, and its status, which the recompute turns
+# into the shell's enabled flag and the search entry's status (only active bundles are found),
+# so a status set from a shell or a script takes effect too.
+BUNDLE_RECOMPUTE_FIELDS = change_tracking.tracked_fields(
     Bundle,
-    ("pricing_rule", "rule_value", "currency", "availability_cap", "valid_from", "valid_to"),
+    (
+        "pricing_rule",
+        "rule_value",
+        "currency",
+        "availability_cap",
+        "valid_from",
+        "valid_to",
+        "status",
+    ),
 )
 # What the search entry shows besides the computed values: a reindex is enough.
 BUNDLE_SEARCH_FIELDS = change_tracking.tracked_fields(Bundle, ("name", "slug"))
-BUNDLE_FIELDS = BUNDLE_PRICING_FIELDS + BUNDLE_SEARCH_FIELDS
+BUNDLE_FIELDS = BUNDLE_RECOMPUTE_FIELDS + BUNDLE_SEARCH_FIELDS
 COMPONENT_FIELDS = change_tracking.tracked_fields(
     BundleComponent, ("bundle", "variant", "quantity")
 )
@@ -110,13 +121,13 @@ def _bundle_saved(sender, instance: Bundle, created: bool, raw: bool, **kwargs) 
     changes = _changes(instance, BUNDLE_FIELDS, created, kwargs.get("update_fields"))
     if not changes:
         return
-    pricing = sorted(f for f in changes if f in {f.attname for f in BUNDLE_PRICING_FIELDS})
-    if pricing:
+    recompute = sorted(f for f in changes if f in {f.attname for f in BUNDLE_RECOMPUTE_FIELDS})
+    if recompute:
         # The recompute also reindexes (update_search), so it covers name changes too.
         job_services.bundle_recompute_enqueue(
             bundle_id=instance.pk,
             trigger=TRIGGER,
-            reason=f"Bundle pricing changed: {', '.join(pricing)}",
+            reason=f"Bundle changed: {', '.join(recompute)}",
             label=instance.name,
         )
     else:

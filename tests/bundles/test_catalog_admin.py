@@ -82,6 +82,69 @@ def test_activating_without_components_is_refused_in_the_form(admin_client):
     assert not Bundle.objects.filter(slug="empty").exists()
 
 
+def change_form_data(bundle: Bundle, **overrides) -> dict:
+    """The change form's POST for a bundle with its components, unchanged unless overridden."""
+    components = list(bundle.components.order_by("pk"))
+    data = {
+        "name": bundle.name,
+        "slug": bundle.slug,
+        "currency": bundle.currency,
+        "pricing_rule": bundle.pricing_rule,
+        "rule_value": str(bundle.rule_value),
+        "components-TOTAL_FORMS": str(len(components)),
+        "components-INITIAL_FORMS": str(len(components)),
+        "components-MIN_NUM_FORMS": "0",
+        "components-MAX_NUM_FORMS": "1000",
+    }
+    for n, c in enumerate(components):
+        data |= {
+            f"components-{n}-id": str(c.pk),
+            f"components-{n}-bundle": str(bundle.pk),
+            f"components-{n}-variant": str(c.variant_id),
+            f"components-{n}-quantity": str(c.quantity),
+        }
+    return data | overrides
+
+
+def test_status_is_read_only_on_an_existing_bundles_form(admin_client):
+    # Given an active bundle
+    bundle = make_bundle(name="Kit")
+    url = reverse("admin:bundles_bundle_change", args=[bundle.pk])
+    # Then its change form shows the status but offers no field for it
+    page = admin_client.get(url).content.decode()
+    assert 'name="status"' not in page
+    # When a crafted POST tries to archive it (or mark it broken) anyway
+    for status in ("archived", "broken", "draft"):
+        response = admin_client.post(url, change_form_data(bundle, status=status, name="Kit 2"))
+        assert response.status_code == 302
+        # Then the other fields are saved, the status is not
+        bundle.refresh_from_db()
+        assert bundle.name == "Kit 2" and bundle.status == Bundle.Status.ACTIVE
+
+
+def test_a_new_bundle_starts_as_draft_or_active_only(admin_client):
+    page = admin_client.get(reverse("admin:bundles_bundle_add")).content.decode()
+    assert 'value="draft"' in page and 'value="active"' in page
+    assert 'value="archived"' not in page and 'value="broken"' not in page
+    response = admin_client.post(
+        reverse("admin:bundles_bundle_add"),
+        {
+            "name": "Archived at birth",
+            "slug": "archived-at-birth",
+            "status": "archived",
+            "currency": "USD",
+            "pricing_rule": "percent_off",
+            "rule_value": "0",
+            "components-TOTAL_FORMS": "0",
+            "components-INITIAL_FORMS": "0",
+            "components-MIN_NUM_FORMS": "0",
+            "components-MAX_NUM_FORMS": "1000",
+        },
+    )
+    assert response.status_code == 200
+    assert not Bundle.objects.filter(slug="archived-at-birth").exists()
+
+
 def test_component_autocomplete_offers_no_shell_variants(admin_client):
     bundle = make_bundle(name="Kit")
     make_variant(name="Kit spare", sku="KIT-SPARE")

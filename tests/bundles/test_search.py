@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from bundles import services
-from bundles.models import ProductVariant
+from bundles.models import Bundle, ProductVariant
 from bundles.selectors import bundle_search
 from tests.bundles.jobs_support import run_burst_worker
 from tests.factories import make_bundle, make_variant
@@ -59,6 +59,24 @@ def test_draft_and_broken_bundles_are_not_found(starter_kit, redis_conn, setting
     services.variant_soft_delete(variant_id=battery.pk)
     run_burst_worker()  # the fan-out's recompute breaks the bundle and syncs its entry
     assert titles("starter") == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+def test_archiving_through_save_hides_the_bundle_once_the_worker_ran(starter_kit, redis_conn):
+    # Given an active bundle, found, with an enabled shell
+    assert titles("starter") == ["Starter kit"]
+    # When its status is changed with a plain save() (a shell, a script)
+    kit = Bundle.objects.get(pk=starter_kit.pk)
+    kit.status = Bundle.Status.ARCHIVED
+    kit.save()
+    run_burst_worker()
+    # Then its recompute ran: search no longer finds it and its shell is disabled
+    assert titles("starter") == []
+    assert titles("BAT-200") == []
+    shell = ProductVariant.objects.get(pk=starter_kit.shell_variant_id)
+    assert shell.enabled is False
+    assert Bundle.objects.get(pk=kit.pk).status == Bundle.Status.ARCHIVED
 
 
 def test_unrelated_term_finds_nothing(starter_kit):

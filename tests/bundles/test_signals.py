@@ -305,9 +305,11 @@ def test_deleting_a_whole_bundle_enqueues_no_recompute_for_its_components(catalo
         ("availability_cap", 2),
         ("valid_from", timezone.now()),
         ("valid_to", timezone.now() + timezone.timedelta(days=3)),
+        ("status", "archived"),
+        ("status", "draft"),
     ],
 )
-def test_a_pricing_change_of_a_bundle_enqueues_its_recompute(catalog, field, value):
+def test_a_pricing_or_status_change_of_a_bundle_enqueues_its_recompute(catalog, field, value):
     kit = Bundle.objects.get(pk=catalog["kit"].pk)
     setattr(kit, field, value)
     kit.save()
