@@ -61,11 +61,17 @@ def _merge_recompute(old: dict, new: dict) -> dict:
     return merged
 
 
-def _merge_variant_ids(old: dict, new: dict) -> dict:
+def _merge_fanout(old: dict, new: dict) -> dict:
     merged = dict(old)
-    merged["variant_ids"] = sorted(
-        set(old.get("variant_ids", [])) | set(new.get("variant_ids", []))
-    )
+    for key in ("variant_ids", "product_ids"):
+        ids = sorted(set(old.get(key) or []) | set(new.get(key) or []))
+        if ids:
+            merged[key] = ids
+    # Reindex only if every merged request was a rename; a recompute reindexes anyway.
+    if old.get("reindex_only") and new.get("reindex_only"):
+        merged["reindex_only"] = True
+    else:
+        merged.pop("reindex_only", None)
     return merged
 
 
@@ -160,7 +166,14 @@ def bundle_recompute_request(
 
 
 def bundle_reindex_enqueue(
-    *, bundle_id: int, trigger: str, reason: str = "", label: str | None = None
+    *,
+    bundle_id: int,
+    trigger: str,
+    reason: str = "",
+    requested_by=None,
+    label: str | None = None,
+    parent: Job | None = None,
+    dispatch_on_commit: bool = True,
 ) -> Job:
     """Reindex one bundle (no existence check, like ``bundle_recompute_enqueue``)."""
     return enqueue(
@@ -168,8 +181,11 @@ def bundle_reindex_enqueue(
         payload={"bundle_ids": [int(bundle_id)]},
         trigger=trigger,
         reason=reason,
+        requested_by=requested_by,
         target=_bundle_target(bundle_id, label),
         dedup_key=f"reindex:{bundle_id}",
+        parent=parent,
+        dispatch_on_commit=dispatch_on_commit,
     )
 
 
@@ -322,6 +338,33 @@ def variant_fanout_dedup_key(variant_ids: Sequence[int]) -> str:
     return f"fanout:variants:{digest.hexdigest()[:20]}"
 
 
+def _enqueue_fanout(
+    *,
+    payload: dict,
+    trigger: str,
+    reason: str,
+    requested_by,
+    target: tuple[str, str, str],
+    dedup_key: str,
+    dispatch_on_commit: bool,
+) -> Job:
+    job = enqueue(
+        "fanout",
+        payload=payload,
+        trigger=trigger,
+        reason=reason,
+        requested_by=requested_by,
+        target=target,
+        dedup_key=dedup_key,
+        merge=_merge_fanout,
+        dispatch_on_commit=False,  # dispatched below, debounced
+    )
+    if dispatch_on_commit and job.merged_count == 0:  # a new row; a merged one is on its way
+        job_id, delay = job.pk, fanout_debounce_seconds()
+        transaction.on_commit(lambda: dispatch(job_id, delay=delay))
+    return job
+
+
 def variants_changed(
     *,
     variant_ids: Sequence[int],
@@ -329,15 +372,17 @@ def variants_changed(
     reason: str = "",
     requested_by=None,
     label: str | None = None,
+    reindex_only: bool = False,
     dispatch_on_commit: bool = True,
 ) -> Job | None:
     """Tell the bundles that these variants changed (signals, imports, ``QuerySet.update``).
 
     Enqueues one fan-out job, which finds the bundles using the variants and enqueues their
-    recomputes. Requests for the same variants merge while the fan-out has not started, and a
-    new fan-out is handed to RQ only after ``BUNDLES_FANOUT_DEBOUNCE_SECONDS`` (default 1),
-    so a burst of saves makes a handful of fan-outs rather than one per worker cycle.
-    Returns None when there is nothing to tell.
+    recomputes — or only their reindexes with ``reindex_only`` (a renamed variant or a new
+    SKU changes what search shows, not prices). Requests for the same variants merge while the
+    fan-out has not started, and a new fan-out is handed to RQ only after
+    ``BUNDLES_FANOUT_DEBOUNCE_SECONDS`` (default 1), so a burst of saves makes a handful of
+    fan-outs rather than one per worker cycle. Returns None when there is nothing to tell.
     """
     ids = sorted({int(i) for i in variant_ids})
     if not ids:
@@ -346,21 +391,53 @@ def variants_changed(
         target = ("variant", str(ids[0]), label or f"Variant #{ids[0]}")
     else:
         target = ("variant", "", f"{len(ids)} variants")
-    job = enqueue(
-        "fanout",
-        payload={"variant_ids": ids, "reason": reason},
+    payload: dict = {"variant_ids": ids, "reason": reason}
+    if reindex_only:
+        payload["reindex_only"] = True
+    return _enqueue_fanout(
+        payload=payload,
         trigger=trigger,
         reason=reason,
         requested_by=requested_by,
         target=target,
         dedup_key=variant_fanout_dedup_key(ids),
-        merge=_merge_variant_ids,
-        dispatch_on_commit=False,  # dispatched below, debounced
+        dispatch_on_commit=dispatch_on_commit,
     )
-    if dispatch_on_commit and job.merged_count == 0:  # a new row; a merged one is on its way
-        job_id, delay = job.pk, fanout_debounce_seconds()
-        transaction.on_commit(lambda: dispatch(job_id, delay=delay))
-    return job
+
+
+def products_renamed(
+    *,
+    product_ids: Sequence[int],
+    trigger: str = "command",
+    reason: str = "",
+    requested_by=None,
+    label: str | None = None,
+    dispatch_on_commit: bool = True,
+) -> Job | None:
+    """Reindex the bundles using these products' variants (search shows product names).
+
+    A fan-out job like ``variants_changed(reindex_only=True)``: the bundles are found in the
+    job, never in the request. Returns None when there is nothing to tell.
+    """
+    ids = sorted({int(i) for i in product_ids})
+    if not ids:
+        return None
+    if len(ids) == 1:
+        target = ("product", str(ids[0]), label or f"Product #{ids[0]}")
+        dedup_key = f"fanout:product:{ids[0]}"
+    else:
+        target = ("product", "", f"{len(ids)} products")
+        digest = hashlib.sha1(",".join(map(str, ids)).encode(), usedforsecurity=False)
+        dedup_key = f"fanout:products:{digest.hexdigest()[:20]}"
+    return _enqueue_fanout(
+        payload={"variant_ids": [], "product_ids": ids, "reason": reason, "reindex_only": True},
+        trigger=trigger,
+        reason=reason,
+        requested_by=requested_by,
+        target=target,
+        dedup_key=dedup_key,
+        dispatch_on_commit=dispatch_on_commit,
+    )
 
 
 def broken_check_enqueue(*, trigger: str, reason: str = "") -> Job:

@@ -28,7 +28,7 @@ from django.db import transaction
 from bundles import job_services, services
 from bundles.errors import BundleNotFound
 from bundles.models import Bundle
-from bundles.selectors import bundle_ids_using_variants
+from bundles.selectors import bundle_ids_using_products, bundle_ids_using_variants
 from jobs.enqueue import enqueue
 from jobs.models import SETTLED_STATES, Job, JobState
 from jobs.registry import job_kind
@@ -211,23 +211,41 @@ def maintenance(
 @job_kind(
     "fanout", queue="bundle-bulk-operation", max_attempts=3, backoff=(5, 30, 120), timeout=900
 )
-def fanout(ctx: JobContext, *, variant_ids: Sequence[int], reason: str = "") -> dict:
-    """Find the bundles that use the changed variants and enqueue their recomputes (deduped).
+def fanout(
+    ctx: JobContext,
+    *,
+    variant_ids: Sequence[int] = (),
+    reason: str = "",
+    product_ids: Sequence[int] = (),
+    reindex_only: bool = False,
+) -> dict:
+    """Find the bundles that use the changed variants (or products' variants) and enqueue
+    their recomputes, or only their reindexes with ``reindex_only`` (renames); deduped.
 
-    Run inline (``--sync``) it also runs those recomputes here, so no worker is needed.
+    Run inline (``--sync``) it also runs those jobs here, so no worker is needed.
     """
     inline = _is_inline(ctx)
-    bundle_ids = bundle_ids_using_variants(variant_ids=variant_ids)
+    bundle_ids = sorted(
+        set(bundle_ids_using_variants(variant_ids=variant_ids))
+        | set(bundle_ids_using_products(product_ids=product_ids))
+    )
     names = dict(Bundle.objects.filter(pk__in=bundle_ids).values_list("pk", "name"))
-    why = reason or f"Variant(s) {', '.join(map(str, variant_ids))} changed"
+    changed = [f"variant(s) {', '.join(map(str, variant_ids))}"] if variant_ids else []
+    changed += [f"product(s) {', '.join(map(str, product_ids))}"] if product_ids else []
+    why = reason or f"{' and '.join(changed).capitalize()} changed"
+    enqueue_one = (
+        job_services.bundle_reindex_enqueue
+        if reindex_only
+        else job_services.bundle_recompute_enqueue
+    )
     created = merged = 0
-    recomputes: list[Job] = []
+    spawned: list[Job] = []
     total = len(bundle_ids)
     for start in range(0, total, FANOUT_CHUNK):
-        # One transaction per chunk: its recomputes reach RQ together when it commits.
+        # One transaction per chunk: its jobs reach RQ together when it commits.
         with transaction.atomic():
             for bundle_id in bundle_ids[start : start + FANOUT_CHUNK]:
-                job = job_services.bundle_recompute_enqueue(
+                job = enqueue_one(
                     bundle_id=bundle_id,
                     trigger=ctx.job.trigger,
                     reason=why,
@@ -235,7 +253,7 @@ def fanout(ctx: JobContext, *, variant_ids: Sequence[int], reason: str = "") -> 
                     parent=ctx.job,
                     dispatch_on_commit=not inline,
                 )
-                recomputes.append(job)
+                spawned.append(job)
                 if job.parent_id == ctx.job.pk:
                     created += 1
                 else:
@@ -243,14 +261,19 @@ def fanout(ctx: JobContext, *, variant_ids: Sequence[int], reason: str = "") -> 
         done = min(start + FANOUT_CHUNK, total)
         ctx.set_progress(done * 100 // total, f"{done}/{total} bundles")
     if inline:
-        for job in recomputes:
+        for job in spawned:
             run_inline(job)
-    return {
+    result = {
         "variant_ids": list(variant_ids),
         "bundles": total,
-        "recomputes_enqueued": created,
-        "recomputes_merged": merged,
+        "recomputes_enqueued": 0 if reindex_only else created,
+        "recomputes_merged": 0 if reindex_only else merged,
     }
+    if product_ids:
+        result["product_ids"] = list(product_ids)
+    if reindex_only:
+        result |= {"reindexes_enqueued": created, "reindexes_merged": merged}
+    return result
 
 
 # --- bulk operations ----------------------------------------------------------------------------

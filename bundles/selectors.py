@@ -52,6 +52,19 @@ def bundle_ids_using_variants(*, variant_ids: Iterable[int]) -> list[int]:
     )
 
 
+def bundle_ids_using_products(*, product_ids: Iterable[int]) -> list[int]:
+    """Bundles with a component that is a variant of one of these products."""
+    ids = list({int(p) for p in product_ids})
+    if not ids:
+        return []
+    return list(
+        BundleComponent.objects.filter(variant__product_id__in=ids)
+        .order_by("bundle_id")
+        .values_list("bundle_id", flat=True)
+        .distinct()
+    )
+
+
 def bundles_using_variant(*, variant_id: int) -> list[Bundle]:
     return list(Bundle.objects.filter(components__variant_id=variant_id).order_by("name", "pk"))
 

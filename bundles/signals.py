@@ -16,14 +16,19 @@ from django.db.models import QuerySet
 from django.db.models.signals import post_delete, post_init, post_save
 
 from bundles import change_tracking, job_services
-from bundles.models import Bundle, BundleComponent, ProductVariant
+from bundles.models import Bundle, BundleComponent, Product, ProductVariant
 
 TRIGGER = "signal"
 
 # What a bundle's price, availability or integrity depends on.
-VARIANT_FIELDS = change_tracking.tracked_fields(
+VARIANT_PRICING_FIELDS = change_tracking.tracked_fields(
     ProductVariant, ("price", "currency", "stock_on_hand", "allocated", "enabled", "deleted_at")
 )
+# What the search entries of the bundles using a variant show of it: a reindex is enough.
+VARIANT_SEARCH_FIELDS = change_tracking.tracked_fields(ProductVariant, ("name", "sku"))
+VARIANT_FIELDS = VARIANT_PRICING_FIELDS + VARIANT_SEARCH_FIELDS
+_VARIANT_PRICING_NAMES = frozenset(f.attname for f in VARIANT_PRICING_FIELDS)
+PRODUCT_FIELDS = change_tracking.tracked_fields(Product, ("name",))
 # What a bundle's recompute depends on: its pricing, and its status, which the recompute turns
 # into the shell's enabled flag and the search entry's status (only active bundles are found),
 # so a status set from a shell or a script takes effect too.
@@ -56,6 +61,7 @@ def _remember(fields):
 
 
 _variant_loaded = _remember(VARIANT_FIELDS)
+_product_loaded = _remember(PRODUCT_FIELDS)
 _bundle_loaded = _remember(BUNDLE_FIELDS)
 _component_loaded = _remember(COMPONENT_FIELDS)
 
@@ -96,11 +102,14 @@ def _variant_saved(sender, instance: ProductVariant, created: bool, raw: bool, *
     if _is_bundle_shell(instance):
         return
     fields = ", ".join(sorted(changes))
+    # Only name/SKU changed: the bundles' prices stand, their search entries need a reindex.
+    reindex_only = not _VARIANT_PRICING_NAMES.intersection(changes)
     job_services.variants_changed(
         variant_ids=[instance.pk],
         trigger=TRIGGER,
-        reason=f"Variant {instance.sku} changed: {fields}",
+        reason=f"Variant {instance.sku} {'renamed' if reindex_only else 'changed'}: {fields}",
         label=instance.sku,
+        reindex_only=reindex_only,
     )
     became_unsafe = ("enabled" in changes and not instance.enabled) or (
         "deleted_at" in changes and instance.deleted_at is not None
@@ -110,6 +119,22 @@ def _variant_saved(sender, instance: ProductVariant, created: bool, raw: bool, *
         job_services.broken_check_enqueue(
             trigger=TRIGGER, reason=f"Component variant {instance.sku} {what}"
         )
+
+
+def _product_saved(sender, instance: Product, created: bool, raw: bool, **kwargs) -> None:
+    if raw:
+        return
+    changes = _changes(instance, PRODUCT_FIELDS, created, kwargs.get("update_fields"))
+    # A new product has no variants in bundles yet; a shell product's name is the bundle's
+    # (the recompute writes it), and search shows the bundle's own name.
+    if created or not changes or instance.is_bundle_shell:
+        return
+    job_services.products_renamed(
+        product_ids=[instance.pk],
+        trigger=TRIGGER,
+        reason=f"Product {instance.name} renamed",
+        label=instance.name,
+    )
 
 
 def _bundle_saved(sender, instance: Bundle, created: bool, raw: bool, **kwargs) -> None:
@@ -186,9 +211,11 @@ def _component_deleted(sender, instance: BundleComponent, origin=None, **kwargs)
 
 _RECEIVERS = (
     (post_init, _variant_loaded, ProductVariant, "bundles.variant_loaded"),
+    (post_init, _product_loaded, Product, "bundles.product_loaded"),
     (post_init, _bundle_loaded, Bundle, "bundles.bundle_loaded"),
     (post_init, _component_loaded, BundleComponent, "bundles.component_loaded"),
     (post_save, _variant_saved, ProductVariant, "bundles.variant_saved"),
+    (post_save, _product_saved, Product, "bundles.product_saved"),
     (post_save, _bundle_saved, Bundle, "bundles.bundle_saved"),
     (post_save, _component_saved, BundleComponent, "bundles.component_saved"),
     (post_delete, _component_deleted, BundleComponent, "bundles.component_deleted"),

@@ -171,6 +171,21 @@ def test_reindex_all_and_vanished_ids(redis_conn):
     assert some.result == {"reindexed": 1, "missing": [solo.pk]}
 
 
+def test_reindex_requests_record_who_asked(redis_conn, django_user_model):
+    # Given a staff user asking for reindexes of one bundle and of several
+    user = django_user_model.objects.create_user(username="cat", password="x", is_staff=True)
+    kit, solo = make_bundle(), make_bundle()
+    one = job_services.bundle_reindex_enqueue(bundle_id=kit.pk, trigger="admin", requested_by=user)
+    many = job_services.bundles_reindex_enqueue(
+        bundle_ids=[kit.pk, solo.pk], trigger="admin", requested_by=user
+    )
+    # Then both ledger rows name them; without a user nobody is named
+    anonymous = job_services.bundle_reindex_enqueue(bundle_id=solo.pk, trigger="signal")
+    assert Job.objects.get(pk=one.pk).requested_by == user
+    assert Job.objects.get(pk=many.pk).requested_by == user
+    assert Job.objects.get(pk=anonymous.pk).requested_by is None
+
+
 def test_reindex_request_with_unknown_ids_names_them_and_creates_nothing(redis_conn):
     kit = make_bundle()
     with pytest.raises(BundleNotFound) as excinfo:

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from bundles.models import Bundle, BundleComponent, ProductVariant
+from bundles.models import Bundle, BundleComponent, Product, ProductVariant
 from jobs.models import Job, JobState
 from tests.bundles.jobs_support import jobs, rq_queued, run_burst_worker
 from tests.factories import make_bundle, make_variant
@@ -97,13 +97,14 @@ def test_a_variant_save_makes_no_per_bundle_queries(catalog):
 
 def test_a_save_that_changes_nothing_relevant_enqueues_nothing(catalog):
     camera = fresh(catalog["camera"])
-    # A plain re-save, the same price written differently, and an irrelevant field
+    # A plain re-save, the same price written differently, and only a timestamp
     camera.save()
     camera.price = "100.0"
     camera.save()
-    camera.sku = "CAM-RENAMED"
-    camera.save()
-    camera.save(update_fields=["sku"])
+    camera.save(update_fields=["updated_at"])
+    product = Product.objects.get(pk=camera.product_id)
+    product.description = "Not shown in search"
+    product.save()
     assert Job.objects.count() == 0
     assert rq_queued() == 0
 
@@ -216,6 +217,103 @@ def test_fixture_loads_enqueue_nothing(catalog):
         obj.save()  # raw=True, like loaddata
     assert ProductVariant.objects.get(pk=camera.pk).price == Decimal("77.00")
     assert Job.objects.count() == 0
+
+
+# --- renames: search text ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "value"), [("name", "Mirrorless body"), ("sku", "CAM-NEW")])
+def test_renaming_a_variant_enqueues_a_reindex_only_fanout(catalog, field, value):
+    # Given a variant bundles use, when its name or SKU changes
+    camera = fresh(catalog["camera"])
+    setattr(camera, field, value)
+    camera.save()
+    # Then one fan-out for it asks for reindexes only; the request found no bundles itself
+    fanout = jobs("fanout").get()
+    assert fanout.payload["variant_ids"] == [camera.pk]
+    assert fanout.payload["reindex_only"] is True
+    assert field in fanout.reason
+    assert not jobs("recompute").exists() and not jobs("reindex").exists()
+
+
+def test_a_rename_merged_with_a_price_change_still_recomputes(catalog):
+    camera = fresh(catalog["camera"])
+    camera.name = "Mirrorless body"
+    camera.save()
+    camera.price = Decimal("101.00")
+    camera.save()
+    fanout = jobs("fanout").get()
+    assert fanout.merged_count == 1
+    assert "reindex_only" not in fanout.payload
+
+
+def test_a_renamed_variant_is_found_under_its_new_name_once_the_worker_ran(catalog):
+    from bundles.selectors import bundle_search
+
+    # Given the kit's camera renamed and its SKU changed
+    camera = fresh(catalog["camera"])
+    camera.name = "Rangefinder body"
+    camera.sku = "RF-1"
+    camera.save()
+    # When a worker runs the fan-out
+    run_burst_worker()
+    # Then both bundles using it are reindexed (no recompute) and found by the new words
+    found = {e.bundle_id for e in bundle_search(term="rangefinder")}
+    assert found == {catalog["kit"].pk, catalog["solo"].pk}
+    assert {e.bundle_id for e in bundle_search(term="RF-1")} == found
+    assert sorted(j.payload["bundle_ids"][0] for j in jobs("reindex")) == sorted(found)
+    assert not jobs("recompute").exists()
+    assert jobs("fanout").get().result["reindexes_enqueued"] == 2
+    assert not Job.objects.exclude(state=JobState.COMPLETED).exists()
+
+
+def test_renaming_a_product_reindexes_the_bundles_using_its_variants(catalog):
+    from bundles.selectors import bundle_search
+
+    # Given the battery's product renamed
+    product = Product.objects.get(pk=catalog["battery"].product_id)
+    product.name = "Powercell range"
+    product.save()
+    fanout = jobs("fanout").get()
+    assert fanout.payload["product_ids"] == [product.pk]
+    assert fanout.payload["reindex_only"] is True
+    assert fanout.target_type == "product"
+    # When the worker runs, then only the kit (which uses the battery) is found by it
+    run_burst_worker()
+    assert [e.bundle_id for e in bundle_search(term="powercell")] == [catalog["kit"].pk]
+    assert not jobs("recompute").exists()
+
+
+def test_a_product_rename_burst_makes_one_fanout(catalog):
+    product = Product.objects.get(pk=catalog["battery"].product_id)
+    for n in range(5):
+        product.name = f"Battery line {n}"
+        product.save()
+    assert jobs("fanout").get().merged_count == 4
+
+
+def test_shell_products_and_shell_variants_renamed_enqueue_nothing(catalog):
+    kit = Bundle.objects.select_related("shell_product", "shell_variant").get(pk=catalog["kit"].pk)
+    # Saved directly (the recompute itself writes them without signals)
+    kit.shell_product.name = "Renamed shell"
+    kit.shell_product.save()
+    kit.shell_variant.name = "Renamed shell variant"
+    kit.shell_variant.save()
+    assert Job.objects.count() == 0
+
+
+def test_renaming_a_bundle_syncs_its_shell_without_loops(catalog):
+    # Given a bundle renamed: a reindex; then a recompute that renames its shell product
+    kit = Bundle.objects.get(pk=catalog["kit"].pk)
+    kit.name = "Starter kit 2"
+    kit.rule_value = Decimal("5")
+    kit.save()
+    run_burst_worker()
+    kit = Bundle.objects.select_related("shell_product", "shell_variant").get(pk=kit.pk)
+    assert kit.shell_product.name == "Starter kit 2" == kit.shell_variant.name
+    # Then the shell's renames made no fan-out
+    assert not jobs("fanout").exists()
+    assert jobs("recompute").count() == 1
 
 
 # --- safety violations ----------------------------------------------------------------------
