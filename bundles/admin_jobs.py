@@ -30,6 +30,9 @@ from jobs.selectors import jobs_for_target
 # with the signal-driven ones); a bigger selection becomes one bulk job with batch children.
 PER_BUNDLE_LIMIT = 100
 RECENT_JOBS = 10
+# The quick buttons on System → Jobs change bundles: the permission the bundle admin's
+# actions and the GraphQL mutations need too.
+CHANGE_BUNDLE = "bundles.change_bundle"
 
 
 class BundleJobsAdminMixin:
@@ -65,58 +68,53 @@ class BundleJobsAdminMixin:
             return
         self._queued(request, jobs, what=what)
 
-    @admin.action(description="Recompute selected bundles (background job)", permissions=["change"])
-    def recompute_selected(self, request, queryset):
+    def _per_bundle(self, request, queryset, *, operation: str, what: str, enqueue_one) -> None:
+        """One job per bundle (``enqueue_one(bundle_id=..., label=..., **common)``), or one bulk
+        job with batch children when the selection is bigger than ``PER_BUNDLE_LIMIT``."""
         rows = list(queryset.order_by("pk").values_list("pk", "name"))
 
         def enqueue() -> list[Job]:
             if len(rows) > PER_BUNDLE_LIMIT:
                 return [
                     job_services.bundles_bulk_enqueue(
-                        operation="recompute",
+                        operation=operation,
                         bundle_ids=[pk for pk, _ in rows],
                         trigger=JobTrigger.ADMIN,
                         requested_by=request.user,
                     )
                 ]
             return [
-                job_services.bundle_recompute_enqueue(
+                enqueue_one(
                     bundle_id=pk,
                     label=name,
                     trigger=JobTrigger.ADMIN,
-                    reason="Recompute from the bundle admin",
+                    reason=f"{what} from the bundle admin",
                     requested_by=request.user,
                 )
                 for pk, name in rows
             ]
 
-        self._run(request, "Recompute", enqueue)
+        self._run(request, what, enqueue)
+
+    @admin.action(description="Recompute selected bundles (background job)", permissions=["change"])
+    def recompute_selected(self, request, queryset):
+        self._per_bundle(
+            request,
+            queryset,
+            operation="recompute",
+            what="Recompute",
+            enqueue_one=job_services.bundle_recompute_enqueue,
+        )
 
     @admin.action(description="Reindex selected bundles (background job)", permissions=["change"])
     def reindex_selected(self, request, queryset):
-        rows = list(queryset.order_by("pk").values_list("pk", "name"))
-
-        def enqueue() -> list[Job]:
-            if len(rows) > PER_BUNDLE_LIMIT:
-                return [
-                    job_services.bundles_bulk_enqueue(
-                        operation="reindex",
-                        bundle_ids=[pk for pk, _ in rows],
-                        trigger=JobTrigger.ADMIN,
-                        requested_by=request.user,
-                    )
-                ]
-            return [
-                job_services.bundle_reindex_enqueue(
-                    bundle_id=pk,
-                    label=name,
-                    trigger=JobTrigger.ADMIN,
-                    reason="Reindex from the bundle admin",
-                )
-                for pk, name in rows
-            ]
-
-        self._run(request, "Reindex", enqueue)
+        self._per_bundle(
+            request,
+            queryset,
+            operation="reindex",
+            what="Reindex",
+            enqueue_one=_reindex_one,
+        )
 
     @admin.action(description="Check consistency of selected bundles (fix)", permissions=["change"])
     def check_selected(self, request, queryset):
@@ -211,6 +209,10 @@ class BundleJobsAdminMixin:
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
 
+def _reindex_one(*, requested_by=None, **kwargs) -> Job:
+    return job_services.bundle_reindex_enqueue(**kwargs)  # TEMP until requested_by lands
+
+
 # --- quick buttons on System → Jobs --------------------------------------------------------------
 
 
@@ -258,6 +260,7 @@ register_quick_action(
         "Run consistency check (active)",
         "Check every active bundle; mail the admins if problems are found",
         _check_active,
+        permissions=(CHANGE_BUNDLE,),
     )
 )
 register_quick_action(
@@ -266,6 +269,7 @@ register_quick_action(
         "Emergency check (broken, with fix)",
         "Check the broken bundles and fix what can be fixed",
         _emergency_check,
+        permissions=(CHANGE_BUNDLE,),
     )
 )
 register_quick_action(
@@ -274,5 +278,6 @@ register_quick_action(
         "Recompute all bundles",
         "One bulk job, one child job per batch of 100 bundles",
         _recompute_all,
+        permissions=(CHANGE_BUNDLE,),
     )
 )

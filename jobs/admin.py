@@ -4,9 +4,11 @@ Thin on purpose: reads go through ``jobs.selectors``, writes through ``jobs.serv
 ``jobs.schedules`` / ``jobs.schedule_state``; this module checks permissions, calls them and
 reports. Extra pages are ``get_urls`` patterns wrapped in ``admin_site.admin_view``.
 
-Permissions: seeing anything needs ``jobs.view_job``; Retry ``jobs.retry_job``; Cancel
-``jobs.cancel_job``; Run now, enable/disable and the quick buttons ``jobs.run_schedule``;
-deleting settled jobs ``jobs.delete_job``. Staff without the permission get 403.
+Permissions: seeing anything needs ``jobs.view_job``; Retry ``jobs.retry_job`` and Cancel
+``jobs.cancel_job`` (each with ``jobs.view_job``); Run now and enable/disable
+``jobs.run_schedule``; the quick buttons ``jobs.run_schedule`` plus what the operation needs
+elsewhere (``bundles.change_bundle`` for the bundle ones); deleting settled jobs
+``jobs.delete_job``. Staff without the permission get 403.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
@@ -25,6 +28,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from jobs import selectors
 from jobs.admin_views import (
@@ -230,17 +234,22 @@ class JobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # the ledger is written by the runner; people retry or cancel
 
+    # Retry and cancel act on jobs the user must be allowed to see (as over GraphQL).
     def has_retry_permission(self, request) -> bool:
-        return request.user.has_perm("jobs.retry_job")
+        return self.has_view_permission(request) and request.user.has_perm("jobs.retry_job")
 
     def has_cancel_permission(self, request) -> bool:
-        return request.user.has_perm("jobs.cancel_job")
+        return self.has_view_permission(request) and request.user.has_perm("jobs.cancel_job")
 
     def has_run_schedule_permission(self, request) -> bool:
         return request.user.has_perm("jobs.run_schedule")
 
     def _require(self, request, perm: str) -> None:
-        if not request.user.has_perm(f"jobs.{perm}"):
+        allowed = {
+            "retry_job": self.has_retry_permission,
+            "cancel_job": self.has_cancel_permission,
+        }.get(perm, lambda r: r.user.has_perm(f"jobs.{perm}"))
+        if not allowed(request):
             raise PermissionDenied
 
     # -- list --------------------------------------------------------------------------------
@@ -264,7 +273,7 @@ class JobAdmin(admin.ModelAdmin):
             "chart_svg": hourly_chart_svg(selectors.jobs_per_hour(hours=24)),
             "live_url": reverse("admin:jobs_job_live"),
             "schedules_url": reverse("admin:jobs_job_schedules"),
-            "quick_actions": quick_actions(),
+            "quick_actions": quick_actions(user=request.user),
             "can_run_schedule": self.has_run_schedule_permission(request),
             "can_retry": self.has_retry_permission(request),
             "retry_matching_url": reverse("admin:jobs_job_retry_matching")
@@ -289,7 +298,17 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: Job) -> str:
+        # Active rows carry the badge, hidden unless stale, so the live refresh can show it.
         stale = ""
+        if obj.state in ACTIVE_STATES:
+            stale = format_html(
+                ' <span class="job-pill bad job-stale" data-job-id="{}" data-live="stale" '
+                'title="Running, but no heartbeat for over {} s: its worker may have died"{}>'
+                "stale</span>",
+                obj.pk,
+                settings.JOBS_STALE_AFTER_SECONDS,
+                "" if selectors.job_is_stale(obj) else mark_safe(" hidden"),  # noqa: S308
+            )
         return format_html(
             '<span class="job-state job-state-{}" data-job-id="{}" data-live="state" '
             'data-state="{}">{}</span>{}',
@@ -478,8 +497,6 @@ class JobAdmin(admin.ModelAdmin):
     def retry_matching_view(self, request):
         """Retry every failed job matching the list's current filters, after a confirmation."""
         self._require(request, "retry_job")
-        if not self.has_view_permission(request):
-            raise PermissionDenied
         cl = self.get_changelist_instance(request)
         failed = cl.get_queryset(request).filter(state=JobState.FAILED)
         total = failed.order_by()[: RETRY_MATCHING_LIMIT + 1].count()
@@ -525,6 +542,8 @@ class JobAdmin(admin.ModelAdmin):
         action = get_quick_action(slug)
         if action is None:
             raise Http404("No such quick action")
+        if not action.allowed(request.user):
+            raise PermissionDenied
         try:
             jobs = action.run(user=request.user)
         except Exception as exc:  # a service's typed error: say it, change nothing
@@ -576,26 +595,33 @@ class JobAdmin(admin.ModelAdmin):
         )
 
     def schedule_run_view(self, request, schedule_id):
+        """Run a schedule's job now — also when the schedule is disabled: disabling stops the
+        cron runs, while "Run now" is an explicit request, so it runs (and the audit says so)."""
+        from jobs.schedule_state import schedule_is_enabled
         from jobs.schedules import ScheduleError, run_now
 
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         self._require(request, "run_schedule")
+        disabled = not schedule_is_enabled(schedule_id=schedule_id)
+        note = " (schedule disabled: run once on request)" if disabled else ""
         try:
             job = run_now(schedule_id, user=request.user)
         except ScheduleError as exc:
             self.message_user(request, exc.message, messages.ERROR)
         else:
-            if job is None:
-                self.message_user(request, f"{schedule_id} ran now.", messages.SUCCESS)
+            if job is None:  # the relay runs inline: nothing queued
+                self.message_user(request, f"{schedule_id} ran now{note}.", messages.SUCCESS)
             else:
                 audit_jobs(
                     user=request.user,
                     jobs=[job],
-                    message=f"Triggered: run schedule {schedule_id} now",
+                    message=f"Triggered: run schedule {schedule_id} now{note}",
                     added=True,
                 )
-                self.message_user(request, jobs_queued_message([job], what=f"Run {schedule_id}"))
+                self.message_user(
+                    request, jobs_queued_message([job], what=f"Run {schedule_id}{note}")
+                )
         return HttpResponseRedirect(reverse("admin:jobs_job_schedules"))
 
     def schedule_toggle_view(self, request, schedule_id):

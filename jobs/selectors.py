@@ -141,6 +141,15 @@ def stale_jobs(*, stale_after: int | None = None, now: datetime | None = None) -
     )
 
 
+def job_is_stale(job: Job, *, stale_after: int | None = None, now: datetime | None = None) -> bool:
+    """:func:`stale_jobs`' rule for one row already loaded (no query): the list's badge."""
+    if job.state != JobState.RUNNING:
+        return False
+    last_sign = job.heartbeat_at or job.started_at or job.created_at
+    stale_after = stale_after or settings.JOBS_STALE_AFTER_SECONDS
+    return last_sign < (now or timezone.now()) - timedelta(seconds=stale_after)
+
+
 def system_health(*, now: datetime | None = None) -> SystemHealth:
     """Everything the overview strip shows, in a handful of queries and Redis calls."""
     now = now or timezone.now()
@@ -316,7 +325,10 @@ def job_live_rows(*, ids: list) -> list[dict]:
         "settled_at",
         "merged_count",
         "cancel_requested",
+        "heartbeat_at",
+        "created_at",
     )
+    now = timezone.now()
     return [
         {
             "id": str(job.pk),
@@ -332,6 +344,7 @@ def job_live_rows(*, ids: list) -> list[dict]:
             "merged_count": job.merged_count,
             "cancel_requested": job.cancel_requested,
             "duration": duration_seconds(job),
+            "stale": job_is_stale(job, now=now),
         }
         for job in rows
     ]

@@ -1,5 +1,7 @@
 """Every System → Jobs URL and action × {anonymous, non-staff, staff without the permission,
 staff with it}: login redirect, 403 that changes nothing, or the page / the effect.
+Where a URL needs more than one permission (retry/cancel also need jobs.view_job; the bundle
+quick buttons also bundles.change_bundle), lacking any one of them is a 403 too.
 And every POST refuses a request without a CSRF token."""
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class Case:
     perm: str  # the permission this URL/action needs
     data: object = None  # callable(world) -> dict
     base_perms: tuple[str, ...] = field(default=("jobs.view_job",))  # besides the one tested
+    # Also required: each one's absence is tested on its own (test_every_needed_permission...)
+    needs: tuple[str, ...] = ()
 
 
 def _action(name, key="failed", extra=None):
@@ -38,6 +42,7 @@ def _action(name, key="failed", extra=None):
 CHANGELIST = lambda w: reverse("admin:jobs_job_changelist")  # noqa: E731
 BUNDLES = lambda w: reverse("admin:bundles_bundle_changelist")  # noqa: E731
 BUNDLE_BASE = ("bundles.view_bundle",)
+VIEW_JOB = ("jobs.view_job",)
 
 CASES = [
     Case("jobs list", "get", CHANGELIST, "jobs.view_job", base_perms=()),
@@ -67,18 +72,24 @@ CASES = [
         "get",
         lambda w: reverse("admin:jobs_job_retry_matching"),
         "jobs.retry_job",
+        base_perms=(),
+        needs=VIEW_JOB,
     ),
     Case(
         "retry button",
         "post",
         lambda w: reverse("admin:jobs_job_retry", args=[w["failed"].pk]),
         "jobs.retry_job",
+        base_perms=(),
+        needs=VIEW_JOB,
     ),
     Case(
         "cancel button",
         "post",
         lambda w: reverse("admin:jobs_job_cancel", args=[w["pending"].pk]),
         "jobs.cancel_job",
+        base_perms=(),
+        needs=VIEW_JOB,
     ),
     Case(
         "cancel running (confirmed)",
@@ -86,6 +97,8 @@ CASES = [
         lambda w: reverse("admin:jobs_job_cancel", args=[w["running"].pk]),
         "jobs.cancel_job",
         data=lambda w: {"post": "yes"},
+        base_perms=(),
+        needs=VIEW_JOB,
     ),
     Case(
         "retry all failed matching",
@@ -93,6 +106,8 @@ CASES = [
         lambda w: reverse("admin:jobs_job_retry_matching") + "?queue=bundle-recompute",
         "jobs.retry_job",
         data=lambda w: {"post": "yes"},
+        base_perms=(),
+        needs=VIEW_JOB,
     ),
     Case(
         "run schedule now",
@@ -112,18 +127,21 @@ CASES = [
         "post",
         lambda w: reverse("admin:jobs_job_quick", args=["check-active"]),
         "jobs.run_schedule",
+        needs=("bundles.change_bundle",),
     ),
     Case(
         "quick: emergency check",
         "post",
         lambda w: reverse("admin:jobs_job_quick", args=["emergency-check"]),
         "jobs.run_schedule",
+        needs=("bundles.change_bundle",),
     ),
     Case(
         "quick: recompute all",
         "post",
         lambda w: reverse("admin:jobs_job_quick", args=["recompute-all"]),
         "jobs.run_schedule",
+        needs=("bundles.change_bundle",),
     ),
     Case(
         "action retry selected",
@@ -131,6 +149,8 @@ CASES = [
         CHANGELIST,
         "jobs.retry_job",
         data=_action("retry_selected"),
+        base_perms=(),
+        needs=VIEW_JOB,
     ),
     Case(
         "action cancel selected",
@@ -138,6 +158,8 @@ CASES = [
         CHANGELIST,
         "jobs.cancel_job",
         data=_action("cancel_selected", key="pending"),
+        base_perms=(),
+        needs=VIEW_JOB,
     ),
     Case(
         "action delete settled",
@@ -204,10 +226,10 @@ def user_for(role: str, case: Case):
     if role == "anonymous":
         return None
     if role == "non-staff":
-        return make_user(staff=False, permissions=(*case.base_perms, case.perm))
+        return make_user(staff=False, permissions=(*case.base_perms, case.perm, *case.needs))
     if role == "staff without permission":
-        return make_user(permissions=case.base_perms)
-    return make_user(permissions=(*case.base_perms, case.perm))
+        return make_user(permissions=(*case.base_perms, *case.needs))
+    return make_user(permissions=(*case.base_perms, case.perm, *case.needs))
 
 
 def send(client, case: Case, world):
@@ -245,6 +267,38 @@ def test_permission_matrix(case: Case, role: str, world):
             followed = client.get(response.url)
             errors = [m for m in followed.context["messages"] if m.level_tag == "error"]
             assert not errors, [str(m) for m in errors]
+
+
+NEEDS = [(c, need) for c in CASES for need in c.needs]
+
+
+@pytest.mark.parametrize(
+    "case, missing", NEEDS, ids=[f"{c.name} without {need}" for c, need in NEEDS]
+)
+def test_every_needed_permission_is_checked_on_its_own(case: Case, missing: str, world):
+    # Given staff with the tested permission and every other one needed, but not `missing`
+    others = tuple(p for p in case.needs if p != missing)
+    client = client_for(make_user(permissions=(*case.base_perms, case.perm, *others)))
+    before = snapshot()
+
+    # When they open the URL / post the action
+    response = send(client, case, world)
+
+    # Then they are refused and nothing changed
+    assert response.status_code == 403
+    assert snapshot() == before
+
+
+def test_quick_buttons_are_shown_only_with_the_bundle_permission(world):
+    # Given two operators who may run schedules, one of them also allowed to change bundles
+    runner = client_for(make_user(permissions=("jobs.view_job", "jobs.run_schedule")))
+    manager = client_for(
+        make_user(permissions=("jobs.view_job", "jobs.run_schedule", "bundles.change_bundle"))
+    )
+    quick = reverse("admin:jobs_job_quick", args=["recompute-all"])
+    # When each opens the jobs list; Then only the second sees the bundle buttons
+    assert quick not in runner.get(CHANGELIST(world)).content.decode()
+    assert quick in manager.get(CHANGELIST(world)).content.decode()
 
 
 POST_CASES = [c for c in CASES if c.method == "post"]

@@ -333,3 +333,45 @@ def test_unknown_schedule_is_refused_and_changes_nothing(admin_client):
     )
     assert "Unknown schedule" in str(list(response.context["messages"])[0])
     assert not ScheduleState.objects.exists()
+
+
+def test_list_shows_a_stale_badge_on_a_running_job_without_a_recent_heartbeat(
+    admin_client, settings
+):
+    # Given a running job silent for longer than the stale limit, and one with a fresh heartbeat
+    settings.JOBS_STALE_AFTER_SECONDS = 90
+    now = timezone.now()
+    silent = make_job(state=JobState.RUNNING, attempts=1)
+    alive = make_job(state=JobState.RUNNING, attempts=1)
+    Job.objects.filter(pk=silent.pk).update(
+        started_at=now - timedelta(minutes=10), heartbeat_at=now - timedelta(seconds=91)
+    )
+    Job.objects.filter(pk=alive.pk).update(
+        started_at=now - timedelta(minutes=10), heartbeat_at=now - timedelta(seconds=5)
+    )
+
+    # When the list and the live endpoint are read
+    html = admin_client.get(LIST).content.decode()
+    live = admin_client.get(reverse("admin:jobs_job_live"), {"ids": f"{silent.pk},{alive.pk}"})
+
+    # Then only the silent job's badge is visible
+    def badge(job):
+        start = html.index(f'data-job-id="{job.pk}" data-live="stale"')
+        return html[start : html.index("</span>", start)]
+
+    assert "hidden" not in badge(silent) and badge(silent).endswith(">stale")
+    assert "hidden" in badge(alive)
+    assert {row["id"]: row["stale"] for row in live.json()["jobs"]} == {
+        str(silent.pk): True,
+        str(alive.pk): False,
+    }
+
+
+def test_a_settled_job_has_no_stale_badge(admin_client):
+    # Given a completed job that last reported long ago
+    job = make_job(state=JobState.COMPLETED, progress=100, settled_at=timezone.now())
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=2))
+    # When / Then
+    assert (
+        f'data-job-id="{job.pk}" data-live="stale"' not in admin_client.get(LIST).content.decode()
+    )

@@ -64,6 +64,9 @@
             case "duration":
                 el.textContent = formatDuration(job.duration);
                 break;
+            case "stale":
+                el.hidden = !job.stale;
+                break;
             case "settled-note":
                 if (job.settled) el.hidden = false;
                 break;
