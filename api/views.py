@@ -5,6 +5,8 @@
 * Otherwise the Django session; a session-authenticated POST must carry the CSRF token, as
   any Django form would (Django's own check, run the way DRF's SessionAuthentication runs it).
 * GraphiQL (a browser asking for HTML) only for logged-in staff; others go to the login page.
+* Schema introspection (``__schema``, ``__type``) only for active staff, by session or token:
+  the schema is not advertised to anyone else. GraphiQL (staff) keeps its docs and completion.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
 from graphene_django.views import GraphQLView
+from graphql import GraphQLError, get_named_type, is_introspection_type, specified_rules
+from graphql.validation import ValidationRule
 
 from api import errors
 from api.auth import authenticate_request
@@ -38,7 +42,47 @@ def _json_error(status: int, message: str, code: str) -> HttpResponse:
     return HttpResponse(json.dumps(body), status=status, content_type="application/json")
 
 
+def _is_staff(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+
+
+def introspection_refused(code: str) -> type[ValidationRule]:
+    """A validation rule refusing any field that returns an introspection type, with ``code``.
+
+    (graphql-core's NoSchemaIntrospectionCustomRule, with a typed error code and one error per
+    document instead of one per nested field.)"""
+
+    class IntrospectionRefused(ValidationRule):
+        reported = False
+
+        def enter_field(self, node, *_args) -> None:
+            type_ = get_named_type(self.context.get_type())
+            if self.reported or not (type_ and is_introspection_type(type_)):
+                return
+            self.reported = True
+            self.report_error(
+                GraphQLError(
+                    f"Schema introspection ('{node.name.value}') is for staff users only: "
+                    "log in as staff or send a staff user's API token.",
+                    node,
+                    extensions={"code": code},
+                )
+            )
+
+    return IntrospectionRefused
+
+
 class ApiGraphQLView(GraphQLView):
+    def execute_graphql_request(self, request, *args, **kwargs):
+        # One view instance per request, so the per-user rules can live on the instance.
+        user = getattr(request, "user", None)
+        if _is_staff(user):
+            self.validation_rules = None  # graphql-core's standard rules
+        else:
+            code = errors.FORBIDDEN if user and user.is_authenticated else errors.UNAUTHENTICATED
+            self.validation_rules = (*specified_rules, introspection_refused(code))
+        return super().execute_graphql_request(request, *args, **kwargs)
+
     def dispatch(self, request, *args, **kwargs):
         token_auth = authenticate_request(request)
         if not token_auth and request.method == "POST" and request.user.is_authenticated:
@@ -62,9 +106,9 @@ class ApiGraphQLView(GraphQLView):
 
     @classmethod
     def can_display_graphiql(cls, request, data):
-        user = getattr(request, "user", None)
-        staff = bool(user and user.is_authenticated and user.is_active and user.is_staff)
-        return staff and super().can_display_graphiql(request, data)
+        return _is_staff(getattr(request, "user", None)) and super().can_display_graphiql(
+            request, data
+        )
 
     def format_error(self, error):
         return errors.format_error(error)

@@ -22,6 +22,14 @@ class Operation:
     document: str
     variables: Callable[[dict], dict]  # from the world fixture
     mutation: bool = False
+    needs: tuple[str, ...] = ()  # also required; each one's absence is tested on its own
+
+    @property
+    def perms(self) -> list[str]:
+        return [self.perm, *self.needs]
+
+
+VIEW_JOB = ("jobs.view_job",)
 
 
 OPERATIONS = [
@@ -53,13 +61,13 @@ OPERATIONS = [
               lambda w: {"ids": [str(w["bundle"].pk)]}, mutation=True),
     Operation("retryJob", "jobs.retry_job",
               "mutation($id: ID!) { retryJob(id: $id) { jobId state } }",
-              lambda w: {"id": str(w["failed"].pk)}, mutation=True),
+              lambda w: {"id": str(w["failed"].pk)}, mutation=True, needs=VIEW_JOB),
     Operation("cancelJob", "jobs.cancel_job",
               "mutation($id: ID!) { cancelJob(id: $id) { jobId state } }",
-              lambda w: {"id": str(w["pending"].pk)}, mutation=True),
+              lambda w: {"id": str(w["pending"].pk)}, mutation=True, needs=VIEW_JOB),
     Operation("retryFailedJobs", "jobs.retry_job",
               "mutation { retryFailedJobs(filter: {queue: \"bundle-recompute\"}) { count } }",
-              lambda w: {}, mutation=True),
+              lambda w: {}, mutation=True, needs=VIEW_JOB),
     Operation("runSchedule", "jobs.run_schedule",
               'mutation { runSchedule(id: "nightly-consistency-check") { jobId message } }',
               lambda w: {}, mutation=True),
@@ -94,9 +102,9 @@ def _call(client, op: Operation, actor: str, world: dict, token_for):
         others = [p for p in ALL_PERMS if p != op.perm]
         client.force_login(make_user("clerk", perms=others))
     elif actor == "staff_with_perm":
-        client.force_login(make_user("operator-one-perm", perms=[op.perm]))
+        client.force_login(make_user("operator-one-perm", perms=op.perms))
     elif actor in ("token", "revoked"):
-        token = token_for(make_user("script", perms=[op.perm]), revoked=actor == "revoked")
+        token = token_for(make_user("script", perms=op.perms), revoked=actor == "revoked")
     return post_graphql(client, op.document, op.variables(world), token=token)
 
 
@@ -134,12 +142,55 @@ def test_every_operation_checks_the_admin_permission(client, world, token_for, o
         assert _state_snapshot() == before  # denied: nothing changed
 
 
+NEEDS = [(op, need) for op in OPERATIONS for need in op.needs]
+
+
+@pytest.mark.parametrize("op, missing", NEEDS, ids=[f"{o.name}-without-{n}" for o, n in NEEDS])
+def test_every_needed_permission_is_checked_on_its_own(client, world, op, missing):
+    # Given staff with every permission except `missing`
+    client.force_login(make_user("clerk", perms=[p for p in ALL_PERMS if p != missing]))
+    before = _state_snapshot()
+
+    # When
+    response = post_graphql(client, op.document, op.variables(world))
+
+    # Then FORBIDDEN, naming the missing permission, and nothing changed
+    assert response.codes == ["FORBIDDEN"], response.errors
+    assert response.errors[0]["extensions"]["permissions"] == [missing]
+    assert _state_snapshot() == before
+
+
 def test_every_root_field_is_in_the_matrix():
     from config.schema import schema
 
     graphql_schema = schema.graphql_schema
     roots = set(graphql_schema.query_type.fields) | set(graphql_schema.mutation_type.fields)
-    assert roots - {"ping"} == {op.name for op in OPERATIONS}
+    assert roots - {"ping"} == {op.name for op in OPERATIONS}  # ping: test_ping_is_for_staff
+
+
+@pytest.mark.parametrize(
+    "actor, expected",
+    [("anonymous", "UNAUTHENTICATED"), ("non_staff", "FORBIDDEN"), ("staff", None),
+     ("token", None), ("revoked", "UNAUTHENTICATED")],
+)  # fmt: skip
+def test_ping_is_for_staff(client, db, token_for, actor, expected):
+    # Given a caller in this role (staff need no permission for ping)
+    token = None
+    if actor == "non_staff":
+        client.force_login(make_user("customer", staff=False, perms=ALL_PERMS))
+    elif actor == "staff":
+        client.force_login(make_user("clerk"))
+    elif actor in ("token", "revoked"):
+        token = token_for(make_user("script"), revoked=actor == "revoked")
+
+    # When
+    response = post_graphql(client, "{ ping }", token=token)
+
+    # Then
+    if expected is None:
+        assert not response.errors and response.data == {"ping": "pong"}
+    else:
+        assert response.codes == [expected] and response.data == {"ping": None}
 
 
 def test_staff_without_permission_is_told_which_permission_is_missing(client, world):

@@ -210,3 +210,44 @@ def test_admin_lists_tokens_without_keys_and_revokes_them(admin_client, operator
     assert key.encode() not in page.content and row.key_hash.encode() not in page.content
     row.refresh_from_db()
     assert row.revoked_at is not None
+
+
+INTROSPECTION = "{ __schema { queryType { name } } }"
+TYPE_INTROSPECTION = '{ __type(name: "Job") { fields { name } } }'
+
+
+@pytest.mark.parametrize("document", [INTROSPECTION, TYPE_INTROSPECTION])
+def test_introspection_is_refused_to_anonymous_callers(client, db, document):
+    # Given no session and no token; When they ask for the schema
+    response = post_graphql(client, document)
+    # Then one typed error and no schema
+    assert response.codes == ["UNAUTHENTICATED"]
+    assert response.data is None and "queryType" not in json.dumps(response.body)
+
+
+def test_introspection_is_refused_to_non_staff_and_to_revoked_tokens(client, db, token_for):
+    # Given a logged-in customer, and a staff user's revoked token
+    client.force_login(make_user("customer", staff=False, perms=ALL_PERMS))
+    revoked = token_for(make_user("script", perms=ALL_PERMS), revoked=True)
+    # When / Then
+    assert post_graphql(client, INTROSPECTION).codes == ["FORBIDDEN"]
+    assert post_graphql(Client(), INTROSPECTION, token=revoked).codes == ["UNAUTHENTICATED"]
+
+
+def test_introspection_works_for_staff_by_session_and_by_token(client, operator, token_for):
+    # Given a staff session and a staff user's token
+    client.force_login(operator)
+    key = token_for(make_user("script", perms=ALL_PERMS))
+    # When both ask for the schema (GraphiQL does this for its docs and completion)
+    by_session = post_graphql(client, INTROSPECTION)
+    by_token = post_graphql(Client(), TYPE_INTROSPECTION, token=key)
+    # Then both get it
+    assert not by_session.errors and by_session.data["__schema"]["queryType"]["name"] == "Query"
+    assert not by_token.errors and "state" in {f["name"] for f in by_token.data["__type"]["fields"]}
+
+
+def test_typename_alone_is_not_introspection(client, db):
+    # __typename names nothing of the schema; anonymous callers still get only UNAUTHENTICATED
+    # from the fields they select, not an introspection error.
+    response = post_graphql(client, "{ __typename }")
+    assert not response.errors and response.data == {"__typename": "Query"}

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import graphene
-from django.db import transaction
 
-from api.errors import NotFound
-from api.permissions import require_staff
-from jobs.graphql.mutations.audit import log_job_action
+from jobs.graphql.mutations.job_action import job_action
 from jobs.models import JobState
-from jobs.services import JobNotFound, job_cancel
+from jobs.services import job_cancel
 
 
 class CancelJob(graphene.Mutation):
@@ -23,13 +20,13 @@ class CancelJob(graphene.Mutation):
 
     @staticmethod
     def mutate(root, info, id):
-        user = require_staff(info, "jobs.cancel_job")
-        with transaction.atomic():
-            try:
-                job = job_cancel(job_id=id, user=user)  # JobStateError → BAD_USER_INPUT
-            except JobNotFound as exc:
-                raise NotFound(exc.message, ids=[id]) from None
-            log_job_action(user=user, jobs=[job], message="Cancel requested over GraphQL")
+        job = job_action(
+            info,
+            job_id=id,
+            permission="jobs.cancel_job",
+            service=job_cancel,
+            audit="Cancel requested over GraphQL",
+        )
         message = (
             f"Job {job.pk} was asked to stop; it stops at its next checkpoint."
             if job.state == JobState.RUNNING

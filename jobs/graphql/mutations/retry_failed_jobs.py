@@ -9,6 +9,7 @@ from api.errors import BadUserInput
 from api.permissions import require_staff
 from jobs.graphql import filters
 from jobs.graphql.mutations.audit import log_job_action
+from jobs.graphql.mutations.job_action import VIEW_JOB
 from jobs.models import JobState
 from jobs.services import JobStateError, job_retry
 
@@ -33,7 +34,7 @@ class RetryFailedJobs(graphene.Mutation):
 
     @staticmethod
     def mutate(root, info, filter=None, limit=100):
-        user = require_staff(info, "jobs.retry_job")
+        user = require_staff(info, VIEW_JOB, "jobs.retry_job")
         if limit is None or not 1 <= limit <= MAX_RETRY:
             raise BadUserInput(f"'limit' must be between 1 and {MAX_RETRY}.", field="limit")
         qs = filters.filtered_jobs(**dict(filter or {})).filter(state=JobState.FAILED)

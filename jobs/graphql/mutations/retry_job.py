@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import graphene
-from django.db import transaction
 
-from api.errors import NotFound
-from api.permissions import require_staff
-from jobs.graphql.mutations.audit import log_job_action
-from jobs.services import JobNotFound, job_retry
+from jobs.graphql.mutations.job_action import job_action
+from jobs.services import job_retry
 
 
 class RetryJob(graphene.Mutation):
@@ -21,13 +18,13 @@ class RetryJob(graphene.Mutation):
 
     @staticmethod
     def mutate(root, info, id):
-        user = require_staff(info, "jobs.retry_job")
-        with transaction.atomic():
-            try:
-                job = job_retry(job_id=id, user=user)  # JobStateError → BAD_USER_INPUT
-            except JobNotFound as exc:
-                raise NotFound(exc.message, ids=[id]) from None
-            log_job_action(user=user, jobs=[job], message="Retry requested over GraphQL")
+        job = job_action(
+            info,
+            job_id=id,
+            permission="jobs.retry_job",
+            service=job_retry,
+            audit="Retry requested over GraphQL",
+        )
         return RetryJob(
             job_id=str(job.pk),
             state=job.state,
