@@ -1,4 +1,5 @@
-"""Helpers the domains' GraphQL modules share: id parsing, cursors, field lookahead."""
+"""Helpers the domains' GraphQL modules share: id parsing, cursors, connections, field
+lookahead."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import graphene
@@ -127,3 +128,35 @@ def selected_fields(info) -> set[str]:
     for field_node in info.field_nodes:
         walk(field_node.selection_set)
     return names
+
+
+def build_connection(
+    info,
+    qs,
+    *,
+    first: int | None,
+    after: str | None,
+    with_relations: Callable[[Any, set[str]], Any],
+    page: Callable[..., tuple[list, bool]],
+    cursor: Callable[[Any], str],
+    connection: type[graphene.ObjectType],
+    edge: type[graphene.ObjectType],
+):
+    """One page of ``qs`` as a ``connection`` (edges, pageInfo, totalCount).
+
+    ``page(qs, first=, after=)`` orders and keyset-paginates, returning (rows, has_next);
+    ``with_relations(qs, fields)`` prefetches what the query selects; ``cursor(row)`` is the
+    row's ``endCursor``. totalCount is counted only when asked for.
+    """
+    size = check_page_size(first)
+    fields = selected_fields(info)
+    rows, has_next = page(with_relations(qs, fields), first=size, after=after)
+    edges = [edge(cursor=cursor(row), node=row) for row in rows]
+    return connection(
+        edges=edges,
+        page_info={
+            "has_next_page": has_next,
+            "end_cursor": edges[-1].cursor if edges else None,
+        },
+        total_count=qs.count() if "totalCount" in fields else 0,
+    )

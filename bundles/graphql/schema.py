@@ -8,6 +8,7 @@ import graphene
 from api.errors import BadUserInput, NotFound
 from api.graphql_utils import (
     MAX_DB_ID,
+    build_connection,
     check_page_size,
     clean_text,
     parse_int_id,
@@ -62,20 +63,17 @@ class BundlesQuery(graphene.ObjectType):
     @staticmethod
     def resolve_bundles(root, info, first=None, after=None, **filter_args):
         require_staff(info, VIEW_BUNDLE)
-        size = check_page_size(first)
-        qs = filters.filtered_bundles(**filter_args)
-        fields = selected_fields(info)
-        rows, has_next = filters.bundle_page(
-            filters.with_relations(qs, fields), first=size, after=after
-        )
-        edges = [BundleEdge(cursor=filters.bundle_cursor(b), node=b) for b in rows]
-        return BundleConnection(
-            edges=edges,
-            page_info={
-                "has_next_page": has_next,
-                "end_cursor": edges[-1].cursor if edges else None,
-            },
-            total_count=qs.count() if "totalCount" in fields else 0,
+        check_page_size(first)  # before the filters: the same error order as ever
+        return build_connection(
+            info,
+            filters.filtered_bundles(**filter_args),
+            first=first,
+            after=after,
+            with_relations=filters.with_relations,
+            page=filters.bundle_page,
+            cursor=filters.bundle_cursor,
+            connection=BundleConnection,
+            edge=BundleEdge,
         )
 
     @staticmethod

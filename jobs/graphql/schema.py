@@ -8,7 +8,7 @@ from __future__ import annotations
 import graphene
 
 from api.errors import NotFound
-from api.graphql_utils import check_page_size, selected_fields
+from api.graphql_utils import build_connection, check_page_size, selected_fields
 from api.permissions import require_staff
 from jobs.graphql import filters
 from jobs.graphql.mutations.cancel_job import CancelJob
@@ -53,20 +53,17 @@ class JobsQuery(graphene.ObjectType):
     @staticmethod
     def resolve_jobs(root, info, first=None, after=None, **filter_args):
         require_staff(info, VIEW_JOB)
-        size = check_page_size(first)
-        qs = filters.filtered_jobs(**filter_args)
-        fields = selected_fields(info)
-        rows, has_next = filters.job_page(
-            filters.with_relations(qs, fields), first=size, after=after
-        )
-        edges = [JobEdge(cursor=filters.job_cursor(job), node=job) for job in rows]
-        return JobConnection(
-            edges=edges,
-            page_info={
-                "has_next_page": has_next,
-                "end_cursor": edges[-1].cursor if edges else None,
-            },
-            total_count=qs.count() if "totalCount" in fields else 0,
+        check_page_size(first)  # before the filters: the same error order as ever
+        return build_connection(
+            info,
+            filters.filtered_jobs(**filter_args),
+            first=first,
+            after=after,
+            with_relations=filters.with_relations,
+            page=filters.job_page,
+            cursor=filters.job_cursor,
+            connection=JobConnection,
+            edge=JobEdge,
         )
 
     @staticmethod
