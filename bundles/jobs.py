@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from django.conf import settings
 from django.core.mail import mail_admins
 from django.db import transaction
+from django.utils import timezone
 
 from bundles import job_services, services
 from bundles.errors import BundleNotFound
@@ -33,7 +34,7 @@ from jobs.enqueue import enqueue
 from jobs.models import SETTLED_STATES, Job, JobState
 from jobs.registry import job_kind
 from jobs.runner import JobCancelled, JobContext, run_inline
-from jobs.services import jobs_purge
+from jobs.services import job_retry, jobs_purge
 
 logger = logging.getLogger(__name__)
 
@@ -389,6 +390,31 @@ def _create_children(ctx: JobContext, *, operation, ids, batch_size, continue_on
             )
 
 
+def _retry_unfinished(parent: Job, children: Sequence[Job]) -> None:
+    """A retried parent runs its failed and cancelled batches again.
+
+    Each gets a new attempt on its own row (errors kept, who asked recorded), exactly like
+    a retry from the admin; completed batches are not run twice.
+    """
+    who = parent.last_action_by if parent.last_action == "retry" else None
+    for child in children:
+        if child.state in (JobState.FAILED, JobState.CANCELLED):
+            job_retry(job_id=child.pk, user=who)
+
+
+def _runnable(children: Sequence[Job]) -> list[Job]:
+    """Children the parent may run now: pending ones, and retrying ones whose backoff is over."""
+    now = timezone.now()
+    return [
+        c
+        for c in children
+        if c.state == JobState.PENDING
+        or (
+            c.state == JobState.RETRYING and (c.next_attempt_at is None or c.next_attempt_at <= now)
+        )
+    ]
+
+
 def _cancel_unstarted(children: Sequence[Job]) -> None:
     # Children that have not run yet never will; a running one finishes its batch.
     Job.objects.filter(
@@ -421,7 +447,9 @@ def bulk_operation(
     if operation not in BATCH_OPERATIONS:
         raise ValueError(f"Unknown bulk operation {operation!r}")
     children = _children(ctx.job)
-    if not children:  # a re-run (retry) reuses the children it already made
+    if children:  # a re-run (retry): the batches that did not complete run again
+        _retry_unfinished(ctx.job, children)
+    else:
         _create_children(
             ctx,
             operation=operation,
@@ -450,11 +478,12 @@ def bulk_operation(
                 )
             if len(settled) == total:
                 break
-            waiting = [c for c in children if c.state in (JobState.PENDING, JobState.RETRYING)]
+            waiting = _runnable(children)
             if waiting:
                 run_inline(waiting[0])  # skips it if a worker claimed it first
             else:
-                time.sleep(BULK_POLL_SECONDS)  # the rest are running on other workers
+                # The rest are running on other workers, or waiting out a retry's backoff.
+                time.sleep(BULK_POLL_SECONDS)
     except JobCancelled:
         _cancel_unstarted(_children(ctx.job))
         raise

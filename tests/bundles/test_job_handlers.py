@@ -414,6 +414,73 @@ def test_bulk_without_continue_on_error_stops_at_the_failed_batch(drafts):
     assert set(Bundle.objects.filter(pk__in=later).values_list("status", flat=True)) == {"draft"}
 
 
+def test_retrying_a_failed_bulk_parent_runs_its_failed_and_cancelled_batches_again(
+    drafts, django_user_model
+):
+    from jobs.services import job_retry
+
+    # Given a bulk activation that failed at batch 1 (an empty draft) and cancelled 2 and 3
+    empty = make_empty_draft()
+    ids = [empty.pk] + [b.pk for b in drafts]
+    parent = bundles_bulk_enqueue(
+        operation="activate", bundle_ids=ids, batch_size=3, continue_on_error=False, trigger="admin"
+    )
+    run_burst_worker()
+    parent.refresh_from_db()
+    assert parent.state == JobState.FAILED
+    # When the cause is fixed and an operator retries the parent
+    BundleComponent.objects.create(bundle=empty, variant=make_variant(), quantity=1)
+    operator = django_user_model.objects.create_user(username="op", password="x", is_staff=True)
+    job_retry(job_id=parent.pk, user=operator)
+    run_burst_worker()
+    # Then every batch ran again and completed, keeping the first attempt's error
+    parent.refresh_from_db()
+    children = list(parent.children.order_by("created_at"))
+    assert parent.state == JobState.COMPLETED, parent.errors
+    assert parent.result["failed_batches"] == [] and parent.result["ok"] == 8
+    assert [c.state for c in children] == [JobState.COMPLETED] * 3
+    # (batch 1 used both its attempts the first time: bulk_batch allows 2)
+    assert children[0].attempts == 3 and len(children[0].errors) == 2
+    assert all("no components" in e["message"] for e in children[0].errors)
+    assert {c.last_action_by_id for c in children} == {operator.pk}
+    assert set(Bundle.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"active"}
+
+
+def test_a_bulk_parent_waits_out_a_retrying_batchs_backoff(drafts, monkeypatch):
+    from bundles import jobs as bundle_jobs
+
+    # Given a parent whose only batch failed on another worker and retries in 1.5 s
+    ids = [b.pk for b in drafts]
+    parent = bundles_bulk_enqueue(
+        operation="activate", bundle_ids=ids, trigger="admin", dispatch_on_commit=False
+    )
+    child = enqueue(
+        "bulk_batch",
+        payload={"operation": "activate", "bundle_ids": ids, "batch": 1, "batches": 1},
+        trigger="admin",
+        parent=parent,
+        dispatch_on_commit=False,
+    )
+    retry_at = timezone.now() + timedelta(seconds=1.5)
+    Job.objects.filter(pk=child.pk).update(
+        state=JobState.RETRYING, attempts=1, next_attempt_at=retry_at, errors=[{"attempt": 1}]
+    )
+    ran_at = []
+    real = bundle_jobs.BATCH_OPERATIONS["activate"]
+
+    def recording(ids, continue_on_error, progress):
+        ran_at.append(timezone.now())
+        return real(ids, continue_on_error, progress)
+
+    monkeypatch.setitem(bundle_jobs.BATCH_OPERATIONS, "activate", recording)
+    # When the parent runs
+    parent = run_inline(parent)
+    # Then it ran the batch once, and not before the batch's next attempt was due
+    assert parent.state == JobState.COMPLETED
+    assert len(ran_at) == 1 and ran_at[0] >= retry_at
+    assert Job.objects.get(pk=child.pk).attempts == 2
+
+
 @pytest.mark.parametrize("operation", ["recompute", "reindex", "check", "archive"])
 def test_each_bulk_operation_runs_through_its_service(drafts, operation):
     ids = [b.pk for b in drafts]
