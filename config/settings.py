@@ -126,7 +126,17 @@ JOB_QUEUES = (
     "bundle-consistency-check",
     "bundle-bulk-operation",
 )
-RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600} for name in (*JOB_QUEUES, "default")}
+# Connect timeout 2 s: with Redis unreachable, a save's on-commit dispatch gives up quickly and
+# the relay sends the job later. django-rq 4.2 ignores REDIS_CLIENT_KWARGS for a URL config, so
+# it goes in the URL's query (a value already in REDIS_URL comes first and wins). No
+# socket_timeout: RQ workers block on dequeue and set their own.
+RQ_QUEUES = {
+    name: {
+        "URL": f"{REDIS_URL}{'&' if '?' in REDIS_URL else '?'}socket_connect_timeout=2",
+        "DEFAULT_TIMEOUT": 600,
+    }
+    for name in (*JOB_QUEUES, "default")
+}
 RQ_SHOW_ADMIN_LINK = False
 
 # rq-scheduler calls crontab without default_utc; our times are aware UTC, so the warning that

@@ -5,7 +5,11 @@
 * If Redis is unreachable at commit, the row stays with ``dispatched_at`` unset and the relay
   (``jobs.relay.relay``) sends it later. The caller never sees a Redis error.
 * A dedup key merges the request into a job that has not started yet; a unique constraint on
-  the key (pending rows only) makes two racing requests end up with one row.
+  the key (pending rows only) makes two racing requests end up with one row, and the merge
+  locks the row so two racing merges both keep their change.
+* Every send to RQ claims the row first (a conditional UPDATE on ``dispatched_at``) and goes
+  out under an RQ id of its own, so two processes dispatching one row send it once, and a
+  stale copy that reaches a worker is told apart from the current one.
 """
 
 from __future__ import annotations
@@ -87,9 +91,6 @@ def enqueue(
         "max_attempts": job_kind.max_attempts,
         "state": JobState.PENDING,
     }
-    # The first delivery's RQ id is known now: naming it in the INSERT saves dispatch a write.
-    fields["id"] = uuid.uuid4()
-    fields["rq_job_id"] = f"job-{fields['id']}-1"
 
     if dedup_key:
         # A savepoint so a lost race (IntegrityError) leaves the caller's transaction usable.
@@ -117,19 +118,27 @@ def enqueue(
 
 def _merge_into_pending(dedup_key: str, payload: dict, merge: Merge | None) -> Job | None:
     """Fold this request into the pending job with the key, if one exists. Else None."""
-    existing = Job.objects.filter(dedup_key=dedup_key, state=JobState.PENDING).first()
-    if existing is None:
-        return None
-    updates: dict[str, Any] = {"merged_count": F("merged_count") + 1}
-    if merge is not None:
-        new_payload = merge(dict(existing.payload), dict(payload))
-        _check_json(new_payload)
-        updates["payload"] = new_payload
-    # Conditional on still pending: if a worker started it meanwhile, the change must get a
-    # job of its own (the running one may already have read the old data).
-    updated = Job.objects.filter(pk=existing.pk, state=JobState.PENDING).update(**updates)
-    if not updated:
-        return None
+    # Read-merge-write under a row lock: a second merge waits and then merges into the first
+    # one's payload instead of overwriting it. (SQLite has no row locks; there the IMMEDIATE
+    # transaction takes the database's write lock at BEGIN, which serialises the same way.)
+    with transaction.atomic():
+        existing = (
+            Job.objects.select_for_update()
+            .filter(dedup_key=dedup_key, state=JobState.PENDING)
+            .first()
+        )
+        if existing is None:
+            return None
+        updates: dict[str, Any] = {"merged_count": F("merged_count") + 1}
+        if merge is not None:
+            new_payload = merge(dict(existing.payload), dict(payload))
+            _check_json(new_payload)
+            updates["payload"] = new_payload
+        # Conditional on still pending: if a worker started it meanwhile, the change must get
+        # a job of its own (the running one may already have read the old data).
+        updated = Job.objects.filter(pk=existing.pk, state=JobState.PENDING).update(**updates)
+        if not updated:
+            return None
     existing.refresh_from_db()
     return existing
 
@@ -144,14 +153,23 @@ def _check_json(payload: Any) -> None:
 
 
 def rq_job_id_for(job: Job) -> str:
-    """RQ job id of the row's next run: letters, digits and '-' only, new for every attempt."""
-    return f"job-{job.pk}-{job.attempts + 1}"
+    """A new RQ job id for one send of the row: letters, digits and '-' only (RQ's rule).
+
+    Unique per send, not just per attempt: RQ pushes a second copy when an id is enqueued
+    twice, and that copy's outcome would then be taken for the running one's.
+    """
+    return f"job-{job.pk}-{job.attempts + 1}-{uuid.uuid4().hex[:8]}"
 
 
-def dispatch(job_id, *, delay: int = 0) -> bool:
-    """Hand the ledger row to RQ (now, or after ``delay`` seconds). True if RQ accepted it.
+def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
+    """Hand the ledger row to RQ (now, or after ``delay`` seconds). True if it was sent.
 
-    Never raises for Redis trouble: the row stays undispatched and the relay retries.
+    The row is claimed first: only if its ``dispatched_at`` is still ``expect_dispatched_at``
+    (default: never sent) is it marked sent and named with a new RQ id, in one conditional
+    UPDATE. So of two processes dispatching the same row (an on-commit dispatch and the relay,
+    two relays), one sends and the other sends nothing.
+
+    Never raises for Redis trouble: the claim is undone and the relay sends the row later.
     """
     try:
         job = Job.objects.get(pk=job_id)
@@ -165,9 +183,16 @@ def dispatch(job_id, *, delay: int = 0) -> bool:
     except LookupError:
         timeout = 600
     rq_id = rq_job_id_for(job)
-    # Name the delivery on the row first, so the runner can tell it from stale ones.
-    if job.rq_job_id != rq_id:
-        Job.objects.filter(pk=job.pk).update(rq_job_id=rq_id)
+    # Claim and name the delivery before sending, so the runner can tell it from stale copies.
+    claimed = Job.objects.filter(
+        pk=job.pk,
+        state__in=(JobState.PENDING, JobState.RETRYING),
+        cancel_requested=False,
+        attempts=job.attempts,
+        dispatched_at=expect_dispatched_at,
+    ).update(rq_job_id=rq_id, dispatched_at=timezone.now())
+    if not claimed:
+        return False  # another process sent it, a worker started it, or it was cancelled
     try:
         queue = django_rq.get_queue(job.queue)
         options: dict[str, Any] = {
@@ -197,13 +222,17 @@ def dispatch(job_id, *, delay: int = 0) -> bool:
             job.queue,
             exc,
         )
+        _unclaim(job.pk, rq_id)
         return False
     except Exception:  # anything else is still not the caller's problem, but keep the trace
         logger.exception(
             "Could not dispatch job %s to RQ queue %s; relay will retry", job.pk, job.queue
         )
+        _unclaim(job.pk, rq_id)
         return False
-    Job.objects.filter(pk=job.pk, state__in=(JobState.PENDING, JobState.RETRYING)).update(
-        dispatched_at=timezone.now()
-    )
     return True
+
+
+def _unclaim(job_pk, rq_id: str) -> None:
+    # Only our own claim: if anything moved the row on meanwhile, leave it be.
+    Job.objects.filter(pk=job_pk, rq_job_id=rq_id).update(dispatched_at=None)

@@ -7,9 +7,12 @@
   heartbeat is older than ``JOBS_STALE_AFTER_SECONDS``. Each becomes a failed attempt with a
   clear message, retried by the kind's policy or failed for good.
 
-Both run every minute from the scheduler (``relay-and-reconcile``), in every worker's
-maintenance pass (``jobs.worker.JobsWorker``) and from ``manage.py jobs relay``. They are safe
-to run concurrently: every state change is conditional on the row's current state and attempt.
+Both run every minute from the scheduler (``relay-and-reconcile``), in a worker's maintenance
+pass (``jobs.worker.JobsWorker``) and from ``manage.py jobs relay``, always through
+``relay_and_reconcile``, which holds one Redis lock (``RECONCILE_LOCK_KEY``) for the pass. Even
+without it they would not run a job twice: the relay claims each row before sending it (see
+``jobs.enqueue.dispatch``) and every state change here is conditional on the row's current
+state and attempt.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import django_rq
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 from rq.worker import Worker
@@ -29,7 +33,7 @@ from rq.worker import Worker
 from jobs.enqueue import dispatch
 from jobs.models import Job, JobState
 from jobs.registry import UnknownJobKind, get_kind
-from jobs.runner import HEARTBEAT_INTERVAL, record_failure
+from jobs.runner import HEARTBEAT_INTERVAL, INLINE_PREFIX, record_failure
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,10 @@ _RQ_DEAD = {
 }
 # RQ states in which a waiting delivery is no longer going to run.
 _RQ_NOT_WAITING = _RQ_DEAD
+# Held (in Redis, so across machines) by whoever runs relay + reconcile: the cron entry, a
+# worker's maintenance pass, the command. Expires by itself if its holder dies mid-pass.
+RECONCILE_LOCK_KEY = "jobs:reconcile-lock"
+RECONCILE_LOCK_TTL = 300
 
 
 def _status(rq_job: RQJob) -> str:
@@ -86,8 +94,9 @@ def relay(*, grace_seconds: int = DISPATCH_GRACE_SECONDS, limit: int = 1000) -> 
             if rq_job is not None and _status(rq_job) not in _RQ_NOT_WAITING:
                 continue  # RQ still has it queued / scheduled / started
             logger.warning("Job %s was dispatched but RQ lost it; sending it again", row.pk)
-            Job.objects.filter(pk=row.pk).update(dispatched_at=None)
-        if dispatch(row.pk):
+        # Claimed by a conditional UPDATE on the dispatched_at we saw: if another relay or an
+        # on-commit dispatch got there first, this sends nothing.
+        if dispatch(row.pk, expect_dispatched_at=row.dispatched_at):
             sent += 1
     if sent:
         logger.info("Relay sent %d undispatched job(s)", sent)
@@ -106,7 +115,7 @@ def reconcile(*, stale_after: int | None = None) -> list[Job]:
     running = list(Job.objects.filter(state=JobState.RUNNING))
     if not running:
         return []
-    rq_ids = [r.rq_job_id for r in running if r.rq_job_id]
+    rq_ids = [r.rq_job_id for r in running if r.rq_job_id and not _is_inline(r)]
     rq_jobs = _fetch_rq_jobs(rq_ids) if rq_ids else {}
     live_workers = _live_worker_names()
     changed = []
@@ -129,15 +138,22 @@ def reconcile(*, stale_after: int | None = None) -> list[Job]:
     return changed
 
 
+def _is_inline(row: Job) -> bool:
+    return row.rq_job_id.startswith(INLINE_PREFIX)
+
+
 def _death_reason(row: Job, rq_jobs, live_workers: set[str], *, now, stale_after: int):
     last_sign = row.heartbeat_at or row.started_at or row.created_at
     silent_for = (now - last_sign).total_seconds()
-    if row.rq_job_id and row.rq_job_id in rq_jobs:
+    # An inline run (``--sync``, a bulk parent's child) has no RQ job and no RQ worker: only
+    # its heartbeat says whether it is alive.
+    inline = _is_inline(row)
+    if not inline and row.rq_job_id and row.rq_job_id in rq_jobs:
         rq_job = rq_jobs[row.rq_job_id]
         started_long_ago = row.started_at and (now - row.started_at).total_seconds() > 5
         if rq_job is None and started_long_ago:
             return f"Worker died: RQ no longer knows job {row.rq_job_id} (worker {row.worker_name})"
-        if rq_job is not None and started_long_ago:
+        if rq_job is not None and started_long_ago and _is_this_run(row, rq_job):
             status = _status(rq_job)
             if status in _RQ_DEAD:
                 detail = ""
@@ -150,7 +166,8 @@ def _death_reason(row: Job, rq_jobs, live_workers: set[str], *, now, stale_after
                     f"(worker {row.worker_name})"
                 )
     if (
-        row.rq_job_id
+        not inline
+        and row.rq_job_id
         and row.worker_name
         and row.worker_name not in live_workers
         and silent_for > 2 * HEARTBEAT_INTERVAL
@@ -164,9 +181,25 @@ def _death_reason(row: Job, rq_jobs, live_workers: set[str], *, now, stale_after
     return None
 
 
+def _is_this_run(row: Job, rq_job: RQJob) -> bool:
+    """Whether the RQ job's outcome tells anything about the row's current run.
+
+    A copy that another worker took, or that the runner skipped (the row was already running),
+    ends ``finished`` while the real run goes on: its status is no sign of death.
+    """
+    if rq_job.worker_name and row.worker_name and rq_job.worker_name != row.worker_name:
+        return False
+    if _status(rq_job) == JobStatus.FINISHED.value:
+        with contextlib.suppress(Exception):
+            value = getattr(rq_job.latest_result(), "return_value", None)
+            if isinstance(value, dict) and "skipped" in value:
+                return False
+    return True
+
+
 def _stop_rq_job(row: Job) -> None:
     """Best effort: if RQ still runs the abandoned delivery somewhere, stop it."""
-    if not row.rq_job_id:
+    if not row.rq_job_id or _is_inline(row):
         return
     from rq.command import send_stop_job_command
 
@@ -188,15 +221,40 @@ def _escalate_cancel(row: Job, *, now) -> None:
     _stop_rq_job(row)
 
 
-def relay_and_reconcile() -> dict:
-    """The every-minute maintenance: both passes, never raising (it runs unattended)."""
-    out = {"relayed": 0, "reconciled": 0}
+def relay_and_reconcile(*, lock_timeout: float = 0) -> dict:
+    """The every-minute maintenance: both passes under the ledger lock, never raising (it runs
+    unattended).
+
+    Waits up to ``lock_timeout`` seconds for a pass running elsewhere; if the lock stays taken,
+    does nothing and says so under ``"skipped"``.
+    """
+    out: dict = {"relayed": 0, "reconciled": 0}
     try:
-        out["reconciled"] = len(reconcile())
-    except Exception:
-        logger.exception("Reconcile failed")
+        lock = _connection().lock(
+            RECONCILE_LOCK_KEY, timeout=RECONCILE_LOCK_TTL, thread_local=False
+        )
+        acquired = lock.acquire(
+            blocking=lock_timeout > 0, blocking_timeout=lock_timeout if lock_timeout > 0 else None
+        )
+    except RedisError as exc:
+        logger.warning("Relay/reconcile not run: Redis unreachable (%s)", exc)
+        return {**out, "skipped": f"Redis unreachable: {exc}"}
+    if not acquired:
+        return {
+            **out,
+            "skipped": f"another relay/reconcile pass is running (lock {RECONCILE_LOCK_KEY})",
+        }
     try:
-        out["relayed"] = relay()
-    except Exception:
-        logger.exception("Relay failed")
+        try:
+            out["reconciled"] = len(reconcile())
+        except Exception:
+            logger.exception("Reconcile failed")
+        try:
+            out["relayed"] = relay()
+        except Exception:
+            logger.exception("Relay failed")
+    finally:
+        # Only our own lock (the token says so); it may have expired on a very long pass.
+        with contextlib.suppress(Exception):
+            lock.release()
     return out

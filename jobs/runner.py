@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 PROGRESS_MIN_INTERVAL = 0.5
 # How often the heartbeat thread touches the row while the handler runs.
 HEARTBEAT_INTERVAL = 15.0
+# ``rq_job_id`` prefix of a run in this process (``run_inline``), not through RQ.
+INLINE_PREFIX = "inline-"
 
 
 class JobCancelled(Exception):
@@ -191,8 +193,10 @@ def _claim(job_id, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str
         job.next_attempt_at = None
         job.progress = 0
         job.progress_message = ""
-        if rq_job_id:
-            job.rq_job_id = rq_job_id
+        # An inline run (``--sync``, a bulk parent running a child) gets an id of its own: any
+        # RQ copy of the row is then superseded, and reconcile knows to judge this run by its
+        # heartbeat alone (there is no RQ job or RQ worker to ask).
+        job.rq_job_id = rq_job_id or f"{INLINE_PREFIX}{job.pk}-{job.attempts}"
         job.save(
             update_fields=[
                 "state",

@@ -5,8 +5,10 @@ On top of ``rq.Worker`` it
   SQLite handle with its parent;
 * settles the ledger row at once when a work horse dies (SIGKILL, OOM): RQ calls no job
   callback then, but it does call ``handle_work_horse_killed`` on the worker;
-* runs relay + reconcile in its maintenance pass, every minute rather than RQ's ten, under a
-  Redis lock so one worker of many does it; a whole worker that died is found by the others.
+* runs relay + reconcile in its maintenance pass, every minute rather than RQ's ten: one worker
+  of many takes the minute's turn (``RECONCILE_DUE_KEY``), and the pass itself holds the same
+  Redis lock as the cron entry and the command (``jobs.relay.relay_and_reconcile``). A whole
+  worker that died is found by the others.
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ MAINTENANCE_INTERVAL = 60
 # and a dead worker's key disappears quickly.
 WORKER_TTL = 60
 JOB_MONITORING_INTERVAL = 10
-RECONCILE_LOCK_KEY = "jobs:reconcile-lock"
+# Set for a minute by the worker whose maintenance pass does the ledger pass this minute.
+RECONCILE_DUE_KEY = "jobs:reconcile-due"
 
 
 class _LedgerMixin:
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
         # One worker per interval does the ledger pass; the others skip it.
-        if self.connection.set(RECONCILE_LOCK_KEY, self.name, nx=True, ex=MAINTENANCE_INTERVAL - 5):
+        if self.connection.set(RECONCILE_DUE_KEY, self.name, nx=True, ex=MAINTENANCE_INTERVAL - 5):
             from jobs.relay import relay_and_reconcile
 
             try:

@@ -81,3 +81,21 @@ def sleepy(ctx, *, seconds: float = 1.0) -> dict:
     time.sleep(seconds)
     row = Job.objects.get(pk=ctx.job.pk)
     return {"heartbeat_at": row.heartbeat_at.isoformat(), "started_at": row.started_at.isoformat()}
+
+
+@job_kind("test_reconcile_inside", queue=QUEUE, max_attempts=2, backoff=(0,), timeout=30)
+def reconcile_inside(ctx, *, token: str) -> dict:
+    """Backdates its own start by 10 s, then runs reconcile() while it is still running: the
+    situation of a long ``--sync`` job when a worker's maintenance pass comes by."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.models import Job
+    from jobs.relay import reconcile
+
+    _redis().incr(runs_key(token))
+    Job.objects.filter(pk=ctx.job.pk).update(started_at=timezone.now() - timedelta(seconds=10))
+    changed = reconcile()
+    state = Job.objects.values_list("state", flat=True).get(pk=ctx.job.pk)
+    return {"reconciled": [str(j.pk) for j in changed], "state_during_run": state}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
+import time
+from urllib.parse import urlsplit, urlunsplit
 
 import django_rq
 import pytest
@@ -10,7 +14,7 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from rq.job import Job as RQJob
 
 from jobs import enqueue as enqueue_module
-from jobs.enqueue import InvalidJobRequest, enqueue
+from jobs.enqueue import InvalidJobRequest, dispatch, enqueue
 from jobs.models import Job, JobState
 from jobs.registry import UnknownJobKind
 
@@ -179,3 +183,89 @@ def test_redis_down_at_commit_keeps_the_row_undispatched_without_raising(redis_c
     job.refresh_from_db()
     assert job.state == JobState.PENDING
     assert job.dispatched_at is None
+
+
+def test_two_concurrent_merges_into_one_pending_job_keep_both_changes(redis_conn):
+    # Given a pending fan-out job for variant 1
+    enqueue("test_noop", payload={"ids": [1]}, trigger="signal", dedup_key="fanout:race")
+    # When two requests (autocommit, each in its own connection) merge 2 and 3 into it at once;
+    # each merge function waits for the other to be merging too, if it can get there
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def widen(old: dict, new: dict) -> dict:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=1)
+        return {"ids": sorted(set(old["ids"]) | set(new["ids"]))}
+
+    def request(variant_id: int):
+        try:
+            enqueue(
+                "test_noop",
+                payload={"ids": [variant_id]},
+                trigger="signal",
+                dedup_key="fanout:race",
+                merge=widen,
+            )
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in (2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then neither change is lost
+    assert errors == []
+    row = Job.objects.get()
+    assert row.payload == {"ids": [1, 2, 3]}
+    assert row.merged_count == 2
+
+
+def test_dispatch_gives_up_within_seconds_when_redis_does_not_answer(redis_conn, monkeypatch):
+    # Given the configured queue pointed at a host that never completes a TCP connect (a
+    # listening socket whose accept backlog is full: the kernel drops further SYNs)
+    from django.conf import settings
+    from django_rq import settings as rq_settings
+
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    port = blackhole.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    config = dict(settings.RQ_QUEUES["bundle-recompute"])
+    url = urlsplit(config["URL"])
+    config["URL"] = urlunsplit(url._replace(netloc=f"127.0.0.1:{port}"))
+    monkeypatch.setitem(rq_settings.QUEUES, "bundle-recompute", config)
+    job = enqueue("test_noop", payload={}, trigger="signal", dispatch_on_commit=False)
+    # When the commit's dispatch runs
+    outcome = []
+    started = time.monotonic()
+    sender = threading.Thread(target=lambda: outcome.append(dispatch(job.pk)), daemon=True)
+    sender.start()
+    sender.join(timeout=10)
+    took = time.monotonic() - started
+    try:
+        # Then it gives up after the 2 s connect timeout (redis-py's own default is 5 s), and
+        # the relay will send the row later
+        assert not sender.is_alive(), "dispatch still waiting for Redis after 10 s"
+        assert outcome == [False]
+        assert 1.5 < took < 4
+        assert Job.objects.get(pk=job.pk).dispatched_at is None
+    finally:
+        for sock in (blackhole, *fillers):
+            sock.close()
+
+
+def test_every_queue_connects_with_a_timeout_but_blocks_on_dequeue_without_one():
+    for name in ("bundle-recompute", "bundle-reindex", "bundle-consistency-check", "default"):
+        kwargs = django_rq.get_connection(name).connection_pool.connection_kwargs
+        assert kwargs.get("socket_connect_timeout") == 2, name
+        assert kwargs.get("socket_timeout") is None, name

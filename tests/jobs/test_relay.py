@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
+from io import StringIO
 
 import django_rq
 import pytest
-from django.db import transaction
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
+from django.test import override_settings
 from django.utils import timezone
 
-from jobs.enqueue import enqueue
+from jobs.enqueue import dispatch, enqueue
 from jobs.models import Job, JobState
 from jobs.relay import reconcile, relay
+from jobs.runner import _claim, run_inline
 from tests.jobs.kinds import runs_key
 from tests.redis_plugin import embedded_server
 
@@ -129,3 +134,205 @@ def test_reconcile_leaves_a_running_job_with_a_fresh_heartbeat_alone(redis_conn)
     assert reconcile() == []
     job.refresh_from_db()
     assert job.state == JobState.RUNNING
+
+
+def test_a_sync_job_running_in_process_is_not_declared_dead_by_reconcile(redis_conn, token):
+    # Given a --sync job (never handed to RQ) that has been running for 10 s, heartbeat fresh
+    job = enqueue(
+        "test_reconcile_inside",
+        payload={"token": token},
+        trigger="command",
+        dispatch_on_commit=False,
+    )
+    # When reconcile() runs while it is still running (the handler calls it)
+    job = run_inline(job)
+    # Then reconcile left it alone: it ran once, completed on its first attempt
+    assert job.result == {"reconciled": [], "state_during_run": JobState.RUNNING}
+    assert job.state == JobState.COMPLETED
+    assert job.attempts == 1
+    assert job.errors == []
+    assert redis_conn.get(runs_key(token)) == b"1"
+    # and no worker was sent a copy of it
+    assert recompute_queue_length() == 0
+    assert job.rq_job_id.startswith("inline-")
+
+
+def test_reconcile_judges_an_inline_run_only_by_its_heartbeat(redis_conn):
+    # Given an inline run whose process went silent for longer than the stale limit
+    job = _running_row(attempts=1, max_attempts=3, silent_for=120)
+    Job.objects.filter(pk=job.pk).update(
+        rq_job_id=f"inline-{job.pk}-1", worker_name="inline@gone:1"
+    )
+    # and one that is silent for 40 s (longer than two heartbeats, within the limit)
+    quiet = _running_row(attempts=1, max_attempts=3, silent_for=40)
+    Job.objects.filter(pk=quiet.pk).update(
+        rq_job_id=f"inline-{quiet.pk}-1", worker_name="inline@here:1"
+    )
+    # When
+    changed = reconcile(stale_after=90)
+    # Then only the stale one is settled as dead
+    assert [j.pk for j in changed] == [job.pk]
+    assert "no heartbeat for" in Job.objects.get(pk=job.pk).errors[0]["message"]
+    assert Job.objects.get(pk=quiet.pk).state == JobState.RUNNING
+
+
+def test_dispatching_a_job_again_while_its_delivery_waits_sends_nothing(redis_conn, token):
+    # Given a committed job that was handed to RQ
+    job = enqueue("test_noop", payload={"token": token}, trigger="signal")
+    first_id = Job.objects.get(pk=job.pk).rq_job_id
+    # When something dispatches it again (relay racing the on-commit dispatch, say)
+    again = dispatch(job.pk)
+    # Then nothing more is sent
+    assert again is False
+    assert recompute_queue_length() == 1
+    assert Job.objects.get(pk=job.pk).rq_job_id == first_id
+
+
+def test_every_delivery_of_a_row_gets_its_own_rq_id(redis_conn, run_burst, token):
+    # Given a job that fails once and is retried (two deliveries of one row)
+    job = enqueue("test_flaky", payload={"token": token, "fail_times": 1}, trigger="signal")
+    first_id = Job.objects.get(pk=job.pk).rq_job_id
+    # When
+    run_burst()
+    # Then the retry went out under a different RQ id, and the job completed on attempt 2
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED
+    assert job.attempts == 2
+    assert job.rq_job_id != first_id
+    assert job.rq_job_id.startswith(f"job-{job.pk}-2-")
+
+
+def test_concurrent_relays_send_each_waiting_job_once(redis_conn, run_burst, token):
+    # Given ten jobs whose dispatch failed a minute ago (Redis was down at commit)
+    jobs = [
+        enqueue(
+            "test_noop",
+            payload={"token": f"{token}-{n}"},
+            trigger="signal",
+            dispatch_on_commit=False,
+        )
+        for n in range(10)
+    ]
+    Job.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+    # When four relays run at the same moment (workers' passes, cron, an operator)
+    barrier = threading.Barrier(4)
+    sent, errors = [], []
+
+    def one_relay():
+        try:
+            barrier.wait()
+            sent.append(relay())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one_relay) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then each job was sent exactly once, and each ran once
+    assert errors == []
+    assert sum(sent) == 10
+    assert recompute_queue_length() == 10
+    run_burst()
+    for n, job in enumerate(jobs):
+        job.refresh_from_db()
+        assert job.state == JobState.COMPLETED
+        assert job.attempts == 1
+        assert redis_conn.get(runs_key(f"{token}-{n}")) == b"1"
+
+
+def test_a_skipped_duplicate_copy_does_not_make_reconcile_kill_the_live_run(
+    redis_conn, run_burst, token
+):
+    # Given a job being run by a worker for 10 s under its RQ id, heartbeat fresh
+    job = enqueue("test_noop", payload={"token": token}, trigger="signal")
+    rq_id = Job.objects.get(pk=job.pk).rq_job_id
+    running, _ = _claim(job.pk, worker_name="busy-worker", rq_job_id=rq_id)
+    assert running is not None
+    Job.objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(seconds=10))
+    # and a second copy under the same RQ id reaches another worker, which skips it (RQ then
+    # marks that id finished)
+    django_rq.get_queue("bundle-recompute").enqueue(
+        "jobs.runner.perform", str(job.pk), job_id=rq_id
+    )
+    run_burst()
+    assert redis_conn.get(runs_key(token)) is None
+    # When reconcile runs
+    changed = reconcile()
+    # Then the live run is left alone
+    assert changed == []
+    job.refresh_from_db()
+    assert job.state == JobState.RUNNING
+    assert job.errors == []
+
+
+def test_reconcile_still_trusts_rq_when_the_rows_own_delivery_failed(redis_conn, run_burst):
+    # Given a running row whose own delivery RQ marked failed (the horse died, no callback)
+    job = _running_row(attempts=1, max_attempts=3, silent_for=20)
+    queue = django_rq.get_queue("bundle-recompute")
+    rq_job = queue.enqueue("tests.jobs.kinds.noop", job_id=f"job-{job.pk}-1-abcdef12")
+    rq_job.set_status("failed")
+    Job.objects.filter(pk=job.pk).update(rq_job_id=rq_job.id)
+    # When
+    changed = reconcile()
+    # Then it is settled as dead at once (no need to wait for the stale limit)
+    assert [j.pk for j in changed] == [job.pk]
+    assert "RQ marked job" in Job.objects.get(pk=job.pk).errors[0]["message"]
+
+
+def _hold_reconcile_lock(redis_conn):
+    from jobs.relay import RECONCILE_LOCK_KEY
+
+    lock = redis_conn.lock(RECONCILE_LOCK_KEY, timeout=60, thread_local=False)
+    assert lock.acquire(blocking=False)
+    return lock
+
+
+def _waiting_row(token: str) -> Job:
+    job = enqueue("test_noop", payload={"token": token}, trigger="signal", dispatch_on_commit=False)
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    return job
+
+
+def _dispatched(job: Job) -> bool:
+    return Job.objects.get(pk=job.pk).dispatched_at is not None
+
+
+@override_settings(
+    JOBS_SCHEDULES=[{"id": "relay-and-reconcile", "cron": "* * * * *", "kind": "relay"}]
+)
+def test_cron_relay_command_and_worker_pass_share_one_lock(redis_conn, token):
+    from jobs.schedules import fire
+    from jobs.worker import JobsSimpleWorker
+
+    # Given a job waiting for the relay, and another pass holding the ledger lock
+    job = _waiting_row(token)
+    lock = _hold_reconcile_lock(redis_conn)
+    worker = JobsSimpleWorker([django_rq.get_queue("bundle-recompute")], connection=redis_conn)
+    # When the cron entry, the command and a worker's maintenance pass come by
+    outcome = fire("relay-and-reconcile")
+    with pytest.raises(CommandError, match="another relay/reconcile pass"):
+        call_command("jobs", "relay", "--lock-timeout", "0", stdout=StringIO())
+    worker.run_maintenance_tasks()
+    # Then none of them touched the ledger
+    assert outcome["relayed"] == 0 and outcome["skipped"]
+    assert not _dispatched(job)
+    assert recompute_queue_length() == 0
+    # and once the lock is free, each of them does the pass
+    lock.release()
+    assert fire("relay-and-reconcile")["relayed"] == 1
+    assert _dispatched(job)
+    for run in (
+        lambda: call_command("jobs", "relay", stdout=StringIO()),
+        lambda: JobsSimpleWorker(
+            [django_rq.get_queue("bundle-recompute")], connection=redis_conn
+        ).run_maintenance_tasks(),
+    ):
+        other = _waiting_row(f"{token}-{id(run)}")
+        redis_conn.delete("jobs:reconcile-due")  # the workers' once-a-minute turn
+        run()
+        assert _dispatched(other)
+    assert not redis_conn.exists("jobs:reconcile-lock")

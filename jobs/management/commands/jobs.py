@@ -42,7 +42,13 @@ class Command(BaseCommand):
             help=f"default JOBS_RETENTION_DAYS ({settings.JOBS_RETENTION_DAYS})",
         )
 
-        sub.add_parser("relay", help="re-send undispatched jobs and reconcile dead ones now")
+        p = sub.add_parser("relay", help="re-send undispatched jobs and reconcile dead ones now")
+        p.add_argument(
+            "--lock-timeout",
+            type=float,
+            default=30.0,
+            help="seconds to wait for a pass running elsewhere (default 30)",
+        )
 
     def handle(self, *args, action, **options):
         from jobs.services import JobError
@@ -150,13 +156,18 @@ class Command(BaseCommand):
         count = jobs_purge(older_than_days=days)
         self.stdout.write(f"Purged {count} settled job(s) older than {days} day(s).")
 
-    def do_relay(self, **_):
-        from jobs.relay import reconcile, relay
+    def do_relay(self, *, lock_timeout, **_):
+        from jobs.relay import relay_and_reconcile
 
-        reconciled = reconcile()
-        relayed = relay()
+        if lock_timeout < 0:
+            raise CommandError("--lock-timeout must be 0 or more")
+        # The same locked pass as the workers' and the cron entry's, never alongside them.
+        outcome = relay_and_reconcile(lock_timeout=lock_timeout)
+        if outcome.get("skipped"):
+            raise CommandError(f"Not run: {outcome['skipped']}")
         self.stdout.write(
-            f"Relayed {relayed} undispatched job(s); reconciled {len(reconciled)} dead job(s)."
+            f"Relayed {outcome['relayed']} undispatched job(s); "
+            f"reconciled {outcome['reconciled']} dead job(s)."
         )
 
     def _print_progress(self, job: Job) -> None:
