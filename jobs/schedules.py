@@ -6,9 +6,11 @@ id), and entries whose id is no longer in the settings are removed. So starting 
 three times leaves each schedule registered once.
 
 The cron entry calls :func:`fire`, which enqueues the schedule's kind through the one way in
-(trigger ``schedule``). The ``relay`` kind is the exception: the every-minute relay/reconcile
-is infrastructure, not a job anyone needs to see 1,440 times a day in the ledger, so ``fire``
-calls it directly.
+(trigger ``schedule``), unless the schedule was disabled after the run was queued. "Run now"
+(:func:`run_now`) is an operator's explicit request and runs a disabled schedule too.
+
+The ``relay`` kind is the exception: the every-minute relay/reconcile is infrastructure, not a
+job anyone needs to see 1,440 times a day in the ledger, so ``fire`` calls it directly.
 """
 
 from __future__ import annotations
@@ -189,8 +191,12 @@ def list_schedules() -> list[dict]:
     return out
 
 
-def fire(schedule_id: str):
-    """The cron entry point (runs in a worker): enqueue the schedule's job now."""
+def fire(schedule_id: str) -> dict:
+    """The cron entry point (runs in a worker): enqueue the schedule's job now.
+
+    Returns a summary for RQ's result (never read by callers): the job, the relay's counts, or
+    why nothing ran.
+    """
     from jobs.schedule_state import schedule_is_enabled
 
     item = get_schedule(schedule_id)
@@ -206,13 +212,13 @@ def fire(schedule_id: str):
 
 
 def run_now(schedule_id: str, user=None, *, trigger: str = JobTrigger.ADMIN) -> Job | None:
-    """Run a schedule's job now (admin "run now"). The relay runs inline and returns None."""
-    from jobs.schedule_state import schedule_is_enabled
+    """Run a schedule's job now (admin / GraphQL "run now"). Returns the ledger job; the relay
+    runs here and returns None. Unknown ids raise ``ScheduleNotFound``.
 
+    A disabled schedule runs too: disabling stops the cron, and an operator pressing "run now"
+    asked for this run explicitly.
+    """
     item = get_schedule(schedule_id)
-    if not schedule_is_enabled(schedule_id=schedule_id):
-        # Disabled after this run was already queued: skip it.
-        return {"skipped": "schedule disabled"}
     if item["kind"] == RELAY_KIND:
         from jobs.relay import relay_and_reconcile
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
+import django_rq
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
@@ -18,6 +20,8 @@ from jobs.schedules import (
     register_schedules,
     registered_runs,
     run_now,
+    schedule_definitions,
+    schedule_queue,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -160,3 +164,52 @@ def test_a_disabled_schedule_stays_off_across_scheduler_restarts_and_never_fires
         # And enabling it registers it again
         schedule_set_enabled(schedule_id="test-every-minute", enabled=True)
         assert "schedule-test-every-minute" in scheduled_ids(redis_conn)
+
+
+@override_settings(JOBS_SCHEDULES=TEST_SCHEDULES)
+def test_run_now_runs_a_disabled_schedules_job_because_the_operator_asked(
+    redis_conn, django_user_model
+):
+    from jobs.schedule_state import schedule_set_enabled
+
+    # Given a schedule an operator disabled
+    user = django_user_model.objects.create_user("ops", password="x", is_staff=True)
+    register_schedules()
+    schedule_set_enabled(schedule_id="test-every-minute", enabled=False)
+    # When someone presses "run now"
+    job = run_now("test-every-minute", user)
+    # Then its job is enqueued all the same (only the cron skips a disabled schedule)
+    assert isinstance(job, Job)
+    assert job.kind == "test_noop"
+    assert job.schedule_id == "test-every-minute"
+    assert job.requested_by == user
+    assert Job.objects.get(pk=job.pk).dispatched_at is not None
+    # and the schedule stays disabled: the cron does not fire it
+    assert fire("test-every-minute") == {"skipped": "schedule disabled"}
+    assert "schedule-test-every-minute" not in scheduled_ids(redis_conn)
+    # A disabled relay schedule runs too, and like always answers None (no ledger row)
+    schedule_set_enabled(schedule_id="relay-and-reconcile", enabled=False)
+    assert run_now("relay-and-reconcile", user) is None
+    assert Job.objects.count() == 1
+
+
+def test_scheduler_loop_started_three_times_keeps_each_schedule_once(redis_conn, settings):
+    # Given every schedule registered and due at once
+    call_command("run_scheduler", "--register-only", stdout=StringIO())
+    expected = sorted(f"schedule-{s['id']}" for s in settings.JOBS_SCHEDULES)
+    for start in range(3):
+        redis_conn.zadd("rq:scheduler:scheduled_jobs", dict.fromkeys(expected, 0))
+        # When the scheduler starts for real: registration, then its loop (one pass)
+        call_command("run_scheduler", "--burst", stdout=StringIO())
+        # Then each schedule is registered once, due again in the future
+        assert scheduled_ids(redis_conn) == expected, f"start {start + 1}"
+        runs = registered_runs()
+        assert all(at > datetime.now(UTC) - timedelta(seconds=1) for at in runs.values())
+    # and each pass queued every schedule's run once
+    queued = [
+        rq_id
+        for name in {schedule_queue(item) for item in schedule_definitions()}
+        for rq_id in django_rq.get_queue(name).get_job_ids()
+    ]
+    assert sorted(queued) == sorted(expected * 3)
+    assert len(list(get_scheduler().get_jobs())) == len(settings.JOBS_SCHEDULES)
