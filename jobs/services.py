@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from django.db import transaction
@@ -164,6 +164,28 @@ def jobs_purge(*, older_than_days: int) -> int:
         # Count only the ledger rows we chose (children cascade and count too).
         _, per_model = Job.objects.filter(pk__in=ids).delete()
         deleted += per_model.get(Job._meta.label, 0)
+
+
+def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:
+    """Delete the settled jobs among ``job_ids`` (with their children). Returns how many ledger
+    rows went, children included.
+
+    Pending, running and retrying jobs are kept, and so is a settled parent whose children are
+    still active (deleting it would cascade to them). A malformed id raises
+    :class:`JobNotFound` and deletes nothing; ids of jobs that no longer exist are ignored.
+    """
+    pks = [parse_job_id(job_id) for job_id in job_ids]
+    chosen = (
+        Job.objects.filter(pk__in=pks, state__in=SETTLED_STATES)
+        .exclude(children__state__in=ACTIVE_STATES)
+        .values_list("pk", flat=True)
+    )
+    with transaction.atomic():
+        _, per_model = Job.objects.filter(pk__in=list(chosen)).delete()
+    deleted = per_model.get(Job._meta.label, 0)
+    who = _user_or_none(user)
+    logger.info("%s deleted %d settled job(s)", who or "someone", deleted)
+    return deleted
 
 
 def wait_for_job(
