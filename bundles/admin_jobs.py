@@ -113,7 +113,7 @@ class BundleJobsAdminMixin:
             queryset,
             operation="reindex",
             what="Reindex",
-            enqueue_one=_reindex_one,
+            enqueue_one=job_services.bundle_reindex_enqueue,
         )
 
     @admin.action(description="Check consistency of selected bundles (fix)", permissions=["change"])
@@ -207,10 +207,6 @@ class BundleJobsAdminMixin:
                 }
             )
         return super().change_view(request, object_id, form_url, extra_context=extra)
-
-
-def _reindex_one(*, requested_by=None, **kwargs) -> Job:
-    return job_services.bundle_reindex_enqueue(**kwargs)  # TEMP until requested_by lands
 
 
 # --- quick buttons on System → Jobs --------------------------------------------------------------

@@ -375,3 +375,22 @@ def test_a_settled_job_has_no_stale_badge(admin_client):
     assert (
         f'data-job-id="{job.pk}" data-live="stale"' not in admin_client.get(LIST).content.decode()
     )
+
+
+@pytest.mark.parametrize("action", ["recompute_selected", "reindex_selected"])
+def test_bundle_recompute_and_reindex_actions_record_who_asked(action):
+    # Given a catalog manager and a bundle without pending jobs
+    user = make_user(permissions=("bundles.view_bundle", "bundles.change_bundle"))
+    bundle = make_bundle(name="Camping kit")
+    Job.objects.all().delete()
+
+    # When they run the action on it
+    client_for(user).post(
+        reverse("admin:bundles_bundle_changelist"),
+        {"action": action, "_selected_action": [bundle.pk]},
+    )
+
+    # Then one job per bundle, requested by them, with the admin's reason
+    [job] = Job.objects.all()
+    assert job.requested_by == user and job.target_id == str(bundle.pk)
+    assert job.reason.endswith("from the bundle admin")
