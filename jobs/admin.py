@@ -44,7 +44,7 @@ from jobs.admin_views import (
     quick_actions,
 )
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
-from jobs.services import JobError, job_cancel, job_retry
+from jobs.services import JobError, job_cancel, job_retry, jobs_delete_settled
 
 # How many jobs one "retry all failed matching" request retries at most.
 RETRY_MATCHING_LIMIT = 5000
@@ -714,19 +714,25 @@ class JobAdmin(admin.ModelAdmin):
                 title="Delete settled jobs?",
                 question=(
                     f"{settled.count()} settled job(s) will be deleted from the ledger, with "
-                    "their children. Pending, running and retrying jobs are kept."
+                    "their children. Pending, running and retrying jobs are kept, and so is a "
+                    "settled parent whose children are still active."
                 ),
                 objects=list(settled[:20]),
                 button="Yes, delete them",
             )
-        ids = list(settled.values_list("pk", flat=True))
-        deleted = list(Job.objects.filter(pk__in=ids))
-        self.log_deletions(request, deleted)
-        _, per_model = Job.objects.filter(pk__in=ids).delete()
+        ids = list(queryset.values_list("pk", flat=True))
+        chosen = list(Job.objects.filter(pk__in=ids, state__in=SETTLED_STATES))
+        # The service keeps active jobs and parents with active children (the purge's rule).
+        count = jobs_delete_settled(job_ids=ids, user=request.user)
+        remaining = set(Job.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        self.log_deletions(request, [job for job in chosen if job.pk not in remaining])
+        kept = len(remaining)
         self.message_user(
             request,
-            f"{per_model.get(Job._meta.label, 0)} settled job(s) deleted.",
-            messages.SUCCESS,
+            f"{count} settled job(s) deleted"
+            + (f"; {kept} kept (not settled, or with active children)" if kept else "")
+            + ".",
+            messages.SUCCESS if count else messages.WARNING,
         )
         return None
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from jobs import selectors
 from jobs.admin_views import cron_in_words, hourly_chart_svg
 from jobs.models import Job, JobState, ScheduleState
-from jobs.schedule_state import schedule_is_enabled
+from jobs.schedule_state import schedule_is_enabled, schedule_set_enabled
 from tests.admin.conftest import client_for, failed_job, make_job, make_user
 from tests.factories import make_bundle, make_variant
 
@@ -394,3 +394,55 @@ def test_bundle_recompute_and_reindex_actions_record_who_asked(action):
     [job] = Job.objects.all()
     assert job.requested_by == user and job.target_id == str(bundle.pk)
     assert job.reason.endswith("from the bundle admin")
+
+
+def test_delete_settled_keeps_a_parent_whose_child_is_still_running(admin_client):
+    # Given a failed bulk parent with a running child, and an unrelated completed job
+    parent = failed_job(kind="bulk_operation", queue="bundle-bulk-operation")
+    child = make_job(state=JobState.RUNNING, attempts=1, parent=parent)
+    done = make_job(state=JobState.COMPLETED, progress=100, settled_at=timezone.now())
+    data = {"action": "delete_settled", "_selected_action": [parent.pk, done.pk], "post": "yes"}
+
+    # When the operator deletes both settled jobs
+    response = admin_client.post(LIST, data, follow=True)
+
+    # Then the completed job is gone, the parent and its running child stay
+    assert set(Job.objects.values_list("pk", flat=True)) == {parent.pk, child.pk}
+    text = str(list(response.context["messages"])[0])
+    assert "1 settled job(s) deleted" in text and "1 kept" in text
+    # and the audit records the deletion of exactly the job that went
+    deletions = LogEntry.objects.filter(action_flag=3)  # DELETION
+    assert [e.object_id for e in deletions] == [str(done.pk)]
+
+
+def test_run_now_runs_a_disabled_schedule_and_the_audit_says_it_was_disabled(admin_client):
+    # Given the nightly check disabled in the admin
+    schedule_set_enabled(schedule_id="nightly-consistency-check", enabled=False)
+
+    # When the operator presses "Run now" anyway
+    response = admin_client.post(
+        reverse("admin:jobs_job_schedule_run", args=["nightly-consistency-check"]), follow=True
+    )
+
+    # Then it ran (a job is queued), the schedule stays disabled, and the audit says so
+    assert response.status_code == 200
+    job = Job.objects.get(schedule_id="nightly-consistency-check")
+    assert job.kind == "consistency_check" and job.trigger == "admin"
+    assert schedule_is_enabled(schedule_id="nightly-consistency-check") is False
+    [entry] = LogEntry.objects.filter(object_id=str(job.pk))
+    assert "schedule disabled" in entry.get_change_message()
+    [message] = list(response.context["messages"])
+    assert "1 job queued" in str(message) and "schedule disabled" in str(message)
+
+
+def test_run_now_of_the_disabled_inline_relay_runs_it_and_queues_nothing(admin_client):
+    # Given the relay schedule (it runs inline, not as a job) disabled
+    schedule_set_enabled(schedule_id="relay-and-reconcile", enabled=False)
+    # When
+    response = admin_client.post(
+        reverse("admin:jobs_job_schedule_run", args=["relay-and-reconcile"]), follow=True
+    )
+    # Then
+    [message] = list(response.context["messages"])
+    assert message.level_tag == "success" and "relay-and-reconcile ran now" in str(message)
+    assert not Job.objects.exists()

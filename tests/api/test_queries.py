@@ -331,3 +331,48 @@ def test_non_staff_user_sees_nothing_even_with_permissions(client):
 
     client.force_login(make_user("customer", staff=False, perms=ALL_PERMS))
     assert post_graphql(client, "{ jobQueues { name } }").codes == ["FORBIDDEN"]
+
+
+@pytest.mark.django_db
+def test_run_schedule_runs_a_disabled_schedule_and_the_audit_says_it_was_disabled(
+    gql, staff_with_perms
+):
+    # Given the nightly check disabled
+    from jobs.schedule_state import schedule_is_enabled, schedule_set_enabled
+
+    schedule_set_enabled(schedule_id="nightly-consistency-check", enabled=False)
+
+    # When an integration runs it explicitly
+    response = gql('mutation { runSchedule(id: "nightly-consistency-check") { jobId message } }')
+
+    # Then it is queued (no error), the schedule stays disabled, and the audit says so
+    assert not response.errors, response.errors
+    ran = response.data["runSchedule"]
+    job = Job.objects.get(pk=ran["jobId"])
+    assert job.kind == "consistency_check" and job.trigger == "graphql"
+    assert job.requested_by == staff_with_perms
+    assert "schedule disabled" in ran["message"]
+    assert schedule_is_enabled(schedule_id="nightly-consistency-check") is False
+    [entry] = LogEntry.objects.filter(object_id=str(job.pk))
+    assert entry.change_message == (
+        "Schedule nightly-consistency-check run now over GraphQL"
+        " (schedule disabled: run once on request)"
+    )
+
+
+@pytest.mark.django_db
+def test_run_schedule_of_the_disabled_inline_relay_runs_it_and_returns_no_job(
+    gql, staff_with_perms
+):
+    # Given the relay schedule (it runs inline) disabled
+    from jobs.schedule_state import schedule_set_enabled
+
+    schedule_set_enabled(schedule_id="relay-and-reconcile", enabled=False)
+    # When
+    response = gql('mutation { runSchedule(id: "relay-and-reconcile") { jobId message } }')
+    # Then
+    assert not response.errors, response.errors
+    assert response.data["runSchedule"]["jobId"] is None
+    assert "ran inline" in response.data["runSchedule"]["message"]
+    assert not Job.objects.exists()
+    assert LogEntry.objects.filter(user=staff_with_perms).count() == 1
