@@ -10,6 +10,8 @@
 * Every send to RQ claims the row first (a conditional UPDATE on ``dispatched_at``) and goes
   out under an RQ id of its own, so two processes dispatching one row send it once, and a
   stale copy that reaches a worker is told apart from the current one.
+* ``enqueue_many`` records many jobs of one kind at once (one INSERT, no dedup) and dispatches
+  each on commit the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -28,7 +30,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from jobs.models import Job, JobState, JobTrigger
-from jobs.registry import get_kind
+from jobs.registry import JobKind, get_kind
 
 logger = logging.getLogger(__name__)
 
@@ -68,29 +70,18 @@ def enqueue(
     that run it right away with ``jobs.runner.run_inline``.
     """
     job_kind = get_kind(kind)  # raises UnknownJobKind
-    if trigger not in JobTrigger.values:
-        raise InvalidJobRequest(
-            f"Unknown trigger {trigger!r} (expected one of {', '.join(JobTrigger.values)})"
-        )
+    _check_trigger(trigger)
     _check_json(payload)
-    target_type, target_id, target_label = target or ("", "", "")
-    user = requested_by if getattr(requested_by, "is_authenticated", False) else None
-
-    fields: dict[str, Any] = {
-        "queue": job_kind.queue,
-        "kind": kind,
-        "payload": payload,
-        "trigger": trigger,
-        "reason": (reason or "")[:255],
-        "requested_by": user,
-        "target_type": str(target_type)[:32],
-        "target_id": str(target_id)[:64],
-        "target_label": str(target_label)[:255],
-        "parent": parent,
-        "dedup_key": dedup_key or None,
-        "max_attempts": job_kind.max_attempts,
-        "state": JobState.PENDING,
-    }
+    fields = _row_fields(
+        job_kind,
+        payload=payload,
+        trigger=trigger,
+        reason=reason,
+        requested_by=requested_by,
+        target=target,
+        parent=parent,
+    )
+    fields["dedup_key"] = dedup_key or None
 
     if dedup_key:
         # A savepoint so a lost race (IntegrityError) leaves the caller's transaction usable.
@@ -114,6 +105,102 @@ def enqueue(
         job_id = job.pk
         transaction.on_commit(lambda: dispatch(job_id))
     return job
+
+
+def enqueue_many(
+    kind: str,
+    *,
+    payloads: Sequence[dict],
+    trigger: str,
+    reason_for: Callable[[int, dict], str] | None = None,
+    requested_by=None,
+    targets: Sequence[tuple[str, str, str] | None] | None = None,
+    parent: Job | None = None,
+    dispatch_on_commit: bool = True,
+) -> list[Job]:
+    """Record one job of ``kind`` per payload, in one INSERT, and dispatch them all on commit.
+
+    For many jobs asked for at once (a bulk job's batches): the rows are validated like
+    ``enqueue`` before any is written, written in the caller's transaction with a single
+    ``bulk_create``, and handed to RQ in order by one on-commit callback; each goes through
+    ``dispatch``, so a Redis outage leaves the rest for the relay. No dedup key: every payload
+    gets a row of its own. ``reason_for(index, payload)`` (index from 0) gives each row's
+    reason, ``targets`` (one per payload, or None) each row's target. Returns the rows in the
+    order of ``payloads``.
+    """
+    job_kind = get_kind(kind)  # raises UnknownJobKind
+    _check_trigger(trigger)
+    payloads = list(payloads)
+    if targets is not None and len(targets) != len(payloads):
+        raise InvalidJobRequest(
+            f"Got {len(targets)} targets for {len(payloads)} payloads; give one per payload"
+        )
+    for payload in payloads:
+        _check_json(payload)
+    if not payloads:
+        return []
+    rows = [
+        Job(
+            **_row_fields(
+                job_kind,
+                payload=payload,
+                trigger=trigger,
+                reason=reason_for(index, payload) if reason_for else "",
+                requested_by=requested_by,
+                target=targets[index] if targets is not None else None,
+                parent=parent,
+            )
+        )
+        for index, payload in enumerate(payloads)
+    ]
+    # Primary keys are UUIDs made in Python, so the rows know their ids without a read back.
+    jobs = Job.objects.bulk_create(rows)
+
+    if dispatch_on_commit:
+        job_ids = [job.pk for job in jobs]
+
+        def dispatch_all() -> None:
+            for job_id in job_ids:
+                dispatch(job_id)  # never raises; an unsent row waits for the relay
+
+        transaction.on_commit(dispatch_all)
+    return jobs
+
+
+def _row_fields(
+    job_kind: JobKind,
+    *,
+    payload: dict,
+    trigger: str,
+    reason: str,
+    requested_by,
+    target: tuple[str, str, str] | None,
+    parent: Job | None,
+) -> dict[str, Any]:
+    """The columns of a new pending ledger row (dedup key aside)."""
+    target_type, target_id, target_label = target or ("", "", "")
+    user = requested_by if getattr(requested_by, "is_authenticated", False) else None
+    return {
+        "queue": job_kind.queue,
+        "kind": job_kind.name,
+        "payload": payload,
+        "trigger": trigger,
+        "reason": (reason or "")[:255],
+        "requested_by": user,
+        "target_type": str(target_type)[:32],
+        "target_id": str(target_id)[:64],
+        "target_label": str(target_label)[:255],
+        "parent": parent,
+        "max_attempts": job_kind.max_attempts,
+        "state": JobState.PENDING,
+    }
+
+
+def _check_trigger(trigger: str) -> None:
+    if trigger not in JobTrigger.values:
+        raise InvalidJobRequest(
+            f"Unknown trigger {trigger!r} (expected one of {', '.join(JobTrigger.values)})"
+        )
 
 
 def _merge_into_pending(dedup_key: str, payload: dict, merge: Merge | None) -> Job | None:

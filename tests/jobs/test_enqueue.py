@@ -11,12 +11,15 @@ from urllib.parse import urlsplit, urlunsplit
 import django_rq
 import pytest
 from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from rq.job import Job as RQJob
 
 from jobs import enqueue as enqueue_module
-from jobs.enqueue import InvalidJobRequest, dispatch, enqueue
+from jobs.enqueue import InvalidJobRequest, dispatch, enqueue, enqueue_many
 from jobs.models import Job, JobState
 from jobs.registry import UnknownJobKind
+from jobs.relay import relay
+from tests.jobs.kinds import runs_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -269,3 +272,109 @@ def test_every_queue_connects_with_a_timeout_but_blocks_on_dequeue_without_one()
         kwargs = django_rq.get_connection(name).connection_pool.connection_kwargs
         assert kwargs.get("socket_connect_timeout") == 2, name
         assert kwargs.get("socket_timeout") is None, name
+
+
+# --- enqueue_many -----------------------------------------------------------------------------
+
+
+def test_enqueue_many_writes_every_row_in_one_insert_and_dispatches_none_before_commit(
+    redis_conn, token, django_user_model
+):
+    # Given a parent row and a user
+    user = django_user_model.objects.create_user(username="bulk-op", password="x")
+    parent = enqueue("test_noop", payload={}, trigger="admin", dispatch_on_commit=False)
+    payloads = [{"token": f"{token}-{n}", "n": n} for n in range(3)]
+    # When
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        jobs = enqueue_many(
+            "test_noop",
+            payloads=payloads,
+            trigger="admin",
+            reason_for=lambda index, payload: f"Batch {index + 1} ({payload['n']})",
+            requested_by=user,
+            targets=[("bundle", "", f"Batch {n + 1}") for n in range(3)],
+            parent=parent,
+        )
+        # Then, before commit: RQ has heard nothing
+        assert queued_ledger_ids() == []
+    # Then: one INSERT for the three rows, and nothing else
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(statements) == 1 and statements[0].startswith("INSERT"), statements
+    rows = {j.pk: j for j in Job.objects.filter(parent=parent)}
+    assert len(jobs) == 3 and set(rows) == {j.pk for j in jobs}
+    for n, job in enumerate(jobs):
+        row = rows[job.pk]
+        assert row.payload == payloads[n]
+        assert row.reason == f"Batch {n + 1} ({n})"
+        assert row.target_label == f"Batch {n + 1}"
+        assert (row.trigger, row.requested_by_id, row.dedup_key) == ("admin", user.pk, None)
+        assert row.queue == "bundle-recompute" and row.max_attempts == 1
+
+
+def test_enqueue_many_in_a_rolled_back_transaction_leaves_no_rows_and_no_rq_jobs(redis_conn, token):
+    # When
+    with pytest.raises(RuntimeError), transaction.atomic():
+        enqueue_many("test_noop", payloads=[{"token": token}] * 3, trigger="signal")
+        raise RuntimeError("the caller's transaction fails")
+    # Then
+    assert Job.objects.count() == 0
+    assert queued_ledger_ids() == []
+    assert not redis_conn.keys("rq:job:*")
+
+
+def test_enqueue_many_committed_rows_reach_rq_in_order_and_each_runs_once(
+    redis_conn, token, run_burst
+):
+    # When
+    with transaction.atomic():
+        jobs = enqueue_many(
+            "test_noop", payloads=[{"token": f"{token}-{n}"} for n in range(4)], trigger="command"
+        )
+    # Then every row was claimed with an RQ id of its own and queued in the given order
+    rows = Job.objects.in_bulk([j.pk for j in jobs])
+    assert all(rows[j.pk].dispatched_at is not None for j in jobs)
+    assert len({rows[j.pk].rq_job_id for j in jobs}) == 4
+    assert queued_ledger_ids() == [str(j.pk) for j in jobs]
+    # and a worker runs each exactly once
+    run_burst()
+    assert set(Job.objects.values_list("state", flat=True)) == {JobState.COMPLETED}
+    assert [redis_conn.get(runs_key(f"{token}-{n}")) for n in range(4)] == [b"1"] * 4
+
+
+def test_enqueue_many_with_redis_down_at_commit_leaves_the_rows_for_the_relay(
+    redis_conn, token, run_burst, monkeypatch
+):
+    import redis
+
+    # Given a queue whose Redis refuses connections
+    def refuse(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("Connection refused")
+
+    monkeypatch.setattr("rq.queue.Queue.enqueue", refuse)
+    # When (no error reaches the caller)
+    with transaction.atomic():
+        jobs = enqueue_many(
+            "test_noop", payloads=[{"token": f"{token}-{n}"} for n in range(3)], trigger="signal"
+        )
+    # Then the rows wait, undispatched
+    pending = Job.objects.filter(state=JobState.PENDING, dispatched_at__isnull=True)
+    assert set(pending.values_list("pk", flat=True)) == {j.pk for j in jobs}
+    # When Redis is back and the relay runs
+    monkeypatch.undo()
+    assert relay(grace_seconds=0) == 3
+    run_burst()
+    # Then each ran once
+    assert [redis_conn.get(runs_key(f"{token}-{n}")) for n in range(3)] == [b"1"] * 3
+
+
+def test_enqueue_many_refuses_bad_input_before_writing_any_row(redis_conn):
+    with pytest.raises(UnknownJobKind):
+        enqueue_many("no_such_kind", payloads=[{}], trigger="command")
+    with pytest.raises(InvalidJobRequest):
+        enqueue_many("test_noop", payloads=[{}], trigger="cron")
+    with pytest.raises(InvalidJobRequest):  # the bad payload is the last one
+        enqueue_many("test_noop", payloads=[{}, {}, {"when": object()}], trigger="command")
+    with pytest.raises(InvalidJobRequest, match="one per payload"):
+        enqueue_many("test_noop", payloads=[{}, {}], trigger="command", targets=[None])
+    assert Job.objects.count() == 0
+    assert enqueue_many("test_noop", payloads=[], trigger="command") == []
