@@ -17,7 +17,7 @@ from django.db import transaction
 from bundles.errors import BundleError, BundleNotFound, InvalidScope
 from bundles.models import Bundle
 from bundles.selectors import SCOPES, bundle_ids_for_scope
-from jobs.enqueue import dispatch, enqueue
+from jobs.enqueue import dispatch, enqueue, enqueue_many
 from jobs.models import Job
 
 BULK_OPERATIONS = ("recompute", "reindex", "check", "activate", "archive")
@@ -293,7 +293,11 @@ def bundles_bulk_enqueue(
     requested_by=None,
     dispatch_on_commit: bool = True,
 ) -> Job:
-    """One parent job that, when it runs, enqueues a child job per batch of ``batch_size``.
+    """One parent job and, in the same transaction, its child jobs, one per batch of
+    ``batch_size``; returns the parent (``bulk_batch_jobs(parent=...)`` gives the children).
+
+    The children exist from the start, so every door can name them at once; they go to RQ
+    with the parent on commit (the parent runs any that no worker has started yet).
 
     Raises ``InvalidJobOptions`` for an unknown operation, a batch size outside 1–1000 or an
     empty selection, and ``BundleNotFound`` naming every unknown id; nothing is created then.
@@ -312,18 +316,57 @@ def bundles_bulk_enqueue(
     if not ids:
         raise InvalidJobOptions("No bundles selected.")
     batches = -(-len(ids) // batch_size)
-    return enqueue(
-        "bulk_operation",
-        payload={
+    with transaction.atomic():  # parent and children, or neither
+        parent = enqueue(
+            "bulk_operation",
+            payload={
+                "operation": operation,
+                "bundle_ids": ids,
+                "batch_size": batch_size,
+                "continue_on_error": bool(continue_on_error),
+            },
+            trigger=trigger,
+            reason=reason or f"Bulk {operation} of {len(ids)} bundles in {batches} batches",
+            requested_by=requested_by,
+            target=("bundle", "", f"{operation.capitalize()} {len(ids)} bundles"),
+            dispatch_on_commit=dispatch_on_commit,
+        )
+        bulk_batches_enqueue(parent=parent, dispatch_on_commit=dispatch_on_commit)
+    return parent
+
+
+def bulk_batches_enqueue(*, parent: Job, dispatch_on_commit: bool = True) -> list[Job]:
+    """The child jobs of a bulk parent, one per batch of its payload, in batch order.
+
+    Called by ``bundles_bulk_enqueue``; the parent's handler calls it too for a parent recorded
+    without children (by a version that made them only when the parent ran).
+    """
+    operation = parent.payload["operation"]
+    ids = [int(i) for i in parent.payload["bundle_ids"]]
+    size = int(parent.payload.get("batch_size") or 100)
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    total = len(chunks)
+    payloads = [
+        {
             "operation": operation,
-            "bundle_ids": ids,
-            "batch_size": batch_size,
-            "continue_on_error": bool(continue_on_error),
-        },
-        trigger=trigger,
-        reason=reason or f"Bulk {operation} of {len(ids)} bundles in {batches} batches",
-        requested_by=requested_by,
-        target=("bundle", "", f"{operation.capitalize()} {len(ids)} bundles"),
+            "bundle_ids": chunk,
+            "continue_on_error": bool(parent.payload.get("continue_on_error", True)),
+            "batch": number,
+            "batches": total,
+        }
+        for number, chunk in enumerate(chunks, 1)
+    ]
+    return enqueue_many(
+        "bulk_batch",
+        payloads=payloads,
+        trigger=parent.trigger,
+        reason_for=lambda index, _payload: f"Batch {index + 1}/{total} of bulk {operation}",
+        requested_by=parent.requested_by,
+        targets=[
+            ("bundle", "", f"{operation.capitalize()} batch {number}/{total}")
+            for number in range(1, total + 1)
+        ],
+        parent=parent,
         dispatch_on_commit=dispatch_on_commit,
     )
 

@@ -29,8 +29,11 @@ from django.utils import timezone
 from bundles import job_services, services
 from bundles.errors import BundleNotFound
 from bundles.models import Bundle
-from bundles.selectors import bundle_ids_using_products, bundle_ids_using_variants
-from jobs.enqueue import enqueue
+from bundles.selectors import (
+    bulk_batch_jobs,
+    bundle_ids_using_products,
+    bundle_ids_using_variants,
+)
 from jobs.models import SETTLED_STATES, Job, JobState
 from jobs.registry import job_kind
 from jobs.runner import JobCancelled, JobContext, run_inline
@@ -365,29 +368,7 @@ def bulk_batch(
 
 
 def _children(parent: Job) -> list[Job]:
-    return list(Job.objects.filter(parent=parent, kind="bulk_batch").order_by("created_at", "pk"))
-
-
-def _create_children(ctx: JobContext, *, operation, ids, batch_size, continue_on_error) -> None:
-    batches = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
-    with transaction.atomic():
-        for number, batch_ids in enumerate(batches, 1):
-            enqueue(
-                "bulk_batch",
-                payload={
-                    "operation": operation,
-                    "bundle_ids": batch_ids,
-                    "continue_on_error": continue_on_error,
-                    "batch": number,
-                    "batches": len(batches),
-                },
-                trigger=ctx.job.trigger,
-                reason=f"Batch {number}/{len(batches)} of bulk {operation}",
-                requested_by=ctx.job.requested_by,
-                target=("bundle", "", f"{operation.capitalize()} batch {number}/{len(batches)}"),
-                parent=ctx.job,
-                dispatch_on_commit=not _is_inline(ctx),
-            )
+    return bulk_batch_jobs(parent=parent)
 
 
 def _retry_unfinished(parent: Job, children: Sequence[Job]) -> None:
@@ -439,25 +420,26 @@ def bulk_operation(
 ) -> dict:
     """Parent of a bulk operation: one child job per batch; settles when every child has.
 
-    The children go to RQ like any job, so several workers share them. The parent does not
-    just wait for them: it claims any child nobody has started and runs it in place (through
-    the same runner), so a single worker can never deadlock on its own children. Its progress
-    is the children's combined progress.
+    The children were recorded with the parent (``job_services.bundles_bulk_enqueue``) and
+    go to RQ like any job, so several workers share them. The parent does not just wait for
+    them: it claims any child nobody has started and runs it in place (through the same
+    runner), so a single worker can never deadlock on its own children. Its progress is the
+    children's combined progress. A failed batch is run again only when the parent itself is
+    retried, never on its first run.
     """
     if operation not in BATCH_OPERATIONS:
         raise ValueError(f"Unknown bulk operation {operation!r}")
     children = _children(ctx.job)
-    if children:  # a re-run (retry): the batches that did not complete run again
-        _retry_unfinished(ctx.job, children)
-    else:
-        _create_children(
-            ctx,
-            operation=operation,
-            ids=[int(i) for i in bundle_ids],
-            batch_size=int(batch_size),
-            continue_on_error=continue_on_error,
-        )
+    if not children:
+        # A parent recorded without its batches: through ``enqueue`` itself (a schedule, run
+        # now) or by an earlier version, which made them only when the parent ran.
+        with transaction.atomic():
+            job_services.bulk_batches_enqueue(
+                parent=ctx.job, dispatch_on_commit=not _is_inline(ctx)
+            )
         children = _children(ctx.job)
+    elif ctx.job.attempts > 1:  # a re-run (retry): the batches that did not complete run again
+        _retry_unfinished(ctx.job, children)
     total = len(children)
     try:
         while True:

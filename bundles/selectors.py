@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from jobs.models import Job
+
 from .errors import BundleNotFound, InvalidScope
 from .models import Bundle, BundleComponent, SearchEntry
 from .search import search_queryset
@@ -72,3 +74,10 @@ def bundles_using_variant(*, variant_id: int) -> list[Bundle]:
 def bundle_search(*, term: str, limit: int = 50) -> list[SearchEntry]:
     """Search entries of active bundles matching ``term`` (name, component names, SKUs)."""
     return list(search_queryset(term)[: max(0, limit)])
+
+
+def bulk_batch_jobs(*, parent: Job) -> list[Job]:
+    """The batch jobs of a bulk job, in batch order (batch 1 first)."""
+    children = Job.objects.filter(parent=parent, kind="bulk_batch")
+    # Rows written by one INSERT can share a creation time; the payload numbers the batches.
+    return sorted(children, key=lambda c: (int(c.payload.get("batch") or 0), c.created_at))

@@ -6,12 +6,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from bundles import job_services
 from bundles.errors import BundleNotFound, InvalidScope
 from bundles.job_services import InvalidJobOptions, bundles_bulk_enqueue
 from bundles.models import Bundle, BundleComponent, ProductVariant
+from bundles.selectors import bulk_batch_jobs
 from jobs.enqueue import enqueue
 from jobs.models import Job, JobState
 from jobs.runner import JobContext, run_inline
@@ -349,11 +351,17 @@ def test_bulk_operation_runs_one_child_per_batch_and_its_progress_follows_them(
     parent = bundles_bulk_enqueue(
         operation="activate", bundle_ids=ids, batch_size=3, trigger="admin"
     )
-    assert rq_queued("bundle-bulk-operation") == 1  # children are made when the parent runs
+    # The batches exist from the start, and went to RQ with their parent
+    queued = bulk_batch_jobs(parent=parent)
+    assert [c.payload["bundle_ids"] for c in queued] == [ids[0:3], ids[3:6], ids[6:]]
+    assert [c.reason for c in queued] == [f"Batch {n}/3 of bulk activate" for n in (1, 2, 3)]
+    assert {(c.trigger, c.state) for c in queued} == {("admin", JobState.PENDING)}
+    assert rq_queued("bundle-bulk-operation") == 4
     run_burst_worker()
 
     parent.refresh_from_db()
-    children = list(parent.children.order_by("created_at"))
+    children = bulk_batch_jobs(parent=parent)
+    assert [c.pk for c in children] == [c.pk for c in queued]
     assert [len(c.payload["bundle_ids"]) for c in children] == [3, 3, 1]
     assert all(c.state == JobState.COMPLETED for c in children)
     assert [c.payload["batch"] for c in children] == [1, 2, 3]
@@ -403,7 +411,7 @@ def test_bulk_without_continue_on_error_stops_at_the_failed_batch(drafts):
     )
     run_burst_worker()
     parent.refresh_from_db()
-    children = list(parent.children.order_by("created_at"))
+    children = bulk_batch_jobs(parent=parent)
     assert parent.state == JobState.FAILED
     assert "Batch 1/3 failed" in parent.errors[-1]["message"]
     assert children[0].state == JobState.FAILED
@@ -435,7 +443,7 @@ def test_retrying_a_failed_bulk_parent_runs_its_failed_and_cancelled_batches_aga
     run_burst_worker()
     # Then every batch ran again and completed, keeping the first attempt's error
     parent.refresh_from_db()
-    children = list(parent.children.order_by("created_at"))
+    children = bulk_batch_jobs(parent=parent)
     assert parent.state == JobState.COMPLETED, parent.errors
     assert parent.result["failed_batches"] == [] and parent.result["ok"] == 8
     assert [c.state for c in children] == [JobState.COMPLETED] * 3
@@ -454,13 +462,7 @@ def test_a_bulk_parent_waits_out_a_retrying_batchs_backoff(drafts, monkeypatch):
     parent = bundles_bulk_enqueue(
         operation="activate", bundle_ids=ids, trigger="admin", dispatch_on_commit=False
     )
-    child = enqueue(
-        "bulk_batch",
-        payload={"operation": "activate", "bundle_ids": ids, "batch": 1, "batches": 1},
-        trigger="admin",
-        parent=parent,
-        dispatch_on_commit=False,
-    )
+    [child] = bulk_batch_jobs(parent=parent)
     retry_at = timezone.now() + timedelta(seconds=1.5)
     Job.objects.filter(pk=child.pk).update(
         state=JobState.RETRYING, attempts=1, next_attempt_at=retry_at, errors=[{"attempt": 1}]
@@ -479,6 +481,65 @@ def test_a_bulk_parent_waits_out_a_retrying_batchs_backoff(drafts, monkeypatch):
     assert parent.state == JobState.COMPLETED
     assert len(ran_at) == 1 and ran_at[0] >= retry_at
     assert Job.objects.get(pk=child.pk).attempts == 2
+
+
+def test_a_bulk_parent_on_its_first_run_does_not_rerun_a_batch_that_failed_before_it_started(
+    drafts,
+):
+    # Given a stop-on-error bulk activation whose batch 1 (an empty draft) another worker ran
+    # and failed for good before the parent started
+    empty = make_empty_draft()
+    ids = [empty.pk] + [b.pk for b in drafts]
+    parent = bundles_bulk_enqueue(
+        operation="activate",
+        bundle_ids=ids,
+        batch_size=4,
+        continue_on_error=False,
+        trigger="admin",
+        dispatch_on_commit=False,
+    )
+    first, second = bulk_batch_jobs(parent=parent)
+    first = run_inline(run_inline(first))  # bulk_batch has 2 attempts
+    assert first.state == JobState.FAILED and first.attempts == 2
+    # When the parent runs for the first time
+    parent = run_inline(parent)
+    # Then it stops at that batch without running it again (only a retry of the parent does)
+    assert parent.state == JobState.FAILED
+    assert "Batch 1/2 failed" in parent.errors[-1]["message"]
+    assert Job.objects.get(pk=first.pk).attempts == 2
+    assert Job.objects.get(pk=second.pk).cancel_requested  # never runs
+    later = second.payload["bundle_ids"]
+    assert set(Bundle.objects.filter(pk__in=later).values_list("status", flat=True)) == {"draft"}
+
+
+def test_a_bulk_parent_recorded_without_batches_makes_them_when_it_runs(drafts):
+    # Given a bulk parent written by enqueue itself (as a schedule would), with no children
+    ids = [b.pk for b in drafts]
+    parent = enqueue(
+        "bulk_operation",
+        payload={"operation": "activate", "bundle_ids": ids, "batch_size": 5},
+        trigger="schedule",
+    )
+    assert not parent.children.exists()
+    # When a worker runs it
+    run_burst_worker()
+    # Then it made its two batches and ran them
+    parent.refresh_from_db()
+    children = bulk_batch_jobs(parent=parent)
+    assert parent.state == JobState.COMPLETED, parent.errors
+    assert [c.payload["bundle_ids"] for c in children] == [ids[:5], ids[5:]]
+    assert {(c.state, c.trigger) for c in children} == {(JobState.COMPLETED, "schedule")}
+    assert Bundle.objects.filter(pk__in=ids, status="active").count() == 7
+
+
+def test_bulk_enqueue_in_a_rolled_back_transaction_leaves_neither_parent_nor_batches(drafts):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        bundles_bulk_enqueue(
+            operation="activate", bundle_ids=[b.pk for b in drafts], batch_size=2, trigger="admin"
+        )
+        raise RuntimeError("the caller's transaction fails")
+    assert Job.objects.count() == 0
+    assert rq_queued() == 0
 
 
 @pytest.mark.parametrize("operation", ["recompute", "reindex", "check", "archive"])
@@ -524,7 +585,7 @@ def test_cancelling_a_bulk_parent_cancels_its_unstarted_children(drafts):
         parent = run_inline(parent)
     finally:
         bundle_jobs.BATCH_OPERATIONS["activate"] = real
-    states = list(parent.children.order_by("created_at").values_list("state", flat=True))
+    states = [c.state for c in bulk_batch_jobs(parent=parent)]
     assert parent.state == JobState.CANCELLED
     assert states[0] in (JobState.COMPLETED, JobState.CANCELLED)
     assert set(states[1:]) == {JobState.CANCELLED}
