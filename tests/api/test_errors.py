@@ -119,11 +119,12 @@ def test_bad_user_input_for_no_ids_or_more_than_ten_thousand(gql, bundle, count)
 
 
 def test_ten_thousand_ids_are_accepted(gql, bundle):
-    # The limit is inclusive: 10,000 copies of one id are one bundle, one job.
+    # The limit is inclusive: 10,000 copies of one id are one bundle, one batch job.
     response = gql(BULK, {"ids": [str(bundle.pk)] * 10_000, "size": 1000})
     assert not response.errors
     assert response.data["bulkRecomputeBundles"]["totalBundles"] == 1
-    assert Job.objects.count() == 1
+    assert len(response.data["bulkRecomputeBundles"]["jobIds"]) == 1
+    assert Job.objects.count() == 2  # the bulk job and its one batch
 
 
 def test_bad_user_input_for_an_id_that_is_not_a_number(gql, bundle):

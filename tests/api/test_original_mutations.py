@@ -197,35 +197,66 @@ def test_recompute_bundle_document_queues_a_recompute_that_updates_the_price(
 
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-def test_bulk_recompute_bundles_document_queues_a_bulk_job_that_updates_both(
+def test_bulk_recompute_bundles_document_returns_one_job_per_batch_that_updates_both(
     drifted, operator_client
 ):
     # When
     response = post_graphql(operator_client, BULK_RECOMPUTE)
 
-    # Then: the original's four result fields
+    # Then: the original's four result fields, one job id per batch
     assert response.status == 200 and not response.errors
     payload = response.data["bulkRecomputeBundles"]
     assert set(payload) == {"jobIds", "totalBundles", "batchCount", "message"}
     assert payload["totalBundles"] == 2
     assert payload["batchCount"] == 1
     assert "View progress in System → Jobs." in payload["message"]
-    assert len(payload["jobIds"]) == 1
-    parent = Job.objects.get(pk=payload["jobIds"][0])
-    assert (parent.kind, parent.queue, parent.trigger) == (
-        "bulk_operation",
-        "bundle-bulk-operation",
-        "graphql",
-    )
+    assert len(payload["jobIds"]) == payload["batchCount"]
+    children = [Job.objects.get(pk=job_id) for job_id in payload["jobIds"]]
+    assert {(c.kind, c.queue, c.trigger) for c in children} == {
+        ("bulk_batch", "bundle-bulk-operation", "graphql")
+    }
+    assert [c.payload["bundle_ids"] for c in children] == [[123, 456]]
+    parent = children[0].parent
+    assert (parent.kind, parent.trigger) == ("bulk_operation", "graphql")
     assert parent.payload["bundle_ids"] == [123, 456]
     assert parent.payload["batch_size"] == 10
+    assert {c.parent_id for c in children} == {parent.pk}
 
-    # And a real worker runs the parent and its batch child to completion
+    # And a real worker runs every batch job, and the parent, to completion
     run_burst_worker()
+    for child in children:
+        child.refresh_from_db()
+        assert child.state == JobState.COMPLETED, child.errors
+        assert child.requested_by.username == "original-operator"
     parent.refresh_from_db()
     assert parent.state == JobState.COMPLETED, parent.errors
-    children = list(parent.children.all())
-    assert len(children) == 1
-    assert children[0].state == JobState.COMPLETED
-    assert children[0].trigger == "graphql"
+    assert _price(123) == _price(456) == Decimal("50.00")
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_bulk_recompute_bundles_names_each_batch_job_in_order_and_the_bulk_job(
+    drifted, operator_client
+):
+    # When the two bundles are asked for in batches of one
+    response = post_graphql(
+        operator_client,
+        'mutation { bulkRecomputeBundles(bundleIds: ["456", "123"], batchSize: 1) '
+        "{ jobIds bulkJobId batchCount } }",
+    )
+
+    # Then there are two batch jobs, batch 1 first, under the bulk job named apart
+    assert response.status == 200 and not response.errors
+    payload = response.data["bulkRecomputeBundles"]
+    assert payload["batchCount"] == 2 == len(payload["jobIds"])
+    children = [Job.objects.get(pk=job_id) for job_id in payload["jobIds"]]
+    assert [c.payload["batch"] for c in children] == [1, 2]
+    assert [c.payload["bundle_ids"] for c in children] == [[456], [123]]
+    assert {str(c.parent_id) for c in children} == {payload["bulkJobId"]}
+    assert Job.objects.get(pk=payload["bulkJobId"]).kind == "bulk_operation"
+
+    # And a real worker runs each to completion
+    run_burst_worker()
+    assert [Job.objects.get(pk=c.pk).state for c in children] == [JobState.COMPLETED] * 2
+    assert Job.objects.get(pk=payload["bulkJobId"]).state == JobState.COMPLETED
     assert _price(123) == _price(456) == Decimal("50.00")

@@ -1,7 +1,8 @@
 """bulkRecomputeBundles(bundleIds, batchSize) → { jobIds totalBundles batchCount message }.
 
-One bulk job is queued; when it runs it makes one child job per batch (visible under it in
-System → Jobs). ``jobIds`` holds that bulk job's id.
+One bulk job is queued with one child job per batch (visible under it in System → Jobs).
+``jobIds`` holds the children's ids in batch order (as many as ``batchCount``); ``bulkJobId``
+is the parent's, whose progress and result cover the whole operation.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from api.graphql_utils import parse_int_ids
 from api.permissions import require_staff
 from bundles.graphql.mutations.common import CHANGE_BUNDLE, TRIGGER
 from bundles.job_services import MAX_BATCH_SIZE, MIN_BATCH_SIZE, bundles_bulk_enqueue
+from bundles.selectors import bulk_batch_jobs
 
 
 class BulkRecomputeBundles(graphene.Mutation):
@@ -21,7 +23,14 @@ class BulkRecomputeBundles(graphene.Mutation):
         bundle_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
         batch_size = graphene.Int(default_value=10, description="Bundles per batch, 1-1000")
 
-    job_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
+    job_ids = graphene.List(
+        graphene.NonNull(graphene.ID),
+        required=True,
+        description="The batch jobs, one per batch, in batch order",
+    )
+    bulk_job_id = graphene.ID(
+        required=True, description="The parent job: progress and result of the whole operation"
+    )
     total_bundles = graphene.Int(required=True)
     batch_count = graphene.Int(required=True)
     message = graphene.String(required=True)
@@ -46,8 +55,10 @@ class BulkRecomputeBundles(graphene.Mutation):
                 reason=f"Bulk recompute of {len(ids)} bundles over GraphQL",
                 requested_by=user,
             )  # unknown ids → BundleNotFound (naming them) → NOT_FOUND
+            batch_jobs = bulk_batch_jobs(parent=job)
         return BulkRecomputeBundles(
-            job_ids=[str(job.pk)],
+            job_ids=[str(child.pk) for child in batch_jobs],
+            bulk_job_id=str(job.pk),
             total_bundles=len(ids),
             batch_count=batches,
             message=(
