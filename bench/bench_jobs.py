@@ -20,11 +20,12 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._scratch import scratch_services  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("SECRET_KEY", "bench-not-a-secret")
 
@@ -37,19 +38,8 @@ def main() -> None:
     parser.add_argument("--enqueues", type=int, default=500, help="timed enqueue() calls")
     args = parser.parse_args()
 
-    server = None
-    scratch = tempfile.mkdtemp(prefix="bench-jobs-")
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch}/bench.sqlite3")
-    if not os.environ.get("REDIS_URL"):
-        from config.embedded_redis import start_embedded_redis
-
-        server = start_embedded_redis()
-        os.environ["REDIS_URL"] = server.url
-    try:
+    with scratch_services("bench-jobs"):
         run(args)
-    finally:
-        if server is not None:
-            server.stop()
 
 
 def run(args) -> None:

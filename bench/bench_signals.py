@@ -19,12 +19,13 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._scratch import scratch_services  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("SECRET_KEY", "bench-not-a-secret")
 
@@ -35,19 +36,8 @@ def main() -> None:
     parser.add_argument("--bundles", type=int, default=20, help="bundles using the variant")
     args = parser.parse_args()
 
-    server = None
-    scratch = tempfile.mkdtemp(prefix="bench-signals-")
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch}/bench.sqlite3")
-    if not os.environ.get("REDIS_URL"):
-        from config.embedded_redis import start_embedded_redis
-
-        server = start_embedded_redis()
-        os.environ["REDIS_URL"] = server.url
-    try:
+    with scratch_services("bench-signals"):
         run(args)
-    finally:
-        if server is not None:
-            server.stop()
 
 
 def run(args) -> None:

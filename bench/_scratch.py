@@ -1,0 +1,29 @@
+"""Scratch surroundings for a benchmark: a throwaway SQLite file and a private Redis.
+
+DATABASE_URL and REDIS_URL, when set, are used as they are (the database is migrated and gets
+rows, so never point it at one you care about).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def scratch_services(prefix: str) -> Iterator[None]:
+    scratch = tempfile.mkdtemp(prefix=f"{prefix}-")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch}/bench.sqlite3")
+    server = None
+    if not os.environ.get("REDIS_URL"):
+        from config.embedded_redis import start_embedded_redis
+
+        server = start_embedded_redis()
+        os.environ["REDIS_URL"] = server.url
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.stop()
