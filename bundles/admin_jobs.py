@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from bundles import job_services
 from bundles.errors import BundleError
 from bundles.models import Bundle
+from bundles.selectors import bulk_batch_jobs
 from jobs.admin_views import (
     QuickAction,
     audit_jobs,
@@ -27,12 +28,19 @@ from jobs.models import Job, JobTrigger
 from jobs.selectors import jobs_for_target
 
 # Up to this many bundles get one recompute / reindex job each (visible per bundle, deduped
-# with the signal-driven ones); a bigger selection becomes one bulk job with batch children.
+# with the signal-driven ones); a bigger selection becomes one bulk job with batch children
+# (the answer then links to the bulk job and every batch job).
 PER_BUNDLE_LIMIT = 100
 RECENT_JOBS = 10
 # The quick buttons on System → Jobs change bundles: the permission the bundle admin's
 # actions and the GraphQL mutations need too.
 CHANGE_BUNDLE = "bundles.change_bundle"
+
+
+def _bulk_jobs(**request) -> list[Job]:
+    """A bulk job and its batch jobs (``bundles_bulk_enqueue``): the jobs the answer links to."""
+    parent = job_services.bundles_bulk_enqueue(**request)
+    return [parent, *bulk_batch_jobs(parent=parent)]
 
 
 class BundleJobsAdminMixin:
@@ -75,14 +83,12 @@ class BundleJobsAdminMixin:
 
         def enqueue() -> list[Job]:
             if len(rows) > PER_BUNDLE_LIMIT:
-                return [
-                    job_services.bundles_bulk_enqueue(
-                        operation=operation,
-                        bundle_ids=[pk for pk, _ in rows],
-                        trigger=JobTrigger.ADMIN,
-                        requested_by=request.user,
-                    )
-                ]
+                return _bulk_jobs(
+                    operation=operation,
+                    bundle_ids=[pk for pk, _ in rows],
+                    trigger=JobTrigger.ADMIN,
+                    requested_by=request.user,
+                )
             return [
                 enqueue_one(
                     bundle_id=pk,
@@ -138,14 +144,12 @@ class BundleJobsAdminMixin:
         self._run(
             request,
             what,
-            lambda: [
-                job_services.bundles_bulk_enqueue(
-                    operation=operation,
-                    bundle_ids=ids,
-                    trigger=JobTrigger.ADMIN,
-                    requested_by=request.user,
-                )
-            ],
+            lambda: _bulk_jobs(
+                operation=operation,
+                bundle_ids=ids,
+                trigger=JobTrigger.ADMIN,
+                requested_by=request.user,
+            ),
         )
 
     @admin.action(description="Activate selected bundles (background job)", permissions=["change"])
@@ -239,15 +243,13 @@ def _emergency_check(*, user) -> list[Job]:
 
 def _recompute_all(*, user) -> list[Job]:
     ids = list(Bundle.objects.order_by("pk").values_list("pk", flat=True))
-    return [
-        job_services.bundles_bulk_enqueue(
-            operation="recompute",
-            bundle_ids=ids,
-            trigger=JobTrigger.ADMIN,
-            reason=f"Recompute all {len(ids)} bundles from the jobs page",
-            requested_by=user,
-        )
-    ]
+    return _bulk_jobs(
+        operation="recompute",
+        bundle_ids=ids,
+        trigger=JobTrigger.ADMIN,
+        reason=f"Recompute all {len(ids)} bundles from the jobs page",
+        requested_by=user,
+    )
 
 
 register_quick_action(

@@ -228,8 +228,6 @@ def test_bundle_action_answers_with_a_link_to_exactly_those_jobs(admin_client):
     [
         ("reindex_selected", "reindex"),
         ("check_selected", "consistency_check"),
-        ("activate_selected", "bulk_operation"),
-        ("archive_selected", "bulk_operation"),
     ],
 )
 def test_other_bundle_actions_queue_their_job(admin_client, action, kind):
@@ -243,6 +241,51 @@ def test_other_bundle_actions_queue_their_job(admin_client, action, kind):
     assert "1 job queued" in str(list(response.context["messages"])[0])
     new = Job.objects.exclude(pk__in=before)
     assert [j.kind for j in new] == [kind]
+
+
+@pytest.mark.parametrize(
+    "action, operation", [("activate_selected", "activate"), ("archive_selected", "archive")]
+)
+def test_bulk_bundle_actions_link_to_the_bulk_job_and_its_batch_jobs(
+    admin_client, action, operation
+):
+    # Given three draft bundles
+    bundles = [make_bundle(name=f"Kit {i}", status="draft") for i in range(3)]
+    before = set(Job.objects.values_list("pk", flat=True))
+    # When the action runs on them
+    response = admin_client.post(
+        reverse("admin:bundles_bundle_changelist"),
+        {"action": action, "_selected_action": [b.pk for b in bundles]},
+        follow=True,
+    )
+    # Then one bulk job and its one batch job were queued, and the answer links to both
+    [message] = [str(m) for m in response.context["messages"]]
+    assert "2 jobs queued" in message
+    new = Job.objects.exclude(pk__in=before)
+    [parent] = [j for j in new if j.kind == "bulk_operation"]
+    [batch] = [j for j in new if j.kind == "bulk_batch"]
+    assert batch.parent_id == parent.pk and len(new) == 2
+    assert parent.payload["operation"] == operation
+    link = message.split('href="')[1].split('"')[0].replace("&amp;", "&")
+    assert listed_ids(admin_client.get(link)) == {str(parent.pk), str(batch.pk)}
+
+
+def test_recompute_all_button_links_to_the_bulk_job_and_every_batch_job(admin_client):
+    # Given three bundles
+    for i in range(3):
+        make_bundle(name=f"Kit {i}")
+    before = set(Job.objects.values_list("pk", flat=True))
+    # When an operator presses "Recompute all bundles" on System → Jobs
+    response = admin_client.post(
+        reverse("admin:jobs_job_quick", args=["recompute-all"]), follow=True
+    )
+    # Then the answer links to exactly the bulk job and its batch job
+    [message] = [str(m) for m in response.context["messages"]]
+    assert "2 jobs queued" in message
+    new = Job.objects.exclude(pk__in=before)
+    assert sorted(new.values_list("kind", flat=True)) == ["bulk_batch", "bulk_operation"]
+    link = message.split('href="')[1].split('"')[0].replace("&amp;", "&")
+    assert listed_ids(admin_client.get(link)) == {str(j.pk) for j in new}
 
 
 def test_bundle_page_lists_recent_jobs_and_recompute_now_queues_one(admin_client):
