@@ -48,16 +48,30 @@ def jobs_changelist_url(*, ids: Iterable | None = None, **params: str) -> str:
     return f"{url}?{urlencode(query)}" if query else url
 
 
+# Past this many ids a ``?id__in=`` link grows beyond what servers accept in a URL.
+MAX_IDS_IN_LINK = 50
+
+
 def jobs_queued_message(jobs: list[Job], *, what: str) -> SafeString:
-    """ "N jobs queued" with a link to the list of exactly those jobs."""
+    """ "N jobs queued" with a link to the list of exactly those jobs.
+
+    A large bulk job (its parent and many batch jobs) links to the parent's page instead, which
+    lists every batch with their combined progress.
+    """
     unique = list({j.pk: j for j in jobs}.values())
     n = len(unique)
+    url = jobs_changelist_url(ids=[j.pk for j in unique])
+    roots = [j for j in unique if j.parent_id is None]
+    if n > MAX_IDS_IN_LINK and len(roots) == 1:
+        root = roots[0]
+        if all(j.parent_id == root.pk for j in unique if j is not root):
+            url = reverse("admin:jobs_job_change", args=[root.pk])
     return format_html(
         '{}: {} job{} queued. <a href="{}">See {} in System → Jobs</a>.',
         what,
         n,
         "" if n == 1 else "s",
-        jobs_changelist_url(ids=[j.pk for j in unique]),
+        url,
         "it" if n == 1 else "them",
     )
 

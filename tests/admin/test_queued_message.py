@@ -1,0 +1,45 @@
+"""The "N jobs queued" answer links to exactly those jobs, with a URL a server accepts."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from jobs.admin_views import MAX_IDS_IN_LINK, jobs_queued_message
+from jobs.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+def make_job(**fields) -> Job:
+    fields = {"queue": "bundle-bulk-operation", "kind": "bulk_batch", "trigger": "admin", **fields}
+    return Job.objects.create(**fields)
+
+
+def test_a_few_jobs_link_to_the_list_filtered_to_their_ids():
+    jobs = [make_job() for _ in range(3)]
+    message = jobs_queued_message(jobs, what="Recompute")
+    assert "3 jobs queued" in message
+    assert "id__in=" in message
+    for job in jobs:
+        assert str(job.pk) in message
+
+
+def test_a_large_bulk_job_links_to_its_parent_page_not_a_huge_url():
+    # Given a bulk parent with more batch jobs than a URL should list
+    parent = make_job(kind="bulk_operation")
+    children = [make_job(parent=parent) for _ in range(MAX_IDS_IN_LINK + 10)]
+    # When the admin answers
+    message = jobs_queued_message([parent, *children], what="Recompute")
+    # Then it counts them all and links to the parent's page, which lists the batches
+    assert f"{len(children) + 1} jobs queued" in message
+    assert reverse("admin:jobs_job_change", args=[parent.pk]) in message
+    assert "id__in=" not in message
+    assert len(message) < 1000
+
+
+def test_many_unrelated_jobs_still_link_to_exactly_their_ids():
+    jobs = [make_job() for _ in range(MAX_IDS_IN_LINK + 1)]
+    message = jobs_queued_message(jobs, what="Reindex")
+    assert "id__in=" in message
+    assert all(str(job.pk) in message for job in jobs)
