@@ -18,8 +18,12 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.05):
-    """Poll ``condition`` until it returns something truthy; fail with a clear message."""
+def wait_until(condition: Callable[[], object], timeout: float = 60.0, interval: float = 0.05):
+    """Poll ``condition`` until it returns something truthy; fail with a clear message.
+
+    The generous default only costs time when something is broken; a loaded 2-core CI machine
+    can take tens of seconds to start a worker subprocess.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
