@@ -173,8 +173,11 @@ def test_a_change_during_a_running_recompute_is_applied_after_it(redis_conn, wor
             variant = ProductVariant.objects.get(pk=battery.pk)
             variant.price = Decimal("30.00")
             variant.save()
-            # the fan-out runs in the other process and asks for a recompute of the kit
+            # the fan-out runs in the other process and asks for a recompute of the kit; wait
+            # until RQ holds it (the row commits a moment before its dispatch), or the burst
+            # worker could finish first and leave it for nobody
             wait_until(lambda: jobs("recompute").count() == 2)
+            wait_until(lambda: rq_queued("bundle-recompute") >= 1)
         finally:
             go.set()
             close_thread_connections()
