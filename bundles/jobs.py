@@ -397,10 +397,17 @@ def _runnable(children: Sequence[Job]) -> list[Job]:
 
 
 def _cancel_unstarted(children: Sequence[Job]) -> None:
-    # Children that have not run yet never will; a running one finishes its batch.
+    # Children that have not run yet never will (settled now, so a --sync run with no worker
+    # leaves nothing pending; an RQ copy is skipped by the runner); a running one finishes.
     Job.objects.filter(
         pk__in=[c.pk for c in children], state__in=(JobState.PENDING, JobState.RETRYING)
-    ).update(cancel_requested=True)
+    ).update(
+        state=JobState.CANCELLED,
+        cancel_requested=True,
+        settled_at=timezone.now(),
+        next_attempt_at=None,
+        progress_message="Cancelled before it ran",
+    )
 
 
 @job_kind(

@@ -422,6 +422,30 @@ def test_bulk_without_continue_on_error_stops_at_the_failed_batch(drafts):
     assert set(Bundle.objects.filter(pk__in=later).values_list("status", flat=True)) == {"draft"}
 
 
+def test_a_sync_bulk_that_stops_on_error_leaves_no_batch_pending(drafts):
+    from jobs.runner import run_inline
+
+    # Given a stop-on-error bulk activation run inline (--sync: no worker, no Redis delivery)
+    empty = make_empty_draft()
+    parent = bundles_bulk_enqueue(
+        operation="activate",
+        bundle_ids=[empty.pk] + [b.pk for b in drafts],
+        batch_size=3,
+        continue_on_error=False,
+        trigger="command",
+        dispatch_on_commit=False,
+    )
+    # When it runs and batch 1 fails
+    run_inline(parent)
+    # Then the parent failed and the batches that never ran are settled as cancelled
+    parent.refresh_from_db()
+    children = bulk_batch_jobs(parent=parent)
+    assert parent.state == JobState.FAILED
+    assert children[0].state == JobState.FAILED
+    assert [c.state for c in children[1:]] == [JobState.CANCELLED, JobState.CANCELLED]
+    assert all(c.settled_at is not None for c in children)
+
+
 def test_retrying_a_failed_bulk_parent_runs_its_failed_and_cancelled_batches_again(
     drafts, django_user_model
 ):
