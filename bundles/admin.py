@@ -169,6 +169,20 @@ class BundleForm(forms.ModelForm):
         return status
 
 
+# Shown read-only on the bundle page: the services compute them, people never type them.
+COMPUTED_FIELDS = (
+    "computed_price",
+    "computed_availability",
+    "no_saving",
+    "broken_reasons_display",
+    "status_before_broken",
+    "last_recomputed_at",
+    "shell_links",
+    "created_at",
+    "updated_at",
+)
+
+
 @admin.register(Bundle)
 class BundleAdmin(BundleJobsAdminMixin, admin.ModelAdmin):
     form = BundleForm
@@ -191,36 +205,14 @@ class BundleAdmin(BundleJobsAdminMixin, admin.ModelAdmin):
     search_fields = ("name", "slug", "components__variant__sku", "shell_variant__sku")
     list_select_related = ("shell_variant",)
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = (
-        "computed_price",
-        "computed_availability",
-        "no_saving",
-        "broken_reasons_display",
-        "status_before_broken",
-        "last_recomputed_at",
-        "shell_links",
-        "created_at",
-        "updated_at",
-    )
+    readonly_fields = COMPUTED_FIELDS
     fieldsets = (
         (None, {"fields": ("name", "slug", "status", "currency")}),
         ("Pricing", {"fields": ("pricing_rule", "rule_value", "availability_cap")}),
         ("Validity", {"fields": ("valid_from", "valid_to")}),
         (
             "Computed (read-only)",
-            {
-                "fields": (
-                    "computed_price",
-                    "computed_availability",
-                    "no_saving",
-                    "broken_reasons_display",
-                    "status_before_broken",
-                    "last_recomputed_at",
-                    "shell_links",
-                    "created_at",
-                    "updated_at",
-                )
-            },
+            {"fields": COMPUTED_FIELDS},
         ),
     )
 
