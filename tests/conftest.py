@@ -27,6 +27,23 @@ def redis_conn():
     conn.flushdb()
 
 
+@pytest.fixture
+def start_worker(redis_conn):
+    """Start real ``manage.py run_worker`` subprocesses; all are stopped after the test."""
+    from tests.support import WorkerProcess
+
+    started: list[WorkerProcess] = []
+
+    def start(*args: str) -> WorkerProcess:
+        proc = WorkerProcess(*args)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
 @pytest.fixture(scope="session")
 def chromium():
     """The system's headless Chromium through Playwright's sync API, one per test session.

@@ -11,32 +11,17 @@ from pathlib import Path
 import pytest
 
 import tests.jobs.kinds  # noqa: F401 - the test job kinds (flaky, slow, noop) in this process too
-from tests.support import WorkerProcess, wait_until  # noqa: F401 - wait_until used by tests
+from tests.support import wait_until  # noqa: F401 - used by the browser tests
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 PASSWORD = "browser-test-password"
 
 
-class Worker(WorkerProcess):
-    """``manage.py run_worker`` (all job queues, RQ's scheduler, the test kinds) on the test DB."""
-
-    def __init__(self) -> None:
-        super().__init__("--import", "tests.jobs.kinds", "--logging-level", "WARNING")
-
-
 @pytest.fixture
-def start_worker(redis_conn):
-    started: list[Worker] = []
-
-    def start() -> Worker:
-        worker = Worker()
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
+def start_worker(start_worker):
+    """A worker on all job queues that also knows the test job kinds (flaky, slow, noop)."""
+    return lambda: start_worker("--import", "tests.jobs.kinds", "--logging-level", "WARNING")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.db import connections
 
 from jobs.models import Job
 from jobs.worker import JobsSimpleWorker
-from tests.support import WorkerProcess, wait_until  # noqa: F401 - re-exported for the tests
+from tests.support import wait_until  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parents[2]
 

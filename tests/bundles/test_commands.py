@@ -18,7 +18,6 @@ from bundles.models import Bundle, ProductVariant
 from jobs.models import Job, JobState
 from tests.bundles.jobs_support import (
     ROOT,
-    WorkerProcess,
     close_thread_connections,
     jobs,
     rq_queued,
@@ -37,10 +36,8 @@ def no_fanout_debounce(settings):
 
 
 @pytest.fixture
-def worker(redis_conn):
-    proc = WorkerProcess()
-    yield proc
-    proc.stop()
+def worker(start_worker):
+    return start_worker()
 
 
 @pytest.fixture

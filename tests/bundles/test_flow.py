@@ -13,7 +13,6 @@ from bundles import job_services, services
 from bundles.models import Bundle, ProductVariant
 from jobs.models import SETTLED_STATES, Job, JobState
 from tests.bundles.jobs_support import (
-    WorkerProcess,
     close_thread_connections,
     jobs,
     rq_queued,
@@ -32,17 +31,8 @@ def no_fanout_debounce(settings):
 
 
 @pytest.fixture
-def worker(redis_conn):
-    started: list[WorkerProcess] = []
-
-    def start(*queues: str) -> WorkerProcess:
-        proc = WorkerProcess(*queues)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
+def worker(start_worker):
+    return start_worker
 
 
 def all_settled() -> bool:

@@ -11,7 +11,6 @@ from django.conf import settings
 
 import tests.jobs.kinds  # noqa: F401 - registers the test job kinds
 from jobs.worker import JobsSimpleWorker
-from tests import support
 from tests.support import child_pids, wait_until  # noqa: F401 - used by the tests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,23 +33,7 @@ def run_burst(redis_conn):
     return run
 
 
-class WorkerProcess(support.WorkerProcess):
-    """A real ``manage.py run_worker`` subprocess that also knows the test job kinds."""
-
-    def __init__(self, *extra: str) -> None:
-        super().__init__("--import", "tests.jobs.kinds", *extra)
-
-
 @pytest.fixture
-def worker_process(redis_conn):
-    """Start worker subprocesses; all are killed at the end of the test."""
-    started: list[WorkerProcess] = []
-
-    def start(*extra: str) -> WorkerProcess:
-        proc = WorkerProcess(*extra)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
+def worker_process(start_worker):
+    """Start worker subprocesses that also know the test job kinds."""
+    return lambda *extra: start_worker("--import", "tests.jobs.kinds", *extra)
