@@ -66,23 +66,21 @@ class BadUserInput(ApiError):
 
 
 def as_api_error(exc: BaseException) -> ApiError | None:
-    """The API error a service exception stands for, or None if it is unexpected."""
-    from bundles.errors import BundleError, BundleNotFound
-    from jobs.schedules import ScheduleNotFound
-    from jobs.services import JobNotFound, JobStateError
+    """The API error a service exception stands for, or None if it is unexpected.
 
+    The protocol the domains' exceptions follow (so this module imports no domain): a class
+    attribute ``api_code`` (``NOT_FOUND`` or ``BAD_USER_INPUT``), a ``message``, the domain's
+    own ``code`` (sent as ``extensions.reason``), and optionally ``field`` and ``ids``.
+    """
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, BundleNotFound):
-        return NotFound(exc.message, ids=exc.ids)
-    if isinstance(exc, BundleError):
-        return BadUserInput(exc.message, reason=exc.code)
-    if isinstance(exc, JobNotFound):
-        return NotFound(exc.message)
-    if isinstance(exc, JobStateError):
-        return BadUserInput(exc.message, reason="invalid_state")
-    if isinstance(exc, ScheduleNotFound):
-        return NotFound(exc.message)
+    api_code = getattr(exc, "api_code", None)
+    message = getattr(exc, "message", None) or str(exc)
+    if api_code == NOT_FOUND:
+        return NotFound(message, ids=getattr(exc, "ids", None) or ())
+    if api_code == BAD_USER_INPUT:
+        details = {"reason": getattr(exc, "code", None) or "bad_input"}
+        return BadUserInput(message, field=getattr(exc, "field", None), **details)
     return None
 
 

@@ -1,7 +1,7 @@
 """Job actions for the bundle admin (mixed into ``BundleAdmin``) and the bundle quick buttons on
 System → Jobs.
 
-Every action goes through ``bundles.job_services`` — the same services GraphQL, commands and
+Every action goes through ``bundles.requests`` — the same services GraphQL, commands and
 signals use — and answers "N jobs queued" with a link to exactly those jobs.
 """
 
@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 
-from bundles import job_services
+from bundles import requests
 from bundles.errors import BundleError
 from bundles.models import Bundle
 from bundles.selectors import bulk_batch_jobs
@@ -39,7 +39,7 @@ CHANGE_BUNDLE = "bundles.change_bundle"
 
 def _bulk_jobs(**request) -> list[Job]:
     """A bulk job and its batch jobs (``bundles_bulk_enqueue``): the jobs the answer links to."""
-    parent = job_services.bundles_bulk_enqueue(**request)
+    parent = requests.bundles_bulk_enqueue(**request)
     return [parent, *bulk_batch_jobs(parent=parent)]
 
 
@@ -109,7 +109,7 @@ class BundleJobsAdminMixin:
             queryset,
             operation="recompute",
             what="Recompute",
-            enqueue_one=job_services.bundle_recompute_enqueue,
+            enqueue_one=requests.bundle_recompute_enqueue,
         )
 
     @admin.action(description="Reindex selected bundles (background job)", permissions=["change"])
@@ -119,7 +119,7 @@ class BundleJobsAdminMixin:
             queryset,
             operation="reindex",
             what="Reindex",
-            enqueue_one=job_services.bundle_reindex_enqueue,
+            enqueue_one=requests.bundle_reindex_enqueue,
         )
 
     @admin.action(description="Check consistency of selected bundles (fix)", permissions=["change"])
@@ -129,7 +129,7 @@ class BundleJobsAdminMixin:
             request,
             "Consistency check",
             lambda: [
-                job_services.bundles_check_enqueue(
+                requests.bundles_check_enqueue(
                     scope=ids,
                     fix=True,
                     trigger=JobTrigger.ADMIN,
@@ -178,7 +178,7 @@ class BundleJobsAdminMixin:
             raise PermissionDenied
         back = reverse("admin:bundles_bundle_change", args=[object_id])
         try:
-            job = job_services.bundle_recompute_request(
+            job = requests.bundle_recompute_request(
                 bundle_id=object_id,
                 trigger=JobTrigger.ADMIN,
                 reason="Recompute now (bundle page)",
@@ -218,7 +218,7 @@ class BundleJobsAdminMixin:
 
 def _check_active(*, user) -> list[Job]:
     return [
-        job_services.bundles_check_enqueue(
+        requests.bundles_check_enqueue(
             scope="active",
             fix=False,
             notify_admins=True,
@@ -231,7 +231,7 @@ def _check_active(*, user) -> list[Job]:
 
 def _emergency_check(*, user) -> list[Job]:
     return [
-        job_services.bundles_check_enqueue(
+        requests.bundles_check_enqueue(
             scope="broken",
             fix=True,
             trigger=JobTrigger.ADMIN,

@@ -41,10 +41,6 @@ def store_snapshot(instance: models.Model, values: dict[str, object]) -> None:
     instance.__dict__[_SNAPSHOT_ATTR] = values
 
 
-def has_snapshot(instance: models.Model) -> bool:
-    return _SNAPSHOT_ATTR in instance.__dict__
-
-
 def changed_fields(
     instance: models.Model,
     fields: Iterable[models.Field],

@@ -14,20 +14,28 @@ if TYPE_CHECKING:
 
 
 class BundleError(Exception):
+    """Bad input or a refused operation; follows the API error protocol (``api/errors.py``):
+    ``api_code`` says how every door reports it, ``field`` names the input it is about."""
+
+    api_code = "BAD_USER_INPUT"
     code: str = "bundle_error"
     message: str
+    field: str | None = None
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if field is not None:
+            self.field = field
 
     def __str__(self) -> str:
         return self.message
 
 
 class BundleNotFound(BundleError):
+    api_code = "NOT_FOUND"
     code = "bundle_not_found"
 
     def __init__(self, ids: Iterable[int]) -> None:

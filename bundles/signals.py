@@ -1,7 +1,7 @@
 """Receivers that turn catalog changes into jobs.
 
 Each receiver only answers "did something that bundles depend on change?" and, if so, asks
-for a job through ``bundles.job_services``. The work itself (finding the bundles that use a
+for a job through ``bundles.requests``. The work itself (finding the bundles that use a
 variant, pricing them, indexing) happens in the jobs, never in the request that saved.
 
 Changes are detected without queries: ``post_init`` remembers the tracked values an instance
@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.signals import post_delete, post_init, post_save
 
-from bundles import change_tracking, job_services
+from bundles import change_tracking, requests
 from bundles.models import Bundle, BundleComponent, Product, ProductVariant
 
 TRIGGER = "signal"
@@ -104,7 +104,7 @@ def _variant_saved(sender, instance: ProductVariant, created: bool, raw: bool, *
     fields = ", ".join(sorted(changes))
     # Only name/SKU changed: the bundles' prices stand, their search entries need a reindex.
     reindex_only = not _VARIANT_PRICING_NAMES.intersection(changes)
-    job_services.variants_changed(
+    requests.variants_changed(
         variant_ids=[instance.pk],
         trigger=TRIGGER,
         reason=f"Variant {instance.sku} {'renamed' if reindex_only else 'changed'}: {fields}",
@@ -116,7 +116,7 @@ def _variant_saved(sender, instance: ProductVariant, created: bool, raw: bool, *
     )
     if became_unsafe and BundleComponent.objects.filter(variant_id=instance.pk).exists():
         what = "deleted" if instance.deleted_at is not None else "disabled"
-        job_services.broken_check_enqueue(
+        requests.broken_check_enqueue(
             trigger=TRIGGER, reason=f"Component variant {instance.sku} {what}"
         )
 
@@ -129,7 +129,7 @@ def _product_saved(sender, instance: Product, created: bool, raw: bool, **kwargs
     # (the recompute writes it), and search shows the bundle's own name.
     if created or not changes or instance.is_bundle_shell:
         return
-    job_services.products_renamed(
+    requests.products_renamed(
         product_ids=[instance.pk],
         trigger=TRIGGER,
         reason=f"Product {instance.name} renamed",
@@ -149,14 +149,14 @@ def _bundle_saved(sender, instance: Bundle, created: bool, raw: bool, **kwargs) 
     recompute = sorted(f for f in changes if f in {f.attname for f in BUNDLE_RECOMPUTE_FIELDS})
     if recompute:
         # The recompute also reindexes (update_search), so it covers name changes too.
-        job_services.bundle_recompute_enqueue(
+        requests.bundle_recompute_enqueue(
             bundle_id=instance.pk,
             trigger=TRIGGER,
             reason=f"Bundle changed: {', '.join(recompute)}",
             label=instance.name,
         )
     else:
-        job_services.bundle_reindex_enqueue(
+        requests.bundle_reindex_enqueue(
             bundle_id=instance.pk,
             trigger=TRIGGER,
             reason=f"Bundle {', '.join(sorted(changes))} changed",
@@ -178,7 +178,7 @@ def _component_saved(sender, instance: BundleComponent, created: bool, raw: bool
     if not created and not changes:
         return
     what = "added" if created else f"changed ({', '.join(sorted(changes))})"
-    job_services.bundle_recompute_enqueue(
+    requests.bundle_recompute_enqueue(
         bundle_id=instance.bundle_id,
         trigger=TRIGGER,
         reason=f"Component {what}",
@@ -186,7 +186,7 @@ def _component_saved(sender, instance: BundleComponent, created: bool, raw: bool
     )
     old_bundle_id = changes.get("bundle_id", (None, None))[0]
     if old_bundle_id and old_bundle_id != instance.bundle_id:
-        job_services.bundle_recompute_enqueue(
+        requests.bundle_recompute_enqueue(
             bundle_id=old_bundle_id, trigger=TRIGGER, reason="Component moved to another bundle"
         )
 
@@ -201,7 +201,7 @@ def _component_deleted(sender, instance: BundleComponent, origin=None, **kwargs)
     # Components deleted because their bundle is being deleted need no recompute.
     if _deleting_whole_bundle(origin):
         return
-    job_services.bundle_recompute_enqueue(
+    requests.bundle_recompute_enqueue(
         bundle_id=instance.bundle_id,
         trigger=TRIGGER,
         reason="Component removed",

@@ -14,7 +14,7 @@ from datetime import datetime
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from jobs.models import Job, JobState
@@ -304,7 +304,3 @@ def pretty_json_html(value) -> SafeString:
         return format_html('<span class="quiet">{}</span>', "—")
     text = json.dumps(value, indent=2, sort_keys=True, cls=DjangoJSONEncoder, ensure_ascii=False)
     return format_html('<pre class="jobs-json">{}</pre>', text)
-
-
-def definition_list(rows: Iterable[tuple[str, str]]) -> SafeString:
-    return format_html_join("", "<dt>{}</dt><dd>{}</dd>", rows)

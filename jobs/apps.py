@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class JobsConfig(AppConfig):
@@ -7,7 +8,6 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Every installed app's ``jobs`` module registers its job kinds (bundles/jobs.py ...).
-        from django.utils.module_loading import autodiscover_modules
-
-        autodiscover_modules("jobs")
+        # Every installed app registers its job kinds in ``handlers`` and its target types and
+        # request functions in ``requests`` (bundles/handlers.py, bundles/requests.py).
+        autodiscover_modules("handlers", "requests")

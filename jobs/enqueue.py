@@ -18,27 +18,17 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
-import django_rq
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.utils import timezone
-from redis.exceptions import RedisError
 
+from jobs.dispatch import RUNNER_ENTRYPOINT, dispatch  # noqa: F401 (public import path)
 from jobs.models import Job, JobState, JobTrigger
 from jobs.registry import JobKind, get_kind
 
 logger = logging.getLogger(__name__)
-
-# Dotted path of the single RQ entrypoint; RQ imports it in the worker.
-RUNNER_ENTRYPOINT = "jobs.runner.perform"
-# RQ keeps the outcome of our runner only briefly: the ledger is the record.
-RQ_RESULT_TTL = 3600
-RQ_FAILURE_TTL = 7 * 24 * 3600
 
 Merge = Callable[[dict, dict], dict]
 
@@ -237,89 +227,3 @@ def _check_json(payload: Any) -> None:
         json.dumps(payload)
     except (TypeError, ValueError) as exc:
         raise InvalidJobRequest(f"Job payload must be JSON-serialisable: {exc}") from exc
-
-
-def rq_job_id_for(job: Job) -> str:
-    """A new RQ job id for one send of the row: letters, digits and '-' only (RQ's rule).
-
-    Unique per send, not just per attempt: RQ pushes a second copy when an id is enqueued
-    twice, and that copy's outcome would then be taken for the running one's.
-    """
-    return f"job-{job.pk}-{job.attempts + 1}-{uuid.uuid4().hex[:8]}"
-
-
-def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
-    """Hand the ledger row to RQ (now, or after ``delay`` seconds). True if it was sent.
-
-    The row is claimed first: only if its ``dispatched_at`` is still ``expect_dispatched_at``
-    (default: never sent) is it marked sent and named with a new RQ id, in one conditional
-    UPDATE. So of two processes dispatching the same row (an on-commit dispatch and the relay,
-    two relays), one sends and the other sends nothing.
-
-    Never raises for Redis trouble: the claim is undone and the relay sends the row later.
-    """
-    try:
-        job = Job.objects.get(pk=job_id)
-    except Job.DoesNotExist:
-        logger.warning("Job %s vanished before dispatch", job_id)
-        return False
-    if job.state not in (JobState.PENDING, JobState.RETRYING) or job.cancel_requested:
-        return False
-    try:
-        timeout = get_kind(job.kind).timeout
-    except LookupError:
-        timeout = 600
-    rq_id = rq_job_id_for(job)
-    # Claim and name the delivery before sending, so the runner can tell it from stale copies.
-    claimed = Job.objects.filter(
-        pk=job.pk,
-        state__in=(JobState.PENDING, JobState.RETRYING),
-        cancel_requested=False,
-        attempts=job.attempts,
-        dispatched_at=expect_dispatched_at,
-    ).update(rq_job_id=rq_id, dispatched_at=timezone.now())
-    if not claimed:
-        return False  # another process sent it, a worker started it, or it was cancelled
-    try:
-        queue = django_rq.get_queue(job.queue)
-        options: dict[str, Any] = {
-            "args": (str(job.pk),),
-            "job_id": rq_id,
-            # RQ raises JobTimeoutException inside the handler after this long; the runner
-            # records it as the attempt's error and retries like any other failure.
-            "job_timeout": timeout,
-            "result_ttl": RQ_RESULT_TTL,
-            "failure_ttl": RQ_FAILURE_TTL,
-            "description": f"{job.kind} {job.target_label or job.target_id}".strip(),
-            "meta": {"ledger_id": str(job.pk), "kind": job.kind, "progress": job.progress},
-        }
-        if delay > 0:
-            # RQ keeps scheduled times in whole seconds (truncated): round up, so a retry never
-            # comes earlier than its backoff.
-            at = timezone.now() + timedelta(seconds=delay)
-            if at.microsecond:
-                at = at.replace(microsecond=0) + timedelta(seconds=1)
-            queue.enqueue_at(at, RUNNER_ENTRYPOINT, **options)
-        else:
-            queue.enqueue(RUNNER_ENTRYPOINT, **options)
-    except (RedisError, OSError) as exc:  # Redis down, refused, timed out: relay sends it later.
-        logger.warning(
-            "Could not dispatch job %s to RQ queue %s (%s); relay will retry",
-            job.pk,
-            job.queue,
-            exc,
-        )
-        _unclaim(job.pk, rq_id)
-        return False
-    except Exception:  # anything else is still not the caller's problem, but keep the trace
-        logger.exception(
-            "Could not dispatch job %s to RQ queue %s; relay will retry", job.pk, job.queue
-        )
-        _unclaim(job.pk, rq_id)
-        return False
-    return True
-
-
-def _unclaim(job_pk, rq_id: str) -> None:
-    # Only our own claim: if anything moved the row on meanwhile, leave it be.
-    Job.objects.filter(pk=job_pk, rq_job_id=rq_id).update(dispatched_at=None)

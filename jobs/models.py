@@ -26,9 +26,6 @@ class JobTrigger(models.TextChoices):
     COMMAND = "command", "Command"
 
 
-# Dedup merges only into jobs that never started: a retrying job has run (and may be half-way
-# through its work), and a running->retrying move must never collide with a newer pending row.
-NOT_STARTED_STATES = (JobState.PENDING,)
 # States a job can still move out of on its own.
 ACTIVE_STATES = (JobState.PENDING, JobState.RUNNING, JobState.RETRYING)
 SETTLED_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
@@ -131,11 +128,6 @@ class Job(models.Model):
     @property
     def is_settled(self) -> bool:
         return self.state in SETTLED_STATES
-
-    @property
-    def rq_id(self) -> str:
-        """The RQ job id for this row: letters, digits and '-' only (RQ's rule)."""
-        return self.rq_job_id or f"job-{self.id}"
 
 
 class ScheduleState(models.Model):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 if TYPE_CHECKING:
-    from jobs.runner import JobContext
+    from jobs.context import JobContext
 
 Handler = Callable[..., "dict | None"]
 

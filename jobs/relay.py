@@ -30,10 +30,11 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus
 from rq.worker import Worker
 
-from jobs.enqueue import dispatch
+from jobs import conf
+from jobs.dispatch import dispatch
 from jobs.models import Job, JobState
 from jobs.registry import UnknownJobKind, get_kind
-from jobs.runner import HEARTBEAT_INTERVAL, INLINE_PREFIX, record_failure
+from jobs.runner import INLINE_PREFIX, record_failure
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def _death_reason(row: Job, rq_jobs, live_workers: set[str], *, now, stale_after
         and row.rq_job_id
         and row.worker_name
         and row.worker_name not in live_workers
-        and silent_for > 2 * HEARTBEAT_INTERVAL
+        and silent_for > 2 * conf.heartbeat_interval()
     ):
         return (
             f"Worker died: worker {row.worker_name} is gone and the job has not "

@@ -15,91 +15,27 @@ import logging
 import os
 import socket
 import threading
-import time
 import traceback
 from datetime import timedelta
 from typing import Any
 
+from django.core.mail import mail_admins
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
+from rq import get_current_job
 
+from jobs import conf
+from jobs.context import JobCancelled, JobContext
+from jobs.dispatch import dispatch
 from jobs.models import Job, JobState
 from jobs.registry import JobKind, UnknownJobKind, get_kind
+from jobs.selectors import wait_for_job
 
 logger = logging.getLogger(__name__)
 
-# At most one progress write per this many seconds (100 % is always written).
-PROGRESS_MIN_INTERVAL = 0.5
-# How often the heartbeat thread touches the row while the handler runs.
-HEARTBEAT_INTERVAL = 15.0
 # ``rq_job_id`` prefix of a run in this process (``run_inline``), not through RQ.
 INLINE_PREFIX = "inline-"
-
-
-class JobCancelled(Exception):
-    """Raised inside a handler (by ``set_progress`` / ``check_cancelled``) when cancel was asked."""
-
-
-class JobContext:
-    """What a handler gets: its ledger row, progress reporting and cancellation checks.
-
-    ``set_progress`` raises :class:`JobCancelled` once a cancel was requested, so a handler that
-    reports progress stops at its next step without doing anything itself. A handler that sees
-    ``cancel_requested()`` return True may return early: the job then ends ``cancelled``.
-    """
-
-    def __init__(self, job: Job, rq_job=None) -> None:
-        self.job = job
-        self.rq_job = rq_job
-        self._last_write = 0.0
-        self._last_cancel_check = 0.0
-        self._cancel = False
-        self.cancel_seen = False
-        self._lock = threading.Lock()
-
-    # -- progress ------------------------------------------------------------------------
-    def set_progress(self, pct: int, message: str = "") -> None:
-        pct = max(0, min(100, int(pct)))
-        message = (message or "")[:255]
-        self.job.progress, self.job.progress_message = pct, message
-        now = time.monotonic()
-        if pct == 100 or now - self._last_write >= PROGRESS_MIN_INTERVAL:
-            self._last_write = now
-            self._write_progress(pct, message)
-        if self.cancel_requested():
-            raise JobCancelled("Cancel requested")
-
-    def _write_progress(self, pct: int, message: str) -> None:
-        Job.objects.filter(pk=self.job.pk, state=JobState.RUNNING).update(
-            progress=pct, progress_message=message, heartbeat_at=timezone.now()
-        )
-        if self.rq_job is not None:
-            try:
-                self.rq_job.meta["progress"] = pct
-                self.rq_job.meta["progress_message"] = message
-                self.rq_job.save_meta()
-            except Exception:  # Redis hiccup: the ledger has the progress, that is enough.
-                logger.debug("Could not save RQ meta for %s", self.job.pk, exc_info=True)
-
-    # -- cancellation --------------------------------------------------------------------
-    def cancel_requested(self) -> bool:
-        """True once someone asked to cancel this job (checked against the DB, throttled)."""
-        now = time.monotonic()
-        if not self._cancel and now - self._last_cancel_check >= PROGRESS_MIN_INTERVAL:
-            self._last_cancel_check = now
-            self._cancel = bool(Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists())
-        if self._cancel:
-            self.cancel_seen = True
-        return self._cancel
-
-    def check_cancelled(self) -> None:
-        """Raise :class:`JobCancelled` if a cancel was requested."""
-        if self.cancel_requested():
-            raise JobCancelled("Cancel requested")
-
-    def _mark_cancel(self) -> None:  # from the heartbeat thread
-        self._cancel = True
 
 
 class _Heartbeat(threading.Thread):
@@ -108,7 +44,7 @@ class _Heartbeat(threading.Thread):
     def __init__(self, ctx: JobContext, interval: float | None = None) -> None:
         super().__init__(name=f"job-heartbeat-{ctx.job.pk}", daemon=True)
         self.ctx = ctx
-        self.interval = interval or HEARTBEAT_INTERVAL
+        self.interval = interval or conf.heartbeat_interval()
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -132,8 +68,6 @@ class _Heartbeat(threading.Thread):
 
 def perform(job_id: str) -> dict:
     """RQ entrypoint: run the ledger job ``job_id``. Returns a short summary for RQ's result."""
-    from rq import get_current_job
-
     close_old_connections()
     rq_job = get_current_job()
     worker = (rq_job.worker_name if rq_job else None) or _local_name()
@@ -157,8 +91,6 @@ def run_inline(job: Job) -> Job:
             job.refresh_from_db()
             if not job.is_settled and job.state == JobState.RUNNING:
                 # A worker got it first (it was dispatched too): wait for that run instead.
-                from jobs.services import wait_for_job
-
                 return wait_for_job(job.pk, timeout=get_kind(job.kind).timeout + 60)
             return job
         job = _execute(claimed, None, inline=True)
@@ -302,8 +234,6 @@ def record_failure(
 
     Used by the runner for handler errors and by the reconciler for dead workers.
     """
-    from jobs.enqueue import dispatch
-
     with transaction.atomic():
         row = Job.objects.select_for_update().get(pk=job.pk)
         if row.state != expect_state:
@@ -352,8 +282,6 @@ def record_failure(
 
 def _mail_admins_failed(job: Job) -> None:
     """Tell the site admins (settings.ADMINS) that a job failed for good."""
-    from django.core.mail import mail_admins
-
     last = (job.errors or [{}])[-1]
     target = f" on {job.target_type} {job.target_label or job.target_id}" if job.target_id else ""
     body = (

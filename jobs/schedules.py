@@ -44,7 +44,8 @@ class ScheduleError(Exception):
 
 
 class ScheduleNotFound(ScheduleError):
-    pass
+    api_code = "NOT_FOUND"
+    code = "schedule_not_found"
 
 
 def schedule_definitions() -> list[dict]:

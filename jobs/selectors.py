@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,7 +22,8 @@ from django.db.models import Avg, Count, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
+from jobs.errors import JobNotFound
+from jobs.models import SETTLED_STATES, Job, JobState
 
 logger = logging.getLogger(__name__)
 
@@ -406,5 +409,49 @@ def job_audit(*, job_id) -> list:
     )
 
 
-def active_job_count() -> int:
-    return Job.objects.filter(state__in=ACTIVE_STATES).count()
+# --- single jobs ----------------------------------------------------------------------------------
+
+
+def parse_job_id(job_id) -> uuid.UUID:
+    """A job id as UUID, or :class:`JobNotFound` naming the malformed value."""
+    if isinstance(job_id, uuid.UUID):
+        return job_id
+    try:
+        return uuid.UUID(str(job_id).strip())
+    except (ValueError, AttributeError, TypeError):
+        raise JobNotFound(f"{job_id!r} is not a job id (expected a UUID)") from None
+
+
+def job_get(*, job_id) -> Job:
+    pk = parse_job_id(job_id)
+    try:
+        return Job.objects.get(pk=pk)
+    except Job.DoesNotExist:
+        raise JobNotFound(f"No job with id {pk}") from None
+
+
+def wait_for_job(
+    job_id,
+    timeout: float | None,
+    on_progress: Callable[[Job], None] | None = None,
+    poll_interval: float = 0.2,
+) -> Job:
+    """Poll the ledger until the job settles or ``timeout`` seconds pass; return the row.
+
+    ``on_progress(job)`` is called whenever its state, progress or message changes. After a
+    timeout the row is returned as it is (check ``job.is_settled``).
+    """
+    pk = parse_job_id(job_id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    seen = None
+    while True:
+        job = job_get(job_id=pk)
+        snapshot = (job.state, job.progress, job.progress_message, job.attempts)
+        if on_progress is not None and snapshot != seen:
+            on_progress(job)
+        seen = snapshot
+        if job.is_settled:
+            return job
+        if deadline is not None and time.monotonic() >= deadline:
+            return job
+        time.sleep(poll_interval)

@@ -5,52 +5,28 @@ calls these; they record who asked on the row, callers add their own audit (admi
 from __future__ import annotations
 
 import logging
-import time
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.dispatch import dispatch
+from jobs.errors import JobError, JobNotFound, JobStateError
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
+from jobs.selectors import job_get, parse_job_id, wait_for_job
+
+__all__ = [  # the reads and errors stay importable from here (their old home)
+    "JobError",
+    "JobNotFound",
+    "JobStateError",
+    "job_get",
+    "parse_job_id",
+    "wait_for_job",
+]
 
 logger = logging.getLogger(__name__)
-
-
-class JobError(Exception):
-    code = "job_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class JobNotFound(JobError):
-    code = "not_found"
-
-
-class JobStateError(JobError):
-    code = "invalid_state"
-
-
-def parse_job_id(job_id) -> uuid.UUID:
-    """A job id as UUID, or :class:`JobNotFound` naming the malformed value."""
-    if isinstance(job_id, uuid.UUID):
-        return job_id
-    try:
-        return uuid.UUID(str(job_id).strip())
-    except (ValueError, AttributeError, TypeError):
-        raise JobNotFound(f"{job_id!r} is not a job id (expected a UUID)") from None
-
-
-def job_get(*, job_id) -> Job:
-    pk = parse_job_id(job_id)
-    try:
-        return Job.objects.get(pk=pk)
-    except Job.DoesNotExist:
-        raise JobNotFound(f"No job with id {pk}") from None
 
 
 def _user_or_none(user):
@@ -59,8 +35,6 @@ def _user_or_none(user):
 
 def job_retry(*, job_id, user=None) -> Job:
     """Run a failed or cancelled job again, as its next attempt on the same row."""
-    from jobs.enqueue import dispatch
-
     pk = parse_job_id(job_id)
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=pk).first()
@@ -186,30 +160,3 @@ def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:
     who = _user_or_none(user)
     logger.info("%s deleted %d settled job(s)", who or "someone", deleted)
     return deleted
-
-
-def wait_for_job(
-    job_id,
-    timeout: float | None,
-    on_progress: Callable[[Job], None] | None = None,
-    poll_interval: float = 0.2,
-) -> Job:
-    """Poll the ledger until the job settles or ``timeout`` seconds pass; return the row.
-
-    ``on_progress(job)`` is called whenever its state, progress or message changes. After a
-    timeout the row is returned as it is (check ``job.is_settled``).
-    """
-    pk = parse_job_id(job_id)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    seen = None
-    while True:
-        job = job_get(job_id=pk)
-        snapshot = (job.state, job.progress, job.progress_message, job.attempts)
-        if on_progress is not None and snapshot != seen:
-            on_progress(job)
-        seen = snapshot
-        if job.is_settled:
-            return job
-        if deadline is not None and time.monotonic() >= deadline:
-            return job
-        time.sleep(poll_interval)

@@ -77,7 +77,7 @@ class JobsSimpleWorker(_LedgerMixin, SimpleWorker):
 
 def settle_killed_delivery(rq_job, ret_val) -> None:
     """Record the killed attempt of the ledger job behind ``rq_job`` (retry or fail)."""
-    from jobs.enqueue import RUNNER_ENTRYPOINT
+    from jobs.dispatch import RUNNER_ENTRYPOINT
     from jobs.models import Job, JobState
     from jobs.registry import UnknownJobKind, get_kind
     from jobs.runner import record_failure

@@ -9,10 +9,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from bundles import job_services
+from bundles import requests
 from bundles.errors import BundleNotFound, InvalidScope
-from bundles.job_services import InvalidJobOptions, bundles_bulk_enqueue
 from bundles.models import Bundle, BundleComponent, ProductVariant
+from bundles.requests import InvalidJobOptions, bundles_bulk_enqueue
 from bundles.selectors import bulk_batch_jobs
 from jobs.enqueue import enqueue
 from jobs.models import Job, JobState
@@ -67,7 +67,7 @@ def test_recompute_job_prices_the_bundle_and_reports_25_50_75_100(redis_conn, pr
     kit = make_bundle(components=[(camera, 2)], rule_value="10")
     ProductVariant.objects.filter(pk=camera.pk).update(price=Decimal("50.00"))
     # When its recompute job runs on a worker
-    job = job_services.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="admin", reason="test")
+    job = requests.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="admin", reason="test")
     run_burst_worker()
     # Then the price follows (2 × 50, 10 % off) and the ledger shows the steps and result
     job.refresh_from_db()
@@ -82,7 +82,7 @@ def test_recompute_job_prices_the_bundle_and_reports_25_50_75_100(redis_conn, pr
 
 def test_recompute_of_a_vanished_bundle_completes_saying_so(redis_conn):
     kit = make_bundle()
-    job = job_services.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="signal")
+    job = requests.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="signal")
     Bundle.objects.filter(pk=kit.pk).delete()
     run_burst_worker()
     job.refresh_from_db()
@@ -97,8 +97,8 @@ def test_recompute_of_a_vanished_bundle_completes_saying_so(redis_conn):
 
 def test_repeated_recompute_requests_merge_while_not_started(redis_conn):
     kit = make_bundle()
-    first = job_services.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="signal", reason="a")
-    second = job_services.bundle_recompute_enqueue(
+    first = requests.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="signal", reason="a")
+    second = requests.bundle_recompute_enqueue(
         bundle_id=kit.pk, trigger="admin", reason="b", force=True
     )
     assert second.pk == first.pk
@@ -108,13 +108,13 @@ def test_repeated_recompute_requests_merge_while_not_started(redis_conn):
     first.refresh_from_db()
     assert first.state == JobState.COMPLETED
     # Once it has run, a new request makes a new job
-    third = job_services.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="signal")
+    third = requests.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="signal")
     assert third.pk != first.pk
 
 
 def test_bundle_recompute_request_refuses_an_unknown_id_and_creates_nothing(redis_conn):
     with pytest.raises(BundleNotFound, match="999999"):
-        job_services.bundle_recompute_request(bundle_id=999999, trigger="command")
+        requests.bundle_recompute_request(bundle_id=999999, trigger="command")
     assert Job.objects.count() == 0
 
 
@@ -127,9 +127,9 @@ def test_fanout_enqueues_a_recompute_per_bundle_using_the_variants(redis_conn):
     solo = make_bundle(components=[(battery, 3)])
     make_bundle(components=[(other, 1)])
     # One recompute is already pending: the fan-out merges into it rather than adding one
-    pending = job_services.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="admin")
+    pending = requests.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="admin")
 
-    fanout = job_services.variants_changed(variant_ids=[camera.pk, battery.pk], reason="import")
+    fanout = requests.variants_changed(variant_ids=[camera.pk, battery.pk], reason="import")
     # Run just the fan-out (inline, through the runner) to look at what it enqueued
     fanout = run_inline(fanout)
 
@@ -152,7 +152,7 @@ def test_fanout_enqueues_a_recompute_per_bundle_using_the_variants(redis_conn):
 def test_reindex_job_rewrites_the_entries_of_the_given_bundles(redis_conn):
     kit, solo = make_bundle(name="Kit"), make_bundle(name="Solo")
     Bundle.objects.filter(pk=kit.pk).update(name="Kit renamed")  # no signal: entry is stale
-    job = job_services.bundles_reindex_enqueue(bundle_ids=[kit.pk, solo.pk], trigger="command")
+    job = requests.bundles_reindex_enqueue(bundle_ids=[kit.pk, solo.pk], trigger="command")
     run_burst_worker()
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED
@@ -162,8 +162,8 @@ def test_reindex_job_rewrites_the_entries_of_the_given_bundles(redis_conn):
 
 def test_reindex_all_and_vanished_ids(redis_conn):
     kit, solo = make_bundle(), make_bundle()
-    everything = job_services.bundles_reindex_enqueue(bundle_ids=None, trigger="schedule")
-    some = job_services.bundles_reindex_enqueue(bundle_ids=[kit.pk, solo.pk], trigger="admin")
+    everything = requests.bundles_reindex_enqueue(bundle_ids=None, trigger="schedule")
+    some = requests.bundles_reindex_enqueue(bundle_ids=[kit.pk, solo.pk], trigger="admin")
     Bundle.objects.filter(pk=solo.pk).delete()
     run_burst_worker()
     everything.refresh_from_db()
@@ -177,12 +177,12 @@ def test_reindex_requests_record_who_asked(redis_conn, django_user_model):
     # Given a staff user asking for reindexes of one bundle and of several
     user = django_user_model.objects.create_user(username="cat", password="x", is_staff=True)
     kit, solo = make_bundle(), make_bundle()
-    one = job_services.bundle_reindex_enqueue(bundle_id=kit.pk, trigger="admin", requested_by=user)
-    many = job_services.bundles_reindex_enqueue(
+    one = requests.bundle_reindex_enqueue(bundle_id=kit.pk, trigger="admin", requested_by=user)
+    many = requests.bundles_reindex_enqueue(
         bundle_ids=[kit.pk, solo.pk], trigger="admin", requested_by=user
     )
     # Then both ledger rows name them; without a user nobody is named
-    anonymous = job_services.bundle_reindex_enqueue(bundle_id=solo.pk, trigger="signal")
+    anonymous = requests.bundle_reindex_enqueue(bundle_id=solo.pk, trigger="signal")
     assert Job.objects.get(pk=one.pk).requested_by == user
     assert Job.objects.get(pk=many.pk).requested_by == user
     assert Job.objects.get(pk=anonymous.pk).requested_by is None
@@ -191,7 +191,7 @@ def test_reindex_requests_record_who_asked(redis_conn, django_user_model):
 def test_reindex_request_with_unknown_ids_names_them_and_creates_nothing(redis_conn):
     kit = make_bundle()
     with pytest.raises(BundleNotFound) as excinfo:
-        job_services.bundles_reindex_enqueue(bundle_ids=[kit.pk, 424242, 434343], trigger="admin")
+        requests.bundles_reindex_enqueue(bundle_ids=[kit.pk, 424242, 434343], trigger="admin")
     assert excinfo.value.ids == [424242, 434343]
     assert Job.objects.count() == 0
 
@@ -213,7 +213,7 @@ def mixed_catalog(redis_conn):
 
 
 def run_check(**options) -> Job:
-    job = job_services.bundles_check_enqueue(trigger="command", **options)
+    job = requests.bundles_check_enqueue(trigger="command", **options)
     run_burst_worker()
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED, job.errors
@@ -254,7 +254,7 @@ def test_check_with_fix_repairs_drift_and_marks_broken_bundles(mixed_catalog):
 
 def test_check_of_a_list_of_ids_skips_vanished_ones(mixed_catalog):
     good, draft = mixed_catalog["good"], mixed_catalog["draft"]
-    job = job_services.bundles_check_enqueue(scope=[good.pk, draft.pk], trigger="graphql")
+    job = requests.bundles_check_enqueue(scope=[good.pk, draft.pk], trigger="graphql")
     Bundle.objects.filter(pk=draft.pk).delete()
     run_burst_worker()
     job.refresh_from_db()
@@ -285,11 +285,11 @@ def test_a_clean_check_mails_nobody(redis_conn, admins):
 def test_check_request_refuses_bad_scopes_and_creates_nothing(redis_conn):
     kit = make_bundle()
     with pytest.raises(InvalidScope, match="all.*active.*broken"):
-        job_services.bundles_check_enqueue(scope="everything", trigger="admin")
+        requests.bundles_check_enqueue(scope="everything", trigger="admin")
     with pytest.raises(BundleNotFound, match="777777"):
-        job_services.bundles_check_enqueue(scope=[kit.pk, 777777], trigger="admin")
+        requests.bundles_check_enqueue(scope=[kit.pk, 777777], trigger="admin")
     with pytest.raises(InvalidJobOptions):
-        job_services.bundles_check_enqueue(scope=[], trigger="admin")
+        requests.bundles_check_enqueue(scope=[], trigger="admin")
     assert Job.objects.count() == 0
 
 
@@ -479,7 +479,7 @@ def test_retrying_a_failed_bulk_parent_runs_its_failed_and_cancelled_batches_aga
 
 
 def test_a_bulk_parent_waits_out_a_retrying_batchs_backoff(drafts, monkeypatch):
-    from bundles import jobs as bundle_jobs
+    from bundles import handlers as bundle_jobs
 
     # Given a parent whose only batch failed on another worker and retries in 1.5 s
     ids = [b.pk for b in drafts]
@@ -595,7 +595,7 @@ def test_cancelling_a_bulk_parent_cancels_its_unstarted_children(drafts):
         operation="activate", bundle_ids=[b.pk for b in drafts], batch_size=2, trigger="admin"
     )
     # Cancel as soon as the first batch has run
-    from bundles import jobs as bundle_jobs
+    from bundles import handlers as bundle_jobs
 
     real = bundle_jobs.BATCH_OPERATIONS["activate"]
 

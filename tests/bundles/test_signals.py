@@ -163,7 +163,7 @@ def test_a_new_fanout_waits_the_debounce_window_in_rqs_scheduler(catalog, settin
 
 
 def test_variants_changed_merges_the_variant_lists_of_a_pending_fanout(catalog):
-    from bundles.job_services import variants_changed
+    from bundles.requests import variants_changed
 
     first = variants_changed(variant_ids=[catalog["camera"].pk, catalog["battery"].pk])
     again = variants_changed(variant_ids=[catalog["battery"].pk, catalog["camera"].pk])

@@ -205,13 +205,11 @@ def test_run_inline_runs_without_redis_and_retries_until_settled(token, redis_co
     assert job.worker_name.startswith("inline@")
 
 
-def test_heartbeat_is_refreshed_while_a_silent_handler_runs(monkeypatch):
+def test_heartbeat_is_refreshed_while_a_silent_handler_runs(settings):
     # Given a heartbeat every 0.2 s and a handler that reports nothing for a second
     from datetime import datetime
 
-    from jobs import runner
-
-    monkeypatch.setattr(runner, "HEARTBEAT_INTERVAL", 0.2)
+    settings.JOBS_HEARTBEAT_INTERVAL = 0.2
     job = enqueue(
         "test_sleepy", payload={"seconds": 1.0}, trigger="command", dispatch_on_commit=False
     )

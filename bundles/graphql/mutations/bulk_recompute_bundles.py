@@ -14,7 +14,7 @@ from api.errors import BadUserInput
 from api.graphql_utils import parse_int_ids
 from api.permissions import require_staff
 from bundles.graphql.mutations.common import CHANGE_BUNDLE, TRIGGER
-from bundles.job_services import MAX_BATCH_SIZE, MIN_BATCH_SIZE, bundles_bulk_enqueue
+from bundles.requests import MAX_BATCH_SIZE, MIN_BATCH_SIZE, bundles_bulk_enqueue
 from bundles.selectors import bulk_batch_jobs
 
 

@@ -11,7 +11,7 @@ from api.graphql_utils import MAX_DB_ID, parse_int_id
 from api.permissions import require_staff
 from bundles.graphql.inputs import RecomputeOptions
 from bundles.graphql.mutations.common import CHANGE_BUNDLE, TRIGGER, clean_reason
-from bundles.job_services import bundle_recompute_request
+from bundles.requests import bundle_recompute_request
 
 
 class RecomputeBundle(graphene.Mutation):

@@ -8,7 +8,7 @@ from django.db import transaction
 from api.graphql_utils import parse_int_ids
 from api.permissions import require_staff
 from bundles.graphql.mutations.common import CHANGE_BUNDLE, TRIGGER, clean_reason
-from bundles.job_services import bundles_reindex_enqueue
+from bundles.requests import bundles_reindex_enqueue
 
 
 class ReindexBundles(graphene.Mutation):

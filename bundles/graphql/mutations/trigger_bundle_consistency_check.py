@@ -9,7 +9,7 @@ from api.errors import BadUserInput
 from api.permissions import require_staff
 from bundles.graphql.inputs import ConsistencyCheckOptions
 from bundles.graphql.mutations.common import CHANGE_BUNDLE, TRIGGER
-from bundles.job_services import bundles_check_enqueue
+from bundles.requests import bundles_check_enqueue
 from bundles.selectors import SCOPES
 
 MESSAGE = "Consistency check job queued. View progress in System → Jobs."

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bundles import job_services
-from bundles.management.commands import _jobcli
+from bundles import requests
 from bundles.selectors import SCOPES
+from jobs import cli as jobcli
 
 
 class Command(BaseCommand):
@@ -26,28 +26,28 @@ class Command(BaseCommand):
             "--notify", action="store_true", help="Mail the site admins if problems are found."
         )
         parser.add_argument("--reason", default="", help="Why; shown on the job.")
-        _jobcli.add_job_arguments(parser)
+        jobcli.add_job_arguments(parser)
 
     def handle(self, *args, **options) -> None:
         scope = options["scope"]
         if options["ids"] is not None:
             if scope is not None:
                 raise CommandError("Give --scope or --ids, not both.")
-            scope = _jobcli.parse_ids(options["ids"], "bundle id")
+            scope = jobcli.parse_ids(options["ids"], "bundle id")
             if not scope:
                 raise CommandError("Nothing selected: --ids needs at least one bundle id.")
         elif scope is None:
             scope = "all"
-        job = _jobcli.create_job(
-            lambda: job_services.bundles_check_enqueue(
+        job = jobcli.create_job(
+            lambda: requests.bundles_check_enqueue(
                 scope=scope,
                 fix=options["fix"],
                 notify_admins=options["notify"],
-                trigger=_jobcli.TRIGGER,
+                trigger=jobcli.TRIGGER,
                 reason=options["reason"] or "Requested from the command line",
                 dispatch_on_commit=not options["sync"],  # --sync runs it here, not in RQ
             )
         )
-        _jobcli.report_job(
+        jobcli.report_job(
             self, job, wait=options["wait"], sync=options["sync"], timeout=options["timeout"]
         )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bundles import job_services
-from bundles.management.commands import _jobcli
+from bundles import requests
 from bundles.models import Bundle, ProductVariant
+from jobs import cli as jobcli
 
 
 class Command(BaseCommand):
@@ -35,30 +35,30 @@ class Command(BaseCommand):
         parser.add_argument(
             "--force", action="store_true", help="Rewrite shell and search entry even if equal."
         )
-        _jobcli.add_job_arguments(parser)
+        jobcli.add_job_arguments(parser)
 
     def handle(self, *args, **options) -> None:
-        ids = _jobcli.parse_ids(options["ids"], "bundle id")
-        variant_ids = _jobcli.parse_ids(options["variants"], "variant id")
+        ids = jobcli.parse_ids(options["ids"], "bundle id")
+        variant_ids = jobcli.parse_ids(options["variants"], "variant id")
         chosen = sum(bool(x) for x in (ids, options["all"], variant_ids))
         if chosen == 0:
             raise CommandError("Nothing selected: give bundle ids, --all or --variants.")
         if chosen > 1:
             raise CommandError("Give only one of: bundle ids, --all, --variants.")
         batch_size = options["batch_size"]
-        if not 1 <= batch_size <= job_services.MAX_BATCH_SIZE:
+        if not 1 <= batch_size <= requests.MAX_BATCH_SIZE:
             raise CommandError(f"--batch-size must be between 1 and 1000, got {batch_size}.")
         reason = options["reason"] or "Requested from the command line"
         # --sync runs the job right here: RQ must not get it too.
         dispatch = not options["sync"]
 
         if variant_ids:
-            job = _jobcli.create_job(lambda: self._fanout(variant_ids, reason, dispatch))
+            job = jobcli.create_job(lambda: self._fanout(variant_ids, reason, dispatch))
         elif len(ids) == 1:
-            job = _jobcli.create_job(
-                lambda: job_services.bundle_recompute_request(
+            job = jobcli.create_job(
+                lambda: requests.bundle_recompute_request(
                     bundle_id=ids[0],
-                    trigger=_jobcli.TRIGGER,
+                    trigger=jobcli.TRIGGER,
                     reason=reason,
                     force=options["force"],
                     dispatch_on_commit=dispatch,
@@ -69,18 +69,18 @@ class Command(BaseCommand):
                 ids = list(Bundle.objects.order_by("pk").values_list("pk", flat=True))
                 if not ids:
                     raise CommandError("There are no bundles to recompute.")
-            job = _jobcli.create_job(
-                lambda: job_services.bundles_bulk_enqueue(
+            job = jobcli.create_job(
+                lambda: requests.bundles_bulk_enqueue(
                     operation="recompute",
                     bundle_ids=ids,
                     batch_size=batch_size,
                     continue_on_error=True,
-                    trigger=_jobcli.TRIGGER,
+                    trigger=jobcli.TRIGGER,
                     reason=reason,
                     dispatch_on_commit=dispatch,
                 )
             )
-        _jobcli.report_job(
+        jobcli.report_job(
             self, job, wait=options["wait"], sync=options["sync"], timeout=options["timeout"]
         )
 
@@ -91,9 +91,9 @@ class Command(BaseCommand):
         if missing:
             noun = "variant" if len(missing) == 1 else "variants"
             raise CommandError(f"No {noun} with id {', '.join(map(str, missing))}.")
-        return job_services.variants_changed(
+        return requests.variants_changed(
             variant_ids=variant_ids,
-            trigger=_jobcli.TRIGGER,
+            trigger=jobcli.TRIGGER,
             reason=reason,
             dispatch_on_commit=dispatch,
         )

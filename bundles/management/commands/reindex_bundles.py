@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bundles import job_services
-from bundles.management.commands import _jobcli
+from bundles import requests
+from jobs import cli as jobcli
 
 
 class Command(BaseCommand):
@@ -15,22 +15,22 @@ class Command(BaseCommand):
         parser.add_argument("ids", nargs="*", help="Bundle ids (space or comma separated).")
         parser.add_argument("--all", action="store_true", help="Reindex every bundle.")
         parser.add_argument("--reason", default="", help="Why; shown on the job.")
-        _jobcli.add_job_arguments(parser)
+        jobcli.add_job_arguments(parser)
 
     def handle(self, *args, **options) -> None:
-        ids = _jobcli.parse_ids(options["ids"], "bundle id")
+        ids = jobcli.parse_ids(options["ids"], "bundle id")
         if not ids and not options["all"]:
             raise CommandError("Nothing selected: give bundle ids or --all.")
         if ids and options["all"]:
             raise CommandError("Give bundle ids or --all, not both.")
-        job = _jobcli.create_job(
-            lambda: job_services.bundles_reindex_enqueue(
+        job = jobcli.create_job(
+            lambda: requests.bundles_reindex_enqueue(
                 bundle_ids=None if options["all"] else ids,
-                trigger=_jobcli.TRIGGER,
+                trigger=jobcli.TRIGGER,
                 reason=options["reason"] or "Requested from the command line",
                 dispatch_on_commit=not options["sync"],  # --sync runs it here, not in RQ
             )
         )
-        _jobcli.report_job(
+        jobcli.report_job(
             self, job, wait=options["wait"], sync=options["sync"], timeout=options["timeout"]
         )

@@ -26,7 +26,7 @@ from django.core.mail import mail_admins
 from django.db import transaction
 from django.utils import timezone
 
-from bundles import job_services, services
+from bundles import requests, services
 from bundles.errors import BundleNotFound
 from bundles.models import Bundle
 from bundles.selectors import (
@@ -34,9 +34,10 @@ from bundles.selectors import (
     bundle_ids_using_products,
     bundle_ids_using_variants,
 )
+from jobs.context import JobCancelled, JobContext
 from jobs.models import SETTLED_STATES, Job, JobState
 from jobs.registry import job_kind
-from jobs.runner import JobCancelled, JobContext, run_inline
+from jobs.runner import run_inline
 from jobs.services import job_retry, jobs_purge
 
 logger = logging.getLogger(__name__)
@@ -238,9 +239,9 @@ def fanout(
     changed += [f"product(s) {', '.join(map(str, product_ids))}"] if product_ids else []
     why = reason or f"{' and '.join(changed).capitalize()} changed"
     enqueue_one = (
-        job_services.bundle_reindex_enqueue
+        requests.bundle_reindex_enqueue
         if reindex_only
-        else job_services.bundle_recompute_enqueue
+        else requests.bundle_recompute_enqueue
     )
     created = merged = 0
     spawned: list[Job] = []
@@ -427,7 +428,7 @@ def bulk_operation(
 ) -> dict:
     """Parent of a bulk operation: one child job per batch; settles when every child has.
 
-    The children were recorded with the parent (``job_services.bundles_bulk_enqueue``) and
+    The children were recorded with the parent (``requests.bundles_bulk_enqueue``) and
     go to RQ like any job, so several workers share them. The parent does not just wait for
     them: it claims any child nobody has started and runs it in place (through the same
     runner), so a single worker can never deadlock on its own children. Its progress is the
@@ -441,7 +442,7 @@ def bulk_operation(
         # A parent recorded without its batches: through ``enqueue`` itself (a schedule, run
         # now) or by an earlier version, which made them only when the parent ran.
         with transaction.atomic():
-            job_services.bulk_batches_enqueue(
+            requests.bulk_batches_enqueue(
                 parent=ctx.job, dispatch_on_commit=not _is_inline(ctx)
             )
         children = _children(ctx.job)

@@ -15,7 +15,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from tqdm import tqdm
 
-from bundles.errors import BundleError
 from jobs.models import Job, JobState
 from jobs.runner import run_inline
 from jobs.services import wait_for_job
@@ -62,7 +61,10 @@ def parse_ids(values, what: str = "id") -> list[int]:
 
 
 def create_job(request: Callable[[], Job | None]) -> Job | None:
-    """Call a job service in one transaction; its BundleError/ValueError become CommandError.
+    """Call a request function in one transaction; a refused request becomes CommandError.
+
+    Refusals are the exceptions that follow the error protocol (an ``api_code`` and a
+    ``message``, see ``api/errors.py``) and plain ``ValueError``s.
 
     The transaction means a refused request leaves nothing behind, and the job reaches RQ
     only once it is committed.
@@ -70,10 +72,10 @@ def create_job(request: Callable[[], Job | None]) -> Job | None:
     try:
         with transaction.atomic():
             return request()
-    except BundleError as exc:
-        raise CommandError(exc.message) from exc
-    except ValueError as exc:
-        raise CommandError(str(exc)) from exc
+    except Exception as exc:
+        if getattr(exc, "api_code", None) is None and not isinstance(exc, ValueError):
+            raise
+        raise CommandError(getattr(exc, "message", None) or str(exc)) from exc
 
 
 def _describe(job: Job) -> str:

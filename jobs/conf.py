@@ -1,0 +1,71 @@
+"""Every setting the jobs app reads, with its default (django-rq's ``settings.py`` is the model).
+
+Read through these functions, never ``settings.JOBS_*`` directly: a project that sets nothing
+gets the defaults, and ``override_settings`` in tests takes effect at once (nothing is cached).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Settled jobs older than this many days are pruned (weekly maintenance, ``jobs purge``).
+    "JOBS_RETENTION_DAYS": 30,
+    # A running job whose worker has not reported for this long is considered dead.
+    "JOBS_STALE_AFTER_SECONDS": 90,
+    # Cron schedules (UTC): dicts with id, cron, request (a registered request function),
+    # kwargs (its JSON arguments) and description.
+    "JOBS_SCHEDULES": [],
+    # The queues the ledger serves, in display order; None = every RQ queue but "default".
+    "JOB_QUEUES": None,
+    # At most one progress write per this many seconds (100 % is always written).
+    "JOBS_PROGRESS_MIN_INTERVAL": 0.5,
+    # How often a running job's heartbeat thread touches its row.
+    "JOBS_HEARTBEAT_INTERVAL": 15.0,
+    # How long RQ keeps the runner's outcome: the ledger is the record.
+    "JOBS_RQ_RESULT_TTL": 3600,
+    "JOBS_RQ_FAILURE_TTL": 7 * 24 * 3600,
+}
+
+
+def get(name: str) -> Any:
+    """The setting ``name`` from the project's settings, else its default."""
+    return getattr(settings, name, DEFAULTS[name])
+
+
+def retention_days() -> int:
+    return int(get("JOBS_RETENTION_DAYS"))
+
+
+def stale_after_seconds() -> int:
+    return int(get("JOBS_STALE_AFTER_SECONDS"))
+
+
+def schedules() -> list[dict]:
+    return list(get("JOBS_SCHEDULES") or [])
+
+
+def job_queues() -> list[str]:
+    """The job queues, in display order (the first also runs the relay schedule)."""
+    queues = get("JOB_QUEUES")
+    if queues is None:
+        queues = [name for name in getattr(settings, "RQ_QUEUES", {}) if name != "default"]
+    return list(queues)
+
+
+def progress_min_interval() -> float:
+    return float(get("JOBS_PROGRESS_MIN_INTERVAL"))
+
+
+def heartbeat_interval() -> float:
+    return float(get("JOBS_HEARTBEAT_INTERVAL"))
+
+
+def rq_result_ttl() -> int:
+    return int(get("JOBS_RQ_RESULT_TTL"))
+
+
+def rq_failure_ttl() -> int:
+    return int(get("JOBS_RQ_FAILURE_TTL"))

@@ -1,0 +1,83 @@
+"""What a handler gets: its ledger row, throttled progress reporting and cancellation checks.
+
+Its own module so the kind registry (which names ``JobContext`` in handler signatures) and the
+runner (which builds one per attempt) import it without importing each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.utils import timezone
+
+from jobs import conf
+from jobs.models import Job, JobState
+
+logger = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):
+    """Raised inside a handler (by ``set_progress`` / ``check_cancelled``) when cancel was asked."""
+
+
+class JobContext:
+    """What a handler gets: its ledger row, progress reporting and cancellation checks.
+
+    ``set_progress`` raises :class:`JobCancelled` once a cancel was requested, so a handler that
+    reports progress stops at its next step without doing anything itself. A handler that sees
+    ``cancel_requested()`` return True may return early: the job then ends ``cancelled``.
+    """
+
+    def __init__(self, job: Job, rq_job=None) -> None:
+        self.job = job
+        self.rq_job = rq_job
+        self._last_write = 0.0
+        self._last_cancel_check = 0.0
+        self._cancel = False
+        self.cancel_seen = False
+        self._lock = threading.Lock()
+
+    # -- progress ------------------------------------------------------------------------
+    def set_progress(self, pct: int, message: str = "") -> None:
+        pct = max(0, min(100, int(pct)))
+        message = (message or "")[:255]
+        self.job.progress, self.job.progress_message = pct, message
+        now = time.monotonic()
+        if pct == 100 or now - self._last_write >= conf.progress_min_interval():
+            self._last_write = now
+            self._write_progress(pct, message)
+        if self.cancel_requested():
+            raise JobCancelled("Cancel requested")
+
+    def _write_progress(self, pct: int, message: str) -> None:
+        Job.objects.filter(pk=self.job.pk, state=JobState.RUNNING).update(
+            progress=pct, progress_message=message, heartbeat_at=timezone.now()
+        )
+        if self.rq_job is not None:
+            try:
+                self.rq_job.meta["progress"] = pct
+                self.rq_job.meta["progress_message"] = message
+                self.rq_job.save_meta()
+            except Exception:  # Redis hiccup: the ledger has the progress, that is enough.
+                logger.debug("Could not save RQ meta for %s", self.job.pk, exc_info=True)
+
+    # -- cancellation --------------------------------------------------------------------
+    def cancel_requested(self) -> bool:
+        """True once someone asked to cancel this job (checked against the DB, throttled)."""
+        now = time.monotonic()
+        if not self._cancel and now - self._last_cancel_check >= conf.progress_min_interval():
+            self._last_cancel_check = now
+            self._cancel = bool(Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists())
+        if self._cancel:
+            self.cancel_seen = True
+        return self._cancel
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`JobCancelled` if a cancel was requested."""
+        if self.cancel_requested():
+            raise JobCancelled("Cancel requested")
+
+    def _mark_cancel(self) -> None:  # from the heartbeat thread
+        self._cancel = True
