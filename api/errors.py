@@ -69,13 +69,16 @@ def as_api_error(exc: BaseException) -> ApiError | None:
     """The API error a service exception stands for, or None if it is unexpected.
 
     The protocol the domains' exceptions follow (so this module imports no domain): a class
-    attribute ``api_code`` (``NOT_FOUND`` or ``BAD_USER_INPUT``), a ``message``, the domain's
-    own ``code`` (sent as ``extensions.reason``), and optionally ``field`` and ``ids``.
+    attribute ``api_code`` (``NOT_FOUND``, ``BAD_USER_INPUT`` or ``FORBIDDEN``), a
+    ``message``, the domain's own ``code`` (sent as ``extensions.reason``), and optionally
+    ``field`` and ``ids``.
     """
     if isinstance(exc, ApiError):
         return exc
     api_code = getattr(exc, "api_code", None)
     message = getattr(exc, "message", None) or str(exc)
+    if api_code == FORBIDDEN:
+        return Forbidden(message)
     if api_code == NOT_FOUND:
         return NotFound(message, ids=getattr(exc, "ids", None) or ())
     if api_code == BAD_USER_INPUT:

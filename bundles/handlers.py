@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from django.conf import settings
 from django.core.mail import mail_admins
 from django.db import transaction
 from django.utils import timezone
@@ -35,10 +34,11 @@ from bundles.selectors import (
     bundle_ids_using_variants,
 )
 from jobs.context import JobCancelled, JobContext
-from jobs.models import SETTLED_STATES, Job, JobState
+from jobs.maintenance.prune import prune_settled_jobs
+from jobs.models import SETTLED_STATES, Job, JobState, LastAction
 from jobs.registry import job_kind
 from jobs.runner import run_inline
-from jobs.services import job_retry, jobs_purge
+from jobs.services import job_retry
 
 logger = logging.getLogger(__name__)
 
@@ -204,8 +204,9 @@ def maintenance(
         ctx, scope="all", fix=True, notify_admins=notify_admins, progress=_scaled(ctx, 0, 60)
     )
     reindexed = services.bundles_reindex(bundle_ids=None, progress=_scaled(ctx, 60, 95))
-    days = settings.JOBS_RETENTION_DAYS if retention_days is None else int(retention_days)
-    purged = jobs_purge(older_than_days=days)
+    purged, days = prune_settled_jobs(
+        older_than_days=None if retention_days is None else int(retention_days)
+    )
     ctx.set_progress(100, f"Purged {purged} jobs older than {days} days")
     return {"check": check, "reindexed": reindexed, "purged": purged, "retention_days": days}
 
@@ -378,7 +379,7 @@ def _retry_unfinished(parent: Job, children: Sequence[Job]) -> None:
     Each gets a new attempt on its own row (errors kept, who asked recorded), exactly like
     a retry from the admin; completed batches are not run twice.
     """
-    who = parent.last_action_by if parent.last_action == "retry" else None
+    who = parent.last_action_by if parent.last_action == LastAction.RETRY else None
     for child in children:
         if child.state in (JobState.FAILED, JobState.CANCELLED):
             job_retry(job_id=child.pk, user=who)

@@ -1,4 +1,4 @@
-"""Services that ask for bundle jobs: validate the request, then call ``jobs.enqueue``.
+"""Request functions: ask for bundle jobs. Validate the request, then call ``jobs.enqueue``.
 
 Every door (signals, admin actions, GraphQL, management commands, schedules) goes through
 these functions, so a recompute asked for from the admin is the same job as one asked for by a
@@ -16,9 +16,11 @@ from django.db import transaction
 
 from bundles.errors import BundleError, BundleNotFound, InvalidScope
 from bundles.models import Bundle
-from bundles.selectors import SCOPES, bundle_ids_for_scope
+from bundles.selectors import SCOPES, bundle_ids_for_scope, bundle_ids_matching
 from jobs.enqueue import dispatch, enqueue, enqueue_many
 from jobs.models import Job
+from jobs.request_registry import register_request
+from jobs.targets import Target, register_target
 
 BULK_OPERATIONS = ("recompute", "reindex", "check", "activate", "archive")
 MIN_BATCH_SIZE = 1
@@ -82,8 +84,13 @@ def _merge_check(old: dict, new: dict) -> dict:
     return merged
 
 
-def _bundle_target(bundle_id: int, label: str | None) -> tuple[str, str, str]:
-    return ("bundle", str(bundle_id), label or f"Bundle #{bundle_id}")
+def _bundle_target(bundle_id: int, label: str | None) -> Target:
+    return Target("bundle", str(bundle_id), label or f"Bundle #{bundle_id}")
+
+
+def _bundle_links(ids: Iterable[int]) -> list[Target]:
+    """One link per bundle a job touches, so each bundle's page and filter find the job."""
+    return [Target("bundle", str(i)) for i in ids]
 
 
 def _existing_bundle_ids(bundle_ids: Iterable[int]) -> list[int]:
@@ -200,7 +207,7 @@ def bundles_reindex_enqueue(
     """Reindex the given bundles (``None`` = all). Unknown ids → BundleNotFound, no job."""
     if bundle_ids is None:
         payload: dict = {"bundle_ids": None}
-        target = ("bundle", "", "All bundles")
+        target = Target("bundle", "", "All bundles")
         dedup_key: str | None = "reindex:all"
     else:
         ids = _existing_bundle_ids(bundle_ids)
@@ -212,7 +219,7 @@ def bundles_reindex_enqueue(
             target = _bundle_target(ids[0], name)
             dedup_key = f"reindex:{ids[0]}"
         else:
-            target = ("bundle", "", f"{len(ids)} bundles")
+            target = Target("bundle", "", f"{len(ids)} bundles")
             dedup_key = None
     return enqueue(
         "reindex",
@@ -221,6 +228,7 @@ def bundles_reindex_enqueue(
         reason=reason,
         requested_by=requested_by,
         target=target,
+        targets=_bundle_links(payload["bundle_ids"] or ()),
         dedup_key=dedup_key,
         dispatch_on_commit=dispatch_on_commit,
     )
@@ -249,7 +257,7 @@ def bundles_check_enqueue(
         bundle_ids_for_scope(scope=scope)
     if isinstance(scope, str):
         payload: dict = {"scope": scope, "fix": bool(fix), "notify_admins": bool(notify_admins)}
-        target = ("scope", scope, f"{scope.capitalize()} bundles")
+        target = Target("scope", scope, f"{scope.capitalize()} bundles")
         dedup_key: str | None = f"check:{scope}:{'fix' if fix else 'nofix'}"
     else:
         ids = list(dict.fromkeys(int(i) for i in scope))
@@ -257,13 +265,9 @@ def bundles_check_enqueue(
             raise InvalidJobOptions("No bundles selected to check.")
         payload = {"scope": ids, "fix": bool(fix), "notify_admins": bool(notify_admins)}
         target = (
-            ("bundle", str(ids[0]), f"Bundle #{ids[0]}")
+            _bundle_target(ids[0], None)
             if len(ids) == 1
-            else (
-                "bundle",
-                "",
-                f"{len(ids)} bundles",
-            )
+            else Target("bundle", "", f"{len(ids)} bundles")
         )
         dedup_key = None
     return enqueue(
@@ -273,6 +277,7 @@ def bundles_check_enqueue(
         reason=reason,
         requested_by=requested_by,
         target=target,
+        targets=_bundle_links(payload["scope"] if not isinstance(scope, str) else ()),
         dedup_key=dedup_key,
         merge=_merge_check,
         dispatch_on_commit=dispatch_on_commit,
@@ -328,7 +333,8 @@ def bundles_bulk_enqueue(
             trigger=trigger,
             reason=reason or f"Bulk {operation} of {len(ids)} bundles in {batches} batches",
             requested_by=requested_by,
-            target=("bundle", "", f"{operation.capitalize()} {len(ids)} bundles"),
+            target=Target("bundle", "", f"{operation.capitalize()} {len(ids)} bundles"),
+            targets=_bundle_links(ids),
             dispatch_on_commit=dispatch_on_commit,
         )
         bulk_batches_enqueue(parent=parent, dispatch_on_commit=dispatch_on_commit)
@@ -363,9 +369,10 @@ def bulk_batches_enqueue(*, parent: Job, dispatch_on_commit: bool = True) -> lis
         reason_for=lambda index, _payload: f"Batch {index + 1}/{total} of bulk {operation}",
         requested_by=parent.requested_by,
         targets=[
-            ("bundle", "", f"{operation.capitalize()} batch {number}/{total}")
+            Target("bundle", "", f"{operation.capitalize()} batch {number}/{total}")
             for number in range(1, total + 1)
         ],
+        links=[_bundle_links(chunk) for chunk in chunks],
         parent=parent,
         dispatch_on_commit=dispatch_on_commit,
     )
@@ -387,7 +394,7 @@ def _enqueue_fanout(
     trigger: str,
     reason: str,
     requested_by,
-    target: tuple[str, str, str],
+    target: Target,
     dedup_key: str,
     dispatch_on_commit: bool,
 ) -> Job:
@@ -431,9 +438,9 @@ def variants_changed(
     if not ids:
         return None
     if len(ids) == 1:
-        target = ("variant", str(ids[0]), label or f"Variant #{ids[0]}")
+        target = Target("variant", str(ids[0]), label or f"Variant #{ids[0]}")
     else:
-        target = ("variant", "", f"{len(ids)} variants")
+        target = Target("variant", "", f"{len(ids)} variants")
     payload: dict = {"variant_ids": ids, "reason": reason}
     if reindex_only:
         payload["reindex_only"] = True
@@ -466,10 +473,10 @@ def products_renamed(
     if not ids:
         return None
     if len(ids) == 1:
-        target = ("product", str(ids[0]), label or f"Product #{ids[0]}")
+        target = Target("product", str(ids[0]), label or f"Product #{ids[0]}")
         dedup_key = f"fanout:product:{ids[0]}"
     else:
-        target = ("product", "", f"{len(ids)} products")
+        target = Target("product", "", f"{len(ids)} products")
         digest = hashlib.sha1(",".join(map(str, ids)).encode(), usedforsecurity=False)
         dedup_key = f"fanout:products:{digest.hexdigest()[:20]}"
     return _enqueue_fanout(
@@ -493,7 +500,68 @@ def broken_check_enqueue(*, trigger: str, reason: str = "") -> Job:
         payload={"scope": "broken", "fix": True, "notify_admins": False},
         trigger=trigger,
         reason=reason,
-        target=("scope", "broken", "Broken bundles"),
+        target=Target("scope", "broken", "Broken bundles"),
         dedup_key="check:broken:fix",
         merge=_merge_check,
     )
+
+
+def maintenance_enqueue(
+    *,
+    trigger: str,
+    reason: str = "",
+    requested_by=None,
+    retention_days: int | None = None,
+    notify_admins: bool = True,
+) -> Job:
+    """The weekly maintenance: check all bundles (fix on), reindex all, prune old jobs.
+
+    Deduped, so a backlog (or "run now" pressed twice) makes one pending job.
+    """
+    payload: dict = {"notify_admins": bool(notify_admins)}
+    if retention_days is not None:
+        if isinstance(retention_days, bool) or not isinstance(retention_days, int):
+            raise InvalidJobOptions("Retention days must be a whole number.", field="retentionDays")
+        if retention_days < 0:
+            raise InvalidJobOptions("Retention days must be 0 or more.", field="retentionDays")
+        payload["retention_days"] = retention_days
+    return enqueue(
+        "maintenance",
+        payload=payload,
+        trigger=trigger,
+        reason=reason,
+        requested_by=requested_by,
+        target=Target("scope", "all", "All bundles"),
+        dedup_key="maintenance",
+    )
+
+
+# --- what the jobs app learns from this module (it imports it in ``ready()``) ------------------
+
+register_target(
+    "bundle",
+    label="Bundle",
+    admin_url="admin:bundles_bundle_change",
+    search=bundle_ids_matching,
+    filter_argument="bundle_id",
+)
+register_target("variant", label="Variant", admin_url="admin:bundles_productvariant_change")
+register_target("product", label="Product", admin_url="admin:bundles_product_change")
+register_target("scope", label="Scope", numeric_ids=False)
+
+# Schedules (``JOBS_SCHEDULES``) name these; every door asks through the same functions.
+register_request(
+    "bundles.check",
+    bundles_check_enqueue,
+    queue="bundle-consistency-check",
+    kind="consistency_check",
+)
+register_request(
+    "bundles.maintenance",
+    maintenance_enqueue,
+    queue="bundle-consistency-check",
+    kind="maintenance",
+)
+register_request(
+    "bundles.reindex", bundles_reindex_enqueue, queue="bundle-reindex", kind="reindex"
+)

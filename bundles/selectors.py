@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from django.db.models import Q
+
 from jobs.models import Job
 
 from .errors import BundleNotFound, InvalidScope
@@ -81,3 +83,18 @@ def bulk_batch_jobs(*, parent: Job) -> list[Job]:
     children = Job.objects.filter(parent=parent, kind="bulk_batch")
     # Rows written by one INSERT can share a creation time; the payload numbers the batches.
     return sorted(children, key=lambda c: (int(c.payload.get("batch") or 0), c.created_at))
+
+
+def bundle_ids_matching(term: str, *, limit: int = 200) -> list[int]:
+    """Ids of bundles whose name or SKU (shell or component) matches ``term`` (the jobs
+    search box finds their jobs through this)."""
+    return list(
+        Bundle.objects.filter(
+            Q(name__icontains=term)
+            | Q(shell_variant__sku__iexact=term)
+            | Q(components__variant__sku__iexact=term)
+        )
+        .order_by()
+        .values_list("pk", flat=True)
+        .distinct()[:limit]
+    )

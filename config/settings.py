@@ -149,30 +149,31 @@ JOBS_RETENTION_DAYS = int(os.environ.get("JOBS_RETENTION_DAYS", "30"))
 JOBS_STALE_AFTER_SECONDS = int(os.environ.get("JOBS_STALE_AFTER_SECONDS", "90"))
 # New fan-out jobs wait this long in RQ so a burst of saves of one variant merges into one job.
 BUNDLES_FANOUT_DEBOUNCE_SECONDS = float(os.environ.get("BUNDLES_FANOUT_DEBOUNCE_SECONDS", "1"))
-# Cron schedules (UTC). A deployment overrides them here; ids must stay stable.
+# Cron schedules (UTC), all periodic work in one list. Each names a request function (the same
+# one the admin, GraphQL and commands call) and its JSON arguments. Ids must stay stable.
 JOBS_SCHEDULES = [
-    # Every night at 02:00 UTC: check active bundles.
+    # Every night at 02:00 UTC: check active bundles (the admin's "check active" merges in).
     {
         "id": "nightly-consistency-check",
         "cron": os.environ.get("JOBS_NIGHTLY_CRON", "0 2 * * *"),
-        "kind": "consistency_check",
-        "payload": {"scope": "active", "fix": False, "notify_admins": True},
+        "request": "bundles.check",
+        "kwargs": {"scope": "active", "fix": False, "notify_admins": True},
         "description": "Nightly consistency check of active bundles",
     },
-    # Every Sunday at 03:00 UTC: check all with fix, reindex all, purge old jobs.
+    # Every Sunday at 03:00 UTC: check all with fix, reindex all, prune old jobs.
     {
         "id": "weekly-maintenance",
         "cron": os.environ.get("JOBS_WEEKLY_CRON", "0 3 * * 0"),
-        "kind": "maintenance",
-        "payload": {},
+        "request": "bundles.maintenance",
+        "kwargs": {},
         "description": "Weekly maintenance: check all (fix), reindex all, purge old jobs",
     },
     # Every minute: re-send undispatched jobs and reconcile jobs whose worker died.
     {
         "id": "relay-and-reconcile",
         "cron": "* * * * *",
-        "kind": "relay",
-        "payload": {},
+        "request": "jobs.relay",
+        "kwargs": {},
         "description": "Re-send undispatched jobs and reconcile dead ones",
     },
 ]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
@@ -30,7 +29,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from jobs import selectors
+from jobs import conf, selectors
 from jobs.admin_views import (
     audit_jobs,
     cron_in_words,
@@ -44,7 +43,17 @@ from jobs.admin_views import (
     quick_actions,
 )
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
+from jobs.registry import all_kinds
+from jobs.schedules import (
+    ScheduleError,
+    list_schedules,
+    run_now,
+    schedule_is_enabled,
+    schedule_set_enabled,
+    schedules_enabled,
+)
 from jobs.services import JobError, job_cancel, job_retry, jobs_delete_settled
+from jobs.targets import target_url
 
 # How many jobs one "retry all failed matching" request retries at most.
 RETRY_MATCHING_LIMIT = 5000
@@ -109,8 +118,6 @@ class KindFilter(admin.SimpleListFilter):
     parameter_name = "kind"
 
     def lookups(self, request, model_admin):
-        from jobs.registry import all_kinds
-
         return [(k.name, k.name) for k in all_kinds() if not k.name.startswith("test_")]
 
     def queryset(self, request, queryset):
@@ -157,7 +164,10 @@ class JobAdmin(admin.ModelAdmin):
         StaleFilter,
     )
     search_fields = ("target_label",)  # shows the box; get_search_results does the real work
-    search_help_text = "Job id (or its first characters), bundle name or SKU, dedup key, error text"
+    search_help_text = (
+        "Job id (or its first characters), a target (a bundle's name or SKU...), dedup key, "
+        "error text"
+    )
     ordering = ("-created_at",)
     date_hierarchy = None
     paginator = EstimatedCountPaginator
@@ -291,8 +301,8 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="target")
     def target_link(self, obj: Job) -> str:
         label = obj.target_label or obj.target_id or "—"
-        if obj.target_type == "bundle" and obj.target_id:
-            url = reverse("admin:bundles_bundle_change", args=[obj.target_id])
+        url = target_url(obj.target_type, obj.target_id)
+        if url:
             return format_html('<a href="{}">{}</a>', url, label)
         return label
 
@@ -306,7 +316,7 @@ class JobAdmin(admin.ModelAdmin):
                 'title="Running, but no heartbeat for over {} s: its worker may have died"{}>'
                 "stale</span>",
                 obj.pk,
-                settings.JOBS_STALE_AFTER_SECONDS,
+                conf.stale_after_seconds(),
                 "" if selectors.job_is_stale(obj) else mark_safe(" hidden"),  # noqa: S308
             )
         return format_html(
@@ -463,7 +473,6 @@ class JobAdmin(admin.ModelAdmin):
         except JobError as exc:
             self.message_user(request, exc.message, messages.ERROR)
         else:
-            audit_jobs(user=request.user, jobs=[job], message="Retried")
             self.message_user(request, f"Job {str(job.pk)[:8]} will run again.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[object_id]))
 
@@ -485,7 +494,6 @@ class JobAdmin(admin.ModelAdmin):
         except JobError as exc:
             self.message_user(request, exc.message, messages.ERROR)
         else:
-            audit_jobs(user=request.user, jobs=[job], message="Cancelled")
             text = (
                 "asked to stop (it stops at its next progress report)"
                 if job.state == JobState.RUNNING
@@ -511,7 +519,6 @@ class JobAdmin(admin.ModelAdmin):
                     retried.append(job_retry(job_id=pk, user=request.user))
                 except JobError:
                     errors += 1  # retried or cancelled by someone else meanwhile
-            audit_jobs(user=request.user, jobs=retried, message="Retried (retry all failed)")
             self.message_user(
                 request,
                 f"{len(retried)} failed job(s) will run again"
@@ -558,9 +565,6 @@ class JobAdmin(admin.ModelAdmin):
 
     # -- schedules ---------------------------------------------------------------------------
     def schedules_view(self, request):
-        from jobs.schedule_state import schedules_enabled
-        from jobs.schedules import ScheduleError, list_schedules
-
         if not self.has_view_permission(request):
             raise PermissionDenied
         try:
@@ -597,9 +601,6 @@ class JobAdmin(admin.ModelAdmin):
     def schedule_run_view(self, request, schedule_id):
         """Run a schedule's job now — also when the schedule is disabled: disabling stops the
         cron runs, while "Run now" is an explicit request, so it runs (and the audit says so)."""
-        from jobs.schedule_state import schedule_is_enabled
-        from jobs.schedules import ScheduleError, run_now
-
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         self._require(request, "run_schedule")
@@ -613,21 +614,12 @@ class JobAdmin(admin.ModelAdmin):
             if job is None:  # the relay runs inline: nothing queued
                 self.message_user(request, f"{schedule_id} ran now{note}.", messages.SUCCESS)
             else:
-                audit_jobs(
-                    user=request.user,
-                    jobs=[job],
-                    message=f"Triggered: run schedule {schedule_id} now{note}",
-                    added=True,
-                )
                 self.message_user(
                     request, jobs_queued_message([job], what=f"Run {schedule_id}{note}")
                 )
         return HttpResponseRedirect(reverse("admin:jobs_job_schedules"))
 
     def schedule_toggle_view(self, request, schedule_id):
-        from jobs.schedule_state import schedule_set_enabled
-        from jobs.schedules import ScheduleError
-
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         self._require(request, "run_schedule")
@@ -656,7 +648,6 @@ class JobAdmin(admin.ModelAdmin):
             except JobError:
                 skipped += 1
         skipped += queryset.exclude(state__in=(JobState.FAILED, JobState.CANCELLED)).count()
-        audit_jobs(user=request.user, jobs=retried, message="Retried")
         self.message_user(
             request,
             f"{len(retried)} job(s) will run again"
@@ -693,7 +684,6 @@ class JobAdmin(admin.ModelAdmin):
             except JobError:
                 skipped += 1
         skipped += queryset.filter(state__in=SETTLED_STATES).count()
-        audit_jobs(user=request.user, jobs=cancelled, message="Cancelled")
         self.message_user(
             request,
             f"{len(cancelled)} job(s) cancelled"

@@ -7,40 +7,27 @@ The views themselves are methods of ``JobAdmin`` (``jobs/admin.py``) so they go 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlencode
 
-from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.admin.models import LogEntry
+from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from jobs.audit import audit_jobs  # noqa: F401 (its old import path)
 from jobs.models import Job, JobState
 from jobs.selectors import HourBucket
-
-# --- audit --------------------------------------------------------------------------------------
-
-
-def audit_jobs(*, user, jobs: Iterable[Job], message: str, added: bool = False) -> None:
-    """Admin log entries saying who did what to these jobs (shown on the job page)."""
-    jobs = [j for j in jobs if j is not None]
-    if not jobs or not getattr(user, "is_authenticated", False):
-        return
-    LogEntry.objects.log_actions(
-        user_id=user.pk,
-        queryset=jobs,
-        action_flag=ADDITION if added else CHANGE,
-        change_message=message,
-        single_object=len(jobs) == 1,
-    )
 
 
 def jobs_changelist_url(*, ids: Iterable | None = None, **params: str) -> str:
     """System → Jobs filtered to exactly these jobs (``?id__in=…``) or by the given params."""
-    from urllib.parse import urlencode
-
     url = reverse("admin:jobs_job_changelist")
     query = dict(params)
     if ids is not None:
@@ -81,8 +68,6 @@ def deny_unpermitted_action(model_admin, request) -> None:
 
     Django's default answers "No action selected" with a redirect; a 403 says what happened.
     """
-    from django.core.exceptions import PermissionDenied
-
     if request.method != "POST" or "action" not in request.POST:
         return
     name = request.POST.get("action", "")
@@ -296,10 +281,6 @@ def job_timeline(job: Job, audit: list[LogEntry]) -> list[TimelineEvent]:
 
 
 def pretty_json_html(value) -> SafeString:
-    import json
-
-    from django.core.serializers.json import DjangoJSONEncoder
-
     if value is None or value == {} or value == []:
         return format_html('<span class="quiet">{}</span>', "—")
     text = json.dumps(value, indent=2, sort_keys=True, cls=DjangoJSONEncoder, ensure_ascii=False)

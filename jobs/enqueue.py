@@ -3,7 +3,7 @@
 * The row is written in the caller's transaction; RQ hears of it only when that transaction
   commits (``transaction.on_commit``), so a rolled-back transaction enqueues nothing.
 * If Redis is unreachable at commit, the row stays with ``dispatched_at`` unset and the relay
-  (``jobs.relay.relay``) sends it later. The caller never sees a Redis error.
+  (``jobs.maintenance.relay.relay``) sends it later. The caller never sees a Redis error.
 * A dedup key merges the request into a job that has not started yet; a unique constraint on
   the key (pending rows only) makes two racing requests end up with one row, and the merge
   locks the row so two racing merges both keep their change.
@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from jobs.dispatch import RUNNER_ENTRYPOINT, dispatch  # noqa: F401 (public import path)
-from jobs.models import Job, JobState, JobTrigger
+from jobs.models import Job, JobState, JobTarget, JobTrigger
 from jobs.registry import JobKind, get_kind
+from jobs.targets import Target
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def enqueue(
     trigger: str,
     reason: str = "",
     requested_by=None,
-    target: tuple[str, str, str] | None = None,
+    target: Target | tuple[str, str, str] | None = None,
+    targets: Iterable[Target] = (),
     dedup_key: str | None = None,
     parent: Job | None = None,
     merge: Merge | None = None,
@@ -56,9 +58,15 @@ def enqueue(
     its ``merged_count`` increased and, if ``merge`` is given, its payload replaced by
     ``merge(old_payload, new_payload)``.
 
+    ``target`` is the job's main target (shown in lists); it and every one of ``targets``
+    become ``JobTarget`` link rows, so filters find the job by any object it touches. A merged
+    request adds its targets to the pending job.
+
     ``dispatch_on_commit=False`` records the row without telling RQ: for ``--sync`` callers
     that run it right away with ``jobs.runner.run_inline``.
     """
+    target = Target.of(target)
+    links = _links(target, targets)
     job_kind = get_kind(kind)  # raises UnknownJobKind
     _check_trigger(trigger)
     _check_json(payload)
@@ -78,6 +86,7 @@ def enqueue(
         for _ in range(3):
             existing = _merge_into_pending(dedup_key, payload, merge)
             if existing is not None:
+                _link(existing.pk, links)
                 return existing
             try:
                 with transaction.atomic():
@@ -90,6 +99,7 @@ def enqueue(
             raise RuntimeError(f"Could not enqueue or merge job with dedup key {dedup_key!r}")
     else:
         job = Job.objects.create(**fields)
+    _link(job.pk, links)
 
     if dispatch_on_commit:
         job_id = job.pk
@@ -104,7 +114,8 @@ def enqueue_many(
     trigger: str,
     reason_for: Callable[[int, dict], str] | None = None,
     requested_by=None,
-    targets: Sequence[tuple[str, str, str] | None] | None = None,
+    targets: Sequence[Target | tuple[str, str, str] | None] | None = None,
+    links: Sequence[Iterable[Target]] | None = None,
     parent: Job | None = None,
     dispatch_on_commit: bool = True,
 ) -> list[Job]:
@@ -115,8 +126,9 @@ def enqueue_many(
     ``bulk_create``, and handed to RQ in order by one on-commit callback; each goes through
     ``dispatch``, so a Redis outage leaves the rest for the relay. No dedup key: every payload
     gets a row of its own. ``reason_for(index, payload)`` (index from 0) gives each row's
-    reason, ``targets`` (one per payload, or None) each row's target. Returns the rows in the
-    order of ``payloads``.
+    reason, ``targets`` (one per payload, or None) each row's main target, ``links`` (one
+    iterable per payload) each row's further targets; all become link rows in one INSERT.
+    Returns the rows in the order of ``payloads``.
     """
     job_kind = get_kind(kind)  # raises UnknownJobKind
     _check_trigger(trigger)
@@ -125,10 +137,15 @@ def enqueue_many(
         raise InvalidJobRequest(
             f"Got {len(targets)} targets for {len(payloads)} payloads; give one per payload"
         )
+    if links is not None and len(links) != len(payloads):
+        raise InvalidJobRequest(
+            f"Got {len(links)} link lists for {len(payloads)} payloads; give one per payload"
+        )
     for payload in payloads:
         _check_json(payload)
     if not payloads:
         return []
+    mains = [Target.of(targets[i]) if targets is not None else None for i in range(len(payloads))]
     rows = [
         Job(
             **_row_fields(
@@ -137,7 +154,7 @@ def enqueue_many(
                 trigger=trigger,
                 reason=reason_for(index, payload) if reason_for else "",
                 requested_by=requested_by,
-                target=targets[index] if targets is not None else None,
+                target=mains[index],
                 parent=parent,
             )
         )
@@ -145,6 +162,14 @@ def enqueue_many(
     ]
     # Primary keys are UUIDs made in Python, so the rows know their ids without a read back.
     jobs = Job.objects.bulk_create(rows)
+    JobTarget.objects.bulk_create(
+        [
+            JobTarget(job_id=job.pk, target_type=t.type, target_id=t.id, label=t.label)
+            for index, job in enumerate(jobs)
+            for t in _links(mains[index], links[index] if links is not None else ())
+        ],
+        ignore_conflicts=True,
+    )
 
     if dispatch_on_commit:
         job_ids = [job.pk for job in jobs]
@@ -164,11 +189,13 @@ def _row_fields(
     trigger: str,
     reason: str,
     requested_by,
-    target: tuple[str, str, str] | None,
+    target: Target | None,
     parent: Job | None,
 ) -> dict[str, Any]:
     """The columns of a new pending ledger row (dedup key aside)."""
-    target_type, target_id, target_label = target or ("", "", "")
+    target_type, target_id, target_label = (
+        (target.type, target.id, target.label) if target else ("", "", "")
+    )
     user = requested_by if getattr(requested_by, "is_authenticated", False) else None
     return {
         "queue": job_kind.queue,
@@ -184,6 +211,28 @@ def _row_fields(
         "max_attempts": job_kind.max_attempts,
         "state": JobState.PENDING,
     }
+
+
+def _links(main: Target | None, more: Iterable[Target]) -> list[Target]:
+    """The targets to link, main first, each once; groups (no id) are not linked."""
+    out: dict[tuple[str, str], Target] = {}
+    for target in (main, *more):
+        target = Target.of(target)
+        if target is not None and target.type and target.id:
+            clipped = Target(target.type[:32], str(target.id)[:64], target.label[:255])
+            out.setdefault((clipped.type, clipped.id), clipped)
+    return list(out.values())
+
+
+def _link(job_pk, targets: list[Target]) -> None:
+    if targets:
+        JobTarget.objects.bulk_create(
+            [
+                JobTarget(job_id=job_pk, target_type=t.type, target_id=t.id, label=t.label)
+                for t in targets
+            ],
+            ignore_conflicts=True,  # a merged request may name targets the job already has
+        )
 
 
 def _check_trigger(trigger: str) -> None:

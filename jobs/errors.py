@@ -23,3 +23,8 @@ class JobNotFound(JobError):
 class JobStateError(JobError):
     api_code = "BAD_USER_INPUT"
     code = "invalid_state"
+
+
+class JobPermissionDenied(JobError):
+    api_code = "FORBIDDEN"
+    code = "permission_denied"

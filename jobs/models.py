@@ -18,6 +18,13 @@ class JobState(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class LastAction(models.TextChoices):
+    """What someone last asked of a job (``Job.last_action``)."""
+
+    RETRY = "retry", "Retry"
+    CANCEL = "cancel", "Cancel"
+
+
 class JobTrigger(models.TextChoices):
     SIGNAL = "signal", "Signal"
     SCHEDULE = "schedule", "Schedule"
@@ -128,6 +135,30 @@ class Job(models.Model):
     @property
     def is_settled(self) -> bool:
         return self.state in SETTLED_STATES
+
+
+class JobTarget(models.Model):
+    """One object a job works on (a job links to every one: one bundle, or hundreds for a
+    batch). The jobs list filters through this table; its type is a registered target type."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="target_links")
+    target_type = models.CharField(max_length=32)
+    target_id = models.CharField(max_length=64)
+    label = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            # "Jobs of this bundle": an index range, then the jobs by primary key.
+            models.Index(fields=["target_type", "target_id", "job"], name="jobtarget_target_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "target_type", "target_id"], name="jobtarget_once_per_job"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target_type}:{self.target_id}"
 
 
 class ScheduleState(models.Model):

@@ -3,8 +3,8 @@
 It claims the ledger row (skipping cancelled, settled or duplicate deliveries), counts the
 attempt, gives the handler a :class:`JobContext` for progress and cancellation, then records
 the result, or the error with its traceback, and schedules the next attempt with the kind's
-backoff. A heartbeat thread keeps ``heartbeat_at`` fresh so ``jobs.relay.reconcile`` can tell
-a slow job from a dead one.
+backoff. A heartbeat thread keeps ``heartbeat_at`` fresh so ``reconcile`` (``jobs/maintenance``)
+can tell a slow job from a dead one.
 """
 
 from __future__ import annotations

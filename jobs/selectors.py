@@ -16,14 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.apps import apps
-from django.conf import settings
-from django.db.models import Avg, Count, Q, QuerySet
+import django_rq
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
+from rq.worker import Worker
+from rq_scheduler import Scheduler
 
+from jobs import conf
 from jobs.errors import JobNotFound
-from jobs.models import SETTLED_STATES, Job, JobState
+from jobs.models import SETTLED_STATES, Job, JobState, JobTarget
+from jobs.targets import matching_target_ids
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +60,7 @@ class SystemHealth:
 
 def queue_names() -> list[str]:
     """The job queues, in the order the settings declare them."""
-    return list(settings.JOB_QUEUES)
+    return conf.job_queues()
 
 
 def queue_counts(*, now: datetime | None = None) -> dict[str, dict[str, int]]:
@@ -93,15 +98,11 @@ def queue_counts(*, now: datetime | None = None) -> dict[str, dict[str, int]]:
 
 
 def _redis():
-    import django_rq
-
     return django_rq.get_connection(queue_names()[0])
 
 
 def workers_by_queue() -> dict[str, int] | None:
     """Live RQ workers listening to each queue (from ``Worker.all``); None if Redis is down."""
-    from rq.worker import Worker
-
     try:
         workers = Worker.all(connection=_redis())
     except Exception:
@@ -117,8 +118,6 @@ def workers_by_queue() -> dict[str, int] | None:
 
 def scheduler_alive() -> bool | None:
     """True if an rq-scheduler process is alive (its instance key has not expired)."""
-    from rq_scheduler import Scheduler
-
     try:
         conn = _redis()
         for key in conn.scan_iter(f"{Scheduler.redis_scheduler_namespace_prefix}*", count=100):
@@ -135,7 +134,7 @@ def stale_jobs(*, stale_after: int | None = None, now: datetime | None = None) -
 
     The reconciler settles them within a minute or so; until then the admin shows a badge.
     """
-    stale_after = stale_after or settings.JOBS_STALE_AFTER_SECONDS
+    stale_after = stale_after or conf.stale_after_seconds()
     cutoff = (now or timezone.now()) - timedelta(seconds=stale_after)
     return (
         Job.objects.filter(state=JobState.RUNNING)
@@ -149,7 +148,7 @@ def job_is_stale(job: Job, *, stale_after: int | None = None, now: datetime | No
     if job.state != JobState.RUNNING:
         return False
     last_sign = job.heartbeat_at or job.started_at or job.created_at
-    stale_after = stale_after or settings.JOBS_STALE_AFTER_SECONDS
+    stale_after = stale_after or conf.stale_after_seconds()
     return last_sign < (now or timezone.now()) - timedelta(seconds=stale_after)
 
 
@@ -213,27 +212,10 @@ def jobs_per_hour(*, hours: int = 24, now: datetime | None = None) -> list[HourB
 # --- lists and search ---------------------------------------------------------------------------
 
 
-def _bundle_ids_matching(term: str, *, limit: int = 200) -> list[str]:
-    """Ids (as strings) of bundles whose name or SKU (shell or component) matches ``term``."""
-    if not apps.is_installed("bundles"):
-        return []
-    Bundle = apps.get_model("bundles", "Bundle")
-    ids = (
-        Bundle.objects.filter(
-            Q(name__icontains=term)
-            | Q(shell_variant__sku__iexact=term)
-            | Q(components__variant__sku__iexact=term)
-        )
-        .order_by()
-        .values_list("pk", flat=True)
-        .distinct()[:limit]
-    )
-    return [str(pk) for pk in ids]
-
-
 def job_search_q(*, term: str) -> Q:
-    """The filter for a search box: job id (full or its first 8 characters), target (bundle name
-    or SKU, or its label), dedup key, error text or stage message."""
+    """The filter for a search box: job id (full or its first 8 characters), a target (its
+    label, or whatever its registered type's search matches, e.g. a bundle's name or SKU),
+    dedup key, error text or stage message."""
     term = term.strip()
     q = (
         Q(target_label__icontains=term)
@@ -247,10 +229,26 @@ def job_search_q(*, term: str) -> Q:
     if 4 <= len(hex_part) <= 12 and all(c in "0123456789abcdef" for c in hex_part):
         # The list shows the first 8 characters of the id: let people paste those.
         q |= Q(pk__istartswith=term.lower())
-    bundle_ids = _bundle_ids_matching(term)
-    if bundle_ids:
-        q |= Q(target_type="bundle", target_id__in=bundle_ids)
+    for target_type, ids in matching_target_ids(term).items():
+        q |= Q(
+            Exists(
+                JobTarget.objects.filter(
+                    job=OuterRef("pk"), target_type=target_type, target_id__in=ids
+                )
+            )
+        )
     return q
+
+
+def _linked_to(*, target_type: str | None, target_id: str | None) -> Exists:
+    """Jobs with a link row to the target (or to any target of the type): an index range on
+    (target_type, target_id, job) per job, never a scan of the link table."""
+    links = JobTarget.objects.filter(job=OuterRef("pk"))
+    if target_type:
+        links = links.filter(target_type=target_type)
+    if target_id is not None and target_id != "":
+        links = links.filter(target_id=str(target_id))
+    return Exists(links)
 
 
 def job_list(
@@ -275,10 +273,10 @@ def job_list(
         qs = qs.filter(kind=kind)
     if trigger:
         qs = qs.filter(trigger=trigger)
-    if target_type:
-        qs = qs.filter(target_type=target_type)
     if target_id is not None and target_id != "":
-        qs = qs.filter(target_id=str(target_id))
+        qs = qs.filter(_linked_to(target_type=target_type, target_id=target_id))
+    elif target_type:
+        qs = qs.filter(target_type=target_type)
     if ids is not None:
         qs = qs.filter(pk__in=list(ids))
     if parent_id is not None:
@@ -289,9 +287,9 @@ def job_list(
 
 
 def jobs_for_target(*, target_type: str, target_id, limit: int = 10) -> list[Job]:
-    """The most recent jobs working on one object (a bundle's page lists these)."""
+    """The most recent jobs linked to one object (a bundle's page lists these)."""
     return list(
-        Job.objects.filter(target_type=target_type, target_id=str(target_id)).order_by(
+        Job.objects.filter(_linked_to(target_type=target_type, target_id=target_id)).order_by(
             "-created_at"
         )[:limit]
     )
@@ -398,9 +396,6 @@ def job_children_summary(*, job_id) -> ChildrenSummary:
 
 def job_audit(*, job_id) -> list:
     """Admin log entries about this job (who triggered, retried, cancelled it), oldest first."""
-    from django.contrib.admin.models import LogEntry
-    from django.contrib.contenttypes.models import ContentType
-
     ct = ContentType.objects.get_for_model(Job)
     return list(
         LogEntry.objects.filter(content_type=ct, object_id=str(job_id))

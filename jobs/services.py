@@ -6,22 +6,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
 
+import django_rq
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
+from rq.job import Job as RQJob
 
+from jobs.audit import CANCELLED, RETRIED, audit_jobs
 from jobs.dispatch import dispatch
-from jobs.errors import JobError, JobNotFound, JobStateError
-from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
+from jobs.errors import JobError, JobNotFound, JobPermissionDenied, JobStateError
+from jobs.maintenance.prune import jobs_purge
+from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState, LastAction
 from jobs.selectors import job_get, parse_job_id, wait_for_job
 
 __all__ = [  # the reads and errors stay importable from here (their old home)
     "JobError",
     "JobNotFound",
+    "JobPermissionDenied",
     "JobStateError",
     "job_get",
+    "jobs_purge",
     "parse_job_id",
     "wait_for_job",
 ]
@@ -33,8 +37,20 @@ def _user_or_none(user):
     return user if getattr(user, "is_authenticated", False) else None
 
 
-def job_retry(*, job_id, user=None) -> Job:
-    """Run a failed or cancelled job again, as its next attempt on the same row."""
+def _check_permission(user, permission: str) -> None:
+    """A person must hold the permission; ``user=None`` is the system (a command run without
+    ``--user``, a batch parent retrying its children)."""
+    if user is not None and not user.has_perm(permission):
+        raise JobPermissionDenied(f"You need the permission {permission} for this.")
+
+
+def job_retry(*, job_id, user=None, actor: str = "") -> Job:
+    """Run a failed or cancelled job again, as its next attempt on the same row.
+
+    Checks ``jobs.retry_job`` for ``user`` and writes the audit entry, whichever door asked.
+    ``actor`` names a caller that is no Django user (the OS user of a shell command).
+    """
+    _check_permission(user, "jobs.retry_job")
     pk = parse_job_id(job_id)
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=pk).first()
@@ -62,10 +78,11 @@ def job_retry(*, job_id, user=None) -> Job:
         job.next_attempt_at = None
         job.dispatched_at = None
         job.progress = 0
-        by = getattr(who, "get_username", lambda: "")() if who else ""
-        job.progress_message = f"Retry requested{' by ' + by if by else ''}"
-        job.last_action, job.last_action_by, job.last_action_at = "retry", who, now
+        by = getattr(who, "get_username", lambda: "")() if who else actor
+        job.progress_message = f"Retry requested{' by ' + by if by else ''}"[:255]
+        job.last_action, job.last_action_by, job.last_action_at = LastAction.RETRY, who, now
         job.save()
+        audit_jobs(user=who, jobs=[job], message=RETRIED)
         transaction.on_commit(lambda: dispatch(pk))
     return job
 
@@ -73,8 +90,10 @@ def job_retry(*, job_id, user=None) -> Job:
 def job_cancel(*, job_id, user=None) -> Job:
     """Cancel a job: a pending or retrying job never runs; a running one is asked to stop.
 
-    Children of a bulk job are cancelled with it.
+    Children of a bulk job are cancelled with it. Checks ``jobs.cancel_job`` for ``user`` and
+    writes the audit entry (on the job asked for), whichever door asked.
     """
+    _check_permission(user, "jobs.cancel_job")
     pk = parse_job_id(job_id)
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=pk).first()
@@ -85,13 +104,14 @@ def job_cancel(*, job_id, user=None) -> Job:
         _cancel_row(job, user=_user_or_none(user))
         for child in Job.objects.select_for_update().filter(parent=job, state__in=ACTIVE_STATES):
             _cancel_row(child, user=_user_or_none(user))
+        audit_jobs(user=_user_or_none(user), jobs=[job], message=CANCELLED)
     return job
 
 
 def _cancel_row(job: Job, *, user) -> None:
     now = timezone.now()
     job.cancel_requested = True
-    job.last_action, job.last_action_by, job.last_action_at = "cancel", user, now
+    job.last_action, job.last_action_by, job.last_action_at = LastAction.CANCEL, user, now
     if job.state == JobState.RUNNING:
         job.progress_message = "Cancel requested"
     else:
@@ -107,37 +127,12 @@ def _cancel_row(job: Job, *, user) -> None:
 
 def _drop_rq_job(queue_name: str, rq_job_id: str) -> None:
     """Best effort: take a cancelled job out of RQ (the runner skips it anyway)."""
-    import django_rq
-    from rq.job import Job as RQJob
-
     try:
         conn = django_rq.get_connection(queue_name)
         rq_job = RQJob.fetch(rq_job_id, connection=conn)
         rq_job.cancel()
     except Exception:
         logger.debug("Could not cancel RQ job %s", rq_job_id, exc_info=True)
-
-
-def jobs_purge(*, older_than_days: int) -> int:
-    """Delete settled jobs that settled more than ``older_than_days`` days ago. Returns the count.
-
-    A parent whose children are still active is kept.
-    """
-    if not isinstance(older_than_days, int) or older_than_days < 0:
-        raise JobError("older_than_days must be a whole number of days, 0 or more")
-    cutoff = timezone.now() - timedelta(days=older_than_days)
-    candidates = Job.objects.filter(state__in=SETTLED_STATES, settled_at__lt=cutoff).exclude(
-        Q(children__state__in=ACTIVE_STATES)
-    )
-    deleted = 0
-    # Batches keep each DELETE (and its cascade to children) small.
-    while True:
-        ids = list(candidates.values_list("pk", flat=True)[:500])
-        if not ids:
-            return deleted
-        # Count only the ledger rows we chose (children cascade and count too).
-        _, per_model = Job.objects.filter(pk__in=ids).delete()
-        deleted += per_model.get(Job._meta.label, 0)
 
 
 def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:

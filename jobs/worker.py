@@ -7,7 +7,7 @@ On top of ``rq.Worker`` it
   callback then, but it does call ``handle_work_horse_killed`` on the worker;
 * runs relay + reconcile in its maintenance pass, every minute rather than RQ's ten: one worker
   of many takes the minute's turn (``RECONCILE_DUE_KEY``), and the pass itself holds the same
-  Redis lock as the cron entry and the command (``jobs.relay.relay_and_reconcile``). A whole
+  Redis lock as the cron entry and the command (``maintenance.relay.relay_and_reconcile``). A whole
   worker that died is found by the others.
 """
 
@@ -18,6 +18,12 @@ import os
 
 from django.db import close_old_connections, connections
 from rq.worker import SimpleWorker, Worker
+
+from jobs.dispatch import RUNNER_ENTRYPOINT
+from jobs.maintenance.relay import relay_and_reconcile
+from jobs.models import Job, JobState
+from jobs.registry import UnknownJobKind, get_kind
+from jobs.runner import record_failure
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +41,6 @@ class _LedgerMixin:
         super().run_maintenance_tasks()
         # One worker per interval does the ledger pass; the others skip it.
         if self.connection.set(RECONCILE_DUE_KEY, self.name, nx=True, ex=MAINTENANCE_INTERVAL - 5):
-            from jobs.relay import relay_and_reconcile
-
             try:
                 outcome = relay_and_reconcile()
                 if any(outcome.values()):
@@ -77,11 +81,6 @@ class JobsSimpleWorker(_LedgerMixin, SimpleWorker):
 
 def settle_killed_delivery(rq_job, ret_val) -> None:
     """Record the killed attempt of the ledger job behind ``rq_job`` (retry or fail)."""
-    from jobs.dispatch import RUNNER_ENTRYPOINT
-    from jobs.models import Job, JobState
-    from jobs.registry import UnknownJobKind, get_kind
-    from jobs.runner import record_failure
-
     if rq_job.func_name != RUNNER_ENTRYPOINT or not rq_job.args:
         return
     row = Job.objects.filter(pk=rq_job.args[0], rq_job_id=rq_job.id).first()

@@ -122,3 +122,31 @@ class WorkerProcess:
     def output(self) -> str:
         self.log.flush()
         return self.log_path.read_text()
+
+
+def link_main_targets() -> int:
+    """Give ledger rows a test wrote by hand (``Job.objects.create`` / ``bulk_create``, not
+    ``enqueue``) the link row ``enqueue`` writes for a main target, as the migration does for
+    old rows. Returns how many links were added."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO jobs_jobtarget (job_id, target_type, target_id, label) "
+            "SELECT j.id, j.target_type, j.target_id, j.target_label FROM jobs_job j "
+            "WHERE j.target_type <> '' AND j.target_id <> '' AND NOT EXISTS ("
+            "SELECT 1 FROM jobs_jobtarget t WHERE t.job_id = j.id "
+            "AND t.target_type = j.target_type AND t.target_id = j.target_id)"
+        )
+        return cursor.rowcount
+
+
+def grant(user, *permissions: str):
+    """Give ``user`` these ``app.codename`` permissions (the job services check them)."""
+    from django.contrib.auth.models import Permission
+
+    for perm in permissions:
+        app_label, codename = perm.split(".", 1)
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    # Django caches permissions on the instance: a fresh copy sees the new ones.
+    return type(user).objects.get(pk=user.pk)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import django_rq
+import graphene
 from django.db.models import Prefetch, Q, QuerySet
 
 from api.errors import BadUserInput
@@ -17,6 +19,59 @@ from jobs import selectors
 from jobs.models import Job, JobState
 from jobs.registry import all_kinds
 from jobs.selectors import queue_names
+from jobs.targets import all_target_types, get_target_type
+
+
+def target_filter_arguments() -> dict[str, graphene.ID]:
+    """The generic ``targetType``/``targetId`` filters plus each registered target type's own
+    argument (the bundles app's ``bundleId``)."""
+    args = {
+        "target_type": graphene.String(description="A registered target type, e.g. bundle"),
+        "target_id": graphene.ID(description="With targetType: jobs linked to this object"),
+    }
+    for target_type in all_target_types():
+        if target_type.filter_argument:
+            args[target_type.filter_argument] = graphene.ID(
+                description=f"Jobs linked to this {target_type.label.lower()}"
+            )
+    return args
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _target_filter(
+    target_type: str | None, target_id: str | None, extra: dict
+) -> tuple[str | None, str | None]:
+    """(type, id) to filter by, from targetType/targetId or a type's own argument."""
+    for registered in all_target_types():
+        arg = registered.filter_argument
+        if arg and extra.get(arg) is not None:
+            target_type, target_id, field = registered.name, extra.pop(arg), _camel(arg)
+            break
+    else:
+        field = "targetId"
+    if extra:
+        raise BadUserInput(f"Unknown filter {', '.join(map(_camel, extra))}.")
+    if target_type is None:
+        if target_id is not None:
+            raise BadUserInput("'targetId' needs 'targetType'.", field="targetId")
+        return None, None
+    registered = get_target_type(target_type)
+    if registered is None:
+        known = ", ".join(t.name for t in all_target_types())
+        raise BadUserInput(
+            f"Unknown target type {str(target_type)[:50]!r}: use one of {known}.",
+            field="targetType",
+        )
+    if target_id is None:
+        return registered.name, None
+    if registered.numeric_ids:
+        noun = registered.label.lower()
+        return registered.name, str(parse_int_id(target_id, field=field, noun=noun))
+    return registered.name, clean_text(str(target_id), field=field, max_length=64)
 
 
 def filtered_jobs(
@@ -24,8 +79,10 @@ def filtered_jobs(
     queue: str | None = None,
     state: str | None = None,
     kind: str | None = None,
-    bundle_id: str | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
     search: str | None = None,
+    **target_args,
 ) -> QuerySet[Job]:
     """Jobs matching the filters (each optional), through the admin's selector; unknown values
     → BAD_USER_INPUT naming the allowed ones."""
@@ -40,16 +97,14 @@ def filtered_jobs(
     kinds = [k.name for k in all_kinds()]
     if kind is not None and kind not in kinds:
         raise BadUserInput(f"Unknown kind {kind!r}: use one of {', '.join(kinds)}.", field="kind")
-    target_id = None
-    if bundle_id is not None:
-        target_id = str(parse_int_id(bundle_id, field="bundleId"))
-    # Id, target (bundle name or SKU), dedup key, error text: the admin's search box.
+    target_type, target_id = _target_filter(target_type, target_id, dict(target_args))
+    # Id, target (bundle name or SKU...), dedup key, error text: the admin's search box.
     term = clean_text(search, field="search", max_length=200)
     return selectors.job_list(
         queue=queue,
         state=state,
         kind=kind,
-        target_type="bundle" if target_id is not None else None,
+        target_type=target_type,
         target_id=target_id,
         search=term or None,
     )
@@ -115,8 +170,6 @@ def queue_counts() -> list[dict]:
 
 def _rq_lengths() -> dict[str, int]:
     """Jobs waiting in each RQ queue; empty when Redis can't be reached."""
-    import django_rq
-
     try:
         return {name: django_rq.get_queue(name).count for name in queue_names()}
     except Exception:  # Redis down: the ledger counts still answer

@@ -17,6 +17,7 @@ from jobs.graphql.mutations.retry_job import RetryJob
 from jobs.graphql.mutations.run_schedule import RunSchedule
 from jobs.graphql.types import Job, JobConnection, JobEdge, JobQueue, Schedule
 from jobs.models import Job as JobModel
+from jobs.schedules import list_schedules
 from jobs.services import JobNotFound, job_get
 
 VIEW_JOB = "jobs.view_job"
@@ -30,8 +31,8 @@ class JobsQuery(graphene.ObjectType):
         queue=graphene.String(),
         state=graphene.String(),
         kind=graphene.String(),
-        bundle_id=graphene.ID(),
         search=graphene.String(description="Id, kind, target, reason, or a bundle's SKU"),
+        **filters.target_filter_arguments(),
         first=graphene.Int(description="Page size, 1-100 (default 20)"),
         after=graphene.String(description="endCursor of the previous page"),
         description="Jobs, newest first, filtered and paginated by cursor",
@@ -73,8 +74,6 @@ class JobsQuery(graphene.ObjectType):
 
     @staticmethod
     def resolve_schedules(root, info):
-        from jobs.schedules import list_schedules
-
         require_staff(info, VIEW_JOB)
         return list_schedules()
 

@@ -161,11 +161,13 @@ class JobQueue(graphene.ObjectType):
 
 
 class Schedule(graphene.ObjectType):
-    """A cron schedule (UTC) from settings.JOBS_SCHEDULES."""
+    """A cron schedule (UTC) from settings.JOBS_SCHEDULES: a request function and its arguments."""
 
     id = graphene.ID(required=True)
     cron = graphene.String(required=True)
-    kind = graphene.String(required=True)
+    kind = graphene.String(required=True, description="The job kind its request asks for")
+    request = graphene.String(required=True, description="The request function it calls")
+    kwargs = GenericScalar(required=True, description="The request function's arguments")
     description = graphene.String(required=True)
     payload = GenericScalar(required=True)
     next_run = graphene.DateTime()

@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from jobs.models import Job, JobState, JobTrigger
+from tests.support import link_main_targets
 
 _n = itertools.count(1)
 
@@ -29,7 +30,9 @@ def make_job(**fields) -> Job:
         "target_label": f"Bundle {next(_n)}",
     }
     defaults.update(fields)
-    return Job.objects.create(**defaults)
+    job = Job.objects.create(**defaults)
+    link_main_targets()  # the link row enqueue would write
+    return job
 
 
 def failed_job(**fields) -> Job:

@@ -230,7 +230,7 @@ def test_soft_deleting_a_component_breaks_the_bundle_and_the_check_keeps_it_brok
 
 
 def test_fifty_price_changes_committed_while_redis_is_down_all_reach_their_bundles(redis_conn):
-    from jobs.relay import relay
+    from jobs.maintenance.relay import relay
     from tests.redis_plugin import embedded_server
 
     server = embedded_server()

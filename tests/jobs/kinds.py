@@ -91,8 +91,8 @@ def reconcile_inside(ctx, *, token: str) -> dict:
 
     from django.utils import timezone
 
+    from jobs.maintenance.relay import reconcile
     from jobs.models import Job
-    from jobs.relay import reconcile
 
     _redis().incr(runs_key(token))
     Job.objects.filter(pk=ctx.job.pk).update(started_at=timezone.now() - timedelta(seconds=10))

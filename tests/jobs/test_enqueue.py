@@ -16,9 +16,9 @@ from rq.job import Job as RQJob
 
 from jobs import enqueue as enqueue_module
 from jobs.enqueue import InvalidJobRequest, dispatch, enqueue, enqueue_many
+from jobs.maintenance.relay import relay
 from jobs.models import Job, JobState
 from jobs.registry import UnknownJobKind
-from jobs.relay import relay
 from tests.jobs.kinds import runs_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]

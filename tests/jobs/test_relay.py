@@ -15,8 +15,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from jobs.enqueue import dispatch, enqueue
+from jobs.maintenance.relay import reconcile, relay
 from jobs.models import Job, JobState
-from jobs.relay import reconcile, relay
 from jobs.runner import _claim, run_inline
 from tests.jobs.kinds import runs_key
 from tests.redis_plugin import embedded_server
@@ -284,7 +284,7 @@ def test_reconcile_still_trusts_rq_when_the_rows_own_delivery_failed(redis_conn,
 
 
 def _hold_reconcile_lock(redis_conn):
-    from jobs.relay import RECONCILE_LOCK_KEY
+    from jobs.maintenance.relay import RECONCILE_LOCK_KEY
 
     lock = redis_conn.lock(RECONCILE_LOCK_KEY, timeout=60, thread_local=False)
     assert lock.acquire(blocking=False)

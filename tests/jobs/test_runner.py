@@ -12,6 +12,7 @@ from jobs.models import Job, JobState
 from jobs.runner import run_inline
 from jobs.services import job_cancel, job_retry
 from tests.jobs.kinds import runs_key
+from tests.support import grant
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -76,8 +77,9 @@ def test_always_failing_handler_fails_after_max_attempts_keeping_every_error(
 
 
 def test_retry_of_a_failed_job_runs_it_again_as_the_next_attempt(run_burst, redis_conn, token):
-    # Given a job that failed for good
+    # Given a job that failed for good, and an operator allowed to retry jobs
     user = get_user_model().objects.create_user("operator", password="x", is_staff=True)
+    user = grant(user, "jobs.retry_job")
     job = enqueue("test_always_fails", payload={"token": token}, trigger="command")
     run_burst()
     # When an operator retries it

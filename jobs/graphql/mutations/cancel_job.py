@@ -25,7 +25,6 @@ class CancelJob(graphene.Mutation):
             job_id=id,
             permission="jobs.cancel_job",
             service=job_cancel,
-            audit="Cancel requested over GraphQL",
         )
         message = (
             f"Job {job.pk} was asked to stop; it stops at its next checkpoint."

@@ -8,16 +8,15 @@ from django.db import transaction
 
 from api.errors import NotFound
 from api.permissions import require_staff
-from jobs.graphql.mutations.audit import log_job_action
 from jobs.models import Job
 from jobs.services import JobNotFound
 
 VIEW_JOB = "jobs.view_job"
 
 
-def job_action(info, *, job_id, permission: str, service: Callable[..., Job], audit: str) -> Job:
+def job_action(info, *, job_id, permission: str, service: Callable[..., Job]) -> Job:
     """Run ``service(job_id=..., user=...)`` for a staff user with ``jobs.view_job`` and
-    ``permission``, and log ``audit`` on the job. Unknown id → NOT_FOUND; a job in the wrong
+    ``permission`` (the service writes the audit entry). Unknown id → NOT_FOUND; a job in the wrong
     state → the service's JobStateError (BAD_USER_INPUT). Nothing changes on an error."""
     user = require_staff(info, VIEW_JOB, permission)
     with transaction.atomic():
@@ -25,5 +24,4 @@ def job_action(info, *, job_id, permission: str, service: Callable[..., Job], au
             job = service(job_id=job_id, user=user)
         except JobNotFound as exc:
             raise NotFound(exc.message, ids=[job_id]) from None
-        log_job_action(user=user, jobs=[job], message=audit)
     return job

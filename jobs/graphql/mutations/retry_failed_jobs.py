@@ -8,7 +8,6 @@ from django.db import transaction
 from api.errors import BadUserInput
 from api.permissions import require_staff
 from jobs.graphql import filters
-from jobs.graphql.mutations.audit import log_job_action
 from jobs.graphql.mutations.job_action import VIEW_JOB
 from jobs.models import JobState
 from jobs.services import JobStateError, job_retry
@@ -16,11 +15,16 @@ from jobs.services import JobStateError, job_retry
 MAX_RETRY = 1000
 
 
-class FailedJobsFilter(graphene.InputObjectType):
-    queue = graphene.String()
-    kind = graphene.String()
-    bundle_id = graphene.ID()
-    search = graphene.String()
+FailedJobsFilter = type(
+    "FailedJobsFilter",
+    (graphene.InputObjectType,),
+    {
+        "queue": graphene.String(),
+        "kind": graphene.String(),
+        "search": graphene.String(),
+        **filters.target_filter_arguments(),
+    },
+)
 
 
 class RetryFailedJobs(graphene.Mutation):
@@ -46,7 +50,6 @@ class RetryFailedJobs(graphene.Mutation):
                     retried.append(job_retry(job_id=pk, user=user))
                 except JobStateError:
                     continue  # someone else retried it meanwhile
-            log_job_action(user=user, jobs=retried, message="Retry requested over GraphQL (bulk)")
         return RetryFailedJobs(
             job_ids=[str(j.pk) for j in retried],
             count=len(retried),

@@ -23,7 +23,6 @@ class RetryJob(graphene.Mutation):
             job_id=id,
             permission="jobs.retry_job",
             service=job_retry,
-            audit="Retry requested over GraphQL",
         )
         return RetryJob(
             job_id=str(job.pk),

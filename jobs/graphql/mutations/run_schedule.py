@@ -7,15 +7,12 @@ A disabled schedule runs too: disabling stops its cron runs, while this is an ex
 from __future__ import annotations
 
 import graphene
-from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
 
 from api.errors import NotFound
 from api.permissions import require_staff
-from jobs.graphql.mutations.audit import log_job_action
 from jobs.models import JobTrigger
-from jobs.schedule_state import schedule_is_enabled
-from jobs.schedules import ScheduleNotFound, run_now
+from jobs.schedules import ScheduleNotFound, run_now, schedule_is_enabled
 
 
 class RunSchedule(graphene.Mutation):
@@ -34,21 +31,12 @@ class RunSchedule(graphene.Mutation):
             if not schedule_is_enabled(schedule_id=schedule_id)
             else ""
         )
-        audit = f"Schedule {schedule_id} run now over GraphQL{note}"
         with transaction.atomic():
             try:
+                # The service checks the permission again and writes the audit entry.
                 job = run_now(schedule_id, user=user, trigger=JobTrigger.GRAPHQL)
             except ScheduleNotFound as exc:
                 raise NotFound(exc.message, ids=[id]) from None
-            if job is not None:
-                log_job_action(user=user, jobs=[job], message=audit)
-            else:
-                LogEntry.objects.create(
-                    user_id=user.pk,
-                    object_repr=f"Schedule {schedule_id}"[:200],
-                    action_flag=CHANGE,
-                    change_message=audit,
-                )
         if job is None:
             return RunSchedule(job_id=None, message=f"Schedule {schedule_id} ran inline{note}.")
         return RunSchedule(

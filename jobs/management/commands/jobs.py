@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 
-from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs import conf
+from jobs.maintenance.relay import relay_and_reconcile
 from jobs.models import Job, JobState
+from jobs.selectors import job_get, wait_for_job
+from jobs.services import JobError, job_cancel, job_retry, jobs_purge
+
+USER_HELP = (
+    "username to act as: its permission is checked and the audit entry names it "
+    "(default: the OS user, recorded on the job)"
+)
 
 
 class Command(BaseCommand):
@@ -28,18 +38,20 @@ class Command(BaseCommand):
 
         p = sub.add_parser("retry", help="run a failed or cancelled job again")
         p.add_argument("job_id")
+        p.add_argument("--user", help=USER_HELP)
         p.add_argument("--wait", action="store_true", help="wait until it settles")
         p.add_argument("--timeout", type=float, default=None)
 
         p = sub.add_parser("cancel", help="cancel a pending, retrying or running job")
         p.add_argument("job_id")
+        p.add_argument("--user", help=USER_HELP)
 
         p = sub.add_parser("purge", help="delete settled jobs older than N days")
         p.add_argument(
             "--older-than-days",
             type=int,
             default=None,
-            help=f"default JOBS_RETENTION_DAYS ({settings.JOBS_RETENTION_DAYS})",
+            help=f"default JOBS_RETENTION_DAYS ({conf.retention_days()})",
         )
 
         p = sub.add_parser("relay", help="re-send undispatched jobs and reconcile dead ones now")
@@ -51,8 +63,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, action, **options):
-        from jobs.services import JobError
-
         try:
             getattr(self, f"do_{action}")(**options)
         except JobError as exc:
@@ -73,7 +83,7 @@ class Command(BaseCommand):
             ttype, sep, tid = target.partition(":")
             if not sep or not ttype or not tid:
                 raise CommandError("--target must look like TYPE:ID, e.g. bundle:12")
-            qs = qs.filter(target_type=ttype, target_id=tid)
+            qs = qs.filter(target_links__target_type=ttype, target_links__target_id=tid)
         rows = list(qs[:limit])
         if not rows:
             self.stdout.write("No jobs.")
@@ -89,8 +99,6 @@ class Command(BaseCommand):
             )
 
     def do_show(self, *, job_id, **_):
-        from jobs.services import job_get
-
         job = job_get(job_id=job_id)
         w = self.stdout.write
         w(f"Job {job.pk}")
@@ -127,10 +135,17 @@ class Command(BaseCommand):
                 for line in err["traceback"].rstrip().splitlines():
                     w(f"      {line}")
 
-    def do_retry(self, *, job_id, wait, timeout, **_):
-        from jobs.services import job_retry, wait_for_job
+    @staticmethod
+    def _user(username: str | None):
+        if not username:
+            return None
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"No user {username!r}.")
+        return user
 
-        job = job_retry(job_id=job_id)
+    def do_retry(self, *, job_id, wait, timeout, user, **_):
+        job = job_retry(job_id=job_id, user=self._user(user), actor=f"{getpass.getuser()} (shell)")
         self.stdout.write(f"Job {job.pk} queued again as attempt {job.attempts + 1}.")
         if wait:
             job = wait_for_job(job.pk, timeout, on_progress=self._print_progress)
@@ -138,27 +153,21 @@ class Command(BaseCommand):
             if job.state != JobState.COMPLETED:
                 raise CommandError(f"Job {job.pk} ended {job.state}")
 
-    def do_cancel(self, *, job_id, **_):
-        from jobs.services import job_cancel
-
-        job = job_cancel(job_id=job_id)
+    def do_cancel(self, *, job_id, user, **_):
+        job = job_cancel(job_id=job_id, user=self._user(user))
         if job.state == JobState.CANCELLED:
             self.stdout.write(f"Job {job.pk} cancelled; it will not run.")
         else:
             self.stdout.write(f"Job {job.pk} is running; asked it to stop.")
 
     def do_purge(self, *, older_than_days, **_):
-        from jobs.services import jobs_purge
-
-        days = settings.JOBS_RETENTION_DAYS if older_than_days is None else older_than_days
+        days = conf.retention_days() if older_than_days is None else older_than_days
         if days < 0:
             raise CommandError("--older-than-days must be 0 or more")
         count = jobs_purge(older_than_days=days)
         self.stdout.write(f"Purged {count} settled job(s) older than {days} day(s).")
 
     def do_relay(self, *, lock_timeout, **_):
-        from jobs.relay import relay_and_reconcile
-
         if lock_timeout < 0:
             raise CommandError("--lock-timeout must be 0 or more")
         # The same locked pass as the workers' and the cron entry's, never alongside them.

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from rq_scheduler.utils import setup_loghandlers
+
+from jobs.schedules import (
+    SCHEDULER_INTERVAL,
+    ScheduleError,
+    get_scheduler,
+    list_schedules,
+    register_schedules,
+)
 
 
 class Command(BaseCommand):
@@ -23,16 +32,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, register_only, burst, interval, **options):
-        from rq_scheduler.utils import setup_loghandlers
-
-        from jobs.schedules import (
-            SCHEDULER_INTERVAL,
-            ScheduleError,
-            get_scheduler,
-            list_schedules,
-            register_schedules,
-        )
-
         if interval is not None and interval < 1:
             raise CommandError("--interval must be at least 1 second")
         scheduler = get_scheduler(interval=interval or SCHEDULER_INTERVAL)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+
+import django_rq
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from jobs.worker import JobsSimpleWorker, JobsWorker
 
 
 class Command(BaseCommand):
@@ -48,12 +53,6 @@ class Command(BaseCommand):
         imports,
         **options,
     ):
-        import importlib
-
-        import django_rq
-
-        from jobs.worker import JobsSimpleWorker, JobsWorker
-
         for module in imports:
             try:
                 importlib.import_module(module)

@@ -22,10 +22,10 @@ import logging
 from datetime import timedelta
 
 import django_rq
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import RedisError
+from rq.command import send_stop_job_command
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 from rq.worker import Worker
@@ -58,7 +58,7 @@ def _status(rq_job: RQJob) -> str:
 
 
 def _connection():
-    return django_rq.get_connection(settings.JOB_QUEUES[0])
+    return django_rq.get_connection(conf.job_queues()[0])
 
 
 def _fetch_rq_jobs(ids: list[str]) -> dict[str, RQJob | None]:
@@ -111,7 +111,7 @@ def _live_worker_names() -> set[str]:
 
 def reconcile(*, stale_after: int | None = None) -> list[Job]:
     """Settle running rows whose worker died. Returns the rows it changed."""
-    stale_after = stale_after or settings.JOBS_STALE_AFTER_SECONDS
+    stale_after = stale_after or conf.stale_after_seconds()
     now = timezone.now()
     running = list(Job.objects.filter(state=JobState.RUNNING))
     if not running:
@@ -202,7 +202,6 @@ def _stop_rq_job(row: Job) -> None:
     """Best effort: if RQ still runs the abandoned delivery somewhere, stop it."""
     if not row.rq_job_id or _is_inline(row):
         return
-    from rq.command import send_stop_job_command
 
     # Raises when the job is not executing any more (the usual case).
     with contextlib.suppress(Exception):

@@ -1,0 +1,38 @@
+"""The audit trail of what people do to jobs: Django admin log entries, shown on each job's page.
+
+Written by the job services themselves (retry, cancel, run now), so the admin's buttons, the
+GraphQL mutations and ``manage.py jobs`` leave the same entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+
+from jobs.models import Job
+
+RETRIED = "Retried"
+CANCELLED = "Cancelled"
+
+
+def audit_jobs(*, user, jobs: Iterable[Job], message: str, added: bool = False) -> None:
+    """Admin log entries saying who did what to these jobs (shown on the job page)."""
+    jobs = [j for j in jobs if j is not None]
+    if not jobs or not getattr(user, "is_authenticated", False):
+        return
+    LogEntry.objects.log_actions(
+        user_id=user.pk,
+        queryset=jobs,
+        action_flag=ADDITION if added else CHANGE,
+        change_message=message,
+        single_object=len(jobs) == 1,
+    )
+
+
+def audit_note(*, user, title: str, message: str) -> None:
+    """An entry about no job in particular (a schedule that ran inline, say)."""
+    if getattr(user, "is_authenticated", False):
+        LogEntry.objects.create(
+            user_id=user.pk, object_repr=title[:200], action_flag=CHANGE, change_message=message
+        )

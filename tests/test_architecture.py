@@ -1,0 +1,37 @@
+"""The import contracts in pyproject.toml ([tool.importlinter]) hold: jobs knows nothing of
+bundles or config, api sits below the domains, and jobs' own modules form layers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPECTED_CONTRACTS = {
+    "jobs is a reusable app: it imports neither bundles nor config",
+    "api is the GraphQL plumbing below the domains: it imports neither jobs nor bundles",
+    "only the domains' graphql packages import api",
+    "jobs' modules form layers (no cycles): doors over services over the ledger core",
+}
+
+
+def test_the_import_contracts_are_all_configured():
+    # Removing a contract is not how the check passes.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    names = {c["name"] for c in config["tool"]["importlinter"]["contracts"]}
+    assert names == EXPECTED_CONTRACTS
+
+
+def test_lint_imports_passes():
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run(
+        [str(lint_imports), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert f"Contracts: {len(EXPECTED_CONTRACTS)} kept, 0 broken." in done.stdout
