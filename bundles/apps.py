@@ -7,7 +7,10 @@ class BundlesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Signal receivers are connected here, explicitly, never at import time.
-        from . import signals
+        # Function-level imports: these modules import models, which app loading forbids at
+        # the top of apps.py. Importing handlers and requests registers the bundle job kinds,
+        # target types and request functions with the jobs app.
+        from . import handlers, requests, signals  # noqa: F401
 
+        # Signal receivers are connected here, explicitly, never at import time.
         signals.connect()

@@ -26,7 +26,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from jobs import conf, selectors
@@ -53,7 +53,7 @@ from jobs.schedules import (
     schedules_enabled,
 )
 from jobs.services import JobError, job_cancel, job_retry, jobs_delete_settled
-from jobs.targets import target_url
+from jobs.targets import get_target_type, target_url
 
 # How many jobs one "retry all failed matching" request retries at most.
 RETRY_MATCHING_LIMIT = 5000
@@ -118,10 +118,57 @@ class KindFilter(admin.SimpleListFilter):
     parameter_name = "kind"
 
     def lookups(self, request, model_admin):
-        return [(k.name, k.name) for k in all_kinds() if not k.name.startswith("test_")]
+        return [(k.name, k.name) for k in all_kinds()]
 
     def queryset(self, request, queryset):
         return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
+class TargetFilter(admin.ListFilter):
+    """``?target_type=bundle&target_id=12``: every job linked to that object (through the
+    link table, so a batch job touching it is found too). Shown in the sidebar only while in
+    use (the target's own page links here), with a way back to all jobs."""
+
+    title = "target"
+    parameter_names = ("target_type", "target_id")
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        self.values: dict[str, str] = {}
+        for name in self.parameter_names:
+            if name in params:
+                value = params.pop(name)
+                self.values[name] = value[-1] if isinstance(value, list) else value
+
+    def has_output(self) -> bool:
+        # Django applies only the filters that have output: in use, it shows itself.
+        return bool(self.values)
+
+    def choices(self, changelist):
+        target_type = self.values.get("target_type", "")
+        target_id = self.values.get("target_id", "")
+        registered = get_target_type(target_type)
+        label = registered.label if registered else target_type
+        yield {
+            "selected": False,
+            "query_string": changelist.get_query_string(remove=list(self.parameter_names)),
+            "display": "All",
+        }
+        yield {
+            "selected": True,
+            "query_string": changelist.get_query_string(),
+            "display": f"{label} {target_id}".strip(),
+        }
+
+    def expected_parameters(self) -> list[str]:
+        return list(self.parameter_names)
+
+    def queryset(self, request, queryset):
+        return selectors.filter_by_target(
+            queryset,
+            target_type=self.values.get("target_type") or None,
+            target_id=self.values.get("target_id") or None,
+        )
 
 
 class StaleFilter(admin.SimpleListFilter):
@@ -155,6 +202,8 @@ class JobAdmin(admin.ModelAdmin):
         "last_error",
     )
     list_display_links = ("short_id",)
+    # The job page lists this many linked targets, then says how many more there are.
+    SHOWN_TARGETS = 50
     list_filter = (
         QueueFilter,
         "state",
@@ -162,6 +211,7 @@ class JobAdmin(admin.ModelAdmin):
         "trigger",
         ("created_at", admin.DateFieldListFilter),
         StaleFilter,
+        TargetFilter,
     )
     search_fields = ("target_label",)  # shows the box; get_search_results does the real work
     search_help_text = (
@@ -189,6 +239,7 @@ class JobAdmin(admin.ModelAdmin):
                     "queue",
                     "kind",
                     "target_link",
+                    "linked_targets",
                     "trigger",
                     "reason",
                     "requested_by",
@@ -305,6 +356,23 @@ class JobAdmin(admin.ModelAdmin):
         if url:
             return format_html('<a href="{}">{}</a>', url, label)
         return label
+
+    @admin.display(description="linked targets")
+    def linked_targets(self, obj: Job) -> str:
+        """Every object the job touches (the link table), each linked to its admin page."""
+        links = list(obj.target_links.order_by("pk")[: self.SHOWN_TARGETS + 1])
+        if not links:
+            return "—"
+        items = []
+        for link in links[: self.SHOWN_TARGETS]:
+            text = link.label or f"{link.target_type} {link.target_id}"
+            url = target_url(link.target_type, link.target_id)
+            items.append(format_html('<a href="{}">{}</a>', url, text) if url else text)
+        more = ""
+        if len(links) > self.SHOWN_TARGETS:
+            total = obj.target_links.count()
+            more = format_html(" and {} more", total - self.SHOWN_TARGETS)
+        return format_html("{}{}", format_html_join(", ", "{}", ((i,) for i in items)), more)
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: Job) -> str:

@@ -273,16 +273,24 @@ def job_list(
         qs = qs.filter(kind=kind)
     if trigger:
         qs = qs.filter(trigger=trigger)
-    if target_id is not None and target_id != "":
-        qs = qs.filter(_linked_to(target_type=target_type, target_id=target_id))
-    elif target_type:
-        qs = qs.filter(target_type=target_type)
+    qs = filter_by_target(qs, target_type=target_type, target_id=target_id)
     if ids is not None:
         qs = qs.filter(pk__in=list(ids))
     if parent_id is not None:
         qs = qs.filter(parent_id=parent_id)
     if search:
         qs = qs.filter(job_search_q(term=search))
+    return qs
+
+
+def filter_by_target(
+    qs: QuerySet[Job], *, target_type: str | None, target_id: str | None
+) -> QuerySet[Job]:
+    """Jobs linked to one target (type and id), or whose main target is of a type."""
+    if target_id is not None and target_id != "":
+        return qs.filter(_linked_to(target_type=target_type, target_id=target_id))
+    if target_type:
+        return qs.filter(target_type=target_type)
     return qs
 
 
