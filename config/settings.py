@@ -73,7 +73,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],  # each app ships its own templates (jobs/templates, bundles/templates)
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
