@@ -122,6 +122,23 @@ class ComponentInlineFormSet(BaseInlineFormSet):
         ]
         if self.instance.status == Bundle.Status.ACTIVE and not kept:
             raise forms.ValidationError("An active bundle needs at least one component.")
+        if any(f.errors for f in self.forms):
+            return  # each bad row already says what is wrong with it
+        # The rest of the rules at the door are the service's, with its messages.
+        try:
+            services.components_validate(
+                components=[
+                    (f.cleaned_data["variant"].pk, f.cleaned_data["quantity"]) for f in kept
+                ],
+                currency=self.instance.currency,
+                kept_variant_ids=[
+                    f.cleaned_data["variant"].pk
+                    for f in kept
+                    if f.instance.pk and not f.has_changed()
+                ],
+            )
+        except BundleError as exc:
+            raise forms.ValidationError(exc.message) from exc
 
 
 class BundleComponentInline(admin.TabularInline):

@@ -250,10 +250,20 @@ def _as_decimal(value: object, *, what: str) -> Decimal:
     return number
 
 
-def _validated_components(
-    components: Sequence[tuple[int, int]], *, currency: str
+def components_validate(
+    *,
+    components: Sequence[tuple[int, int]],
+    currency: str,
+    kept_variant_ids: Iterable[int] = (),
 ) -> list[tuple[ProductVariant, int]]:
-    """The rules at the door for a component list; raises BundleError, writes nothing."""
+    """The rules at the door for a component list (quantity, a variant once, no bundle's shell,
+    not deleted, the bundle's currency); raises BundleError, writes nothing.
+
+    ``bundle_create`` and the admin's bundle form both call this. ``kept_variant_ids`` are
+    components a bundle already has and keeps unchanged: one deleted since is what integrity
+    reports (the bundle is broken), not a new mistake, so it does not block other edits.
+    """
+    kept = {int(v) for v in kept_variant_ids}
     pairs: list[tuple[int, int]] = []
     for item in components:
         try:
@@ -297,7 +307,7 @@ def _validated_components(
                 f"Variant {v.sku} is a bundle's shell; a bundle can't contain a bundle.",
                 code="nested_bundle",
             )
-        if v.deleted_at is not None:
+        if v.deleted_at is not None and vid not in kept:
             raise BundleError(f"Variant {v.sku} is deleted.", code="component_deleted")
         if v.currency != currency:
             raise BundleError(
@@ -355,7 +365,7 @@ def bundle_create(
     ):
         raise BundleError("Availability cap must be a whole number ≥ 0.", code="invalid_cap")
     with transaction.atomic():
-        pairs = _validated_components(components, currency=currency)
+        pairs = components_validate(components=components, currency=currency)
         if status == Bundle.Status.ACTIVE and not pairs:
             raise BundleError(
                 "An active bundle needs at least one component.", code="no_components"

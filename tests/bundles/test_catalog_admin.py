@@ -6,8 +6,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.html import escape
 
 from bundles import services
+from bundles.errors import BundleError
 from bundles.models import Bundle
 from tests.bundles.jobs_support import run_burst_worker
 from tests.factories import make_bundle, make_variant
@@ -167,3 +169,67 @@ def test_variant_list_and_filters_render(admin_client):
     url = reverse("admin:bundles_productvariant_changelist")
     assert admin_client.get(url, {"deleted": "yes", "enabled__exact": "1"}).status_code == 200
     assert admin_client.get(url, {"q": "SKU"}).status_code == 200
+
+
+def _add_form_data(slug: str, *components: tuple) -> dict:
+    data = {
+        "name": slug.capitalize(),
+        "slug": slug,
+        "status": "draft",
+        "currency": "USD",
+        "pricing_rule": "percent_off",
+        "rule_value": "0",
+        "components-TOTAL_FORMS": str(len(components)),
+        "components-INITIAL_FORMS": "0",
+        "components-MIN_NUM_FORMS": "0",
+        "components-MAX_NUM_FORMS": "1000",
+    }
+    for n, (variant, quantity) in enumerate(components):
+        data |= {f"components-{n}-variant": str(variant.pk), f"components-{n}-quantity": quantity}
+    return data
+
+
+def test_the_bundle_form_refuses_a_component_in_another_currency_with_the_services_message(
+    admin_client,
+):
+    # Given a variant priced in euros, and what the service says about it
+    euro = make_variant(currency="EUR")
+    with pytest.raises(BundleError) as refused:
+        services.components_validate(components=[(euro.pk, 1)], currency="USD")
+    # When a USD bundle is saved with it in the admin
+    response = admin_client.post(
+        reverse("admin:bundles_bundle_add"), _add_form_data("euro-kit", (euro, 1))
+    )
+    # Then the form shows the service's message and nothing is created
+    assert response.status_code == 200
+    assert refused.value.code == "currency_mismatch"
+    assert escape(refused.value.message) in response.content.decode()
+    assert not Bundle.objects.filter(slug="euro-kit").exists()
+
+
+def test_the_bundle_form_refuses_a_soft_deleted_component_with_the_services_message(
+    admin_client,
+):
+    gone = make_variant()
+    services.variant_soft_delete(variant_id=gone.pk)
+    with pytest.raises(BundleError) as refused:
+        services.components_validate(components=[(gone.pk, 1)], currency="USD")
+    response = admin_client.post(
+        reverse("admin:bundles_bundle_add"), _add_form_data("ghost-kit", (gone, 1))
+    )
+    assert response.status_code == 200
+    assert refused.value.code == "component_deleted"
+    assert escape(refused.value.message) in response.content.decode()
+    assert not Bundle.objects.filter(slug="ghost-kit").exists()
+
+
+def test_a_bundle_whose_component_was_deleted_since_can_still_be_renamed(admin_client):
+    # Given a bundle whose component was soft-deleted after it was added (integrity breaks it)
+    bundle = make_bundle(name="Kit")
+    services.variant_soft_delete(variant_id=bundle.components.first().variant_id)
+    # When only its name changes in the admin, the kept row does not block the save
+    url = reverse("admin:bundles_bundle_change", args=[bundle.pk])
+    response = admin_client.post(url, change_form_data(bundle, name="Kit renamed"))
+    assert response.status_code == 302
+    bundle.refresh_from_db()
+    assert bundle.name == "Kit renamed"
