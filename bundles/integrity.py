@@ -95,15 +95,24 @@ class Evaluation:
         return [i for i in self.issues if i.fixable]
 
     @property
+    def status_stale(self) -> bool:
+        """The stale rule, in one place: the stored status or broken reasons no longer match
+        the issues (e.g. a broken bundle that is clean now). A check writes such a bundle."""
+        b = self.bundle
+        return (
+            b.status != self.status
+            or b.status_before_broken != self.status_before_broken
+            or (b.broken_reasons or []) != self.broken_reasons
+        )
+
+    @property
     def bundle_fields_changed(self) -> bool:
         b = self.bundle
         return (
             b.computed_price != self.price
             or b.computed_availability != self.availability
             or b.no_saving != self.no_saving
-            or b.status != self.status
-            or b.status_before_broken != self.status_before_broken
-            or (b.broken_reasons or []) != self.broken_reasons
+            or self.status_stale
         )
 
 

@@ -491,16 +491,6 @@ def bundles_reindex(
 # --- integrity check --------------------------------------------------------------------------
 
 
-def _stale(e: Evaluation) -> bool:
-    """Status or stored reasons no longer match the issues (e.g. a broken bundle now clean)."""
-    b = e.bundle
-    return (
-        b.status != e.status
-        or b.status_before_broken != e.status_before_broken
-        or (b.broken_reasons or []) != e.broken_reasons
-    )
-
-
 def _check_chunk(chunk: list[int], *, fix: bool, result: dict) -> None:
     loaded = _load(chunk, lock=fix)
     now = timezone.now()
@@ -508,7 +498,7 @@ def _check_chunk(chunk: list[int], *, fix: bool, result: dict) -> None:
     to_fix = []
     for e in evaluations:
         b = e.bundle
-        needs_writing = bool(e.fixable) or _stale(e)
+        needs_writing = bool(e.fixable) or e.status_stale
         if e.unfixable:
             result["broken"] += 1
         elif needs_writing:

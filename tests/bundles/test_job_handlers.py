@@ -95,6 +95,28 @@ def test_recompute_of_a_vanished_bundle_completes_saying_so(redis_conn):
     }
 
 
+@pytest.mark.parametrize(
+    "first_asks, second_asks",
+    [
+        ({"force": True}, {"force": False}),
+        ({"force": False}, {"force": True}),
+        ({"update_search": False}, {"update_search": True}),
+        ({"update_search": True}, {"update_search": False}),
+    ],
+)
+def test_merging_recompute_requests_in_either_order_keeps_what_either_asked(
+    redis_conn, first_asks, second_asks
+):
+    kit = make_bundle()
+    first = requests.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="signal", **first_asks)
+    merged = requests.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="admin", **second_asks)
+    assert merged.pk == first.pk and merged.merged_count == 1
+    # force if either forced; update search if either wanted it
+    [(option, _)] = first_asks.items()
+    expected = first_asks[option] or second_asks[option]
+    assert merged.payload[option] is expected
+
+
 def test_repeated_recompute_requests_merge_while_not_started(redis_conn):
     kit = make_bundle()
     first = requests.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="signal", reason="a")

@@ -237,3 +237,36 @@ def test_broken_is_not_a_status_to_set():
     bundle = make_bundle()
     with pytest.raises(BundleError):
         services.bundles_set_status(bundle_ids=[bundle.pk], status="broken")
+
+
+# --- the stale rule, as the check uses it ------------------------------------------------------
+
+
+def test_check_writes_a_bundle_whose_stored_broken_status_is_stale():
+    # Given a bundle with nothing wrong, stored as broken with an old reason
+    bundle = make_bundle(name="Healed")
+    Bundle.objects.filter(pk=bundle.pk).update(
+        status=Bundle.Status.BROKEN,
+        status_before_broken=Bundle.Status.ACTIVE,
+        broken_reasons=[{"code": "component_deleted", "message": "old", "fixable": False}],
+    )
+    # When checked without fixing, it is not "ok": it needs a fix
+    looked = services.bundles_check(scope=[bundle.pk], fix=False)
+    assert (looked["ok"], looked["needs_fix"], looked["broken"]) == (0, 1, 0)
+    bundle.refresh_from_db()
+    assert bundle.status == Bundle.Status.BROKEN  # left alone
+    # When checked with fixing, it returns to the status it had, its reasons cleared
+    fixed = services.bundles_check(scope=[bundle.pk], fix=True)
+    assert (fixed["ok"], fixed["fixed"]) == (0, 1)
+    bundle.refresh_from_db()
+    assert bundle.status == Bundle.Status.ACTIVE and bundle.broken_reasons == []
+
+
+def test_check_writes_a_bundle_whose_status_before_broken_is_stale():
+    bundle = make_bundle(name="Leftover")
+    Bundle.objects.filter(pk=bundle.pk).update(status_before_broken=Bundle.Status.DRAFT)
+    looked = services.bundles_check(scope=[bundle.pk], fix=False)
+    assert (looked["ok"], looked["needs_fix"]) == (0, 1)
+    services.bundles_check(scope=[bundle.pk], fix=True)
+    bundle.refresh_from_db()
+    assert bundle.status == Bundle.Status.ACTIVE and bundle.status_before_broken == ""

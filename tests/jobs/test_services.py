@@ -50,3 +50,23 @@ def test_delete_settled_refuses_a_malformed_id_and_deletes_nothing():
         jobs_delete_settled(job_ids=[done.pk, "nope"])
     assert Job.objects.filter(pk=done.pk).exists()
     assert jobs_delete_settled(job_ids=[uuid.uuid4()]) == 0
+
+
+def test_purge_keeps_an_old_settled_parent_whose_children_are_still_active():
+    # Given two old settled parents: one with a running child, one with settled children
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.services import jobs_purge
+
+    busy, done = row(JobState.COMPLETED), row(JobState.COMPLETED)
+    running = row(JobState.RUNNING, parent=busy)
+    finished = row(JobState.COMPLETED, parent=done)
+    old = timezone.now() - timedelta(days=40)
+    Job.objects.filter(pk__in=[busy.pk, done.pk, finished.pk]).update(settled_at=old)
+    # When old jobs are purged
+    deleted = jobs_purge(older_than_days=30)
+    # Then the busy parent and its running child stay; the other parent goes with its child
+    assert set(Job.objects.values_list("pk", flat=True)) == {busy.pk, running.pk}
+    assert deleted == 2
