@@ -18,12 +18,10 @@ Kinds and queues (queue names are part of the interface)::
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 
 from django.core.mail import mail_admins
 from django.db import transaction
-from django.utils import timezone
 
 from bundles import requests, services
 from bundles.errors import BundleNotFound
@@ -33,12 +31,12 @@ from bundles.selectors import (
     bundle_ids_using_products,
     bundle_ids_using_variants,
 )
-from jobs.context import JobCancelled, JobContext
+from jobs import batches
+from jobs.context import JobContext
 from jobs.maintenance.prune import prune_settled_jobs
-from jobs.models import SETTLED_STATES, Job, JobState, LastAction
+from jobs.models import Job, JobState
 from jobs.registry import job_kind
 from jobs.runner import run_inline
-from jobs.services import job_retry
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +44,10 @@ Progress = Callable[[int, str], None]
 
 # How many recomputes a fan-out enqueues per transaction (and per progress step).
 FANOUT_CHUNK = 200
-# How often a bulk parent looks at its children while other workers run them.
-BULK_POLL_SECONDS = 0.25
 
 
 class BulkBatchFailed(Exception):
     """A batch of a bulk operation hit errors and the operation does not continue on errors."""
-
-
-class BulkOperationFailed(Exception):
-    """A child batch failed and the bulk operation stops at the first failure."""
 
 
 def _scaled(ctx: JobContext, start: int, end: int) -> Progress:
@@ -369,49 +361,6 @@ def bulk_batch(
     return result
 
 
-def _children(parent: Job) -> list[Job]:
-    return bulk_batch_jobs(parent=parent)
-
-
-def _retry_unfinished(parent: Job, children: Sequence[Job]) -> None:
-    """A retried parent runs its failed and cancelled batches again.
-
-    Each gets a new attempt on its own row (errors kept, who asked recorded), exactly like
-    a retry from the admin; completed batches are not run twice.
-    """
-    who = parent.last_action_by if parent.last_action == LastAction.RETRY else None
-    for child in children:
-        if child.state in (JobState.FAILED, JobState.CANCELLED):
-            job_retry(job_id=child.pk, user=who)
-
-
-def _runnable(children: Sequence[Job]) -> list[Job]:
-    """Children the parent may run now: pending ones, and retrying ones whose backoff is over."""
-    now = timezone.now()
-    return [
-        c
-        for c in children
-        if c.state == JobState.PENDING
-        or (
-            c.state == JobState.RETRYING and (c.next_attempt_at is None or c.next_attempt_at <= now)
-        )
-    ]
-
-
-def _cancel_unstarted(children: Sequence[Job]) -> None:
-    # Children that have not run yet never will (settled now, so a --sync run with no worker
-    # leaves nothing pending; an RQ copy is skipped by the runner); a running one finishes.
-    Job.objects.filter(
-        pk__in=[c.pk for c in children], state__in=(JobState.PENDING, JobState.RETRYING)
-    ).update(
-        state=JobState.CANCELLED,
-        cancel_requested=True,
-        settled_at=timezone.now(),
-        next_attempt_at=None,
-        progress_message="Cancelled before it ran",
-    )
-
-
 @job_kind(
     "bulk_operation",
     queue="bundle-bulk-operation",
@@ -448,37 +397,15 @@ def bulk_operation(
             )
         children = _children(ctx.job)
     elif ctx.job.attempts > 1:  # a re-run (retry): the batches that did not complete run again
-        _retry_unfinished(ctx.job, children)
-    total = len(children)
-    try:
-        while True:
-            children = _children(ctx.job)
-            settled = [c for c in children if c.state in SETTLED_STATES]
-            failed = [c for c in children if c.state in (JobState.FAILED, JobState.CANCELLED)]
-            pct = sum(100 if c.state in SETTLED_STATES else c.progress for c in children) // total
-            ctx.set_progress(min(pct, 99), f"{len(settled)}/{total} batches done")
-            # Unthrottled: a cancel settles the children at once, so look before concluding.
-            if Job.objects.filter(pk=ctx.job.pk, cancel_requested=True).exists():
-                raise JobCancelled("Cancel requested")
-            if failed and not continue_on_error:
-                _cancel_unstarted(children)
-                first = failed[0]
-                why = first.errors[-1]["message"] if first.errors else first.state
-                raise BulkOperationFailed(
-                    f"Batch {first.payload.get('batch')}/{total} {first.state}: {why}"
-                )
-            if len(settled) == total:
-                break
-            waiting = _runnable(children)
-            if waiting:
-                run_inline(waiting[0])  # skips it if a worker claimed it first
-            else:
-                # The rest are running on other workers, or waiting out a retry's backoff.
-                time.sleep(BULK_POLL_SECONDS)
-    except JobCancelled:
-        _cancel_unstarted(_children(ctx.job))
-        raise
+        batches.retry_unfinished(ctx.job, children)
+    children = batches.wait_for_children(
+        ctx, children_of=_children, continue_on_error=continue_on_error
+    )
     return _summarize(operation, children)
+
+
+def _children(parent: Job) -> list[Job]:
+    return bulk_batch_jobs(parent=parent)
 
 
 def _summarize(operation: str, children: Sequence[Job]) -> dict:

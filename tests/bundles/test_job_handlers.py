@@ -19,6 +19,7 @@ from jobs.models import Job, JobState
 from jobs.runner import JobContext, run_inline
 from tests.bundles.jobs_support import jobs, rq_queued, run_burst_worker
 from tests.factories import make_bundle, make_variant
+from tests.support import grant, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -393,9 +394,32 @@ def test_bulk_operation_runs_one_child_per_batch_and_its_progress_follows_them(
     assert parent.result["completed_batches"] == 3
     assert parent.result["failed_batches"] == []
     assert set(Bundle.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"active"}
-    # The parent's progress climbed batch by batch
+    # The parent's progress climbed batch by batch, and the last step says all are done
     parent_steps = [pct for kind, job_id, pct, _ in progress_log if job_id == str(parent.pk)]
-    assert parent_steps == [0, 33, 66, 99]
+    assert parent_steps == [0, 33, 66, 100]
+    assert parent.progress_message == "3/3 batches done"
+
+
+def test_a_bulk_job_of_five_batches_completes_with_one_bulk_worker_and_says_5_of_5(
+    drafts, start_worker
+):
+    # Given a 5-batch bulk job and one worker on the bulk queue (it runs the parent too)
+    ids = [b.pk for b in drafts[:5]]
+    with transaction.atomic():
+        parent = bundles_bulk_enqueue(
+            operation="activate", bundle_ids=ids, batch_size=1, trigger="admin"
+        )
+    start_worker("bundle-bulk-operation")
+    # Then every batch and the parent complete, and the parent reports 5/5
+    wait_until(
+        lambda: Job.objects.get(pk=parent.pk).state == JobState.COMPLETED,
+        timeout=90,
+    )
+    parent.refresh_from_db()
+    children = bulk_batch_jobs(parent=parent)
+    assert [c.state for c in children] == [JobState.COMPLETED] * 5
+    assert parent.progress == 100 and parent.progress_message == "5/5 batches done"
+    assert parent.result["completed_batches"] == 5
 
 
 def make_empty_draft() -> Bundle:
@@ -485,6 +509,7 @@ def test_retrying_a_failed_bulk_parent_runs_its_failed_and_cancelled_batches_aga
     # When the cause is fixed and an operator retries the parent
     BundleComponent.objects.create(bundle=empty, variant=make_variant(), quantity=1)
     operator = django_user_model.objects.create_user(username="op", password="x", is_staff=True)
+    operator = grant(operator, "jobs.retry_job")
     job_retry(job_id=parent.pk, user=operator)
     run_burst_worker()
     # Then every batch ran again and completed, keeping the first attempt's error
