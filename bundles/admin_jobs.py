@@ -16,15 +16,10 @@ from bundles import requests
 from bundles.errors import BundleError
 from bundles.models import Bundle
 from bundles.selectors import bulk_batch_jobs
-from jobs.admin_views import (
-    QuickAction,
-    audit_jobs,
-    deny_unpermitted_action,
-    jobs_changelist_url,
-    jobs_queued_message,
-    register_quick_action,
-)
+from jobs.admin.links import deny_unpermitted_action, jobs_changelist_url, jobs_queued_message
+from jobs.audit import audit_jobs
 from jobs.models import Job, JobTrigger
+from jobs.quick_actions import QuickAction, register_quick_action
 from jobs.selectors import jobs_for_target
 
 # Up to this many bundles get one recompute / reindex job each (visible per bundle, deduped

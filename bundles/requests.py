@@ -42,6 +42,21 @@ class InvalidJobOptions(BundleError, ValueError):
     code = "invalid_options"
 
 
+def batch_size_checked(batch_size) -> int:
+    """The batch size rule, in one place (every door calls this): a whole number in
+    ``MIN_BATCH_SIZE``–``MAX_BATCH_SIZE``; else ``InvalidJobOptions`` naming the field."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise InvalidJobOptions(
+            f"Batch size must be a whole number, got {batch_size!r}.", field="batchSize"
+        )
+    if not MIN_BATCH_SIZE <= batch_size <= MAX_BATCH_SIZE:
+        raise InvalidJobOptions(
+            f"Batch size must be between {MIN_BATCH_SIZE} and {MAX_BATCH_SIZE}, got {batch_size}.",
+            field="batchSize",
+        )
+    return batch_size
+
+
 # --- dedup keys and payload merges ------------------------------------------------------------
 
 
@@ -311,12 +326,7 @@ def bundles_bulk_enqueue(
         raise InvalidJobOptions(
             f"Unknown bulk operation {operation!r} (expected one of {', '.join(BULK_OPERATIONS)})."
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise InvalidJobOptions(f"Batch size must be a whole number, got {batch_size!r}.")
-    if not MIN_BATCH_SIZE <= batch_size <= MAX_BATCH_SIZE:
-        raise InvalidJobOptions(
-            f"Batch size must be between {MIN_BATCH_SIZE} and {MAX_BATCH_SIZE}, got {batch_size}."
-        )
+    batch_size = batch_size_checked(batch_size)
     ids = _existing_bundle_ids(bundle_ids)
     if not ids:
         raise InvalidJobOptions("No bundles selected.")

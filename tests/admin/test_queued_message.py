@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from jobs.admin_views import MAX_IDS_IN_LINK, jobs_queued_message
+from jobs.admin.links import MAX_IDS_IN_LINK, jobs_queued_message
 from jobs.models import Job
 
 pytestmark = pytest.mark.django_db

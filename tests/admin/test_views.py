@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs import selectors
-from jobs.admin_views import cron_in_words, hourly_chart_svg
+from jobs.admin.display import cron_in_words, hourly_chart_svg
 from jobs.models import Job, JobState, ScheduleState
 from jobs.schedule_state import schedule_is_enabled, schedule_set_enabled
 from tests.admin.conftest import client_for, failed_job, make_job, make_user

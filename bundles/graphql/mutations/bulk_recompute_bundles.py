@@ -10,11 +10,10 @@ from __future__ import annotations
 import graphene
 from django.db import transaction
 
-from api.errors import BadUserInput
 from api.graphql_utils import parse_int_ids
 from api.permissions import require_staff
 from bundles.graphql.mutations.common import CHANGE_BUNDLE, TRIGGER
-from bundles.requests import MAX_BATCH_SIZE, MIN_BATCH_SIZE, bundles_bulk_enqueue
+from bundles.requests import batch_size_checked, bundles_bulk_enqueue
 from bundles.selectors import bulk_batch_jobs
 
 
@@ -38,12 +37,7 @@ class BulkRecomputeBundles(graphene.Mutation):
     @staticmethod
     def mutate(root, info, bundle_ids, batch_size=10):
         user = require_staff(info, CHANGE_BUNDLE)
-        if batch_size is None or not MIN_BATCH_SIZE <= batch_size <= MAX_BATCH_SIZE:
-            raise BadUserInput(
-                f"'batchSize' must be between {MIN_BATCH_SIZE} and {MAX_BATCH_SIZE}, "
-                f"got {batch_size}.",
-                field="batchSize",
-            )
+        batch_size = batch_size_checked(batch_size)  # the rule's own error, field batchSize
         ids = list(dict.fromkeys(parse_int_ids(bundle_ids, field="bundleIds")))
         batches = -(-len(ids) // batch_size)
         with transaction.atomic():

@@ -45,9 +45,10 @@ class Command(BaseCommand):
             raise CommandError("Nothing selected: give bundle ids, --all or --variants.")
         if chosen > 1:
             raise CommandError("Give only one of: bundle ids, --all, --variants.")
-        batch_size = options["batch_size"]
-        if not 1 <= batch_size <= requests.MAX_BATCH_SIZE:
-            raise CommandError(f"--batch-size must be between 1 and 1000, got {batch_size}.")
+        try:
+            batch_size = requests.batch_size_checked(options["batch_size"])
+        except requests.InvalidJobOptions as exc:
+            raise CommandError(f"--batch-size: {exc.message}") from exc
         reason = options["reason"] or "Requested from the command line"
         # --sync runs the job right here: RQ must not get it too.
         dispatch = not options["sync"]

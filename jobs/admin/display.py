@@ -1,5 +1,5 @@
-"""Helpers and extra pages of System → Jobs: audit entries, quick actions, the SVG chart,
-cron in words, the job timeline.
+"""What the System → Jobs pages display: the SVG chart, cron in words, the job timeline,
+pretty JSON.
 
 The views themselves are methods of ``JobAdmin`` (``jobs/admin.py``) so they go through
 ``admin_site.admin_view``; what they compute lives here and in ``jobs.selectors``.
@@ -8,15 +8,11 @@ The views themselves are methods of ``JobAdmin`` (``jobs/admin.py``) so they go 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlencode
 
 from django.contrib.admin.models import LogEntry
-from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -24,93 +20,6 @@ from django.utils.safestring import SafeString, mark_safe
 from jobs.audit import audit_jobs  # noqa: F401 (its old import path)
 from jobs.models import Job, JobState
 from jobs.selectors import HourBucket
-
-
-def jobs_changelist_url(*, ids: Iterable | None = None, **params: str) -> str:
-    """System → Jobs filtered to exactly these jobs (``?id__in=…``) or by the given params."""
-    url = reverse("admin:jobs_job_changelist")
-    query = dict(params)
-    if ids is not None:
-        query["id__in"] = ",".join(str(i) for i in ids)
-    return f"{url}?{urlencode(query)}" if query else url
-
-
-# Past this many ids a ``?id__in=`` link grows beyond what servers accept in a URL.
-MAX_IDS_IN_LINK = 50
-
-
-def jobs_queued_message(jobs: list[Job], *, what: str) -> SafeString:
-    """ "N jobs queued" with a link to the list of exactly those jobs.
-
-    A large bulk job (its parent and many batch jobs) links to the parent's page instead, which
-    lists every batch with their combined progress.
-    """
-    unique = list({j.pk: j for j in jobs}.values())
-    n = len(unique)
-    url = jobs_changelist_url(ids=[j.pk for j in unique])
-    roots = [j for j in unique if j.parent_id is None]
-    if n > MAX_IDS_IN_LINK and len(roots) == 1:
-        root = roots[0]
-        if all(j.parent_id == root.pk for j in unique if j is not root):
-            url = reverse("admin:jobs_job_change", args=[root.pk])
-    return format_html(
-        '{}: {} job{} queued. <a href="{}">See {} in System → Jobs</a>.',
-        what,
-        n,
-        "" if n == 1 else "s",
-        url,
-        "it" if n == 1 else "them",
-    )
-
-
-def deny_unpermitted_action(model_admin, request) -> None:
-    """Raise 403 when the POSTed action exists but this user may not run it.
-
-    Django's default answers "No action selected" with a redirect; a 403 says what happened.
-    """
-    if request.method != "POST" or "action" not in request.POST:
-        return
-    name = request.POST.get("action", "")
-    known = {n for _f, n, _d in model_admin._get_base_actions()}
-    if name in known and name not in model_admin.get_actions(request):
-        raise PermissionDenied
-
-
-# --- quick actions (buttons on the jobs page) ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QuickAction:
-    slug: str
-    label: str
-    description: str
-    run: Callable[..., list[Job]]  # run(user=...) -> the jobs it queued
-    # Needed besides jobs.run_schedule: the same permission the operation needs from any other
-    # door (the bundle admin's actions, GraphQL), so the jobs page is not a way around it.
-    permissions: tuple[str, ...] = ()
-
-    def allowed(self, user) -> bool:
-        return user.has_perm("jobs.run_schedule") and all(
-            user.has_perm(p) for p in self.permissions
-        )
-
-
-_QUICK_ACTIONS: dict[str, QuickAction] = {}
-
-
-def register_quick_action(action: QuickAction) -> None:
-    """Apps add buttons to the jobs page (bundles: checks and recompute all)."""
-    _QUICK_ACTIONS[action.slug] = action
-
-
-def quick_actions(*, user=None) -> list[QuickAction]:
-    """All quick actions, or those ``user`` may run."""
-    return [a for a in _QUICK_ACTIONS.values() if user is None or a.allowed(user)]
-
-
-def get_quick_action(slug: str) -> QuickAction | None:
-    return _QUICK_ACTIONS.get(slug)
-
 
 # --- chart --------------------------------------------------------------------------------------
 

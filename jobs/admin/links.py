@@ -1,0 +1,63 @@
+"""Links to the jobs list and "N jobs queued" messages, for any admin page that queues jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlencode
+
+from django.core.exceptions import PermissionDenied
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from jobs.models import Job
+
+
+def jobs_changelist_url(*, ids: Iterable | None = None, **params: str) -> str:
+    """System → Jobs filtered to exactly these jobs (``?id__in=…``) or by the given params."""
+    url = reverse("admin:jobs_job_changelist")
+    query = dict(params)
+    if ids is not None:
+        query["id__in"] = ",".join(str(i) for i in ids)
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+# Past this many ids a ``?id__in=`` link grows beyond what servers accept in a URL.
+MAX_IDS_IN_LINK = 50
+
+
+def jobs_queued_message(jobs: list[Job], *, what: str) -> SafeString:
+    """ "N jobs queued" with a link to the list of exactly those jobs.
+
+    A large bulk job (its parent and many batch jobs) links to the parent's page instead, which
+    lists every batch with their combined progress.
+    """
+    unique = list({j.pk: j for j in jobs}.values())
+    n = len(unique)
+    url = jobs_changelist_url(ids=[j.pk for j in unique])
+    roots = [j for j in unique if j.parent_id is None]
+    if n > MAX_IDS_IN_LINK and len(roots) == 1:
+        root = roots[0]
+        if all(j.parent_id == root.pk for j in unique if j is not root):
+            url = reverse("admin:jobs_job_change", args=[root.pk])
+    return format_html(
+        '{}: {} job{} queued. <a href="{}">See {} in System → Jobs</a>.',
+        what,
+        n,
+        "" if n == 1 else "s",
+        url,
+        "it" if n == 1 else "them",
+    )
+
+
+def deny_unpermitted_action(model_admin, request) -> None:
+    """Raise 403 when the POSTed action exists but this user may not run it.
+
+    Django's default answers "No action selected" with a redirect; a 403 says what happened.
+    """
+    if request.method != "POST" or "action" not in request.POST:
+        return
+    name = request.POST.get("action", "")
+    known = {n for _f, n, _d in model_admin._get_base_actions()}
+    if name in known and name not in model_admin.get_actions(request):
+        raise PermissionDenied
