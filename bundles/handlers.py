@@ -25,6 +25,7 @@ from django.db import transaction
 
 from bundles import requests, services
 from bundles.errors import BundleNotFound
+from bundles.kinds import BulkOperation, Kind
 from bundles.models import Bundle
 from bundles.selectors import (
     bulk_batch_jobs,
@@ -77,7 +78,9 @@ def _existing(bundle_ids: Sequence[int]) -> tuple[list[int], list[int]]:
 # --- recompute ----------------------------------------------------------------------------------
 
 
-@job_kind("recompute", queue="bundle-recompute", max_attempts=3, backoff=(10, 60, 300), timeout=600)
+@job_kind(
+    Kind.RECOMPUTE, queue="bundle-recompute", max_attempts=3, backoff=(10, 60, 300), timeout=600
+)
 def recompute(
     ctx: JobContext,
     *,
@@ -103,7 +106,7 @@ def recompute(
 # --- reindex ------------------------------------------------------------------------------------
 
 
-@job_kind("reindex", queue="bundle-reindex", max_attempts=3, backoff=(10, 60, 300), timeout=1800)
+@job_kind(Kind.REINDEX, queue="bundle-reindex", max_attempts=3, backoff=(10, 60, 300), timeout=1800)
 def reindex(ctx: JobContext, *, bundle_ids: Sequence[int] | None = None) -> dict:
     """Rebuild the search entries of the given bundles (all when ``bundle_ids`` is None)."""
     if bundle_ids is None:
@@ -159,7 +162,7 @@ def _run_check(
 
 
 @job_kind(
-    "consistency_check",
+    Kind.CONSISTENCY_CHECK,
     queue="bundle-consistency-check",
     max_attempts=3,
     backoff=(30, 120, 600),
@@ -182,7 +185,7 @@ def consistency_check(
 
 
 @job_kind(
-    "maintenance",
+    Kind.MAINTENANCE,
     queue="bundle-consistency-check",
     max_attempts=2,
     backoff=(300,),
@@ -207,7 +210,7 @@ def maintenance(
 
 
 @job_kind(
-    "fanout", queue="bundle-bulk-operation", max_attempts=3, backoff=(5, 30, 120), timeout=900
+    Kind.FANOUT, queue="bundle-bulk-operation", max_attempts=3, backoff=(5, 30, 120), timeout=900
 )
 def fanout(
     ctx: JobContext,
@@ -232,9 +235,7 @@ def fanout(
     changed += [f"product(s) {', '.join(map(str, product_ids))}"] if product_ids else []
     why = reason or f"{' and '.join(changed).capitalize()} changed"
     enqueue_one = (
-        requests.bundle_reindex_enqueue
-        if reindex_only
-        else requests.bundle_recompute_enqueue
+        requests.bundle_reindex_enqueue if reindex_only else requests.bundle_recompute_enqueue
     )
     created = merged = 0
     spawned: list[Job] = []
@@ -322,15 +323,17 @@ def _batch_status(status: str) -> Callable[[list[int], bool, Progress], dict]:
 
 
 BATCH_OPERATIONS: dict[str, Callable[[list[int], bool, Progress], dict]] = {
-    "recompute": _batch_recompute,
-    "reindex": _batch_reindex,
-    "check": _batch_check,
-    "activate": _batch_status("active"),
-    "archive": _batch_status("archived"),
+    BulkOperation.RECOMPUTE: _batch_recompute,
+    BulkOperation.REINDEX: _batch_reindex,
+    BulkOperation.CHECK: _batch_check,
+    BulkOperation.ACTIVATE: _batch_status("active"),
+    BulkOperation.ARCHIVE: _batch_status("archived"),
 }
 
 
-@job_kind("bulk_batch", queue="bundle-bulk-operation", max_attempts=2, backoff=(5,), timeout=1800)
+@job_kind(
+    Kind.BULK_BATCH, queue="bundle-bulk-operation", max_attempts=2, backoff=(5,), timeout=1800
+)
 def bulk_batch(
     ctx: JobContext,
     *,
@@ -362,7 +365,7 @@ def bulk_batch(
 
 
 @job_kind(
-    "bulk_operation",
+    Kind.BULK_OPERATION,
     queue="bundle-bulk-operation",
     max_attempts=1,
     backoff=(),
@@ -392,9 +395,7 @@ def bulk_operation(
         # A parent recorded without its batches: through ``enqueue`` itself (a schedule, run
         # now) or by an earlier version, which made them only when the parent ran.
         with transaction.atomic():
-            requests.bulk_batches_enqueue(
-                parent=ctx.job, dispatch_on_commit=not _is_inline(ctx)
-            )
+            requests.bulk_batches_enqueue(parent=ctx.job, dispatch_on_commit=not _is_inline(ctx))
         children = _children(ctx.job)
     elif ctx.job.attempts > 1:  # a re-run (retry): the batches that did not complete run again
         batches.retry_unfinished(ctx.job, children)

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from bundles.errors import BundleError, BundleNotFound, InvalidScope
+from bundles.kinds import BulkOperation, Kind
 from bundles.models import Bundle
 from bundles.selectors import SCOPES, bundle_ids_for_scope, bundle_ids_matching
 from jobs.enqueue import dispatch, enqueue, enqueue_many
@@ -22,7 +23,7 @@ from jobs.models import Job
 from jobs.request_registry import register_request
 from jobs.targets import Target, register_target
 
-BULK_OPERATIONS = ("recompute", "reindex", "check", "activate", "archive")
+BULK_OPERATIONS = tuple(BulkOperation)
 MIN_BATCH_SIZE = 1
 MAX_BATCH_SIZE = 1000
 # A new fan-out waits this long before a worker may start it, so a burst of saves of the same
@@ -140,7 +141,7 @@ def bundle_recompute_enqueue(
     (``bundle_recompute_request``).
     """
     return enqueue(
-        "recompute",
+        Kind.RECOMPUTE,
         payload={
             "bundle_id": int(bundle_id),
             "reason": reason,
@@ -199,7 +200,7 @@ def bundle_reindex_enqueue(
 ) -> Job:
     """Reindex one bundle (no existence check, like ``bundle_recompute_enqueue``)."""
     return enqueue(
-        "reindex",
+        Kind.REINDEX,
         payload={"bundle_ids": [int(bundle_id)]},
         trigger=trigger,
         reason=reason,
@@ -237,7 +238,7 @@ def bundles_reindex_enqueue(
             target = Target("bundle", "", f"{len(ids)} bundles")
             dedup_key = None
     return enqueue(
-        "reindex",
+        Kind.REINDEX,
         payload=payload,
         trigger=trigger,
         reason=reason,
@@ -286,7 +287,7 @@ def bundles_check_enqueue(
         )
         dedup_key = None
     return enqueue(
-        "consistency_check",
+        Kind.CONSISTENCY_CHECK,
         payload=payload,
         trigger=trigger,
         reason=reason,
@@ -333,7 +334,7 @@ def bundles_bulk_enqueue(
     batches = -(-len(ids) // batch_size)
     with transaction.atomic():  # parent and children, or neither
         parent = enqueue(
-            "bulk_operation",
+            Kind.BULK_OPERATION,
             payload={
                 "operation": operation,
                 "bundle_ids": ids,
@@ -373,7 +374,7 @@ def bulk_batches_enqueue(*, parent: Job, dispatch_on_commit: bool = True) -> lis
         for number, chunk in enumerate(chunks, 1)
     ]
     return enqueue_many(
-        "bulk_batch",
+        Kind.BULK_BATCH,
         payloads=payloads,
         trigger=parent.trigger,
         reason_for=lambda index, _payload: f"Batch {index + 1}/{total} of bulk {operation}",
@@ -409,7 +410,7 @@ def _enqueue_fanout(
     dispatch_on_commit: bool,
 ) -> Job:
     job = enqueue(
-        "fanout",
+        Kind.FANOUT,
         payload=payload,
         trigger=trigger,
         reason=reason,
@@ -506,7 +507,7 @@ def broken_check_enqueue(*, trigger: str, reason: str = "") -> Job:
     Deduped, so a burst of deletions makes one pending check.
     """
     return enqueue(
-        "consistency_check",
+        Kind.CONSISTENCY_CHECK,
         payload={"scope": "broken", "fix": True, "notify_admins": False},
         trigger=trigger,
         reason=reason,
@@ -536,7 +537,7 @@ def maintenance_enqueue(
             raise InvalidJobOptions("Retention days must be 0 or more.", field="retentionDays")
         payload["retention_days"] = retention_days
     return enqueue(
-        "maintenance",
+        Kind.MAINTENANCE,
         payload=payload,
         trigger=trigger,
         reason=reason,
@@ -564,14 +565,14 @@ register_request(
     "bundles.check",
     bundles_check_enqueue,
     queue="bundle-consistency-check",
-    kind="consistency_check",
+    kind=Kind.CONSISTENCY_CHECK,
 )
 register_request(
     "bundles.maintenance",
     maintenance_enqueue,
     queue="bundle-consistency-check",
-    kind="maintenance",
+    kind=Kind.MAINTENANCE,
 )
 register_request(
-    "bundles.reindex", bundles_reindex_enqueue, queue="bundle-reindex", kind="reindex"
+    "bundles.reindex", bundles_reindex_enqueue, queue="bundle-reindex", kind=Kind.REINDEX
 )

@@ -9,6 +9,7 @@ from django.db.models import Q
 from jobs.models import Job
 
 from .errors import BundleNotFound, InvalidScope
+from .kinds import Kind
 from .models import Bundle, BundleComponent, SearchEntry
 from .search import search_queryset
 
@@ -80,7 +81,7 @@ def bundle_search(*, term: str, limit: int = 50) -> list[SearchEntry]:
 
 def bulk_batch_jobs(*, parent: Job) -> list[Job]:
     """The batch jobs of a bulk job, in batch order (batch 1 first)."""
-    children = Job.objects.filter(parent=parent, kind="bulk_batch")
+    children = Job.objects.filter(parent=parent, kind=Kind.BULK_BATCH)
     # Rows written by one INSERT can share a creation time; the payload numbers the batches.
     return sorted(children, key=lambda c: (int(c.payload.get("batch") or 0), c.created_at))
 

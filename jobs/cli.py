@@ -15,11 +15,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from tqdm import tqdm
 
-from jobs.models import Job, JobState
+from jobs.models import Job, JobState, JobTrigger
 from jobs.runner import run_inline
 from jobs.services import wait_for_job
 
-TRIGGER = "command"
+TRIGGER = JobTrigger.COMMAND
 
 
 def add_job_arguments(parser: CommandParser) -> None:

@@ -72,6 +72,8 @@ def job_kind(
     if timeout < 1:
         raise ValueError(f"Job kind {name!r}: timeout must be positive")
 
+    name = str(name)  # an enum member (StrEnum) is stored as its plain value
+
     def register(handler: Handler) -> Handler:
         existing = _REGISTRY.get(name)
         # Re-importing the same module (autoreload, tests) re-registers the same function.

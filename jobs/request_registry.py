@@ -93,7 +93,7 @@ def register_request(
         name=name,
         func=func,
         queue=queue,
-        kind=kind,
+        kind=str(kind),
         description=description or (func.__doc__ or "").strip().split("\n")[0],
     )
     _REQUESTS[name] = entry
