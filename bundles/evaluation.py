@@ -82,10 +82,12 @@ def _to_scaled(amount: Decimal | None) -> int | None:
 
 
 def _aware(value) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = parse_datetime(value)  # SQLite keeps UTC datetimes as text
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    """SQLite hands back naive UTC datetimes (or text); PostgreSQL aware ones."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = parse_datetime(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 # --- reading ------------------------------------------------------------------------------
