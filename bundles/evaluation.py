@@ -224,21 +224,25 @@ def _load_aggregates(ids: Sequence[int]) -> dict[int, Aggregate]:
             f"string_agg({words}, {sep} ORDER BY c.id) {from_sql} GROUP BY c.bundle_id"
         )
     else:
-        # SQLite < 3.44 has no ORDER BY inside group_concat; as a window aggregate over an
-        # ordered, whole-partition frame its order is defined.
-        window = (
-            "OVER (PARTITION BY c.bundle_id ORDER BY c.id "
-            "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
-        )
-        inner = ", ".join(f"{col} {window}" for col in columns)
+        # SQLite < 3.44 has no ORDER BY inside group_concat: each component's words carry
+        # its id, and ``_words_in_id_order`` puts them in order.
         sql = (
-            f"SELECT * FROM (SELECT c.bundle_id, {inner}, group_concat({words}, {sep}) {window}, "
-            f"ROW_NUMBER() OVER (PARTITION BY c.bundle_id ORDER BY c.id) AS rn {from_sql}) "
-            "WHERE rn = 1"
+            f"SELECT c.bundle_id, {', '.join(columns)}, "
+            f"group_concat(c.id || char(30) || {words}, char(29)) {from_sql} GROUP BY c.bundle_id"
         )
     with connection.cursor() as cursor:
         cursor.execute(sql, list(ids))
-        return {r[0]: Aggregate(*r[1:12]) for r in cursor.fetchall()}
+        rows = cursor.fetchall()
+    if pg:
+        return {r[0]: Aggregate(*r[1:12]) for r in rows}
+    return {r[0]: Aggregate(*r[1:11], _words_in_id_order(r[11])) for r in rows}
+
+
+def _words_in_id_order(tagged: str) -> str:
+    parts = [part.split("\x1e", 1) for part in tagged.split("\x1d")]
+    if len(parts) > 1:
+        parts.sort(key=lambda part: int(part[0]))
+    return _SEP.join(words for _, words in parts)
 
 
 @dataclass(slots=True)
@@ -294,6 +298,8 @@ class Outcome:
     broken_reasons: list[dict]
     words: str = ""
     unfixable: list[Issue] = field(default_factory=list)
+    price_scaled: int | None = None
+    variant_drift: list[str] = field(default_factory=list)
 
     @property
     def fixable(self) -> list[Issue]:
@@ -324,7 +330,7 @@ class Outcome:
     def bundle_fields_changed(self) -> bool:
         r = self.row
         return (
-            r.computed_price != _to_scaled(self.price)
+            r.computed_price != self.price_scaled
             or r.computed_availability != self.availability
             or bool(r.no_saving) != self.no_saving
             or self.stale()
@@ -378,8 +384,15 @@ def _needs_details(row: Row, agg: Aggregate | None) -> bool:
 
 
 def evaluate(
-    row: Row, agg: Aggregate | None, details: list[ComponentDetail] | None, now: datetime
+    row: Row,
+    agg: Aggregate | None,
+    details: list[ComponentDetail] | None,
+    now: datetime,
+    *,
+    fixable_issues: bool = True,
 ) -> Outcome:
+    """``integrity.evaluate_bundle`` over plain values. Without ``fixable_issues`` the drift
+    and shell issues (fixable, so they never change status or reasons) are not listed."""
     issues: list[Issue] = []
     n = agg.n if agg is not None else 0
     if not n:
@@ -412,6 +425,7 @@ def evaluate(
             )
         )
     price = result.price
+    price_scaled = _to_scaled(price)
     availability = pricing.availability_from_aggregates(
         n_lines=n,
         any_unusable=agg is not None
@@ -422,11 +436,11 @@ def evaluate(
         valid_from=_aware(row.valid_from),
         valid_to=_aware(row.valid_to),
     )
-    if row.computed_price != _to_scaled(price):
+    if fixable_issues and row.computed_price != price_scaled:
         issues.append(
             _issue(PRICE_DRIFT, f"Stored price {_money(row.computed_price)}, computed {price}.")
         )
-    if row.computed_availability != availability:
+    if fixable_issues and row.computed_availability != availability:
         issues.append(
             _issue(
                 AVAILABILITY_DRIFT,
@@ -435,11 +449,13 @@ def evaluate(
         )
     unfixable = [i for i in issues if not i.fixable]
     status, before = target_status(_StatusView(row.status, row.status_before_broken), unfixable)
+    variant_drift: list[str] = []
     if row.shell_product_id is None or row.shell_variant_id is None:
         issues.append(_issue(SHELL_MISSING, "The bundle's shell product or variant is missing."))
     else:
-        drift = _shell_drift(row, price, availability, status)
-        if drift:
+        variant_drift = _variant_drift(row, price_scaled or 0, availability, status)
+        drift = variant_drift + _product_drift(row)
+        if drift and fixable_issues:
             issues.append(_issue(SHELL_OUT_OF_SYNC, f"The shell differs in {', '.join(drift)}."))
     return Outcome(
         row=row,
@@ -452,15 +468,17 @@ def evaluate(
         broken_reasons=[i.as_dict() for i in unfixable],
         words=agg.words if agg is not None else "",
         unfixable=unfixable,
+        price_scaled=price_scaled,
+        variant_drift=variant_drift,
     )
 
 
-def _variant_drift(row: Row, price: Decimal | None, availability: int, status: str) -> list[str]:
+def _variant_drift(row: Row, price_scaled: int, availability: int, status: str) -> list[str]:
     """Shell variant fields that differ from what they should be (``evaluate_bundle`` order)."""
     drift = []
     if row.sv_name != row.name:
         drift.append("name")
-    if row.sv_price != (_to_scaled(price) or 0):
+    if row.sv_price != price_scaled:
         drift.append("price")
     if row.sv_currency != row.currency:
         drift.append("currency")
@@ -475,8 +493,8 @@ def _variant_drift(row: Row, price: Decimal | None, availability: int, status: s
     return drift
 
 
-def _shell_drift(row: Row, price: Decimal | None, availability: int, status: str) -> list[str]:
-    drift = _variant_drift(row, price, availability, status)
+def _product_drift(row: Row) -> list[str]:
+    drift = []
     if row.sv_product_id != row.shell_product_id:
         drift.append("product")
     if row.sp_name != row.name:
@@ -486,7 +504,9 @@ def _shell_drift(row: Row, price: Decimal | None, availability: int, status: str
     return drift
 
 
-def evaluate_batch(ids: Sequence[int], *, lock: bool, now: datetime) -> list[Outcome]:
+def evaluate_batch(
+    ids: Sequence[int], *, lock: bool, now: datetime, fixable_issues: bool = True
+) -> list[Outcome]:
     """Evaluate these bundles (missing ids are left out), in id order: 2–3 queries."""
     if not ids:
         return []
@@ -497,7 +517,10 @@ def evaluate_batch(ids: Sequence[int], *, lock: bool, now: datetime) -> list[Out
     aggregates = _load_aggregates(found)
     problem = [r.id for r in rows if _needs_details(r, aggregates.get(r.id))]
     details = _load_details(problem)
-    return [evaluate(r, aggregates.get(r.id), details.get(r.id), now) for r in rows]
+    return [
+        evaluate(r, aggregates.get(r.id), details.get(r.id), now, fixable_issues=fixable_issues)
+        for r in rows
+    ]
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -571,9 +594,7 @@ def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int
     variants, products, bundles, touched = [], [], [], []
     for o in outcomes:
         r = o.row
-        variant_differs = r.sv_product_id != r.shell_product_id or bool(
-            _variant_drift(r, o.price, o.availability, o.status)
-        )
+        variant_differs = r.sv_product_id != r.shell_product_id or bool(o.variant_drift)
         if variant_differs:
             variants.append(
                 [
@@ -634,7 +655,7 @@ def _index(outcomes: Sequence[Outcome]) -> None:
     for o in outcomes:
         r = o.row
         body = entry_body(o)
-        price = _to_scaled(o.price)
+        price = o.price_scaled
         text_differs = r.entry_title != r.name or r.entry_sku != r.sv_sku or r.entry_body != body
         if (
             text_differs
@@ -666,7 +687,7 @@ class RecomputeBatch:
 def recompute_batch(ids: Sequence[int], *, update_search: bool) -> RecomputeBatch:
     """Recompute these bundles set-based (inside the caller's transaction, rows locked)."""
     now = timezone.now()
-    outcomes = evaluate_batch(ids, lock=True, now=now)
+    outcomes = evaluate_batch(ids, lock=True, now=now, fixable_issues=False)
     fast, slow = [], []
     for o in outcomes:
         if o.slow or (update_search and o.row.entry_id is None):
