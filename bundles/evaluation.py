@@ -136,7 +136,14 @@ class Row:
 
 
 def _in(ids: Sequence[int]) -> str:
+    """``x IN (…)`` placeholders; PostgreSQL gets one array (``= ANY``) instead, see _ids."""
+    if connection.vendor == "postgresql":
+        return "SELECT unnest(%s::bigint[])"
     return ", ".join(["%s"] * len(ids))
+
+
+def _ids(ids: Sequence[int]) -> list:
+    return [list(ids)] if connection.vendor == "postgresql" else list(ids)
 
 
 def _load_rows(ids: Sequence[int], *, lock: bool) -> list[Row]:
@@ -161,7 +168,7 @@ def _load_rows(ids: Sequence[int], *, lock: bool) -> list[Row]:
         {"FOR UPDATE OF b" if lock and pg else ""}
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, list(ids))
+        cursor.execute(sql, _ids(ids))
         return [Row(*r) for r in cursor.fetchall()]
 
 
@@ -231,7 +238,7 @@ def _load_aggregates(ids: Sequence[int]) -> dict[int, Aggregate]:
             f"group_concat(c.id || char(30) || {words}, char(29)) {from_sql} GROUP BY c.bundle_id"
         )
     with connection.cursor() as cursor:
-        cursor.execute(sql, list(ids))
+        cursor.execute(sql, _ids(ids))
         rows = cursor.fetchall()
     if pg:
         return {r[0]: Aggregate(*r[1:12]) for r in rows}
@@ -271,7 +278,7 @@ def _load_details(ids: Sequence[int]) -> dict[int, list[ComponentDetail]]:
     )
     details: dict[int, list[ComponentDetail]] = {}
     with connection.cursor() as cursor:
-        cursor.execute(sql, list(ids))
+        cursor.execute(sql, _ids(ids))
         for r in cursor.fetchall():
             details.setdefault(r[0], []).append(ComponentDetail(*r[1:]))
     return details
@@ -529,7 +536,7 @@ def evaluate_batch(
 def _bulk_update(model, fields: Sequence[str], rows: list[list]) -> None:
     """``UPDATE`` these columns of many rows (each row: values of ``fields`` then its pk).
 
-    PostgreSQL: one ``UPDATE … FROM (VALUES …)`` per 1,000 rows; SQLite: one
+    PostgreSQL: one ``UPDATE … FROM unnest(<one array per column>)``; SQLite: one
     ``executemany``. Values are already adapted to the database.
     """
     if not rows:
@@ -550,16 +557,14 @@ def _bulk_update(model, fields: Sequence[str], rows: list[list]) -> None:
             f"{qn(f.column)} = v.{name}::{kind}"
             for f, name, kind in zip(columns, names[:-1], types[:-1], strict=True)
         )
-        placeholder = "(" + ", ".join(["%s"] * len(names)) + ")"
-        first = "(" + ", ".join(f"%s::{kind}" for kind in types) + ")"
-        for start in range(0, len(rows), 1000):
-            part = rows[start : start + 1000]
-            values = ", ".join([first] + [placeholder] * (len(part) - 1))
-            sql = (
-                f"UPDATE {table} AS t SET {assignments} FROM (VALUES {values}) "
-                f"AS v({', '.join(names)}) WHERE t.{pk} = v.pk"
-            )
-            cursor.execute(sql, [value for row in part for value in row])
+        # One array per column, unnested: the statement stays short whatever the row count
+        # (psycopg's client-side binding parses the whole text for every placeholder).
+        arrays = ", ".join(f"%s::{'text' if kind == 'jsonb' else kind}[]" for kind in types)
+        sql = (
+            f"UPDATE {table} AS t SET {assignments} FROM unnest({arrays}) "
+            f"AS v({', '.join(names)}) WHERE t.{pk} = v.pk"
+        )
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
 
 
 _BUNDLE_FIELDS = [
