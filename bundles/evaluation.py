@@ -639,8 +639,12 @@ def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int
     _bulk_update(ProductVariant, _SHELL_VARIANT_FIELDS, variants)
     _bulk_update(Product, ["name", "is_bundle_shell", "updated_at"], products)
     _bulk_update(Bundle, _BUNDLE_FIELDS, bundles)
-    if touched:
-        Bundle.objects.filter(pk__in=touched).update(last_recomputed_at=now)
+    if touched:  # recomputed, nothing to change: only the time is stamped
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_t(Bundle)} SET last_recomputed_at = %s WHERE id IN ({_in(touched)})",
+                [stamp, *_ids(touched)],
+            )
     if index:
         _index(outcomes)
     return changed
