@@ -188,11 +188,14 @@ class Aggregate:
 
 
 def _components_from(ids: Sequence[int]) -> str:
-    c, v, p = _t(BundleComponent), _t(ProductVariant), _t(Product)
+    # ``b2``: the bundle whose shell this component's variant is, if any (a unique index:
+    # one probe per component; an EXISTS became a hash of every shell on PostgreSQL).
+    c, v, p, b = _t(BundleComponent), _t(ProductVariant), _t(Product), _t(Bundle)
     return f"""
         FROM {c} c
         JOIN {v} v ON v.id = c.variant_id
         JOIN {p} p ON p.id = v.product_id
+        LEFT JOIN {b} b2 ON b2.shell_variant_id = c.variant_id
         WHERE c.bundle_id IN ({_in(ids)})
     """
 
@@ -200,11 +203,7 @@ def _components_from(ids: Sequence[int]) -> str:
 def _nested_sql() -> str:
     # A component that is some bundle's shell variant (its own or another's), or a variant
     # of a shell product: the same test as ``integrity._is_shell_variant``.
-    b = _t(Bundle)
-    return (
-        "CASE WHEN p.is_bundle_shell OR EXISTS "
-        f"(SELECT 1 FROM {b} b2 WHERE b2.shell_variant_id = c.variant_id) THEN 1 ELSE 0 END"
-    )
+    return "CASE WHEN p.is_bundle_shell OR b2.id IS NOT NULL THEN 1 ELSE 0 END"
 
 
 def _load_aggregates(ids: Sequence[int]) -> dict[int, Aggregate]:
