@@ -104,11 +104,42 @@ def compute_price(
     if not lines:
         return PriceResult(price=None, total=None, problem=NO_COMPONENTS)
     others = tuple(sorted({line.currency for line in lines if line.currency != currency}))
-    if others:
+    return price_from_aggregates(
+        n_lines=len(lines),
+        other_currencies=others,
+        raw_total=None if others else components_total(lines),
+        rule=rule,
+        value=value,
+        currency=currency,
+    )
+
+
+def price_from_aggregates(
+    *,
+    n_lines: int,
+    other_currencies: Sequence[str],
+    raw_total: Decimal | None,
+    rule: str,
+    value: Decimal,
+    currency: str,
+) -> PriceResult:
+    """``compute_price`` over a bundle's aggregates instead of its lines.
+
+    ``other_currencies``: the components' currencies other than ``currency``, sorted;
+    ``raw_total``: the unrounded Σ price × quantity (only read when there are none).
+    """
+    validate_rule(rule, value)
+    if not n_lines:
+        return PriceResult(price=None, total=None, problem=NO_COMPONENTS)
+    if other_currencies:
         return PriceResult(
-            price=None, total=None, problem=CURRENCY_MISMATCH, mismatched_currencies=others
+            price=None,
+            total=None,
+            problem=CURRENCY_MISMATCH,
+            mismatched_currencies=tuple(other_currencies),
         )
-    raw_total = components_total(lines)
+    if raw_total is None:
+        raise ValueError("raw_total is needed when every component is in the bundle's currency")
     total = quantize_money(raw_total, currency)
     price = quantize_money(apply_rule(raw_total, rule, value), currency)
     if price <= 0:
@@ -132,15 +163,39 @@ def compute_availability(
     valid_from: datetime | None = None,
     valid_to: datetime | None = None,
 ) -> int:
-    if not lines:
+    return availability_from_aggregates(
+        n_lines=len(lines),
+        any_unusable=any(line.deleted or not line.enabled or line.quantity < 1 for line in lines),
+        min_component=min((component_availability(line) for line in lines), default=0),
+        now=now,
+        cap=cap,
+        valid_from=valid_from,
+        valid_to=valid_to,
+    )
+
+
+def availability_from_aggregates(
+    *,
+    n_lines: int,
+    any_unusable: bool,
+    min_component: int,
+    now: datetime,
+    cap: int | None = None,
+    valid_from: datetime | None = None,
+    valid_to: datetime | None = None,
+) -> int:
+    """``compute_availability`` over aggregates: ``any_unusable`` (a component deleted,
+    disabled or with quantity < 1) and ``min_component`` (the least whole bundles one
+    component allows, floor((stock − allocated) ÷ quantity); clamped at 0 here)."""
+    if not n_lines:
         return 0
     if valid_from is not None and now < valid_from:
         return 0
     if valid_to is not None and now >= valid_to:
         return 0
-    if any(line.deleted or not line.enabled or line.quantity < 1 for line in lines):
+    if any_unusable:
         return 0
-    available = min(component_availability(line) for line in lines)
+    available = max(0, min_component)
     if cap is not None:
         available = min(available, max(0, cap))
     return available

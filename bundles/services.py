@@ -19,7 +19,7 @@ from django.db.models import Count, ProtectedError
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import pricing
+from . import evaluation, pricing
 from .errors import BundleError, BundleNotFound, VariantInUseError
 from .integrity import (
     QUANTITY_MAX,
@@ -443,15 +443,24 @@ def bundles_recompute(
     done = 0
     for chunk in _chunks(ids, batch_size):
         with transaction.atomic():
-            loaded = _load(chunk, lock=True)
-            now = timezone.now()
-            evaluations = [evaluate_bundle(b, now=now) for b in loaded]
-            changed += len(_write_bundles(evaluations, now=now, force=False))
-            if update_search:
-                _index(loaded, force=False)
-        found = {b.pk for b in loaded}
+            # Set-based (bundles/evaluation.py); bundles whose shell or search entry must be
+            # created, and unsupported databases, take the per-bundle path.
+            if evaluation.supported():
+                batch = evaluation.recompute_batch(chunk, update_search=update_search)
+                found, slow = set(batch.found), batch.slow
+                changed += batch.changed
+            else:
+                found, slow = set(), chunk
+            if slow:
+                loaded = _load(slow, lock=True)
+                now = timezone.now()
+                evaluations = [evaluate_bundle(b, now=now) for b in loaded]
+                changed += len(_write_bundles(evaluations, now=now, force=False))
+                if update_search:
+                    _index(loaded, force=False)
+                found |= {b.pk for b in loaded}
         missing += [i for i in chunk if i not in found]
-        recomputed += len(loaded)
+        recomputed += len(found)
         done += len(chunk)
         _report(progress, int(done * 100 / len(ids)), f"{done}/{len(ids)} bundles")
     return {"recomputed": recomputed, "changed": changed, "missing": missing}
@@ -492,6 +501,22 @@ def bundles_reindex(
 
 
 def _check_chunk(chunk: list[int], *, fix: bool, result: dict) -> None:
+    if not evaluation.supported():
+        _check_chunk_per_bundle(chunk, fix=fix, result=result)
+        return
+    # Set-based; the few bundles to fix whose shell or entry must be created are written here.
+    slow = evaluation.check_batch(chunk, fix=fix, result=result)
+    if slow:
+        loaded = _load(slow, lock=True)
+        now = timezone.now()
+        to_fix = [
+            e for e in (evaluate_bundle(b, now=now) for b in loaded) if e.fixable or _stale(e)
+        ]
+        _write_bundles(to_fix, now=now, force=False)
+        _index([e.bundle for e in to_fix], force=False)
+
+
+def _check_chunk_per_bundle(chunk: list[int], *, fix: bool, result: dict) -> None:
     loaded = _load(chunk, lock=fix)
     now = timezone.now()
     evaluations = [evaluate_bundle(b, now=now) for b in loaded]

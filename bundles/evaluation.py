@@ -1,0 +1,736 @@
+"""Set-based evaluation of a batch of bundles: SQL aggregates in, plain values through the
+pure rules of ``pricing``, only what changed written back in bulk.
+
+Per batch: one query reads the bundles with their shell and search entry, one reads every
+bundle's component aggregates (count, Σ price × quantity, least whole bundles a component
+allows, counts of deleted / disabled / shell components, quantity and currency range, the
+words of the search text), and only bundles that have a component problem get a third query
+for the labels their messages name. No model instance is built per bundle or component.
+
+The results are those of ``integrity.evaluate_bundle`` + ``services._write_bundles`` /
+``_index`` (the per-bundle path, kept as the reference and for rare cases): a bundle whose
+shell or search entry is missing is handed back as "slow" and the caller runs that path.
+
+Money is read as integers of 10⁻⁴ (every money column has 4 decimal places): exact on
+PostgreSQL's numeric and on SQLite, which stores decimals as floats (15 significant digits
+round-trip, and these columns hold at most 14).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db import connection
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from . import pricing
+from .integrity import (
+    AVAILABILITY_DRIFT,
+    COMPONENT_DELETED,
+    COMPONENT_DISABLED,
+    CURRENCY_MISMATCH,
+    FIXABLE_CODES,
+    INVALID_QUANTITY,
+    NESTED_BUNDLE,
+    NO_COMPONENTS,
+    NON_POSITIVE_PRICE,
+    PRICE_DRIFT,
+    QUANTITY_MAX,
+    QUANTITY_MIN,
+    SHELL_MISSING,
+    SHELL_OUT_OF_SYNC,
+    Issue,
+    target_status,
+)
+from .models import Bundle, BundleComponent, Product, ProductVariant, SearchEntry
+from .search import refresh_documents
+
+MONEY_PLACES = 4
+_SCALE = 10**MONEY_PLACES
+_SEP = "\x1f"  # joins component words in SQL; a name containing it would be split in two
+_ACTIVE = Bundle.Status.ACTIVE.value
+_ARCHIVED = Bundle.Status.ARCHIVED.value
+
+
+def supported() -> bool:
+    """The SQL here is written for SQLite and PostgreSQL; other backends use the slow path."""
+    return connection.vendor in ("sqlite", "postgresql")
+
+
+def _t(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _scaled(expr: str) -> str:
+    """SQL for ``expr`` (a decimal) as an integer number of 10⁻⁴ units."""
+    if connection.vendor == "postgresql":
+        return f"ROUND(({expr}) * {_SCALE})::bigint"
+    return f"CAST(ROUND(({expr}) * {_SCALE}) AS INTEGER)"
+
+
+def _money(scaled: int | None) -> Decimal | None:
+    return None if scaled is None else Decimal(int(scaled)).scaleb(-MONEY_PLACES)
+
+
+def _to_scaled(amount: Decimal | None) -> int | None:
+    return None if amount is None else int(amount.scaleb(MONEY_PLACES))
+
+
+def _aware(value) -> datetime | None:
+    """SQLite hands back naive UTC datetimes (or text); PostgreSQL aware ones."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = parse_datetime(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Row:
+    """A bundle with its shell and search entry, as plain values (money in 10⁻⁴ units)."""
+
+    id: int
+    name: str
+    slug: str
+    status: str
+    status_before_broken: str
+    pricing_rule: str
+    rule_value: int
+    currency: str
+    availability_cap: int | None
+    valid_from: object
+    valid_to: object
+    computed_price: int | None
+    computed_availability: int
+    no_saving: bool
+    broken_reasons: object
+    shell_product_id: int | None
+    shell_variant_id: int | None
+    sp_name: str | None
+    sp_is_shell: bool
+    sv_product_id: int | None
+    sv_sku: str | None
+    sv_name: str | None
+    sv_price: int | None
+    sv_currency: str | None
+    sv_stock: int | None
+    sv_allocated: int | None
+    sv_enabled: bool
+    sv_deleted: bool
+    entry_id: int | None
+    entry_title: str | None
+    entry_sku: str | None
+    entry_body: str | None
+    entry_price: int | None
+    entry_availability: int | None
+    entry_status: str | None
+    entry_document_missing: bool
+
+
+def _in(ids: Sequence[int]) -> str:
+    """``x IN (…)`` placeholders; PostgreSQL gets one array (``= ANY``) instead, see _ids."""
+    if connection.vendor == "postgresql":
+        return "SELECT unnest(%s::bigint[])"
+    return ", ".join(["%s"] * len(ids))
+
+
+def _ids(ids: Sequence[int]) -> list:
+    return [list(ids)] if connection.vendor == "postgresql" else list(ids)
+
+
+def _load_rows(ids: Sequence[int], *, lock: bool) -> list[Row]:
+    pg = connection.vendor == "postgresql"
+    b, p, v, e = _t(Bundle), _t(Product), _t(ProductVariant), _t(SearchEntry)
+    sql = f"""
+        SELECT b.id, b.name, b.slug, b.status, b.status_before_broken, b.pricing_rule,
+               {_scaled("b.rule_value")}, b.currency, b.availability_cap, b.valid_from,
+               b.valid_to, {_scaled("b.computed_price")}, b.computed_availability, b.no_saving,
+               b.broken_reasons, b.shell_product_id, b.shell_variant_id,
+               sp.name, sp.is_bundle_shell,
+               sv.product_id, sv.sku, sv.name, {_scaled("sv.price")}, sv.currency,
+               sv.stock_on_hand, sv.allocated, sv.enabled, sv.deleted_at IS NOT NULL,
+               se.id, se.title, se.sku, se.body, {_scaled("se.price")}, se.availability,
+               se.status, {"se.document IS NULL" if pg else "0"}
+        FROM {b} b
+        LEFT JOIN {p} sp ON sp.id = b.shell_product_id
+        LEFT JOIN {v} sv ON sv.id = b.shell_variant_id
+        LEFT JOIN {e} se ON se.bundle_id = b.id
+        WHERE b.id IN ({_in(ids)})
+        ORDER BY b.id
+        {"FOR UPDATE OF b" if lock and pg else ""}
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _ids(ids))
+        return [Row(*r) for r in cursor.fetchall()]
+
+
+@dataclass(slots=True)
+class Aggregate:
+    n: int
+    total: int  # Σ price × quantity, 10⁻⁴ units
+    min_available: int  # least floor((stock − allocated) ÷ quantity); may be < 0
+    n_deleted: int
+    n_disabled: int
+    n_nested: int
+    min_quantity: int
+    max_quantity: int
+    min_currency: str
+    max_currency: str
+    words: str  # component name, SKU and product name of each component, in id order
+
+
+def _components_from(ids: Sequence[int]) -> str:
+    # ``b2``: the bundle whose shell this component's variant is, if any (a unique index:
+    # one probe per component; an EXISTS became a hash of every shell on PostgreSQL).
+    c, v, p, b = _t(BundleComponent), _t(ProductVariant), _t(Product), _t(Bundle)
+    return f"""
+        FROM {c} c
+        JOIN {v} v ON v.id = c.variant_id
+        JOIN {p} p ON p.id = v.product_id
+        LEFT JOIN {b} b2 ON b2.shell_variant_id = c.variant_id
+        WHERE c.bundle_id IN ({_in(ids)})
+    """
+
+
+def _nested_sql() -> str:
+    # A component that is some bundle's shell variant (its own or another's), or a variant
+    # of a shell product: the same test as ``integrity._is_shell_variant``.
+    return "CASE WHEN p.is_bundle_shell OR b2.id IS NOT NULL THEN 1 ELSE 0 END"
+
+
+def _load_aggregates(ids: Sequence[int]) -> dict[int, Aggregate]:
+    pg = connection.vendor == "postgresql"
+    from_sql = _components_from(ids)
+    sep = "chr(31)" if pg else "char(31)"
+    words = f"v.name || {sep} || v.sku || {sep} || p.name"
+    columns = [
+        "COUNT(*)",
+        f"SUM({_scaled('v.price')} * c.quantity)",
+        "MIN(CASE WHEN c.quantity >= 1 THEN (v.stock_on_hand - v.allocated) / c.quantity"
+        " ELSE 0 END)",
+        "SUM(CASE WHEN v.deleted_at IS NULL THEN 0 ELSE 1 END)",
+        "SUM(CASE WHEN v.enabled THEN 0 ELSE 1 END)",
+        f"SUM({_nested_sql()})",
+        "MIN(c.quantity)",
+        "MAX(c.quantity)",
+        "MIN(v.currency)",
+        "MAX(v.currency)",
+    ]
+    if pg:
+        sql = (
+            f"SELECT c.bundle_id, {', '.join(columns)}, "
+            f"string_agg({words}, {sep} ORDER BY c.id) {from_sql} GROUP BY c.bundle_id"
+        )
+    else:
+        # SQLite < 3.44 has no ORDER BY inside group_concat: each component's words carry
+        # its id, and ``_words_in_id_order`` puts them in order.
+        sql = (
+            f"SELECT c.bundle_id, {', '.join(columns)}, "
+            f"group_concat(c.id || char(30) || {words}, char(29)) {from_sql} GROUP BY c.bundle_id"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _ids(ids))
+        rows = cursor.fetchall()
+    if pg:
+        return {r[0]: Aggregate(*r[1:12]) for r in rows}
+    return {r[0]: Aggregate(*r[1:11], _words_in_id_order(r[11])) for r in rows}
+
+
+def _words_in_id_order(tagged: str) -> str:
+    parts = [part.split("\x1e", 1) for part in tagged.split("\x1d")]
+    if len(parts) > 1:
+        parts.sort(key=lambda part: int(part[0]))
+    return _SEP.join(words for _, words in parts)
+
+
+@dataclass(slots=True)
+class ComponentDetail:
+    sku: str
+    name: str
+    currency: str
+    deleted: bool
+    enabled: bool
+    nested: bool
+    quantity: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.sku} ({self.name})"
+
+
+def _load_details(ids: Sequence[int]) -> dict[int, list[ComponentDetail]]:
+    """Each component of these (problem) bundles, in id order: what their messages name."""
+    if not ids:
+        return {}
+    from_sql = _components_from(ids)
+    sql = (
+        "SELECT c.bundle_id, v.sku, v.name, v.currency, v.deleted_at IS NOT NULL, v.enabled, "
+        f"{_nested_sql()}, c.quantity {from_sql} ORDER BY c.bundle_id, c.id"
+    )
+    details: dict[int, list[ComponentDetail]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _ids(ids))
+        for r in cursor.fetchall():
+            details.setdefault(r[0], []).append(ComponentDetail(*r[1:]))
+    return details
+
+
+# --- evaluating ---------------------------------------------------------------------------
+
+
+def _issue(code: str, message: str) -> Issue:
+    return Issue(code=code, message=message, fixable=code in FIXABLE_CODES)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What ``integrity.evaluate_bundle`` says of one bundle, from plain values."""
+
+    row: Row
+    issues: list[Issue]
+    price: Decimal | None
+    availability: int
+    no_saving: bool
+    status: str
+    status_before_broken: str
+    broken_reasons: list[dict]
+    words: str = ""
+    unfixable: list[Issue] = field(default_factory=list)
+    price_scaled: int | None = None
+    variant_drift: list[str] = field(default_factory=list)
+
+    @property
+    def fixable(self) -> list[Issue]:
+        return [i for i in self.issues if i.fixable]
+
+    @property
+    def slow(self) -> bool:
+        """Needs the per-bundle writer: its shell must be created or re-linked."""
+        return self.row.shell_product_id is None or self.row.shell_variant_id is None
+
+    def reasons_differ(self) -> bool:
+        stored = self.row.broken_reasons
+        if stored is None or stored == "[]":
+            return bool(self.broken_reasons)
+        if isinstance(stored, str):
+            stored = json.loads(stored)
+        return (stored or []) != self.broken_reasons
+
+    def stale(self) -> bool:
+        """``services._stale``: status or stored reasons no longer match the issues."""
+        r = self.row
+        return (
+            r.status != self.status
+            or r.status_before_broken != self.status_before_broken
+            or self.reasons_differ()
+        )
+
+    def bundle_fields_changed(self) -> bool:
+        r = self.row
+        return (
+            r.computed_price != self.price_scaled
+            or r.computed_availability != self.availability
+            or bool(r.no_saving) != self.no_saving
+            or self.stale()
+        )
+
+
+class _StatusView:
+    """The two fields ``integrity.target_status`` reads, without a model instance."""
+
+    __slots__ = ("status", "status_before_broken")
+
+    def __init__(self, status: str, before: str) -> None:
+        self.status, self.status_before_broken = status, before
+
+
+def _component_issues(details: list[ComponentDetail]) -> list[Issue]:
+    issues = []
+    for d in details:
+        if d.deleted:
+            issues.append(_issue(COMPONENT_DELETED, f"Component {d.label} is deleted."))
+        if not d.enabled:
+            issues.append(_issue(COMPONENT_DISABLED, f"Component {d.label} is disabled."))
+        if d.nested:
+            issues.append(
+                _issue(
+                    NESTED_BUNDLE,
+                    f"Component {d.label} is a bundle's shell variant; bundles can't nest.",
+                )
+            )
+        if not QUANTITY_MIN <= d.quantity <= QUANTITY_MAX:
+            issues.append(
+                _issue(
+                    INVALID_QUANTITY,
+                    f"Component {d.label} has quantity {d.quantity}; "
+                    f"it must lie in {QUANTITY_MIN}–{QUANTITY_MAX}.",
+                )
+            )
+    return issues
+
+
+def _needs_details(row: Row, agg: Aggregate | None) -> bool:
+    return agg is not None and bool(
+        agg.n_deleted
+        or agg.n_disabled
+        or agg.n_nested
+        or agg.min_quantity < QUANTITY_MIN
+        or agg.max_quantity > QUANTITY_MAX
+        or agg.min_currency != row.currency
+        or agg.max_currency != row.currency
+    )
+
+
+def evaluate(
+    row: Row,
+    agg: Aggregate | None,
+    details: list[ComponentDetail] | None,
+    now: datetime,
+    *,
+    fixable_issues: bool = True,
+) -> Outcome:
+    """``integrity.evaluate_bundle`` over plain values. Without ``fixable_issues`` the drift
+    and shell issues (fixable, so they never change status or reasons) are not listed."""
+    issues: list[Issue] = []
+    n = agg.n if agg is not None else 0
+    if not n:
+        issues.append(_issue(NO_COMPONENTS, "The bundle has no components."))
+    others: tuple[str, ...] = ()
+    if details:
+        issues += _component_issues(details)
+        others = tuple(sorted({d.currency for d in details if d.currency != row.currency}))
+    result = pricing.price_from_aggregates(
+        n_lines=n,
+        other_currencies=others,
+        raw_total=None if others or agg is None else _money(agg.total),
+        rule=row.pricing_rule,
+        value=_money(row.rule_value),
+        currency=row.currency,
+    )
+    if result.problem == pricing.CURRENCY_MISMATCH:
+        issues.append(
+            _issue(
+                CURRENCY_MISMATCH,
+                f"Components are priced in {', '.join(result.mismatched_currencies)}, "
+                f"the bundle in {row.currency}.",
+            )
+        )
+    elif result.problem == pricing.NON_POSITIVE_PRICE:
+        issues.append(
+            _issue(
+                NON_POSITIVE_PRICE,
+                f"The rule leaves a price ≤ 0 (components total {result.total} {row.currency}).",
+            )
+        )
+    price = result.price
+    price_scaled = _to_scaled(price)
+    availability = pricing.availability_from_aggregates(
+        n_lines=n,
+        any_unusable=agg is not None
+        and bool(agg.n_deleted or agg.n_disabled or agg.min_quantity < 1),
+        min_component=agg.min_available if agg is not None else 0,
+        now=now,
+        cap=row.availability_cap,
+        valid_from=_aware(row.valid_from),
+        valid_to=_aware(row.valid_to),
+    )
+    if fixable_issues and row.computed_price != price_scaled:
+        issues.append(
+            _issue(PRICE_DRIFT, f"Stored price {_money(row.computed_price)}, computed {price}.")
+        )
+    if fixable_issues and row.computed_availability != availability:
+        issues.append(
+            _issue(
+                AVAILABILITY_DRIFT,
+                f"Stored availability {row.computed_availability}, computed {availability}.",
+            )
+        )
+    unfixable = [i for i in issues if not i.fixable]
+    status, before = target_status(_StatusView(row.status, row.status_before_broken), unfixable)
+    variant_drift: list[str] = []
+    if row.shell_product_id is None or row.shell_variant_id is None:
+        issues.append(_issue(SHELL_MISSING, "The bundle's shell product or variant is missing."))
+    else:
+        variant_drift = _variant_drift(row, price_scaled or 0, availability, status)
+        drift = variant_drift + _product_drift(row)
+        if drift and fixable_issues:
+            issues.append(_issue(SHELL_OUT_OF_SYNC, f"The shell differs in {', '.join(drift)}."))
+    return Outcome(
+        row=row,
+        issues=issues,
+        price=price,
+        availability=availability,
+        no_saving=result.no_saving,
+        status=status,
+        status_before_broken=before,
+        broken_reasons=[i.as_dict() for i in unfixable],
+        words=agg.words if agg is not None else "",
+        unfixable=unfixable,
+        price_scaled=price_scaled,
+        variant_drift=variant_drift,
+    )
+
+
+def _variant_drift(row: Row, price_scaled: int, availability: int, status: str) -> list[str]:
+    """Shell variant fields that differ from what they should be (``evaluate_bundle`` order)."""
+    drift = []
+    if row.sv_name != row.name:
+        drift.append("name")
+    if row.sv_price != price_scaled:
+        drift.append("price")
+    if row.sv_currency != row.currency:
+        drift.append("currency")
+    if row.sv_stock != availability:
+        drift.append("stock_on_hand")
+    if row.sv_allocated != 0:
+        drift.append("allocated")
+    if bool(row.sv_enabled) != (status == _ACTIVE):
+        drift.append("enabled")
+    if row.sv_deleted:
+        drift.append("deleted_at")
+    return drift
+
+
+def _product_drift(row: Row) -> list[str]:
+    drift = []
+    if row.sv_product_id != row.shell_product_id:
+        drift.append("product")
+    if row.sp_name != row.name:
+        drift.append("product name")
+    if not row.sp_is_shell:
+        drift.append("is_bundle_shell")
+    return drift
+
+
+def evaluate_batch(
+    ids: Sequence[int], *, lock: bool, now: datetime, fixable_issues: bool = True
+) -> list[Outcome]:
+    """Evaluate these bundles (missing ids are left out), in id order: 2–3 queries."""
+    if not ids:
+        return []
+    rows = _load_rows(ids, lock=lock)
+    if not rows:
+        return []
+    found = [r.id for r in rows]
+    aggregates = _load_aggregates(found)
+    problem = [r.id for r in rows if _needs_details(r, aggregates.get(r.id))]
+    details = _load_details(problem)
+    return [
+        evaluate(r, aggregates.get(r.id), details.get(r.id), now, fixable_issues=fixable_issues)
+        for r in rows
+    ]
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def _bulk_update(model, fields: Sequence[str], rows: list[list]) -> None:
+    """``UPDATE`` these columns of many rows (each row: values of ``fields`` then its pk).
+
+    PostgreSQL: one ``UPDATE … FROM unnest(<one array per column>)``; SQLite: one
+    ``executemany``. Values are already adapted to the database.
+    """
+    if not rows:
+        return
+    meta = model._meta
+    qn = connection.ops.quote_name
+    table, pk = qn(meta.db_table), qn(meta.pk.column)
+    columns = [meta.get_field(name) for name in fields]
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            assignments = ", ".join(f"{qn(f.column)} = %s" for f in columns)
+            cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk} = %s", rows)
+            return
+        names = [f"c{i}" for i in range(len(columns))] + ["pk"]
+        types = [f.db_type(connection) for f in columns] + [meta.pk.db_type(connection)]
+        types = ["bigint" if t == "bigint" or "serial" in t else t for t in types]
+        assignments = ", ".join(
+            f"{qn(f.column)} = v.{name}::{kind}"
+            for f, name, kind in zip(columns, names[:-1], types[:-1], strict=True)
+        )
+        # One array per column, unnested: the statement stays short whatever the row count
+        # (psycopg's client-side binding parses the whole text for every placeholder).
+        arrays = ", ".join(f"%s::{'text' if kind == 'jsonb' else kind}[]" for kind in types)
+        sql = (
+            f"UPDATE {table} AS t SET {assignments} FROM unnest({arrays}) "
+            f"AS v({', '.join(names)}) WHERE t.{pk} = v.pk"
+        )
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+
+
+_BUNDLE_FIELDS = [
+    "computed_price",
+    "computed_availability",
+    "no_saving",
+    "status",
+    "status_before_broken",
+    "broken_reasons",
+    "last_recomputed_at",
+    "updated_at",
+]
+_SHELL_VARIANT_FIELDS = [
+    "product",
+    "name",
+    "price",
+    "currency",
+    "stock_on_hand",
+    "allocated",
+    "enabled",
+    "deleted_at",
+    "updated_at",
+]
+_ENTRY_FIELDS = ["title", "sku", "body", "price", "availability", "status", "indexed_at"]
+
+
+def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int]:
+    """``services._write_bundles`` (force off) and, with ``index``, ``services._index`` for
+    bundles whose shell and entry exist; returns the ids of bundles that changed."""
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    changed: set[int] = set()
+    variants, products, bundles, touched = [], [], [], []
+    for o in outcomes:
+        r = o.row
+        variant_differs = r.sv_product_id != r.shell_product_id or bool(o.variant_drift)
+        if variant_differs:
+            variants.append(
+                [
+                    r.shell_product_id,
+                    r.name,
+                    o.price if o.price is not None else Decimal(0),
+                    r.currency,
+                    o.availability,
+                    0,
+                    o.status == _ACTIVE,
+                    None,
+                    stamp,
+                    r.shell_variant_id,
+                ]
+            )
+        product_differs = r.sp_name != r.name or not r.sp_is_shell
+        if product_differs:
+            products.append([r.name, True, stamp, r.shell_product_id])
+        differs = o.bundle_fields_changed()
+        if differs or variant_differs or product_differs:
+            changed.add(r.id)
+            bundles.append(
+                [
+                    o.price,
+                    o.availability,
+                    o.no_saving,
+                    o.status,
+                    o.status_before_broken,
+                    json.dumps(o.broken_reasons),
+                    stamp,
+                    stamp,
+                    r.id,
+                ]
+            )
+        else:
+            touched.append(r.id)
+    _bulk_update(ProductVariant, _SHELL_VARIANT_FIELDS, variants)
+    _bulk_update(Product, ["name", "is_bundle_shell", "updated_at"], products)
+    _bulk_update(Bundle, _BUNDLE_FIELDS, bundles)
+    if touched:  # recomputed, nothing to change: only the time is stamped
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_t(Bundle)} SET last_recomputed_at = %s WHERE id IN ({_in(touched)})",
+                [stamp, *_ids(touched)],
+            )
+    if index:
+        _index(outcomes)
+    return changed
+
+
+def entry_body(o: Outcome) -> str:
+    """``search.entry_values``' body from the aggregated words (same words, same order)."""
+    words = [o.row.name, o.row.slug]
+    if o.words:
+        words += o.words.split(_SEP)
+    return " ".join(dict.fromkeys(w for w in words if w))
+
+
+def _index(outcomes: Sequence[Outcome]) -> None:
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    entries, documents = [], []
+    for o in outcomes:
+        r = o.row
+        body = entry_body(o)
+        price = o.price_scaled
+        text_differs = r.entry_title != r.name or r.entry_sku != r.sv_sku or r.entry_body != body
+        if (
+            text_differs
+            or r.entry_price != price
+            or r.entry_availability != o.availability
+            or r.entry_status != o.status
+        ):
+            entries.append(
+                [r.name, r.sv_sku, body, o.price, o.availability, o.status, stamp, r.entry_id]
+            )
+            # The tsvector depends on title, SKU and body only.
+            if text_differs or r.entry_document_missing:
+                documents.append(r.id)
+    _bulk_update(SearchEntry, _ENTRY_FIELDS, entries)
+    if documents:
+        refresh_documents(documents)
+
+
+# --- the two batch services' cores --------------------------------------------------------
+
+
+@dataclass
+class RecomputeBatch:
+    found: list[int]
+    changed: int
+    slow: list[int]  # found, but for the per-bundle path (shell or entry to create)
+
+
+def recompute_batch(ids: Sequence[int], *, update_search: bool) -> RecomputeBatch:
+    """Recompute these bundles set-based (inside the caller's transaction, rows locked)."""
+    now = timezone.now()
+    outcomes = evaluate_batch(ids, lock=True, now=now, fixable_issues=False)
+    fast, slow = [], []
+    for o in outcomes:
+        if o.slow or (update_search and o.row.entry_id is None):
+            slow.append(o.row.id)
+        else:
+            fast.append(o)
+    changed = write(fast, now=now, index=update_search)
+    return RecomputeBatch(found=[o.row.id for o in outcomes], changed=len(changed), slow=slow)
+
+
+def check_batch(ids: Sequence[int], *, fix: bool, result: dict) -> list[int]:
+    """``services._check_chunk`` set-based: counts into ``result``; with ``fix`` writes what
+    needs writing. Returns ids to fix that need the per-bundle path (shell or entry missing)."""
+    now = timezone.now()
+    outcomes = evaluate_batch(ids, lock=fix, now=now)
+    to_fix, slow = [], []
+    for o in outcomes:
+        needs_writing = bool(o.fixable) or o.stale()
+        if o.unfixable:
+            result["broken"] += 1
+        elif needs_writing:
+            result["fixed" if fix else "needs_fix"] += 1
+        else:
+            result["ok"] += 1
+        remaining = o.unfixable if fix else o.issues
+        if remaining:
+            result["broken_bundles"].append(
+                {"id": o.row.id, "name": o.row.name, "reasons": [i.as_dict() for i in remaining]}
+            )
+        if fix and needs_writing:
+            if o.slow or o.row.entry_id is None:
+                slow.append(o.row.id)
+            else:
+                to_fix.append(o)
+    if to_fix:
+        write(to_fix, now=now, index=True)
+    result["checked"] += len(outcomes)
+    return slow
