@@ -177,6 +177,18 @@ JOBS_SCHEDULES = [
     },
 ]
 
+# --- Django Tasks (django-tasks on 5.2, django.tasks on 6) ---------------------------------
+# ``@task`` functions enqueue ledger jobs on the RQ queue their ``queue_name`` names.
+TASKS = {
+    "default": {
+        "BACKEND": "jobs.tasks.LedgerBackend",
+        "OPTIONS": {
+            "MAX_ATTEMPTS": int(os.environ.get("JOBS_TASKS_MAX_ATTEMPTS", "3")),
+            "BACKOFF": [int(s) for s in env_list("JOBS_TASKS_BACKOFF", "10,60,300")],
+        },
+    }
+}
+
 # --- mail -----------------------------------------------------------------------------------
 ADMINS = [tuple(item.split(":", 1)) if ":" in item else (item, item) for item in env_list("ADMINS")]
 SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "bundles@localhost")

@@ -11,3 +11,8 @@ class JobsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         autodiscover_modules("jobs")
+        # Django Tasks (``@task`` paths) are kinds too, resolved when first asked for.
+        from jobs.registry import register_kind_resolver
+        from jobs.tasks import resolve_task_kind
+
+        register_kind_resolver(resolve_task_kind)

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import django_rq
@@ -59,6 +61,8 @@ def enqueue(
     parent: Job | None = None,
     merge: Merge | None = None,
     dispatch_on_commit: bool = True,
+    queue: str | None = None,
+    run_after: datetime | None = None,
 ) -> Job:
     """Record a job of ``kind`` and dispatch it to its RQ queue when the transaction commits.
 
@@ -68,8 +72,13 @@ def enqueue(
 
     ``dispatch_on_commit=False`` records the row without telling RQ: for ``--sync`` callers
     that run it right away with ``jobs.runner.run_inline``.
+
+    ``queue`` overrides the kind's queue; ``run_after`` holds the row back until then (kept in
+    ``next_attempt_at``, so the relay honours it too).
     """
     job_kind = get_kind(kind)  # raises UnknownJobKind
+    if queue:
+        job_kind = replace(job_kind, queue=queue)
     _check_trigger(trigger)
     _check_json(payload)
     fields = _row_fields(
@@ -82,6 +91,7 @@ def enqueue(
         parent=parent,
     )
     fields["dedup_key"] = dedup_key or None
+    fields["next_attempt_at"] = run_after
 
     if dedup_key:
         # A savepoint so a lost race (IntegrityError) leaves the caller's transaction usable.
@@ -266,9 +276,12 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
     if job.state not in (JobState.PENDING, JobState.RETRYING) or job.cancel_requested:
         return False
     try:
-        timeout = get_kind(job.kind).timeout
+        job_kind = get_kind(job.kind)
     except LookupError:
-        timeout = 600
+        job_kind = None
+    timeout = job_kind.timeout if job_kind else 600
+    if not delay and job.next_attempt_at and job.next_attempt_at > timezone.now():
+        delay = math.ceil((job.next_attempt_at - timezone.now()).total_seconds())  # run_after
     rq_id = rq_job_id_for(job)
     # Claim and name the delivery before sending, so the runner can tell it from stale copies.
     claimed = Job.objects.filter(
@@ -293,6 +306,8 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
             "description": f"{job.kind} {job.target_label or job.target_id}".strip(),
             "meta": {"ledger_id": str(job.pk), "kind": job.kind, "progress": job.progress},
         }
+        if job_kind and job_kind.dispatch_options:
+            options.update(job_kind.dispatch_options(job.payload or {}))
         if delay > 0:
             # RQ keeps scheduled times in whole seconds (truncated): round up, so a retry never
             # comes earlier than its backoff.

@@ -24,6 +24,7 @@ class JobTrigger(models.TextChoices):
     ADMIN = "admin", "Admin"
     GRAPHQL = "graphql", "GraphQL"
     COMMAND = "command", "Command"
+    TASK = "task", "Django task"
 
 
 # Dedup merges only into jobs that never started: a retrying job has run (and may be half-way
