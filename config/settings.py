@@ -13,6 +13,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
 
+# Two small helpers rather than django-environ: with dj-database-url doing the URL, they are all
+# the parsing these settings need, and shorter than its Env schema.
 def env_bool(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
     if value is None:

@@ -33,7 +33,6 @@ from django.utils.safestring import mark_safe
 from jobs import selectors
 from jobs.admin_views import (
     audit_jobs,
-    cron_in_words,
     deny_unpermitted_action,
     get_quick_action,
     hourly_chart_svg,
@@ -43,6 +42,7 @@ from jobs.admin_views import (
     pretty_json_html,
     quick_actions,
 )
+from jobs.cron import in_words as cron_in_words
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
 from jobs.services import JobError, job_cancel, job_retry, jobs_delete_settled
 

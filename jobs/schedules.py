@@ -19,11 +19,11 @@ import logging
 import re
 from datetime import UTC, datetime
 
-import crontab
 import django_rq
 from django.conf import settings
 from django.db import transaction
 
+from jobs.cron import next_run, validate
 from jobs.models import Job, JobTrigger
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def schedule_definitions() -> list[dict]:
             raise ScheduleError(f"Schedule id {sid!r} is used twice in JOBS_SCHEDULES")
         seen.add(sid)
         try:
-            crontab.CronTab(item["cron"])
+            validate(item["cron"])
         except (ValueError, KeyError) as exc:
             raise ScheduleError(f"Schedule {sid!r}: bad cron {item.get('cron')!r}: {exc}") from exc
         out.append(
@@ -79,12 +79,6 @@ def get_schedule(schedule_id: str) -> dict:
             return item
     known = ", ".join(s["id"] for s in schedule_definitions())
     raise ScheduleNotFound(f"Unknown schedule {schedule_id!r} (known: {known})")
-
-
-def next_run(cron: str, *, after: datetime | None = None) -> datetime:
-    """The next time ``cron`` fires after ``after`` (default now), as an aware UTC datetime."""
-    after = after or datetime.now(UTC)
-    return crontab.CronTab(cron).next(now=after, return_datetime=True, default_utc=True)
 
 
 def get_scheduler(interval: int = SCHEDULER_INTERVAL):
