@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_rq",
     "graphene_django",
+    "health_check",
     "bundles",
     "jobs",
     "api",
@@ -178,6 +179,10 @@ JOBS_SCHEDULES = [
         "description": "Re-send undispatched jobs and reconcile dead ones",
     },
 ]
+
+# /health/: the scheduler's heartbeat may be this old, the oldest waiting job wait this long.
+JOBS_HEALTH_SCHEDULER_MAX_AGE = int(os.environ.get("JOBS_HEALTH_SCHEDULER_MAX_AGE", "60"))
+JOBS_HEALTH_MAX_WAIT = int(os.environ.get("JOBS_HEALTH_MAX_WAIT", "600"))
 
 # --- Django Tasks (django-tasks on 5.2, django.tasks on 6) ---------------------------------
 # ``@task`` functions enqueue ledger jobs on the RQ queue their ``queue_name`` names.

@@ -82,7 +82,7 @@ def get_schedule(schedule_id: str) -> dict:
 
 
 def get_scheduler(interval: int = SCHEDULER_INTERVAL):
-    from rq_scheduler import Scheduler
+    from jobs.heartbeat import HeartbeatScheduler as Scheduler  # writes the /health/ heartbeat
 
     return Scheduler(
         queue_name=SCHEDULE_QUEUE,
