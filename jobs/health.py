@@ -12,26 +12,29 @@ default 600).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from datetime import timedelta
+import logging
+import time
 from typing import ClassVar
 
 import django_rq
 from django.conf import settings
-from django.db import connections
 from django.db.models import Min, Q
 from django.http import JsonResponse
 from django.utils import timezone
-from health_check.base import HealthCheck
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.views import View
+from health_check.base import HealthCheck, HealthCheckResult
 from health_check.checks import Database
-from health_check.exceptions import ServiceUnavailable
+from health_check.exceptions import HealthCheckException, ServiceUnavailable
 from health_check.views import HealthCheckView
 from redis.exceptions import RedisError
 
 from jobs import selectors
 from jobs.heartbeat import heartbeat_age
 from jobs.models import Job, JobState
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SCHEDULER_MAX_AGE = 60
 DEFAULT_MAX_WAIT = 600
@@ -64,7 +67,6 @@ class DatabaseCheck(Named, Database):
 @dataclasses.dataclass(repr=False)
 class RedisCheck(Named):
     name: ClassVar[str] = "redis"
-    timeout = timedelta(seconds=3)
 
     def run(self) -> None:
         try:
@@ -76,7 +78,6 @@ class RedisCheck(Named):
 @dataclasses.dataclass(repr=False)
 class WorkersCheck(Named):
     name: ClassVar[str] = "workers"
-    timeout = timedelta(seconds=3)
 
     def run(self) -> None:
         workers = selectors.workers_by_queue()
@@ -90,7 +91,6 @@ class WorkersCheck(Named):
 @dataclasses.dataclass(repr=False)
 class SchedulerCheck(Named):
     name: ClassVar[str] = "scheduler"
-    timeout = timedelta(seconds=3)
 
     def run(self) -> None:
         max_age = getattr(settings, "JOBS_HEALTH_SCHEDULER_MAX_AGE", DEFAULT_SCHEDULER_MAX_AGE)
@@ -126,10 +126,7 @@ class BacklogCheck(Named):
 
     def run(self) -> None:
         max_wait = getattr(settings, "JOBS_HEALTH_MAX_WAIT", DEFAULT_MAX_WAIT)
-        try:
-            wait = oldest_wait_seconds()
-        finally:
-            connections.close_all()  # this executor thread's own connection
+        wait = oldest_wait_seconds()
         if wait is not None and wait > max_wait:
             raise ServiceUnavailable(
                 f"oldest waiting job has waited {wait:.0f}s (limit {max_wait}s)"
@@ -139,16 +136,38 @@ class BacklogCheck(Named):
 CHECKS = (DatabaseCheck, RedisCheck, WorkersCheck, SchedulerCheck, BacklogCheck)
 
 
+def run_check(check: HealthCheck) -> HealthCheckResult:
+    """Run one (synchronous) check here; its failure becomes the result's error."""
+    started = time.monotonic()
+    try:
+        check.run()
+        error = None
+    except HealthCheckException as exc:
+        logger.warning("Health check %r failed: %s", check, exc)
+        error = exc
+    except Exception:  # a bug in a check must not say more than "unknown error" to a probe
+        logger.exception("Health check %r crashed", check)
+        error = HealthCheckException("unknown error")
+    return HealthCheckResult(check=check, error=error, time_taken=time.monotonic() - started)
+
+
 class HealthView(HealthCheckView):
-    """JSON unless the client asks for HTML; 503 when a check fails (probes read the code)."""
+    """JSON unless the client asks for HTML; 503 when a check fails (probes read the code).
+
+    Synchronous, in the request's thread: every check is a short blocking call with its own
+    client timeout (Redis connects give up after 2 s), and a sync view needs no event loop.
+    """
 
     checks = CHECKS
 
-    async def get(self, request, *args, **kwargs):
-        with self.get_executor() as executor:
-            self.results = await asyncio.gather(
-                *(check.get_result(executor) for check in self.get_checks())
-            )
+    def dispatch(self, request, *args, **kwargs):
+        response = View.dispatch(self, request, *args, **kwargs)
+        patch_vary_headers(response, ["Accept"])
+        add_never_cache_headers(response)
+        return response
+
+    def get(self, request, *args, **kwargs):
+        self.results = [run_check(check) for check in self.get_checks()]
         status = 503 if any(result.error for result in self.results) else 200
         wants_html = request.GET.get("format") == "html" or (
             "text/html" in request.headers.get("accept", "") and "format" not in request.GET
