@@ -45,6 +45,7 @@ from .integrity import (
     SHELL_MISSING,
     SHELL_OUT_OF_SYNC,
     Issue,
+    status_is_stale,
     target_status,
 )
 from .models import Bundle, BundleComponent, Product, ProductVariant, SearchEntry
@@ -316,21 +317,15 @@ class Outcome:
         """Needs the per-bundle writer: its shell must be created or re-linked."""
         return self.row.shell_product_id is None or self.row.shell_variant_id is None
 
-    def reasons_differ(self) -> bool:
-        stored = self.row.broken_reasons
-        if stored is None or stored == "[]":
-            return bool(self.broken_reasons)
-        if isinstance(stored, str):
-            stored = json.loads(stored)
-        return (stored or []) != self.broken_reasons
-
     def stale(self) -> bool:
-        """``services._stale``: status or stored reasons no longer match the issues."""
+        """The stale rule (``integrity.status_is_stale``) over this row's stored values."""
         r = self.row
-        return (
-            r.status != self.status
-            or r.status_before_broken != self.status_before_broken
-            or self.reasons_differ()
+        stored = r.broken_reasons
+        if isinstance(stored, str):
+            stored = json.loads(stored) if stored else []
+        return status_is_stale(
+            stored=(r.status, r.status_before_broken, stored or []),
+            evaluated=(self.status, self.status_before_broken, self.broken_reasons),
         )
 
     def bundle_fields_changed(self) -> bool:

@@ -96,13 +96,11 @@ class Evaluation:
 
     @property
     def status_stale(self) -> bool:
-        """The stale rule, in one place: the stored status or broken reasons no longer match
-        the issues (e.g. a broken bundle that is clean now). A check writes such a bundle."""
+        """The stale rule (``status_is_stale``) for this bundle's stored fields."""
         b = self.bundle
-        return (
-            b.status != self.status
-            or b.status_before_broken != self.status_before_broken
-            or (b.broken_reasons or []) != self.broken_reasons
+        return status_is_stale(
+            stored=(b.status, b.status_before_broken, b.broken_reasons or []),
+            evaluated=(self.status, self.status_before_broken, self.broken_reasons),
         )
 
     @property
@@ -114,6 +112,13 @@ class Evaluation:
             or b.no_saving != self.no_saving
             or self.status_stale
         )
+
+
+def status_is_stale(*, stored: tuple, evaluated: tuple) -> bool:
+    """The stale rule, in one place: the stored (status, status before broken, broken reasons)
+    no longer match the evaluated ones (e.g. a broken bundle that is clean now). A check writes
+    such a bundle. Plain values, so the per-bundle and the set-based paths share it."""
+    return tuple(stored) != tuple(evaluated)
 
 
 def _components_queryset() -> QuerySet[BundleComponent]:

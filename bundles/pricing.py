@@ -11,23 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+
+from iso4217 import Currency
 
 PERCENT_OFF = "percent_off"
 AMOUNT_OFF = "amount_off"
 FIXED_PRICE = "fixed_price"
 RULES = (PERCENT_OFF, AMOUNT_OFF, FIXED_PRICE)
 
+# Codes that ISO 4217 does not list, or lists without a minor unit (gold, SDR): cents.
 DEFAULT_MINOR_UNITS = 2
-# ISO 4217 exponents that differ from 2; every other currency uses cents.
-MINOR_UNITS: dict[str, int] = {
-    "JPY": 0,
-    "KRW": 0,
-    "BHD": 3,
-    "KWD": 3,
-    "JOD": 3,
-    "TND": 3,
-    "OMR": 3,
-}
 
 # Problem codes (they match the integrity codes of the same name).
 NO_COMPONENTS = "no_components"
@@ -61,8 +55,14 @@ class PriceResult:
     mismatched_currencies: tuple[str, ...] = ()
 
 
+@lru_cache(maxsize=512)
 def minor_units(currency: str) -> int:
-    return MINOR_UNITS.get(currency.upper(), DEFAULT_MINOR_UNITS)
+    """The currency's ISO 4217 exponent (JPY 0, EUR 2, KWD 3), from the ``iso4217`` package."""
+    try:
+        exponent = Currency(currency.upper()).exponent
+    except ValueError:
+        return DEFAULT_MINOR_UNITS
+    return DEFAULT_MINOR_UNITS if exponent is None else exponent
 
 
 def quantize_money(amount: Decimal, currency: str) -> Decimal:

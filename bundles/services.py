@@ -510,7 +510,7 @@ def _check_chunk(chunk: list[int], *, fix: bool, result: dict) -> None:
         loaded = _load(slow, lock=True)
         now = timezone.now()
         to_fix = [
-            e for e in (evaluate_bundle(b, now=now) for b in loaded) if e.fixable or _stale(e)
+            e for e in (evaluate_bundle(b, now=now) for b in loaded) if e.fixable or e.status_stale
         ]
         _write_bundles(to_fix, now=now, force=False)
         _index([e.bundle for e in to_fix], force=False)

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from config.demo_env import write_demo_env
 from config.embedded_redis import die_with_parent, free_port, start_embedded_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -57,6 +58,25 @@ def wait_for_port(port: int, supervisor: Supervisor, timeout: float = 60.0) -> N
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"the web server did not listen on port {port} within {timeout:.0f}s")
+
+
+def wait_until_started(supervisor: Supervisor, *, workers: int, timeout: float = 60.0) -> None:
+    """Block until the workers are registered in Redis and the scheduler's loop has beaten, so
+    the login box comes after their start-up lines instead of scrolling away among them."""
+    import redis
+    from rq.worker_registration import REDIS_WORKER_KEYS
+
+    from jobs.heartbeat import HEARTBEAT_KEY
+
+    conn = redis.Redis.from_url(os.environ["REDIS_URL"], socket_connect_timeout=2)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not supervisor.first_exited():
+        try:
+            if conn.scard(REDIS_WORKER_KEYS) >= workers and conn.exists(HEARTBEAT_KEY):
+                return
+        except redis.RedisError:
+            pass
+        time.sleep(0.2)
 
 
 class Supervisor:
@@ -112,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["REDIS_URL"] = redis.url
         print(f"==> embedded Redis on {redis.url}", flush=True)
 
+    # Commands typed in a second terminal find this demo's Redis, database and key here.
+    write_demo_env(redis_url=os.environ["REDIS_URL"])
     supervisor = Supervisor()
 
     def on_signal(signum, frame):  # noqa: ARG001
@@ -144,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             "web", manage("runserver", f"127.0.0.1:{args.port}", "--noreload", "--insecure")
         )
         wait_for_port(args.port, supervisor)
+        wait_until_started(supervisor, workers=len(QUEUES) + 1)
         print(
             f"\n    Admin:   http://127.0.0.1:{args.port}/admin/\n"
             f"    Login:   {DEMO_USER} / {password}\n"

@@ -13,6 +13,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
 
+# Two small helpers rather than django-environ: with dj-database-url doing the URL, they are all
+# the parsing these settings need, and shorter than its Env schema.
 def env_bool(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
     if value is None:
@@ -52,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_rq",
     "graphene_django",
+    "health_check",
     "bundles",
     "jobs",
     "api",
@@ -177,6 +180,22 @@ JOBS_SCHEDULES = [
         "description": "Re-send undispatched jobs and reconcile dead ones",
     },
 ]
+
+# /health/: the scheduler's heartbeat may be this old, the oldest waiting job wait this long.
+JOBS_HEALTH_SCHEDULER_MAX_AGE = int(os.environ.get("JOBS_HEALTH_SCHEDULER_MAX_AGE", "60"))
+JOBS_HEALTH_MAX_WAIT = int(os.environ.get("JOBS_HEALTH_MAX_WAIT", "600"))
+
+# --- Django Tasks (django-tasks on 5.2, django.tasks on 6) ---------------------------------
+# ``@task`` functions enqueue ledger jobs on the RQ queue their ``queue_name`` names.
+TASKS = {
+    "default": {
+        "BACKEND": "jobs.tasks.LedgerBackend",
+        "OPTIONS": {
+            "MAX_ATTEMPTS": int(os.environ.get("JOBS_TASKS_MAX_ATTEMPTS", "3")),
+            "BACKOFF": [int(s) for s in env_list("JOBS_TASKS_BACKOFF", "10,60,300")],
+        },
+    }
+}
 
 # --- mail -----------------------------------------------------------------------------------
 ADMINS = [tuple(item.split(":", 1)) if ":" in item else (item, item) for item in env_list("ADMINS")]

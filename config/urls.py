@@ -4,10 +4,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 
 from api.views import ApiGraphQLView
+from jobs.health import HealthView
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     # CSRF is checked inside the view for session requests; token requests don't need it.
+    # For probes: JSON, 200 or 503 naming the failing part; no login (it shows no data).
+    path("health/", HealthView.as_view(), name="health"),
     path("graphql/", csrf_exempt(ApiGraphQLView.as_view(graphiql=True)), name="graphql"),
 ]

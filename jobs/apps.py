@@ -12,3 +12,11 @@ class JobsConfig(AppConfig):
     name = "jobs"
     verbose_name = "System"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Django Tasks (``@task`` paths) are kinds too, resolved when first asked for. Imported
+        # here because jobs.tasks needs the app registry ready.
+        from jobs.registry import register_kind_resolver
+        from jobs.tasks import resolve_task_kind
+
+        register_kind_resolver(resolve_task_kind)

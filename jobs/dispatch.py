@@ -8,6 +8,7 @@ registry and the settings, so the enqueue function, the runner (retries), the se
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -53,9 +54,12 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
     if job.state not in (JobState.PENDING, JobState.RETRYING) or job.cancel_requested:
         return False
     try:
-        timeout = get_kind(job.kind).timeout
+        job_kind = get_kind(job.kind)
     except LookupError:
-        timeout = 600
+        job_kind = None
+    timeout = job_kind.timeout if job_kind else 600
+    if not delay and job.next_attempt_at and job.next_attempt_at > timezone.now():
+        delay = math.ceil((job.next_attempt_at - timezone.now()).total_seconds())  # run_after
     rq_id = rq_job_id_for(job)
     # Claim and name the delivery before sending, so the runner can tell it from stale copies.
     claimed = Job.objects.filter(
@@ -80,6 +84,8 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
             "description": f"{job.kind} {job.target_label or job.target_id}".strip(),
             "meta": {"ledger_id": str(job.pk), "kind": job.kind, "progress": job.progress},
         }
+        if job_kind and job_kind.dispatch_options:
+            options.update(job_kind.dispatch_options(job.payload or {}))
         if delay > 0:
             # RQ keeps scheduled times in whole seconds (truncated): round up, so a retry never
             # comes earlier than its backoff.

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -51,6 +53,8 @@ def enqueue(
     parent: Job | None = None,
     merge: Merge | None = None,
     dispatch_on_commit: bool = True,
+    queue: str | None = None,
+    run_after: datetime | None = None,
 ) -> Job:
     """Record a job of ``kind`` and dispatch it to its RQ queue when the transaction commits.
 
@@ -64,10 +68,15 @@ def enqueue(
 
     ``dispatch_on_commit=False`` records the row without telling RQ: for ``--sync`` callers
     that run it right away with ``jobs.runner.run_inline``.
+
+    ``queue`` overrides the kind's queue; ``run_after`` holds the row back until then (kept in
+    ``next_attempt_at``, so the relay honours it too).
     """
     target = Target.of(target)
     links = _links(target, targets)
     job_kind = get_kind(kind)  # raises UnknownJobKind
+    if queue:
+        job_kind = replace(job_kind, queue=queue)
     _check_trigger(trigger)
     _check_json(payload)
     fields = _row_fields(
@@ -80,6 +89,7 @@ def enqueue(
         parent=parent,
     )
     fields["dedup_key"] = dedup_key or None
+    fields["next_attempt_at"] = run_after
 
     if dedup_key:
         # A savepoint so a lost race (IntegrityError) leaves the caller's transaction usable.

@@ -31,6 +31,7 @@ class JobTrigger(models.TextChoices):
     ADMIN = "admin", "Admin"
     GRAPHQL = "graphql", "GraphQL"
     COMMAND = "command", "Command"
+    TASK = "task", "Django task"
 
 
 # States a job can still move out of on its own.

@@ -40,6 +40,8 @@ class JobKind:
     backoff: tuple[int, ...] = (10, 60, 300)
     timeout: int = 600
     description: str = ""
+    # Extra keyword arguments for RQ's enqueue of one row (e.g. ``at_front``), from its payload.
+    dispatch_options: Callable[[dict], dict] | None = None
 
     def backoff_for(self, attempt: int) -> int:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
@@ -52,6 +54,14 @@ class JobKind:
 
 
 _REGISTRY: dict[str, JobKind] = {}
+# Kinds not declared up front (a Django Tasks ``@task`` path): name -> JobKind, or None.
+_RESOLVERS: list[Callable[[str], JobKind | None]] = []
+
+
+def register_kind_resolver(resolver: Callable[[str], JobKind | None]) -> None:
+    """Let ``get_kind`` ask ``resolver`` about names that no ``@job_kind`` registered."""
+    if resolver not in _RESOLVERS:
+        _RESOLVERS.append(resolver)
 
 
 def job_kind(
@@ -97,10 +107,12 @@ def job_kind(
 
 
 def get_kind(name: str) -> JobKind:
-    try:
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise UnknownJobKind(name) from None
+    for resolver in _RESOLVERS:
+        if (kind := resolver(name)) is not None:
+            return kind
+    raise UnknownJobKind(name)
 
 
 def all_kinds() -> list[JobKind]:

@@ -26,15 +26,15 @@ import logging
 import re
 from datetime import UTC, datetime
 
-import crontab
 import django_rq
 from django.db import transaction
-from rq_scheduler import Scheduler
 
 from jobs import conf
 from jobs.audit import audit_jobs, audit_note
+from jobs.cron import next_run, validate
 from jobs.enqueue import enqueue
 from jobs.errors import JobPermissionDenied
+from jobs.heartbeat import HeartbeatScheduler as Scheduler  # also writes the /health/ heartbeat
 from jobs.maintenance.relay import relay_and_reconcile
 from jobs.models import Job, JobTrigger, ScheduleState
 from jobs.registry import UnknownJobKind, get_kind
@@ -125,7 +125,7 @@ def schedule_definitions() -> list[dict]:
             raise ScheduleError(f"Schedule id {sid!r} is used twice in JOBS_SCHEDULES")
         seen.add(sid)
         try:
-            crontab.CronTab(item["cron"])
+            validate(item["cron"])
         except (ValueError, KeyError) as exc:
             raise ScheduleError(f"Schedule {sid!r}: bad cron {item.get('cron')!r}: {exc}") from exc
         request, kwargs = _normalised(item)
@@ -155,12 +155,6 @@ def get_schedule(schedule_id: str) -> dict:
             return item
     known = ", ".join(s["id"] for s in schedule_definitions())
     raise ScheduleNotFound(f"Unknown schedule {schedule_id!r} (known: {known})")
-
-
-def next_run(cron: str, *, after: datetime | None = None) -> datetime:
-    """The next time ``cron`` fires after ``after`` (default now), as an aware UTC datetime."""
-    after = after or datetime.now(UTC)
-    return crontab.CronTab(cron).next(now=after, return_datetime=True, default_utc=True)
 
 
 # --- enabled / disabled (the state lives in the database: ``ScheduleState``) -----------------

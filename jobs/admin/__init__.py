@@ -30,10 +30,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from jobs import conf, selectors
-from jobs.admin.display import cron_in_words, hourly_chart_svg, job_timeline, pretty_json_html
+from jobs.admin.display import hourly_chart_svg, job_timeline, pretty_json_html
 from jobs.admin.filters import KindFilter, QueueFilter, StaleFilter, TargetFilter
 from jobs.admin.links import deny_unpermitted_action, jobs_changelist_url, jobs_queued_message
 from jobs.audit import audit_jobs
+from jobs.cron import in_words as cron_in_words
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
 from jobs.quick_actions import get_quick_action, quick_actions
 from jobs.schedules import (

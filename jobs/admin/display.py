@@ -95,39 +95,6 @@ def hourly_chart_svg(buckets: list[HourBucket]) -> SafeString:
     )
 
 
-# --- cron in words ------------------------------------------------------------------------------
-
-_DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
-
-
-def cron_in_words(cron: str) -> str:
-    """The common shapes of a 5-field cron line in plain English (times are UTC)."""
-    fields = cron.split()
-    if len(fields) != 5:
-        return cron
-    minute, hour, dom, month, dow = fields
-    if fields == ["*"] * 5:
-        return "Every minute"
-    if minute.startswith("*/") and hour == dom == month == dow == "*":
-        return f"Every {minute[2:]} minutes"
-    if not (minute.isdigit() and month == "*"):
-        return f"Cron “{cron}” (UTC)"
-    if hour == "*" and dom == dow == "*":
-        return f"Every hour at minute {int(minute)}"
-    if not hour.isdigit():
-        return f"Cron “{cron}” (UTC)"
-    at = f"{int(hour):02d}:{int(minute):02d} UTC"
-    if dom == "*" and dow == "*":
-        return f"Every day at {at}"
-    if dom == "*" and dow.isdigit() and 0 <= int(dow) <= 7:
-        return f"Every {_DAYS[int(dow) % 7]} at {at}"
-    if dom == "*" and dow in ("1-5", "MON-FRI", "mon-fri"):
-        return f"Every weekday at {at}"
-    if dom.isdigit() and dow == "*":
-        return f"On day {int(dom)} of every month at {at}"
-    return f"Cron “{cron}” (UTC)"
-
-
 # --- timeline -----------------------------------------------------------------------------------
 
 

@@ -10,7 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs import selectors
-from jobs.admin.display import cron_in_words, hourly_chart_svg
+from jobs.admin.display import hourly_chart_svg
+from jobs.cron import in_words as cron_in_words
 from jobs.models import Job, JobState, ScheduleState
 from jobs.schedule_state import schedule_is_enabled, schedule_set_enabled
 from tests.admin.conftest import client_for, failed_job, make_job, make_user
@@ -334,12 +335,14 @@ def test_hourly_chart_counts_and_svg():
 @pytest.mark.parametrize(
     "cron, words",
     [
-        ("0 2 * * *", "Every day at 02:00 UTC"),
-        ("0 3 * * 0", "Every Sunday at 03:00 UTC"),
+        ("0 2 * * *", "At 02:00 UTC"),
+        ("0 3 * * 0", "At 03:00 UTC, only on Sunday"),
         ("* * * * *", "Every minute"),
         ("*/5 * * * *", "Every 5 minutes"),
-        ("15 * * * *", "Every hour at minute 15"),
-        ("30 4 1 * *", "On day 1 of every month at 04:30 UTC"),
+        ("15 * * * *", "At 15 minutes past the hour"),
+        ("30 4 1 * *", "At 04:30 UTC, on day 1 of the month"),
+        ("0 9 * * 1-5", "At 09:00 UTC, Monday through Friday"),
+        ("not a cron line", "not a cron line"),
     ],
 )
 def test_cron_in_words(cron, words):
@@ -351,7 +354,7 @@ def test_schedules_page_run_now_and_disable(admin_client):
     ids = [s["id"] for s in page.context["schedules"]]
     assert ids == ["nightly-consistency-check", "weekly-maintenance", "relay-and-reconcile"]
     nightly = page.context["schedules"][0]
-    assert nightly["in_words"] == "Every day at 02:00 UTC"
+    assert nightly["in_words"] == "At 02:00 UTC"
     assert nightly["next_run"].hour == 2 and nightly["last_job"] is None
 
     admin_client.post(reverse("admin:jobs_job_schedule_run", args=["nightly-consistency-check"]))

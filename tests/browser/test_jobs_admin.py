@@ -208,6 +208,6 @@ def test_jobs_list_overview_and_screenshots_light_and_dark(
 
     # And the schedules page lists the cron schedules in words with Run now
     page.goto(f"{live_server.url}/admin/jobs/job/schedules/")
-    expect(page.locator("#result_list")).to_contain_text("Every day at 02:00 UTC")
-    expect(page.locator("#result_list")).to_contain_text("Every Sunday at 03:00 UTC")
+    expect(page.locator("#result_list")).to_contain_text("At 02:00 UTC")
+    expect(page.locator("#result_list")).to_contain_text("At 03:00 UTC, only on Sunday")
     screenshot(page, "schedules.png")

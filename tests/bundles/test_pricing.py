@@ -97,7 +97,19 @@ def test_three_decimal_currency_rounds_to_thousandths():
 
 
 @pytest.mark.parametrize(
-    ("currency", "units"), [("USD", 2), ("EUR", 2), ("JPY", 0), ("KRW", 0), ("KWD", 3)]
+    ("currency", "units"),
+    [
+        ("USD", 2),
+        ("EUR", 2),
+        ("JPY", 0),
+        ("KRW", 0),
+        ("KWD", 3),
+        ("CLF", 4),  # only a full ISO 4217 table knows this one
+        ("ISK", 0),
+        ("eur", 2),
+        ("XAU", 2),  # no minor unit in ISO 4217: cents
+        ("ZZZ", 2),  # not a currency: cents
+    ],
 )
 def test_minor_units_table(currency, units):
     assert pricing.minor_units(currency) == units

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Count
 
-from bundles.models import Bundle, BundleComponent, Product, SearchEntry
+from bundles.models import Bundle, BundleComponent, Product, ProductVariant, SearchEntry
 from bundles.services import bundles_check
 
 pytestmark = pytest.mark.django_db
@@ -71,3 +71,25 @@ def test_seed_skips_when_the_catalog_has_data():
     out = seed("--bundles", "50")
     assert "skipping" in out
     assert Bundle.objects.count() == 5
+
+
+def ids() -> dict[str, list]:
+    return {
+        "bundles": list(Bundle.objects.order_by("pk").values_list("pk", "slug")),
+        "variants": list(ProductVariant.objects.order_by("pk").values_list("pk", "sku")),
+        "products": list(Product.objects.order_by("pk").values_list("pk", "slug")),
+    }
+
+
+def test_reset_gives_the_same_ids_every_time():
+    # Given a catalog (whose ids may start anywhere: other tests used the sequences)
+    seed("--bundles", "20")
+    # When it is replaced with --reset, twice
+    seed("--bundles", "20", "--reset")
+    first = ids()
+    seed("--bundles", "20", "--reset")
+    # Then the ids are the same each time, starting at 1 (the README's examples name 1, 12, 13)
+    assert ids() == first
+    assert first["bundles"][0] == (1, "demo-bundle-000001")
+    assert first["variants"][0] == (1, "DEMO-000001")
+    assert first["products"][0] == (1, "demo-product-1")

@@ -13,6 +13,7 @@ import time
 from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
+from django.core.management.color import no_style
 from django.db import connection, transaction
 
 from bundles.models import Bundle, BundleComponent, Product, ProductVariant, SearchEntry
@@ -104,13 +105,15 @@ class Command(BaseCommand):
         bundle_ids = self._create_bundles(rng, bundles, variants, batch_size)
         created_at = time.monotonic()
 
+        # Progress is news, not an error: stdout, in the terminal's own colour.
         def progress(pct: int, message: str) -> None:
-            if verbosity >= 2 or (verbosity >= 1 and pct % 10 == 0 and sys.stderr.isatty()):
-                self.stderr.write(f"\r  recompute {pct:3d}% {message}   ", ending="")
+            if verbosity >= 2 or (verbosity >= 1 and pct % 10 == 0 and sys.stdout.isatty()):
+                self.stdout.write(f"\r  recompute {pct:3d}% {message}   ", ending="")
+                self.stdout.flush()
 
         result = bundles_recompute(bundle_ids=bundle_ids, batch_size=500, progress=progress)
-        if verbosity >= 1 and sys.stderr.isatty():
-            self.stderr.write("")
+        if verbosity >= 1 and sys.stdout.isatty():
+            self.stdout.write("")
         done = time.monotonic()
         broken = Bundle.objects.filter(status=Bundle.Status.BROKEN).count()
         self.stdout.write(
@@ -123,10 +126,16 @@ class Command(BaseCommand):
         )
 
     def _reset(self) -> None:
-        # Plain DELETEs: no per-row signals (which would schedule jobs) and no collector.
+        # Plain DELETEs: no per-row signals (which would schedule jobs) and no collector. Then
+        # the id sequences restart at 1, so the new catalog has the same ids every time (the
+        # README's examples name bundles 1, 12 and 13).
+        models = (SearchEntry, BundleComponent, Bundle, ProductVariant, Product)
+        sequences = [{"table": m._meta.db_table, "column": m._meta.pk.column} for m in models]
         with transaction.atomic(), connection.cursor() as cursor:
-            for model in (SearchEntry, BundleComponent, Bundle, ProductVariant, Product):
+            for model in models:
                 cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")
+            for sql in connection.ops.sequence_reset_by_name_sql(no_style(), sequences):
+                cursor.execute(sql)
         self.stdout.write("Catalog deleted (--reset).")
 
     def _create_variants(self, rng: random.Random, n_bundles: int, batch_size: int) -> list:
