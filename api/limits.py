@@ -206,8 +206,7 @@ def check_limits(
         if value > maximum:
             return [
                 QueryTooComplex(
-                    f"The document has {value:,} {noun}; at most {maximum:,} are allowed "
-                    f"({name}).",
+                    f"The document has {value:,} {noun}; at most {maximum:,} are allowed ({name}).",
                     limit_name=name,
                     value=value,
                     maximum=maximum,

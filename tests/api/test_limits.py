@@ -116,7 +116,6 @@ def test_too_many_operations_in_one_document_are_refused(gql):
     refused(gql(document), "GRAPHQL_MAX_OPERATIONS")
 
 
-
 def test_a_huge_document_is_refused_by_its_token_count(gql):
     refused(gql("{ ping " + "# x\n" + " ".join(["ping"] * 30_000) + " }"), "GRAPHQL_MAX_TOKENS")
 

@@ -23,9 +23,7 @@ def staff(db):
 
 
 def login(client, password: str):
-    return client.post(
-        "/admin/login/?next=/admin/", {"username": "ops", "password": password}
-    )
+    return client.post("/admin/login/?next=/admin/", {"username": "ops", "password": password})
 
 
 def test_wrong_passwords_lock_the_login_out_even_for_the_right_one(client, staff, settings):
