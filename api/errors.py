@@ -106,6 +106,15 @@ def format_error(error: Exception) -> dict[str, Any]:
             formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": code}
         return formatted
     api_error = as_api_error(original)
+    if api_error is None and error.path is None:
+        # No path: the request's variables failed coercion to their declared types before
+        # anything ran (an Int beyond 32 bits, a malformed DateTime...). graphql-core's own
+        # message says which variable and why; it is the client's input, not our fault.
+        return {
+            "message": error.message,
+            "locations": [loc._asdict() for loc in error.locations or ()],
+            "extensions": {"code": BAD_USER_INPUT},
+        }
     if api_error is None:
         ref = uuid.uuid4().hex[:12]
         logger.error(

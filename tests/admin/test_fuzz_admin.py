@@ -20,7 +20,6 @@ from django.urls import URLPattern, URLResolver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobs.models import Job
 from tests.admin.conftest import failed_job, make_job
 from tests.factories import make_bundle
 
@@ -65,9 +64,30 @@ HOSTILE = st.one_of(
     st.text(max_size=20),
 )
 
-COMMON_PARAMS = ["q", "o", "p", "e", "all", "_facets", "_to_field", "_popup",
-                 "_changelist_filters", "ids", "next", "app_label", "model_name", "field_name",
-                 "term", "page", "id__in", "state", "queue", "kind", "trigger", "stale"]
+COMMON_PARAMS = [
+    "q",
+    "o",
+    "p",
+    "e",
+    "all",
+    "_facets",
+    "_to_field",
+    "_popup",
+    "_changelist_filters",
+    "ids",
+    "next",
+    "app_label",
+    "model_name",
+    "field_name",
+    "term",
+    "page",
+    "id__in",
+    "state",
+    "queue",
+    "kind",
+    "trigger",
+    "stale",
+]
 
 
 def _walk(patterns, prefix=""):
@@ -96,8 +116,15 @@ def filter_params(model_admin) -> list[str]:
             names.append(spec.parameter_name)
             continue
         field = spec[0] if isinstance(spec, tuple) else spec
-        names += [field, f"{field}__exact", f"{field}__isnull", f"{field}__gte",
-                  f"{field}__lt", f"{field}__id__exact", f"{field}__in"]
+        names += [
+            field,
+            f"{field}__exact",
+            f"{field}__isnull",
+            f"{field}__gte",
+            f"{field}__lt",
+            f"{field}__id__exact",
+            f"{field}__in",
+        ]
     return names
 
 
@@ -110,8 +137,9 @@ def fill(route: str, draw, real_ids: list[str]) -> str:
     def value(match) -> str:
         choice = draw(st.one_of(st.sampled_from(real_ids), HOSTILE))
         if match.group(3) and "|" in match.group(4):  # app_label alternatives
-            choice = draw(st.one_of(st.sampled_from(match.group(4).strip("^$").split("|")),
-                                    HOSTILE))
+            choice = draw(
+                st.one_of(st.sampled_from(match.group(4).strip("^$").split("|")), HOSTILE)
+            )
         return quote(choice, safe="")
 
     path = _SEGMENT.sub(value, route)
@@ -124,8 +152,15 @@ def world(db):
     job = make_job()
     failed = failed_job()
     child = make_job(parent=job)
-    return [str(bundle.pk), str(bundle.shell_variant_id) if hasattr(bundle, "shell_variant_id")
-            else "1", str(job.pk), str(failed.pk), str(child.pk), "1", "nightly-consistency-check"]
+    return [
+        str(bundle.pk),
+        str(bundle.shell_variant_id) if hasattr(bundle, "shell_variant_id") else "1",
+        str(job.pk),
+        str(failed.pk),
+        str(child.pk),
+        "1",
+        "nightly-consistency-check",
+    ]
 
 
 @pytest.fixture
