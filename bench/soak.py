@@ -231,7 +231,8 @@ def main() -> None:
     )
     print(
         f"jobs total {Job.objects.count()}, lost (bundles drifted) {drifted}, stuck {stuck}, "
-        f"failed for good {failed}, server errors {counts['server_errors']}"
+        f"failed for good {failed}, server errors {counts['server_errors']}, "
+        f"failed saves {counts['save_errors']}"
     )
     print(
         f"web RSS start {rss_start / 1024:.1f} MB, end {rss_end / 1024:.1f} MB "
