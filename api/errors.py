@@ -23,6 +23,8 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+# A document over one of the limits in api/limits.py (depth, aliases, cost...).
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
 
 class ApiError(Exception):
@@ -105,6 +107,15 @@ def format_error(error: Exception) -> dict[str, Any]:
             formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": code}
         return formatted
     api_error = as_api_error(original)
+    if api_error is None and error.path is None:
+        # No path: the request's variables failed coercion to their declared types before
+        # anything ran (an Int beyond 32 bits, a malformed DateTime...). graphql-core's own
+        # message says which variable and why; it is the client's input, not our fault.
+        return {
+            "message": error.message,
+            "locations": [loc._asdict() for loc in error.locations or ()],
+            "extensions": {"code": BAD_USER_INPUT},
+        }
     if api_error is None:
         ref = uuid.uuid4().hex[:12]
         logger.error(

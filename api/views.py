@@ -18,11 +18,18 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
 from graphene_django.views import GraphQLView
-from graphql import GraphQLError, get_named_type, is_introspection_type, specified_rules
+from graphql import (
+    ExecutionResult,
+    GraphQLError,
+    get_named_type,
+    is_introspection_type,
+    specified_rules,
+)
 from graphql.validation import ValidationRule
 
 from api import errors
 from api.auth import authenticate_request
+from api.limits import QueryTooComplex, check_limits, limit, parse_limited
 
 
 class _CsrfCheck(CsrfViewMiddleware):
@@ -73,6 +80,9 @@ def introspection_refused(code: str) -> type[ValidationRule]:
 
 
 class ApiGraphQLView(GraphQLView):
+    # Same page as graphene-django's, its assets served by us (offline, under our CSP).
+    graphiql_template = "api/graphiql.html"
+
     def execute_graphql_request(self, request, *args, **kwargs):
         # One view instance per request, so the per-user rules can live on the instance.
         user = getattr(request, "user", None)
@@ -81,7 +91,32 @@ class ApiGraphQLView(GraphQLView):
         else:
             code = errors.FORBIDDEN if user and user.is_authenticated else errors.UNAUTHENTICATED
             self.validation_rules = (*specified_rules, introspection_refused(code))
+        # graphene calls this with (data, query, variables, operation_name, show_graphiql).
+        query = args[1] if len(args) > 1 else kwargs.get("query")
+        variables = args[2] if len(args) > 2 else kwargs.get("variables")
+        if query:
+            refused = self._over_limits(query, variables)
+            if refused:
+                return ExecutionResult(data=None, errors=refused)
         return super().execute_graphql_request(request, *args, **kwargs)
+
+    def _over_limits(self, query: str, variables) -> list[GraphQLError]:
+        """The limits (api/limits.py) this document breaks, before validation or execution."""
+        try:
+            document = parse_limited(query)
+        except GraphQLError as exc:
+            if "tokens" not in exc.message:
+                return []  # a syntax error: graphene's own parse reports it
+            maximum = limit("GRAPHQL_MAX_TOKENS")
+            return [
+                QueryTooComplex(
+                    f"The document has more than {maximum:,} tokens (GRAPHQL_MAX_TOKENS).",
+                    limit_name="GRAPHQL_MAX_TOKENS",
+                    value=maximum + 1,
+                    maximum=maximum,
+                )
+            ]
+        return check_limits(self.schema.graphql_schema, document, variables)
 
     def dispatch(self, request, *args, **kwargs):
         token_auth = authenticate_request(request)

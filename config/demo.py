@@ -5,6 +5,17 @@ demo superuser, then supervises RQ workers for the four queues, the cron schedul
 web server.
 Every child runs in its own process group and dies with this process (PR_SET_PDEATHSIG), so
 Ctrl-C — or a crash of this supervisor — leaves no redis, worker or web process behind.
+
+Stopping (Ctrl-C or SIGTERM): RQ moves each work horse into a process group of its own
+(``os.setpgrp()`` in rq 3.0's ``Worker.fork_work_horse``), so a signal to a worker's group
+misses it. Workers are therefore stopped the way RQ means them to be: a first SIGTERM asks for a
+warm shutdown (idle workers quit, busy ones take no new job), a second one, after
+``STOP_JOB_GRACE`` seconds, is RQ's cold shutdown, in which the worker kills its own horse
+(``kill_horse()``) and waits for it. Whatever still lives after that — a worker and the horses
+it forked — is SIGKILLed by pid. A job cut short that way stays "running" in the ledger until the
+next start: the first worker's first maintenance pass (``jobs.worker``, run as it starts)
+reconciles it (its worker is gone and RQ no longer knows it: a failed attempt, retried by its
+kind's policy).
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ import argparse
 import contextlib
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -27,6 +39,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 QUEUES = ("bundle-recompute", "bundle-reindex", "bundle-consistency-check", "bundle-bulk-operation")
 DEMO_USER = "admin"
+# Seconds a busy worker may use to finish its current job after Ctrl-C before RQ's cold
+# shutdown kills the job's work horse.
+STOP_JOB_GRACE = float(os.environ.get("DEMO_STOP_JOB_GRACE", "3"))
 
 
 def manage(*args: str) -> list[str]:
@@ -95,19 +110,62 @@ class Supervisor:
         return None
 
     def stop_all(self, grace: float = 10.0) -> None:
-        # SIGTERM each whole process group (a worker's work horse included), then SIGKILL.
-        for proc in self.children.values():
-            if proc.poll() is None:
-                _signal_group(proc, signal.SIGTERM)
+        workers = {n: p for n, p in self.children.items() if n.startswith("worker")}
+        others = {n: p for n, p in self.children.items() if n not in workers}
+        # Warm shutdown for workers (the worker process itself: its horse ignores SIGTERM and
+        # is not in its group anyway); the web server and scheduler get SIGTERM as a group.
+        for proc in workers.values():
+            _signal_pid(proc.pid, signal.SIGTERM)
+        for proc in others.values():
+            _signal_group(proc, signal.SIGTERM)
+        busy = _wait_all(workers.values(), timeout=max(STOP_JOB_GRACE, 1.1))
+        # Cold shutdown (RQ ignores a second signal within 1 s of the first): the worker
+        # kills its horse and waits for it.
+        for proc in busy:
+            _signal_pid(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for proc in self.children.values():
-            remaining = max(0.0, deadline - time.monotonic())
+            horses = _child_pids(proc.pid)
             try:
-                proc.wait(timeout=remaining)
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                horses = _child_pids(proc.pid) or horses
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait()
             _signal_group(proc, signal.SIGKILL)  # stragglers left in the group
+            for pid in horses:  # a horse that outlived its worker (own process group)
+                _signal_pid(pid, signal.SIGKILL)
+
+
+def _wait_all(procs, *, timeout: float) -> list[subprocess.Popen]:
+    """Wait up to ``timeout`` for every process; return those still running."""
+    deadline = time.monotonic() + timeout
+    alive = list(procs)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if p.poll() is None]
+        if alive:
+            time.sleep(0.1)
+    return alive
+
+
+def _child_pids(parent: int) -> list[int]:
+    """Pids of the live direct children of ``parent`` (a worker's work horse)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _signal_pid(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -157,10 +215,14 @@ def main(argv: list[str] | None = None) -> int:
                 str(VAR_DIR / "demo-password"),
             ),
         )
+        # Extra worker arguments (the shutdown test loads its slow test job kind this way).
+        extra = shlex.split(os.environ.get("DEMO_WORKER_ARGS", ""))
         for queue in QUEUES:
-            supervisor.spawn(f"worker {queue}", manage("run_worker", queue))
+            supervisor.spawn(f"worker {queue}", manage("run_worker", queue, *extra))
         # A second bulk worker: fan-outs must not wait behind a long bulk parent.
-        supervisor.spawn("worker bundle-bulk-operation (2)", manage("run_worker", QUEUES[3]))
+        supervisor.spawn(
+            "worker bundle-bulk-operation (2)", manage("run_worker", QUEUES[3], *extra)
+        )
         supervisor.spawn("scheduler", manage("run_scheduler"))
         supervisor.spawn(
             "web", manage("runserver", f"127.0.0.1:{args.port}", "--noreload", "--insecure")

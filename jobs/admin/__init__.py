@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
-from django.contrib import admin, messages
+from django.conf import settings
+from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
@@ -481,7 +483,11 @@ class JobAdmin(admin.ModelAdmin):
     def retry_matching_view(self, request):
         """Retry every failed job matching the list's current filters, after a confirmation."""
         self._require(request, "retry_job")
-        cl = self.get_changelist_instance(request)
+        try:
+            cl = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            # Junk filters in the address: answer as the list itself does (?e=1).
+            return HttpResponseRedirect(reverse("admin:jobs_job_changelist") + "?e=1")
         failed = cl.get_queryset(request).filter(state=JobState.FAILED)
         total = failed.order_by()[: RETRY_MATCHING_LIMIT + 1].count()
         back = reverse("admin:jobs_job_changelist") + (

@@ -196,3 +196,15 @@ def test_an_unknown_field_is_a_validation_error(gql):
     response = gql("{ jobQueues { name nonsense } }")
     assert response.status == 400
     assert response.codes == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+@pytest.mark.parametrize("size", [2**31, -(2**40), "ten", 1.5])
+def test_a_variable_of_the_wrong_type_is_bad_user_input_not_a_server_error(gql, bundle, size):
+    # When a variable cannot be coerced to its declared type (Int is 32-bit in GraphQL)
+    response = gql(BULK, {"ids": [str(bundle.pk)], "size": size})
+
+    # Then graphql-core's message names the variable, typed as the client's mistake
+    assert response.status == 400
+    assert response.codes == ["BAD_USER_INPUT"]
+    assert "$size" in response.errors[0]["message"]
+    assert Job.objects.count() == 0

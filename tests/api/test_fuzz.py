@@ -213,3 +213,113 @@ def test_run_schedule_never_fails_on_any_input(gql, world, data):
         "mutation($id: ID!) { runSchedule(id: $id) { jobId message } }",
         {"id": data.draw(st.one_of(repeatable(st.sampled_from(known)), st.text()))},
     )
+
+
+# --- every field and mutation of the schema, read from the schema itself --------------------
+# Fields added later are fuzzed without touching this file. Each argument gets values of its
+# declared type, hostile ones included; the answer may be a typed input error (or GraphQL's
+# own refusal of a value of the wrong type), never a server error.
+
+HOSTILE_TEXT = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            "\x00",
+            "a\x00b",
+            "zzz",
+            "-1",
+            "0",
+            "99999999999999999999999999",
+            "00000000-0000-0000-0000-00000000000g",
+            "' OR 1=1 --",
+            '"><script>alert(1)</script>',
+            "💥ünï",
+            "a" * 5000,
+        ]
+    ),
+    st.uuids().map(str),
+    st.integers(-(2**70), 2**70).map(str),
+    st.text(max_size=30),
+)
+SCHEMA_CODES = INPUT_CODES | {"GRAPHQL_VALIDATION_FAILED", "QUERY_TOO_COMPLEX"}
+
+
+def _value_for(type_, world, depth: int = 0) -> st.SearchStrategy:
+    from graphql import (
+        GraphQLInputObjectType,
+        GraphQLList,
+        GraphQLNonNull,
+        get_named_type,
+    )
+
+    if isinstance(type_, GraphQLNonNull):
+        return _value_for(type_.of_type, world, depth)
+    nullable = lambda s: st.one_of(st.none(), s)  # noqa: E731
+    if isinstance(type_, GraphQLList):
+        return nullable(st.lists(_value_for(type_.of_type, world, depth + 1), max_size=5))
+    named = get_named_type(type_)
+    if isinstance(named, GraphQLInputObjectType):
+        fields = {name: _value_for(f.type, world, depth + 1) for name, f in named.fields.items()}
+        return nullable(st.fixed_dictionaries({}, optional=fields))
+    by_name = {
+        "Int": st.one_of(INT32, st.integers(-(2**40), 2**40)),
+        "Float": st.floats(allow_nan=False),
+        "Boolean": st.booleans(),
+        "ID": st.one_of(st.sampled_from(world["bundle_ids"] + world["job_ids"]), HOSTILE_TEXT),
+    }
+    return nullable(by_name.get(named.name, HOSTILE_TEXT))
+
+
+def _selection(type_) -> str:
+    """The scalar fields of a result type, one level (a connection: its count and ids)."""
+    from graphql import GraphQLObjectType, get_named_type, is_leaf_type
+
+    named = get_named_type(type_)
+    if not isinstance(named, GraphQLObjectType):
+        return ""
+    if "edges" in named.fields:
+        return "{ totalCount edges { node { id } } }"
+    leaves = [n for n, f in named.fields.items() if is_leaf_type(get_named_type(f.type))]
+    return "{ " + " ".join(leaves) + " }"
+
+
+def _root_fields():
+    from config.schema import schema
+
+    gql_schema = schema.graphql_schema
+    for operation, root in (
+        ("query", gql_schema.query_type),
+        ("mutation", gql_schema.mutation_type),
+    ):
+        for name, field in root.fields.items():
+            yield pytest.param(operation, name, field, id=f"{operation}.{name}")
+
+
+@pytest.mark.parametrize(("operation", "name", "field"), list(_root_fields()))
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_every_schema_field_never_fails_on_hostile_arguments(
+    gql, world, operation, name, field, data
+):
+    declared = ", ".join(f"${a}: {arg.type}" for a, arg in field.args.items())
+    passed = ", ".join(f"{a}: ${a}" for a in field.args)
+    document = (
+        f"{operation}{f'({declared})' if declared else ''} "
+        f"{{ {name}{f'({passed})' if passed else ''} {_selection(field.type)} }}"
+    )
+    variables = {
+        a: data.draw(_value_for(arg.type, world), label=a) for a, arg in field.args.items()
+    }
+    before = Job.objects.count()
+    response = gql(document, variables)
+    assert response.status in {200, 400}, response.body
+    assert "Traceback" not in json.dumps(response.body)
+    codes = set(response.codes)
+    event(f"outcome: {', '.join(sorted(codes)) or 'ok'}")
+    assert codes <= SCHEMA_CODES, response.errors
+    if response.errors:
+        assert Job.objects.count() == before, f"refused input made a job: {variables!r}"

@@ -8,6 +8,8 @@ recomputed by the workers, then sends SIGINT and checks that no process it start
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -52,11 +54,13 @@ def processes_with_env(marker: str) -> list[int]:
     return found
 
 
-@pytest.fixture
-def demo(tmp_path):
+@contextlib.contextmanager
+def run_demo(tmp_path: Path, **extra_env: str):
+    """``python -m config.demo`` on a free port with its var/ in ``tmp_path``, until its login
+    is printed; stopped with SIGINT (and anything left SIGKILLed) on the way out."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
-    env.update(VAR_DIR=str(tmp_path / "var"), DEMO_TEST_MARKER=str(tmp_path))
+    env.update(VAR_DIR=str(tmp_path / "var"), DEMO_TEST_MARKER=str(tmp_path), **extra_env)
     env.pop("SECRET_KEY", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "config.demo", "--port", str(port), "--bundles", "30"],
@@ -76,6 +80,7 @@ def demo(tmp_path):
             what="the demo to print its login",
         )
         user, password = login.split("Login:", 1)[1].strip().split(" / ")
+        redis_line = next((ln for ln in lines if "embedded Redis on" in ln), "")
         yield {
             "proc": proc,
             "url": f"http://127.0.0.1:{port}",
@@ -84,6 +89,8 @@ def demo(tmp_path):
             "db": tmp_path / "var" / "db.sqlite3",
             "marker": str(tmp_path),
             "lines": lines,
+            "redis_url": redis_line.split("embedded Redis on", 1)[-1].strip(),
+            "env": env,
         }
     finally:
         if proc.poll() is None:
@@ -94,6 +101,12 @@ def demo(tmp_path):
                 proc.kill()
         for pid in processes_with_env(str(tmp_path)):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def demo(tmp_path):
+    with run_demo(tmp_path) as running:
+        yield running
 
 
 def bundle_using_a_variant(db: Path) -> tuple[int, int, Decimal]:
@@ -152,3 +165,75 @@ def test_price_change_in_admin_reaches_bundles_and_ctrl_c_leaves_nothing(demo, c
         timeout=15,
         what="every demo process to exit",
     )
+
+
+ENQUEUE_SLOW = """
+import tests.jobs.kinds
+from django.db import transaction
+from jobs.enqueue import enqueue
+from jobs.models import JobTrigger
+with transaction.atomic():
+    job = enqueue("test_slow", payload={"token": "%s", "steps": 1200, "step_seconds": 0.1},
+                  trigger=JobTrigger.COMMAND)
+print(job.pk)
+"""
+
+
+def job_row(db: Path, job_id: str) -> dict:
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute(
+            "SELECT state, attempts, errors FROM jobs_job WHERE id = ?", (job_id.replace("-", ""),)
+        ).fetchone()
+    return {"state": row["state"], "attempts": row["attempts"], "errors": json.loads(row["errors"])}
+
+
+def test_ctrl_c_with_a_long_job_running_leaves_nothing_and_the_row_settles_on_restart(tmp_path):
+    worker_args = {"DEMO_WORKER_ARGS": "--import tests.jobs.kinds"}
+    with run_demo(tmp_path, **worker_args) as demo:
+        # Given a two-minute job running in a work horse of the demo's workers
+        env = {**demo["env"], "REDIS_URL": demo["redis_url"], "ALLOW_INSECURE_KEY": "1"}
+        out = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", ENQUEUE_SLOW % tmp_path.name],
+            cwd=BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        job_id = out.stdout.strip().splitlines()[-1]
+        wait_for(
+            lambda: job_row(demo["db"], job_id)["state"] == "running",
+            timeout=60,
+            what="the slow job to start",
+        )
+
+        # When the operator presses Ctrl-C
+        demo["proc"].send_signal(signal.SIGINT)
+        assert demo["proc"].wait(timeout=60) == 0
+
+        # Then no process of the demo survives: workers, their work horses, web, Redis
+        wait_for(
+            lambda: not processes_with_env(demo["marker"]),
+            timeout=15,
+            what="every demo process (work horses included) to exit",
+        )
+    cut_short = job_row(demo["db"], job_id)
+    assert cut_short["state"] == "running" and cut_short["attempts"] == 1
+
+    # When the demo starts again, the row is settled: the cut-short attempt is recorded as
+    # failed and the job is retried by its policy (test_slow: 2 attempts), never left running
+    with run_demo(tmp_path, **worker_args) as demo:
+        settled = wait_for(
+            lambda: (row := job_row(demo["db"], job_id))["errors"] and row,
+            timeout=60,
+            what="the cut-short attempt to be recorded",
+        )
+        assert settled["errors"][0]["attempt"] == 1
+        assert "Worker died" in settled["errors"][0]["message"]
+        wait_for(
+            lambda: job_row(demo["db"], job_id)["attempts"] == 2,
+            timeout=60,
+            what="the retry to start",
+        )
