@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters, messages
