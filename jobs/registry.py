@@ -9,6 +9,7 @@ Handlers register with the decorator in their app's ``jobs`` module, which the j
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -117,3 +118,15 @@ def get_kind(name: str) -> JobKind:
 
 def all_kinds() -> list[JobKind]:
     return sorted(_REGISTRY.values(), key=lambda kind: kind.name)
+
+
+# A Django Tasks kind is the task's dotted path (``app.tasks.send_mail``).
+_TASK_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+def is_filterable_kind(name: str) -> bool:
+    """True for a registered kind or a name shaped like a task path (a list filter's value).
+
+    Never imports anything: a filter value typed by a user must not reach ``import_string``.
+    """
+    return name in _REGISTRY or (len(name) <= 200 and bool(_TASK_PATH_RE.match(name)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from jobs import selectors
-from jobs.registry import all_kinds
+from jobs.registry import all_kinds, is_filterable_kind
 from jobs.targets import get_target_type
 
 
@@ -25,10 +25,18 @@ class KindFilter(admin.SimpleListFilter):
     parameter_name = "kind"
 
     def lookups(self, request, model_admin):
-        return [(k.name, k.name) for k in all_kinds()]
+        kinds = [k.name for k in all_kinds()]
+        # A Django task's kind is its dotted path, known only once used: offer the chosen one.
+        chosen = self.value()
+        if chosen and chosen not in kinds and is_filterable_kind(chosen):
+            kinds.append(chosen)
+        return [(name, name) for name in kinds]
 
     def queryset(self, request, queryset):
-        return queryset.filter(kind=self.value()) if self.value() else queryset
+        value = self.value()
+        if value and is_filterable_kind(value):
+            return queryset.filter(kind=value)
+        return queryset
 
 
 class TargetFilter(admin.ListFilter):

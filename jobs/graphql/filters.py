@@ -17,7 +17,7 @@ from api.errors import BadUserInput
 from api.graphql_utils import clean_text, decode_cursor, encode_cursor, parse_int_id
 from jobs import selectors
 from jobs.models import Job, JobState
-from jobs.registry import all_kinds
+from jobs.registry import all_kinds, is_filterable_kind
 from jobs.selectors import queue_names
 from jobs.targets import all_target_types, get_target_type
 
@@ -94,9 +94,12 @@ def filtered_jobs(
         raise BadUserInput(
             f"Unknown state {state!r}: use one of {', '.join(JobState.values)}.", field="state"
         )
-    kinds = [k.name for k in all_kinds()]
-    if kind is not None and kind not in kinds:
-        raise BadUserInput(f"Unknown kind {kind!r}: use one of {', '.join(kinds)}.", field="kind")
+    if kind is not None and not is_filterable_kind(kind):
+        kinds = ", ".join(k.name for k in all_kinds())
+        raise BadUserInput(
+            f"Unknown kind {kind!r}: use one of {kinds}, or a Django task's dotted path.",
+            field="kind",
+        )
     target_type, target_id = _target_filter(target_type, target_id, dict(target_args))
     # Id, target (bundle name or SKU...), dedup key, error text: the admin's search box.
     term = clean_text(search, field="search", max_length=200)

@@ -25,6 +25,8 @@ from jobs.tasks import (
     TaskResultDoesNotExist,
     TaskResultStatus,
 )
+from tests.admin.conftest import make_user
+from tests.api.conftest import post_graphql
 from tests.jobs import sample_tasks
 from tests.support import wait_until
 
@@ -143,9 +145,7 @@ def test_a_raising_task_is_retried_per_options_and_fails_with_its_traceback(
         result.return_value  # noqa: B018
     assert result.attempts == 2
     assert [e.exception_class for e in result.errors] == [ValueError, ValueError]
-    assert result.errors[-1].traceback.endswith(
-        "ValueError: This task failed due to ValueError\n"
-    )
+    assert result.errors[-1].traceback.endswith("ValueError: This task failed due to ValueError\n")
     job = Job.objects.get(pk=result.id)
     assert job.state == JobState.FAILED and job.attempts == 2
     # And System → Jobs shows each attempt's traceback
@@ -300,3 +300,22 @@ def test_result_timestamps_follow_the_ledger(run_burst):
     result.refresh()
     assert before <= result.enqueued_at <= result.started_at <= result.finished_at
     assert result.last_attempted_at == result.started_at
+
+
+def test_task_jobs_are_found_by_the_kind_filter_in_the_admin_and_graphql(redis_conn, client):
+    result = sample_tasks.noop_task.enqueue(1)
+    enqueue("recompute", payload={"bundle_id": 1}, trigger="command")  # another kind
+    path = "tests.jobs.sample_tasks.noop_task"
+    client.force_login(make_user(superuser=True))
+
+    page = client.get(reverse("admin:jobs_job_changelist"), {"kind": path})
+    assert page.status_code == 200
+    assert [str(job.pk) for job in page.context["cl"].result_list] == [str(result.id)]
+
+    found = post_graphql(
+        client, "query($k: String) { jobs(kind: $k) { edges { node { id } } } }", {"k": path}
+    )
+    assert found.errors == [], found.errors
+    assert [e["node"]["id"] for e in found.data["jobs"]["edges"]] == [str(result.id)]
+    junk = post_graphql(client, 'query { jobs(kind: "no such kind!") { edges { node { id } } } }')
+    assert junk.codes == ["BAD_USER_INPUT"]
