@@ -87,7 +87,7 @@ def relay(*, grace_seconds: int = DISPATCH_GRACE_SECONDS, limit: int = 1000) -> 
         Job.objects.filter(waiting, cancel_requested=False)
         .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=cutoff))
         .order_by("created_at")
-        .only("pk", "rq_job_id", "dispatched_at", "state")[:limit]
+        .only("pk", "rq_job_id", "dispatched_at", "state", "next_attempt_at")[:limit]
     )
     if not rows:
         return 0
@@ -110,6 +110,18 @@ def relay(*, grace_seconds: int = DISPATCH_GRACE_SECONDS, limit: int = 1000) -> 
                     message=f"Delivery failed: {why} (RQ job {row.rq_job_id})",
                 ):
                     continue  # its retry is dispatched by record_failure
+            elif (
+                rq_job is not None
+                and status == JobStatus.SCHEDULED.value
+                and row.next_attempt_at is not None
+                and row.next_attempt_at < cutoff
+            ):
+                # Overdue in RQ's scheduled registry: the worker holding RQ's scheduler lock
+                # died (the lock outlives it by minutes). Sent now; the old copy is superseded.
+                logger.warning("Job %s: its RQ scheduler is not moving it; sending it now", row.pk)
+                if dispatch(row.pk, expect_dispatched_at=row.dispatched_at, delay=0):
+                    sent += 1
+                continue
             elif rq_job is not None and status not in _RQ_NOT_WAITING:
                 continue  # RQ still has it queued / scheduled
             elif rq_job is not None and status == JobStatus.FAILED.value:
