@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 from datetime import timedelta
 from typing import Any
@@ -111,6 +112,9 @@ def run_inline(job: Job) -> Job:
 def _run_children_inline(parent: Job) -> Job:
     for child in children_in_order(parent.pk):
         if child.state in (JobState.PENDING, JobState.RETRYING):
+            if child.next_attempt_at and child.next_attempt_at > timezone.now():
+                # A batch waiting out its retry's backoff runs when it is due, not before.
+                time.sleep((child.next_attempt_at - timezone.now()).total_seconds())
             run_inline(child)  # its settle checks the parent
         if check_parent(parent.pk) is not None or Job.objects.get(pk=parent.pk).is_settled:
             break
