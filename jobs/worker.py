@@ -22,8 +22,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 
 from django.db import close_old_connections, connections
+from redis.exceptions import RedisError
 from rq.worker import SimpleWorker, Worker
 
 from jobs import conf
@@ -169,3 +172,28 @@ def settle_killed_delivery(rq_job, ret_val, *, worker_name: str = "") -> None:
         kind=kind,
         expect_attempt=row.attempts,
     )
+
+
+def work_through_redis_outages(
+    make_worker: Callable[[], Worker], *, burst: bool = False, max_jobs: int | None = None, **kw
+) -> None:
+    """Run a worker and start a fresh one when RQ's quits on its own (it does on some Redis
+    errors: a restart, a failover), as a supervisor with ``Restart=always`` would; a Redis
+    outage then delays jobs without taking the workers down. Returns when the worker was asked
+    to stop (SIGINT / SIGTERM), or ran in burst mode or up to ``max_jobs``."""
+    while True:
+        worker = make_worker()
+        try:
+            worker.work(burst=burst, max_jobs=max_jobs, **kw)
+        except RedisError as exc:  # raised from RQ's teardown while Redis is away
+            logger.warning("Worker %s stopped on a Redis error: %s", worker.name, exc)
+        if burst or max_jobs or worker._stop_requested:
+            return
+        logger.warning("Worker %s quit by itself; starting again once Redis answers", worker.name)
+        while True:
+            try:
+                worker.connection.ping()
+                break
+            except RedisError:
+                time.sleep(1)  # nothing else to wait on: Redis is the thing missing
+        time.sleep(1)
