@@ -85,7 +85,6 @@ def test_sigkilled_whole_worker_is_shown_stale_and_retried_within_30_seconds(
     worker_process, redis_conn, token
 ):
     # Given a job running in worker A, and another worker (default settings) alive
-    worker_process()
     worker_a = worker_process("--name", f"doomed-{token[:8]}")
     job = enqueue(
         "test_slow", payload={"token": token, "steps": 400, "step_seconds": 0.25}, trigger="admin"
@@ -93,6 +92,8 @@ def test_sigkilled_whole_worker_is_shown_stale_and_retried_within_30_seconds(
     horse = int(wait_until(lambda: redis_conn.get(f"test:pid:{token}"), timeout=30))
     job.refresh_from_db()
     assert job.worker_name == f"doomed-{token[:8]}"
+    worker_process()
+    wait_until(lambda: redis_conn.scard("rq:workers") >= 2, timeout=60)
     # When the whole machine goes: worker, its horse and its scheduler, all SIGKILLed
     children = worker_a.children()
     worker_a.kill()
