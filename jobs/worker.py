@@ -187,7 +187,9 @@ def work_through_redis_outages(
             worker.work(burst=burst, max_jobs=max_jobs, **kw)
         except RedisError as exc:  # raised from RQ's teardown while Redis is away
             logger.warning("Worker %s stopped on a Redis error: %s", worker.name, exc)
-        if burst or max_jobs or worker._stop_requested:
+        # A SIGINT / SIGTERM while idle ends RQ's loop without _stop_requested: the date says.
+        asked_to_stop = worker._stop_requested or worker._shutdown_requested_date is not None
+        if burst or max_jobs or asked_to_stop:
             return
         logger.warning("Worker %s quit by itself; starting again once Redis answers", worker.name)
         while True:
