@@ -1,37 +1,79 @@
-"""Soak: mixed load for a while on 127.0.0.1, with workers SIGKILLed and Redis restarted, then
-wait for the ledger to go quiet and report what was lost. Run by hand, never in CI:
+"""Soak: minutes of mixed load on 127.0.0.1, workers SIGKILLed, Redis restarted; then the ledger.
 
-    DEBUG=1 .venv/bin/python bench/soak.py --minutes 10
+    .venv/bin/python bench/soak.py [--minutes 10] [--bundles 120] [--workers 3]
 
-Starts a private Redis, a scratch SQLite database seeded with demo bundles, WORKERS workers (all
-queues), the web server; then, until the time is up: variant price/stock changes (the signal
-door), admin list polling, GraphQL queries with an API token, one worker SIGKILLed (its whole
-process group, work horse included) and replaced every minute, and Redis stopped and restarted
-empty once half-way. Afterwards it waits (up to --settle minutes) for no job to be pending,
-running or retrying, and prints: jobs lost (a variant change whose bundle never got its price),
-stuck (unsettled rows), failed for good, server errors, and the web process's RSS.
+Run by hand, never in CI (bounded by ``--minutes``, default 10). A scratch SQLite file (or
+DATABASE_URL: it is migrated and reseeded, a scratch database only) and a private Redis on a
+fixed port. It starts the web server, ``--workers`` workers (each on all four queues) and the
+scheduler as ``bin/run`` does, then for the duration:
+
+* changes a random variant's price or stock through the ORM (signals -> fan-out -> recompute);
+* polls the admin jobs list (logged in) and sends GraphQL queries and recompute mutations;
+* SIGKILLs one whole worker (its process, horse and scheduler) every minute and starts another;
+* restarts Redis once, empty (no persistence), at the middle of the run.
+
+Then it waits for the ledger to go quiet (no pending, running or retrying job) and prints:
+jobs lost (bundles whose stored price or availability still differs from their components:
+a change that never got applied; must be 0), stuck (jobs still active after the wait; 0),
+failed for good, server errors (HTTP 5xx or no answer from the web server; 0), and the web
+process's RSS at start and end.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.cookiejar
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from http.cookiejar import CookieJar
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("SECRET_KEY", "soak-not-a-secret")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+QUEUES = ["bundle-recompute", "bundle-reindex", "bundle-consistency-check", "bundle-bulk-operation"]
+PASSWORD = "soak-password-1"  # noqa: S105 - a scratch superuser on 127.0.0.1
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "manage.py"), *args]
+
+
+def spawn(argv: list[str], log) -> subprocess.Popen:
+    return subprocess.Popen(  # noqa: S603 - fixed argv
+        argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(  # noqa: S603
+        ["/usr/bin/pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+    ).stdout
+    return [int(p) for p in out.split()]
+
+
+def kill_whole(proc: subprocess.Popen) -> None:
+    """SIGKILL a worker, its horse (own process group) and its scheduler, like a lost machine."""
+    pids = children_of(proc.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=10)
 
 
 def rss_kb(pid: int) -> int:
@@ -41,226 +83,239 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+class Web:
+    """A logged-in admin session and an API token, counting every answer."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base
+        self.token = token
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.errors: list[str] = []
+
+    def _open(self, req) -> tuple[int, bytes]:
+        try:
+            with self.opener.open(req, timeout=30) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def call(self, what: str, req) -> bytes:
+        try:
+            status, body = self._open(req)
+        except OSError as exc:
+            status, body = 0, str(exc).encode()
+        with self.lock:
+            self.requests += 1
+            if status == 0 or status >= 500:
+                self.errors.append(f"{what}: {status} {body[:200]!r}")
+        return body
+
+    def login(self) -> None:
+        page = self._open(f"{self.base}/admin/login/")[1].decode()
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        data = urllib.parse.urlencode(
+            {
+                "username": "soak",
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": csrf,
+                "next": "/admin/",
+            }
+        ).encode()
+        req = urllib.request.Request(
+            f"{self.base}/admin/login/", data=data, headers={"Referer": f"{self.base}/admin/login/"}
+        )
+        self._open(req)
+
+    def admin_list(self) -> None:
+        self.call("admin list", f"{self.base}/admin/jobs/job/?o=-1")
+
+    def graphql(self, query: str, variables: dict | None = None) -> None:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        req = urllib.request.Request(
+            f"{self.base}/graphql/",
+            data=body,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        self.call("graphql", req)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10)
-    parser.add_argument("--settle", type=float, default=5, help="minutes to wait for quiet")
+    parser.add_argument("--minutes", type=float, default=10.0, help="load duration (default 10)")
+    parser.add_argument("--bundles", type=int, default=120)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--bundles", type=int, default=200)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--quiet-timeout", type=float, default=300.0, help="seconds to wait")
     args = parser.parse_args()
+
+    import tempfile
 
     from config.embedded_redis import free_port, start_embedded_redis
 
-    scratch = Path(tempfile.mkdtemp(prefix="soak-"))
+    scratch = tempfile.mkdtemp(prefix="soak-")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch}/soak.sqlite3")
+    (ROOT / "var").mkdir(exist_ok=True)
     redis_port = free_port()
-    redis = start_embedded_redis(port=redis_port, workdir=str(scratch / "redis"))
-    env = {
-        **os.environ,
-        "VAR_DIR": str(scratch),
-        "DATABASE_URL": f"sqlite:///{scratch}/soak.sqlite3",
-        "REDIS_URL": redis.url,
-        "ALLOW_INSECURE_KEY": "1",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "AXES_ENABLED": "0",
-    }
-    os.environ.update(env)
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT)
-    subprocess.run(
-        [*manage, "seed_demo", "--bundles", str(args.bundles)], env=env, check=True, cwd=ROOT
-    )
+    redis = start_embedded_redis(port=redis_port)
+    os.environ["REDIS_URL"] = redis.url
+    log = open(ROOT / "var" / "soak.log", "w")  # noqa: SIM115 - closed at the end
+    procs: list[subprocess.Popen] = []
+    try:
+        run(args, redis, log, procs)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                kill_whole(proc)
+        redis.stop()
+        log.close()
 
+
+def run(args, redis, log, procs) -> None:
     import django
 
+    for argv in (
+        manage("migrate", "-v0"),
+        manage("seed_demo", "--bundles", str(args.bundles), "--reset"),
+    ):
+        subprocess.run(argv, cwd=ROOT, check=True, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     django.setup()
     from django.contrib.auth import get_user_model
 
     from api.services import api_token_create
+    from bundles.integrity import evaluate_bundle
     from bundles.models import Bundle, ProductVariant
-    from jobs.models import Job, JobState
+    from jobs.models import ACTIVE_STATES, Job, JobState
 
-    user = get_user_model().objects.create_superuser("soak", "soak@example.com", "soak-password")
-    _, token = api_token_create(username=user.username, name="soak")
+    user = get_user_model().objects.create_superuser("soak", "soak@example.com", PASSWORD)
+    token = api_token_create(username=user.username, name="soak")[1]
 
-    def spawn(argv):
-        return subprocess.Popen(
-            argv,
-            env=env,
-            cwd=ROOT,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    workers = [spawn([*manage, "run_worker"]) for _ in range(args.workers)]
-    web_port = free_port()
-    web = spawn([*manage, "runserver", f"127.0.0.1:{web_port}", "--noreload", "--insecure"])
-    base = f"http://127.0.0.1:{web_port}"
-    _wait_http(base + "/admin/login/")
-    rss_start = rss_kb(web.pid)
-
-    stop = threading.Event()
-    counts = {
-        "save_errors": 0,
-        "changes": 0,
-        "polls": 0,
-        "graphql": 0,
-        "server_errors": 0,
-        "kills": 0,
-    }
-    changed_variants: set[int] = set()
-    lock = threading.Lock()
-
-    def changes():
-        ids = list(
-            ProductVariant.objects.filter(product__is_bundle_shell=False).values_list(
-                "pk", flat=True
-            )
-        )
-        while not stop.is_set():
-            variant = ProductVariant.objects.get(pk=random.choice(ids))
-            variant.stock_on_hand = random.randint(0, 500)
-            try:
-                variant.save()  # the signal door: recompute jobs on commit
-            except Exception:  # must not happen, Redis down or not: reported
-                with lock:
-                    counts["save_errors"] += 1
-            with lock:
-                counts["changes"] += 1
-                changed_variants.add(variant.pk)
-            time.sleep(0.2)
-
-    def http(url, data=None, headers=None, opener=None):
-        request = urllib.request.Request(url, data=data, headers=headers or {})
+    base = f"http://127.0.0.1:{args.port}"
+    web_proc = spawn(manage("runserver", f"127.0.0.1:{args.port}", "--noreload", "--insecure"), log)
+    procs.append(web_proc)
+    workers = [spawn(manage("run_worker", *QUEUES), log) for _ in range(args.workers)]
+    procs.extend(workers)
+    procs.append(spawn(manage("run_scheduler"), log))
+    deadline = time.monotonic() + 60
+    while True:
         try:
-            (opener or urllib.request.build_opener()).open(request, timeout=30).read()
-        except urllib.error.HTTPError as exc:
-            if exc.code >= 500:
-                with lock:
-                    counts["server_errors"] += 1
+            urllib.request.urlopen(f"{base}/admin/login/", timeout=2).read()  # noqa: S310
+            break
         except OSError:
-            pass
-
-    def polls():
-        jar = CookieJar()
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-        opener.open(base + "/admin/login/").read()
-        csrf = next(c.value for c in jar if c.name == "csrftoken")
-        form = f"username=soak&password=soak-password&csrfmiddlewaretoken={csrf}&next=/admin/"
-        http(base + "/admin/login/", form.encode(), {"Referer": base + "/admin/login/"}, opener)
-        while not stop.is_set():
-            for path in (
-                "/admin/jobs/job/",
-                "/admin/jobs/job/?state=running",
-                "/admin/bundles/bundle/",
-            ):
-                http(base + path, opener=opener)
-                with lock:
-                    counts["polls"] += 1
-            time.sleep(1)
-
-    def graphql():
-        query = json.dumps(
-            {
-                "query": "{ jobs(first: 50) { totalCount edges { node { id state "
-                "progress errors { message } } } } jobQueues { name waiting } }"
-            }
-        )
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        while not stop.is_set():
-            http(base + "/graphql/", query.encode(), headers)
-            with lock:
-                counts["graphql"] += 1
+            if time.monotonic() > deadline:
+                raise SystemExit("web server did not start; see var/soak.log") from None
             time.sleep(0.5)
+    web = Web(base, token)
+    web.login()
+    rss_start = rss_kb(web_proc.pid)
+    variant_ids = list(
+        ProductVariant.objects.filter(deleted_at__isnull=True).values_list("pk", flat=True)
+    )
+    bundle_ids = list(Bundle.objects.values_list("pk", flat=True))
+    stop = threading.Event()
+    counts = {"variant changes": 0, "workers killed": 0, "redis restarts": 0}
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (changes, polls, graphql)]
-    for t in threads:
-        t.start()
+    def changes() -> None:
+        from django.db import connections
+
+        rnd = random.Random(1)  # noqa: S311
+        while not stop.wait(0.3):
+            with contextlib.suppress(Exception):
+                variant = ProductVariant.objects.get(pk=rnd.choice(variant_ids))
+                if rnd.random() < 0.5:
+                    variant.price = variant.price + 1 if variant.price < 500 else variant.price - 7
+                else:
+                    variant.stock_on_hand = rnd.randint(0, 200)
+                variant.save()
+                counts["variant changes"] += 1
+        connections.close_all()
+
+    def polling() -> None:
+        rnd = random.Random(2)  # noqa: S311
+        while not stop.wait(0.5):
+            web.admin_list()
+            web.graphql(
+                "query { jobs(first: 20) { totalCount edges { node { id state progress } } } }"
+            )
+            if rnd.random() < 0.2:
+                web.graphql(
+                    "mutation($id: ID!) { recomputeBundle(bundleId: $id) { jobId message } }",
+                    {"id": str(rnd.choice(bundle_ids))},
+                )
+
+    threads = [threading.Thread(target=changes), threading.Thread(target=polling)]
+    for thread in threads:
+        thread.start()
     started = time.monotonic()
-    deadline = started + args.minutes * 60
+    end = started + args.minutes * 60
     next_kill = started + 60
-    redis_restarted = False
-    while time.monotonic() < deadline:
+    redis_at = started + args.minutes * 30
+    rnd = random.Random(3)  # noqa: S311
+    print(
+        f"soak: {args.minutes} min, {args.bundles} bundles, {args.workers} workers, "
+        f"web RSS {rss_start} kB"
+    )
+    while time.monotonic() < end:
         time.sleep(1)
-        now = time.monotonic()
-        if now >= next_kill:
-            victim = workers.pop(random.randrange(len(workers)))
-            horses = _children(victim.pid)  # in their own process groups (os.setpgrp)
-            os.killpg(victim.pid, signal.SIGKILL)
-            for pid in horses:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            victim.wait()
-            workers.append(spawn([*manage, "run_worker"]))
-            counts["kills"] += 1
-            next_kill = now + 60
-        if not redis_restarted and now - started > args.minutes * 30:
+        if time.monotonic() >= next_kill:
+            victim = rnd.choice(workers)
+            kill_whole(victim)
+            workers.remove(victim)
+            fresh = spawn(manage("run_worker", *QUEUES), log)
+            workers.append(fresh)
+            procs.append(fresh)
+            counts["workers killed"] += 1
+            next_kill += 60
+            print(f"  {time.monotonic() - started:5.0f}s worker killed")
+        if redis_at and time.monotonic() >= redis_at:
             redis.stop()
-            time.sleep(3)
-            redis = start_embedded_redis(port=redis_port, workdir=str(scratch / "redis2"))
-            redis_restarted = True
+            time.sleep(2)
+            redis.start()
+            counts["redis restarts"] += 1
+            redis_at = 0
+            print(f"  {time.monotonic() - started:5.0f}s Redis restarted (empty)")
     stop.set()
-    for t in threads:
-        t.join(timeout=60)
+    for thread in threads:
+        thread.join()
+    load_seconds = time.monotonic() - started
 
-    active = [JobState.PENDING, JobState.RUNNING, JobState.RETRYING]
-    quiet_by = time.monotonic() + args.settle * 60
-    while time.monotonic() < quiet_by and Job.objects.filter(state__in=active).exists():
-        time.sleep(2)
-    stuck = Job.objects.filter(state__in=active).count()
-    failed = Job.objects.filter(state=JobState.FAILED).count()
-    # A change is lost if a bundle using the variant still shows a stale availability.
-    from bundles.integrity import validate_bundle_integrity
-
-    drifted = 0
-    for bundle in Bundle.objects.filter(components__variant__in=changed_variants).distinct():
-        issues = validate_bundle_integrity(bundle)
-        drifted += any("drift" in getattr(i, "code", "") for i in issues)
-    rss_end = rss_kb(web.pid)
-    for proc in (*workers, web):
-        os.killpg(proc.pid, signal.SIGKILL)
-    redis.stop()
-    print(
-        f"minutes {args.minutes:g}, workers {args.workers}, bundles {args.bundles}, "
-        f"database SQLite ({scratch})"
+    # The ledger goes quiet: nothing pending, running or retrying.
+    quiet_start = time.monotonic()
+    while Job.objects.filter(state__in=ACTIVE_STATES).exists():
+        if time.monotonic() - quiet_start > args.quiet_timeout:
+            break
+        time.sleep(1)
+    quiet_after = time.monotonic() - quiet_start
+    rss_end = rss_kb(web_proc.pid)
+    stuck = Job.objects.filter(state__in=ACTIVE_STATES).count()
+    drifted = [
+        b.pk
+        for b in Bundle.objects.all()
+        if any("drift" in i.code for i in evaluate_bundle(b).fixable)
+    ]
+    failed = Job.objects.filter(state=JobState.FAILED)
+    deaths = sum(
+        1
+        for errors in Job.objects.values_list("errors", flat=True)
+        for e in errors or []
+        if "died" in e.get("message", "") or "Delivery failed" in e.get("message", "")
     )
+    print(f"load: {load_seconds:.0f}s; {counts}; web requests {web.requests}")
     print(
-        f"variant changes {counts['changes']}, admin polls {counts['polls']}, "
-        f"GraphQL queries {counts['graphql']}, workers SIGKILLed {counts['kills']}, "
-        f"Redis restarted {int(redis_restarted)}"
+        f"ledger quiet after {quiet_after:.0f}s; jobs {Job.objects.count()}, "
+        f"completed {Job.objects.filter(state=JobState.COMPLETED).count()}, "
+        f"attempts recorded as worker deaths or failed deliveries {deaths}"
     )
+    print(f"jobs lost (bundles still drifted): {len(drifted)} {drifted[:10]}")
+    print(f"stuck (active after the wait): {stuck}")
     print(
-        f"jobs total {Job.objects.count()}, lost (bundles drifted) {drifted}, stuck {stuck}, "
-        f"failed for good {failed}, server errors {counts['server_errors']}, "
-        f"failed saves {counts['save_errors']}"
+        f"failed for good: {failed.count()} "
+        f"{[(j.kind, (j.errors or [{}])[-1].get('message', '')[:80]) for j in failed[:5]]}"
     )
-    print(
-        f"web RSS start {rss_start / 1024:.1f} MB, end {rss_end / 1024:.1f} MB "
-        f"(x{rss_end / max(rss_start, 1):.2f})"
-    )
-
-
-def _children(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1]) == parent:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
-
-
-def _wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
+    print(f"server errors: {len(web.errors)} {web.errors[:5]}")
+    print(f"web RSS: start {rss_start} kB, end {rss_end} kB")
 
 
 if __name__ == "__main__":

@@ -364,12 +364,17 @@ def bulk_batch(
     return result
 
 
+def _summarize_parent(parent: Job, children: list[Job]) -> dict:
+    return _summarize(parent.payload.get("operation", ""), bulk_batch_jobs(parent=parent))
+
+
 @job_kind(
     Kind.BULK_OPERATION,
     queue="bundle-bulk-operation",
     max_attempts=1,
     backoff=(),
     timeout=6 * 3600,
+    summarize=_summarize_parent,
 )
 def bulk_operation(
     ctx: JobContext,
@@ -378,15 +383,14 @@ def bulk_operation(
     bundle_ids: Sequence[int],
     batch_size: int = 100,
     continue_on_error: bool = True,
-) -> dict:
+):
     """Parent of a bulk operation: one child job per batch; settles when every child has.
 
-    The children were recorded with the parent (``requests.bundles_bulk_enqueue``) and
-    go to RQ like any job, so several workers share them. The parent does not just wait for
-    them: it claims any child nobody has started and runs it in place (through the same
-    runner), so a single worker can never deadlock on its own children. Its progress is the
-    children's combined progress. A failed batch is run again only when the parent itself is
-    retried, never on its first run.
+    The children were recorded with the parent (``requests.bundles_bulk_enqueue``) and go to
+    RQ like any job, so several workers share them. The parent holds no worker while they run:
+    it returns ``batches.await_children()`` and the runner settles it when its last batch
+    settles (``jobs.parents``), its progress the batches' combined progress and its result
+    :func:`_summarize`. A failed batch is run again only when the parent itself is retried.
     """
     if operation not in BATCH_OPERATIONS:
         raise ValueError(f"Unknown bulk operation {operation!r}")
@@ -396,13 +400,9 @@ def bulk_operation(
         # now) or by an earlier version, which made them only when the parent ran.
         with transaction.atomic():
             requests.bulk_batches_enqueue(parent=ctx.job, dispatch_on_commit=not _is_inline(ctx))
-        children = _children(ctx.job)
     elif ctx.job.attempts > 1:  # a re-run (retry): the batches that did not complete run again
         batches.retry_unfinished(ctx.job, children)
-    children = batches.wait_for_children(
-        ctx, children_of=_children, continue_on_error=continue_on_error
-    )
-    return _summarize(operation, children)
+    return batches.await_children()
 
 
 def _children(parent: Job) -> list[Job]:

@@ -22,8 +22,14 @@ DEFAULTS: dict[str, Any] = {
     "JOB_QUEUES": None,
     # At most one progress write per this many seconds (100 % is always written).
     "JOBS_PROGRESS_MIN_INTERVAL": 0.5,
-    # How often a running job's heartbeat thread touches its row.
+    # How often a running job's heartbeat thread touches its row (one UPDATE per job).
     "JOBS_HEARTBEAT_INTERVAL": 15.0,
+    # A running row whose RQ worker is gone or has sent RQ no heartbeat for this long, and whose
+    # own heartbeat is as old, is dead (``jobs.liveness``). Above both heartbeat intervals (RQ's
+    # busy worker: 10 s; the row: JOBS_HEARTBEAT_INTERVAL).
+    "JOBS_WORKER_SILENT_AFTER": 20,
+    # How often (seconds) one of the live workers runs reconcile + relay (``jobs.worker``).
+    "JOBS_RECONCILE_INTERVAL": 5,
     # How long RQ keeps the runner's outcome: the ledger is the record.
     "JOBS_RQ_RESULT_TTL": 3600,
     "JOBS_RQ_FAILURE_TTL": 7 * 24 * 3600,
@@ -61,6 +67,14 @@ def progress_min_interval() -> float:
 
 def heartbeat_interval() -> float:
     return float(get("JOBS_HEARTBEAT_INTERVAL"))
+
+
+def worker_silent_after() -> int:
+    return int(get("JOBS_WORKER_SILENT_AFTER"))
+
+
+def reconcile_interval() -> float:
+    return float(get("JOBS_RECONCILE_INTERVAL"))
 
 
 def rq_result_ttl() -> int:

@@ -43,6 +43,8 @@ class JobKind:
     description: str = ""
     # Extra keyword arguments for RQ's enqueue of one row (e.g. ``at_front``), from its payload.
     dispatch_options: Callable[[dict], dict] | None = None
+    # A parent kind's result once all its children settled: summarize(parent, children).
+    summarize: Callable[[Any, list], dict] | None = None
 
     def backoff_for(self, attempt: int) -> int:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
@@ -73,6 +75,7 @@ def job_kind(
     backoff: Sequence[int] = (10, 60, 300),
     timeout: int = 600,
     description: str = "",
+    summarize: Callable[[Any, list], dict] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register the decorated function as the handler of job kind ``name``."""
     queues = getattr(settings, "RQ_QUEUES", {})
@@ -101,6 +104,7 @@ def job_kind(
             backoff=tuple(int(b) for b in backoff),
             timeout=int(timeout),
             description=description or (handler.__doc__ or "").strip().split("\n")[0],
+            summarize=summarize,
         )
         return handler
 

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 from datetime import timedelta
 from typing import Any
@@ -28,14 +29,13 @@ from rq import get_current_job
 from jobs import conf
 from jobs.context import JobCancelled, JobContext
 from jobs.dispatch import dispatch
-from jobs.models import Job, JobState
+from jobs.liveness import INLINE_PREFIX
+from jobs.models import SETTLED_STATES, Job, JobState
+from jobs.parents import AwaitChildren, check_parent, child_settled, children_in_order, park
 from jobs.registry import JobKind, UnknownJobKind, get_kind
 from jobs.selectors import wait_for_job
 
 logger = logging.getLogger(__name__)
-
-# ``rq_job_id`` prefix of a run in this process (``run_inline``), not through RQ.
-INLINE_PREFIX = "inline-"
 
 
 class _Heartbeat(threading.Thread):
@@ -51,11 +51,19 @@ class _Heartbeat(threading.Thread):
         try:
             while not self.stopped.wait(self.interval):
                 try:
-                    Job.objects.filter(pk=self.ctx.job.pk, state=JobState.RUNNING).update(
+                    # One query per beat: the UPDATE skips a row asked to cancel, and only
+                    # then is the flag read (once), so 100 running jobs cost 100 UPDATEs per
+                    # interval, not 200 queries.
+                    rows = Job.objects.filter(pk=self.ctx.job.pk, state=JobState.RUNNING)
+                    if self.ctx._cancel:
+                        rows.update(heartbeat_at=timezone.now())
+                        continue
+                    touched = rows.filter(cancel_requested=False).update(
                         heartbeat_at=timezone.now()
                     )
-                    if Job.objects.filter(pk=self.ctx.job.pk, cancel_requested=True).exists():
+                    if not touched and rows.filter(cancel_requested=True).exists():
                         self.ctx._mark_cancel()
+                        rows.update(heartbeat_at=timezone.now())
                 except Exception:
                     logger.warning("Heartbeat for job %s failed", self.ctx.job.pk, exc_info=True)
         finally:
@@ -82,7 +90,8 @@ def perform(job_id: str) -> dict:
 def run_inline(job: Job) -> Job:
     """Run ``job`` in this process through the same runner (``--sync``; no Redis needed).
 
-    Retries happen inline too, without the backoff wait, until the job settles.
+    Retries happen inline too, without the backoff wait, until the job settles. A parent's
+    children run here too, one after the other (there may be no worker at all).
     """
     worker = _local_name(prefix="inline")
     while True:
@@ -94,8 +103,29 @@ def run_inline(job: Job) -> Job:
                 return wait_for_job(job.pk, timeout=get_kind(job.kind).timeout + 60)
             return job
         job = _execute(claimed, None, inline=True)
+        if job.state == JobState.RUNNING:  # a parent awaiting its children
+            return _run_children_inline(job)
         if job.state != JobState.RETRYING:
             return job
+
+
+def _run_children_inline(parent: Job) -> Job:
+    for child in children_in_order(parent.pk):
+        if child.state in (JobState.PENDING, JobState.RETRYING):
+            if child.next_attempt_at and child.next_attempt_at > timezone.now():
+                # A batch waiting out its retry's backoff runs when it is due, not before.
+                time.sleep((child.next_attempt_at - timezone.now()).total_seconds())
+            run_inline(child)  # its settle checks the parent
+        if check_parent(parent.pk) is not None or Job.objects.get(pk=parent.pk).is_settled:
+            break
+    check_parent(parent.pk)
+    return Job.objects.get(pk=parent.pk)
+
+
+def _on_settle(row: Job) -> None:
+    """A settled child tells its parent (after the commit, so the parent sees it settled)."""
+    if row.parent_id and row.state in SETTLED_STATES:
+        transaction.on_commit(lambda: child_settled(row))
 
 
 def _local_name(prefix: str = "local") -> str:
@@ -112,6 +142,7 @@ def _claim(job_id, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str
             return None, f"state is {job.state}"
         if job.cancel_requested:
             _settle(job, JobState.CANCELLED, message="Cancelled before it started")
+            _on_settle(job)
             return None, "cancelled before it started"
         if rq_job_id and job.rq_job_id and job.rq_job_id != rq_job_id:
             # An older delivery of this row (a re-dispatch replaced it): let the newest run.
@@ -153,7 +184,8 @@ def _execute(job: Job, rq_job, *, inline: bool = False) -> Job:
         try:
             kind = get_kind(job.kind)
             result = kind.run(ctx, dict(job.payload or {}))
-            result = _jsonable(result)
+            if not isinstance(result, AwaitChildren):
+                result = _jsonable(result)
         except JobCancelled:
             outcome = ("cancelled", None)
         except Exception as exc:
@@ -164,6 +196,8 @@ def _execute(job: Job, rq_job, *, inline: bool = False) -> Job:
         heartbeat.stop()
 
     status, value = outcome
+    if status == "ok" and isinstance(value, AwaitChildren):
+        return park(job)
     if status == "ok":
         return _finish(job, value)
     if status == "cancelled":
@@ -196,7 +230,9 @@ def _finish(job: Job, result: Any) -> Job:
         settled_at=now,
         next_attempt_at=None,
     )
-    return Job.objects.get(pk=job.pk)
+    row = Job.objects.get(pk=job.pk)
+    _on_settle(row)
+    return row
 
 
 def _finish_cancelled(job: Job, result: Any) -> Job:
@@ -206,6 +242,7 @@ def _finish_cancelled(job: Job, result: Any) -> Job:
             return row
         row.result = result
         _settle(row, JobState.CANCELLED, message="Cancelled while running", extra=["result"])
+        _on_settle(row)
     return row
 
 
@@ -257,6 +294,7 @@ def record_failure(
         if row.cancel_requested or not retry_possible:
             state = JobState.CANCELLED if row.cancel_requested else JobState.FAILED
             _settle(row, state, message=message, extra=["errors"])
+            _on_settle(row)
             if state == JobState.FAILED:
                 transaction.on_commit(lambda: _mail_admins_failed(row))
             return row
@@ -293,3 +331,27 @@ def _mail_admins_failed(job: Job) -> None:
         mail_admins(f"Job failed: {job.kind}{target}", body, fail_silently=True)
     except Exception:  # mail trouble must never break the runner
         logger.warning("Could not mail admins about failed job %s", job.pk, exc_info=True)
+
+
+def record_undelivered(
+    job_id, *, rq_job_id: str, message: str, worker_name: str = ""
+) -> Job | None:
+    """A delivery that RQ failed before the runner claimed the row (the horse was killed at
+    start-up, its worker died): counted as a failed attempt with RQ's reason, then retried by
+    the kind's policy or failed for good. Only while that delivery is still the row's current
+    one and nobody claimed it; returns the row, or None when nothing was recorded."""
+    with transaction.atomic():
+        row = Job.objects.select_for_update().filter(pk=job_id).first()
+        if row is None or row.state not in (JobState.PENDING, JobState.RETRYING):
+            return None
+        if row.rq_job_id != rq_job_id or row.cancel_requested:
+            return None
+        row.state = JobState.RUNNING
+        row.attempts += 1
+        row.started_at = row.heartbeat_at = timezone.now()
+        row.worker_name = worker_name[:255]
+        row.save(update_fields=["state", "attempts", "started_at", "heartbeat_at", "worker_name"])
+        kind = None
+        with contextlib.suppress(UnknownJobKind):
+            kind = get_kind(row.kind)
+        return record_failure(row, message=message, kind=kind, expect_attempt=row.attempts)

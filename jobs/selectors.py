@@ -27,6 +27,8 @@ from rq_scheduler import Scheduler
 
 from jobs import conf
 from jobs.errors import JobNotFound
+from jobs.liveness import AWAITING_PREFIX, WorkerSeen, is_awaiting_children, worker_death
+from jobs.liveness import workers_seen as _workers_seen
 from jobs.models import SETTLED_STATES, Job, JobState, JobTarget
 from jobs.targets import matching_target_ids
 
@@ -133,23 +135,55 @@ def stale_jobs(*, stale_after: int | None = None, now: datetime | None = None) -
     """Running jobs that have not reported (heartbeat or progress) for ``stale_after`` seconds.
 
     The reconciler settles them within a minute or so; until then the admin shows a badge.
+    A parent awaiting its children (no worker, no heartbeat) is never stale.
     """
     stale_after = stale_after or conf.stale_after_seconds()
     cutoff = (now or timezone.now()) - timedelta(seconds=stale_after)
     return (
         Job.objects.filter(state=JobState.RUNNING)
+        .exclude(rq_job_id__startswith=AWAITING_PREFIX)
         .annotate(last_sign=Coalesce("heartbeat_at", "started_at", "created_at"))
         .filter(last_sign__lt=cutoff)
     )
 
 
+# RQ's worker registry, read at most once per this many seconds for the list's stale badges.
+_WORKERS_SEEN_TTL = 2.0
+_workers_seen_cache: tuple[float, WorkerSeen | None] = (0.0, None)
+
+
+def workers_seen_recently() -> WorkerSeen | None:
+    """RQ's live workers and their heartbeats (cached 2 s: one Redis round trip per page); None
+    when Redis cannot be asked."""
+    global _workers_seen_cache
+    at, seen = _workers_seen_cache
+    if time.monotonic() - at > _WORKERS_SEEN_TTL:
+        try:
+            seen = _workers_seen(_redis())
+        except Exception:
+            logger.warning("Could not ask Redis about workers", exc_info=True)
+            seen = None
+        _workers_seen_cache = (time.monotonic(), seen)
+    return seen
+
+
 def job_is_stale(job: Job, *, stale_after: int | None = None, now: datetime | None = None) -> bool:
-    """:func:`stale_jobs`' rule for one row already loaded (no query): the list's badge."""
-    if job.state != JobState.RUNNING:
+    """:func:`stale_jobs`' rule for one row already loaded (no query): the list's badge.
+
+    Also stale at once: a running row whose RQ worker is dead by ``jobs.liveness``' rule (gone
+    or silent, and the row silent too), the moment reconcile would see it too.
+    """
+    if job.state != JobState.RUNNING or is_awaiting_children(job):
         return False
+    now = now or timezone.now()
     last_sign = job.heartbeat_at or job.started_at or job.created_at
     stale_after = stale_after or conf.stale_after_seconds()
-    return last_sign < (now or timezone.now()) - timedelta(seconds=stale_after)
+    if last_sign < now - timedelta(seconds=stale_after):
+        return True
+    if (now - last_sign).total_seconds() <= conf.worker_silent_after():
+        return False  # fresh: no need to ask Redis
+    seen = workers_seen_recently()
+    return seen is not None and worker_death(job, seen, now=now) is not None
 
 
 def system_health(*, now: datetime | None = None) -> SystemHealth:

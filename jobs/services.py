@@ -15,8 +15,10 @@ from rq.job import Job as RQJob
 from jobs.audit import CANCELLED, RETRIED, audit_jobs
 from jobs.dispatch import dispatch
 from jobs.errors import JobError, JobNotFound, JobPermissionDenied, JobStateError
+from jobs.liveness import is_awaiting_children
 from jobs.maintenance.prune import jobs_purge
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState, LastAction
+from jobs.parents import check_parent
 from jobs.selectors import job_get, parse_job_id, wait_for_job
 
 __all__ = [  # the reads and errors stay importable from here (their old home)
@@ -105,6 +107,9 @@ def job_cancel(*, job_id, user=None) -> Job:
         for child in Job.objects.select_for_update().filter(parent=job, state__in=ACTIVE_STATES):
             _cancel_row(child, user=_user_or_none(user))
         audit_jobs(user=_user_or_none(user), jobs=[job], message=CANCELLED)
+        if is_awaiting_children(job):
+            # Nobody runs a parent that waits for its children: settle it here, after commit.
+            transaction.on_commit(lambda: check_parent(job.pk))
     return job
 
 

@@ -5,25 +5,36 @@ On top of ``rq.Worker`` it
   SQLite handle with its parent;
 * settles the ledger row at once when a work horse dies (SIGKILL, OOM): RQ calls no job
   callback then, but it does call ``handle_work_horse_killed`` on the worker;
-* runs relay + reconcile in its maintenance pass, every minute rather than RQ's ten: one worker
-  of many takes the minute's turn (``RECONCILE_DUE_KEY``), and the pass itself holds the same
-  Redis lock as the cron entry and the command (``maintenance.relay.relay_and_reconcile``). A whole
-  worker that died is found by the others.
+* runs relay + reconcile every ``JOBS_RECONCILE_INTERVAL`` seconds (5) in a small thread of
+  the worker process (:class:`LedgerWatch`), busy or idle: one live worker of many takes each
+  turn (``RECONCILE_DUE_KEY``, set with NX), and the pass itself holds the same Redis lock as the
+  cron entry and the command (``maintenance.relay.relay_and_reconcile``). A whole worker that
+  died is found by the others within seconds (``jobs.liveness``: RQ's worker heartbeat and the
+  row's own). RQ's maintenance pass does the same, for ``JobsSimpleWorker`` (tests).
+
+Cost at the defaults, per minute: 12 passes, each two indexed SELECTs (running rows, waiting
+rows) and a few Redis calls; plus one heartbeat UPDATE per running job every 15 s (400 a minute
+at 100 running jobs).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
+from collections.abc import Callable
 
 from django.db import close_old_connections, connections
+from redis.exceptions import RedisError
 from rq.worker import SimpleWorker, Worker
 
+from jobs import conf
 from jobs.dispatch import RUNNER_ENTRYPOINT
 from jobs.maintenance.relay import relay_and_reconcile
 from jobs.models import Job, JobState
 from jobs.registry import UnknownJobKind, get_kind
-from jobs.runner import record_failure
+from jobs.runner import record_failure, record_undelivered
 
 logger = logging.getLogger(__name__)
 
@@ -32,21 +43,53 @@ MAINTENANCE_INTERVAL = 60
 # and a dead worker's key disappears quickly.
 WORKER_TTL = 60
 JOB_MONITORING_INTERVAL = 10
-# Set for a minute by the worker whose maintenance pass does the ledger pass this minute.
+# Set for one interval by the worker that does the ledger pass this turn (NX: one of many).
 RECONCILE_DUE_KEY = "jobs:reconcile-due"
+
+
+def ledger_pass_if_due(connection, worker_name: str, log=logger) -> dict | None:
+    """Relay + reconcile if no other worker took this turn. Returns the outcome, or None."""
+    ttl_ms = max(1000, int(conf.reconcile_interval() * 1000) - 250)
+    if not connection.set(RECONCILE_DUE_KEY, worker_name, nx=True, px=ttl_ms):
+        return None
+    try:
+        outcome = relay_and_reconcile()
+        if any(v for k, v in outcome.items() if k != "skipped"):
+            log.info("Ledger maintenance: %s", outcome)
+        return outcome
+    finally:
+        close_old_connections()
+
+
+class LedgerWatch(threading.Thread):
+    """The worker's ledger pass every few seconds, whether the worker is busy or idle.
+
+    A thread of the worker process (never of a work horse: ``fork`` copies only the forking
+    thread). It uses its own database connection (Django's are per thread).
+    """
+
+    def __init__(self, worker) -> None:
+        super().__init__(name=f"ledger-watch-{worker.name}", daemon=True)
+        self.worker = worker
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(conf.reconcile_interval()):
+            try:
+                ledger_pass_if_due(self.worker.connection, self.worker.name, self.worker.log)
+            except Exception:  # Redis or the database away: try again next turn
+                logger.warning("Ledger pass failed", exc_info=True)
+                close_old_connections()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=10)
 
 
 class _LedgerMixin:
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
-        # One worker per interval does the ledger pass; the others skip it.
-        if self.connection.set(RECONCILE_DUE_KEY, self.name, nx=True, ex=MAINTENANCE_INTERVAL - 5):
-            try:
-                outcome = relay_and_reconcile()
-                if any(outcome.values()):
-                    self.log.info("Ledger maintenance: %s", outcome)
-            finally:
-                close_old_connections()
+        ledger_pass_if_due(self.connection, self.name, self.log)
 
 
 class JobsWorker(_LedgerMixin, Worker):
@@ -56,6 +99,16 @@ class JobsWorker(_LedgerMixin, Worker):
         kwargs.setdefault("job_monitoring_interval", JOB_MONITORING_INTERVAL)
         super().__init__(*args, **kwargs)
 
+    def work(self, *args, **kwargs):
+        if kwargs.get("burst"):
+            return super().work(*args, **kwargs)
+        watch = LedgerWatch(self)
+        watch.start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            watch.stop()
+
     def fork_work_horse(self, job, queue):
         connections.close_all()
         super().fork_work_horse(job, queue)
@@ -63,7 +116,7 @@ class JobsWorker(_LedgerMixin, Worker):
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
         try:
-            settle_killed_delivery(job, ret_val)
+            settle_killed_delivery(job, ret_val, worker_name=self.name)
         except Exception:  # reconcile will settle it; never take the worker down
             logger.exception("Could not settle ledger for killed RQ job %s", job.id)
         finally:
@@ -79,12 +132,34 @@ class JobsSimpleWorker(_LedgerMixin, SimpleWorker):
         super().__init__(*args, **kwargs)
 
 
-def settle_killed_delivery(rq_job, ret_val) -> None:
-    """Record the killed attempt of the ledger job behind ``rq_job`` (retry or fail)."""
+def settle_killed_delivery(rq_job, ret_val, *, worker_name: str = "") -> None:
+    """Record the killed attempt of the ledger job behind ``rq_job`` (retry or fail).
+
+    Killed before the runner claimed the row (it is still waiting on this very delivery), the
+    delivery becomes a failed attempt with RQ's own reason, at once rather than when the relay
+    notices the RQ job failed.
+    """
     if rq_job.func_name != RUNNER_ENTRYPOINT or not rq_job.args:
         return
     row = Job.objects.filter(pk=rq_job.args[0], rq_job_id=rq_job.id).first()
-    if row is None or row.state != JobState.RUNNING:
+    if row is None:
+        return
+    if row.state in (JobState.PENDING, JobState.RETRYING):
+        signal_msg = (
+            f" (signal {os.WTERMSIG(ret_val)})" if ret_val and os.WIFSIGNALED(ret_val) else ""
+        )
+        record_undelivered(
+            row.pk,
+            rq_job_id=rq_job.id,
+            worker_name=worker_name,
+            message=(
+                "Delivery failed before the runner claimed the job: Work-horse terminated "
+                f"unexpectedly; waitpid returned {ret_val}{signal_msg} (RQ job {rq_job.id}, "
+                f"worker {worker_name})"
+            ),
+        )
+        return
+    if row.state != JobState.RUNNING:
         return
     how = f"signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else ret_val
     try:
@@ -97,3 +172,30 @@ def settle_killed_delivery(rq_job, ret_val) -> None:
         kind=kind,
         expect_attempt=row.attempts,
     )
+
+
+def work_through_redis_outages(
+    make_worker: Callable[[], Worker], *, burst: bool = False, max_jobs: int | None = None, **kw
+) -> None:
+    """Run a worker and start a fresh one when RQ's quits on its own (it does on some Redis
+    errors: a restart, a failover), as a supervisor with ``Restart=always`` would; a Redis
+    outage then delays jobs without taking the workers down. Returns when the worker was asked
+    to stop (SIGINT / SIGTERM), or ran in burst mode or up to ``max_jobs``."""
+    while True:
+        worker = make_worker()
+        try:
+            worker.work(burst=burst, max_jobs=max_jobs, **kw)
+        except RedisError as exc:  # raised from RQ's teardown while Redis is away
+            logger.warning("Worker %s stopped on a Redis error: %s", worker.name, exc)
+        # A SIGINT / SIGTERM while idle ends RQ's loop without _stop_requested: the date says.
+        asked_to_stop = worker._stop_requested or worker._shutdown_requested_date is not None
+        if burst or max_jobs or asked_to_stop:
+            return
+        logger.warning("Worker %s quit by itself; starting again once Redis answers", worker.name)
+        while True:
+            try:
+                worker.connection.ping()
+                break
+            except RedisError:
+                time.sleep(1)  # nothing else to wait on: Redis is the thing missing
+        time.sleep(1)

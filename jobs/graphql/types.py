@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import graphene
-from django.conf import settings
-from django.utils import timezone
 from graphene.types.generic import GenericScalar
 
 from api.graphql_utils import PageInfo
 from jobs.models import JobState
+from jobs.selectors import job_is_stale
 
 
 class UserRef(graphene.ObjectType):
@@ -129,12 +128,8 @@ class Job(graphene.ObjectType):
 
     @staticmethod
     def resolve_is_stale(job, info) -> bool:
-        if job.state != JobState.RUNNING:
-            return False
-        # As the admin's stale badge: the last sign of life, heartbeat first.
-        seen = job.heartbeat_at or job.started_at or job.created_at
-        limit = timedelta(seconds=settings.JOBS_STALE_AFTER_SECONDS)
-        return timezone.now() - seen > limit
+        # The admin's stale badge rule: silent too long, or its RQ worker is dead.
+        return job_is_stale(job)
 
 
 class JobEdge(graphene.ObjectType):

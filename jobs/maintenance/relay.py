@@ -2,13 +2,17 @@
 
 * ``relay()`` sends jobs RQ never got: rows still waiting whose dispatch failed (Redis down at
   commit) or whose RQ job vanished (Redis restarted empty, job expired, delivery failed).
+  A waiting row whose delivery RQ failed (or whose RQ worker died holding it) before the runner
+  claimed it gets a failed attempt with RQ's reason first.
 * ``reconcile()`` settles running rows whose worker is gone: the work horse was killed (RQ
-  failed the job without callbacks), the whole worker died (its RQ key expired), or the row's
-  heartbeat is older than ``JOBS_STALE_AFTER_SECONDS``. Each becomes a failed attempt with a
-  clear message, retried by the kind's policy or failed for good.
+  failed the job without callbacks), the whole worker died (``jobs.liveness``: gone from RQ's
+  registry or silent, and the row silent too), or the row's heartbeat is older than
+  ``JOBS_STALE_AFTER_SECONDS``. Each becomes a failed attempt with a clear message, retried by
+  the kind's policy or failed for good. A parent awaiting its children (``jobs.parents``) is
+  checked instead: settled if its children are.
 
-Both run every minute from the scheduler (``relay-and-reconcile``), in a worker's maintenance
-pass (``jobs.worker.JobsWorker``) and from ``manage.py jobs relay``, always through
+Both run every few seconds in one live worker (``jobs.worker.LedgerWatch``), every minute from
+the scheduler (``relay-and-reconcile``) and from ``manage.py jobs relay``, always through
 ``relay_and_reconcile``, which holds one Redis lock (``RECONCILE_LOCK_KEY``) for the pass. Even
 without it they would not run a job twice: the relay claims each row before sending it (see
 ``jobs.enqueue.dispatch``) and every state change here is conditional on the row's current
@@ -28,13 +32,14 @@ from redis.exceptions import RedisError
 from rq.command import send_stop_job_command
 from rq.job import Job as RQJob
 from rq.job import JobStatus
-from rq.worker import Worker
 
 from jobs import conf
 from jobs.dispatch import dispatch
+from jobs.liveness import WorkerSeen, is_awaiting_children, is_inline, worker_death, workers_seen
 from jobs.models import Job, JobState
+from jobs.parents import check_parent
 from jobs.registry import UnknownJobKind, get_kind
-from jobs.runner import INLINE_PREFIX, record_failure
+from jobs.runner import record_failure, record_undelivered
 
 logger = logging.getLogger(__name__)
 
@@ -82,18 +87,53 @@ def relay(*, grace_seconds: int = DISPATCH_GRACE_SECONDS, limit: int = 1000) -> 
         Job.objects.filter(waiting, cancel_requested=False)
         .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=cutoff))
         .order_by("created_at")
-        .only("pk", "rq_job_id", "dispatched_at", "state")[:limit]
+        .only("pk", "rq_job_id", "dispatched_at", "state", "next_attempt_at")[:limit]
     )
     if not rows:
         return 0
     dispatched_ids = [r.rq_job_id for r in rows if r.dispatched_at and r.rq_job_id]
     rq_jobs = _fetch_rq_jobs(dispatched_ids) if dispatched_ids else {}
+    seen = _workers_seen() if dispatched_ids else WorkerSeen({})
     sent = 0
     for row in rows:
         if row.dispatched_at and row.rq_job_id:
             rq_job = rq_jobs.get(row.rq_job_id)
-            if rq_job is not None and _status(rq_job) not in _RQ_NOT_WAITING:
-                continue  # RQ still has it queued / scheduled / started
+            status = _status(rq_job) if rq_job is not None else ""
+            if rq_job is not None and status == JobStatus.STARTED.value:
+                if not _started_by_dead_worker(rq_job, seen, now=now):
+                    continue  # a live worker is about to claim it
+                why = f"its worker {rq_job.worker_name} died before the runner claimed the job"
+                if record_undelivered(
+                    row.pk,
+                    rq_job_id=row.rq_job_id,
+                    worker_name=rq_job.worker_name or "",
+                    message=f"Delivery failed: {why} (RQ job {row.rq_job_id})",
+                ):
+                    continue  # its retry is dispatched by record_failure
+            elif (
+                rq_job is not None
+                and status == JobStatus.SCHEDULED.value
+                and row.next_attempt_at is not None
+                and row.next_attempt_at < cutoff
+            ):
+                # Overdue in RQ's scheduled registry: the worker holding RQ's scheduler lock
+                # died (the lock outlives it by minutes). Sent now; the old copy is superseded.
+                logger.warning("Job %s: its RQ scheduler is not moving it; sending it now", row.pk)
+                if dispatch(row.pk, expect_dispatched_at=row.dispatched_at, delay=0):
+                    sent += 1
+                continue
+            elif rq_job is not None and status not in _RQ_NOT_WAITING:
+                continue  # RQ still has it queued / scheduled
+            elif rq_job is not None and status == JobStatus.FAILED.value:
+                reason = _rq_failure(rq_job) or "no reason given"
+                if record_undelivered(
+                    row.pk,
+                    rq_job_id=row.rq_job_id,
+                    worker_name=rq_job.worker_name or "",
+                    message=f"Delivery failed before the runner claimed the job: {reason} "
+                    f"(RQ job {row.rq_job_id})",
+                ):
+                    continue
             logger.warning("Job %s was dispatched but RQ lost it; sending it again", row.pk)
         # Claimed by a conditional UPDATE on the dispatched_at we saw: if another relay or an
         # on-commit dispatch got there first, this sends nothing.
@@ -104,24 +144,46 @@ def relay(*, grace_seconds: int = DISPATCH_GRACE_SECONDS, limit: int = 1000) -> 
     return sent
 
 
-def _live_worker_names() -> set[str]:
-    conn = _connection()
-    return {w.name for w in Worker.all(connection=conn)}
+def _workers_seen() -> WorkerSeen:
+    return workers_seen(_connection())
+
+
+def _rq_failure(rq_job: RQJob) -> str:
+    """The last line of RQ's failure text for ``rq_job`` (its reason), or ""."""
+    with contextlib.suppress(Exception):
+        latest = rq_job.latest_result()
+        lines = (getattr(latest, "exc_string", "") or "").strip().splitlines()
+        return lines[-1].strip() if lines else ""
+    return ""
+
+
+def _started_by_dead_worker(rq_job: RQJob, seen: WorkerSeen, *, now) -> bool:
+    name = rq_job.worker_name
+    if not name:
+        return False
+    silent = seen.silent_for(name, now=now)
+    return silent is None or silent > conf.worker_silent_after()
 
 
 def reconcile(*, stale_after: int | None = None) -> list[Job]:
     """Settle running rows whose worker died. Returns the rows it changed."""
     stale_after = stale_after or conf.stale_after_seconds()
     now = timezone.now()
-    running = list(Job.objects.filter(state=JobState.RUNNING))
+    # Payload, result and errors are not needed to judge (record_failure reads the row again).
+    running = list(Job.objects.filter(state=JobState.RUNNING).defer("payload", "result", "errors"))
     if not running:
         return []
-    rq_ids = [r.rq_job_id for r in running if r.rq_job_id and not _is_inline(r)]
-    rq_jobs = _fetch_rq_jobs(rq_ids) if rq_ids else {}
-    live_workers = _live_worker_names()
     changed = []
+    for parent in [r for r in running if is_awaiting_children(r)]:
+        # Its children settle it; this catches a settle hook lost with a dying process.
+        if check_parent(parent.pk):
+            changed.append(Job.objects.get(pk=parent.pk))
+    running = [r for r in running if not is_awaiting_children(r)]
+    rq_ids = [r.rq_job_id for r in running if r.rq_job_id and not is_inline(r)]
+    rq_jobs = _fetch_rq_jobs(rq_ids) if rq_ids else {}
+    seen = _workers_seen()
     for row in running:
-        reason = _death_reason(row, rq_jobs, live_workers, now=now, stale_after=stale_after)
+        reason = _death_reason(row, rq_jobs, seen, now=now, stale_after=stale_after)
         if reason is None:
             _escalate_cancel(row, now=now)
             continue
@@ -139,16 +201,12 @@ def reconcile(*, stale_after: int | None = None) -> list[Job]:
     return changed
 
 
-def _is_inline(row: Job) -> bool:
-    return row.rq_job_id.startswith(INLINE_PREFIX)
-
-
-def _death_reason(row: Job, rq_jobs, live_workers: set[str], *, now, stale_after: int):
+def _death_reason(row: Job, rq_jobs, seen: WorkerSeen, *, now, stale_after: int):
     last_sign = row.heartbeat_at or row.started_at or row.created_at
     silent_for = (now - last_sign).total_seconds()
     # An inline run (``--sync``, a bulk parent's child) has no RQ job and no RQ worker: only
     # its heartbeat says whether it is alive.
-    inline = _is_inline(row)
+    inline = is_inline(row)
     if not inline and row.rq_job_id and row.rq_job_id in rq_jobs:
         rq_job = rq_jobs[row.rq_job_id]
         started_long_ago = row.started_at and (now - row.started_at).total_seconds() > 5
@@ -166,17 +224,8 @@ def _death_reason(row: Job, rq_jobs, live_workers: set[str], *, now, stale_after
                     f"Worker died: RQ marked job {row.rq_job_id} {status}{detail} "
                     f"(worker {row.worker_name})"
                 )
-    if (
-        not inline
-        and row.rq_job_id
-        and row.worker_name
-        and row.worker_name not in live_workers
-        and silent_for > 2 * conf.heartbeat_interval()
-    ):
-        return (
-            f"Worker died: worker {row.worker_name} is gone and the job has not "
-            f"reported for {int(silent_for)}s"
-        )
+    if (died := worker_death(row, seen, now=now)) is not None:
+        return died
     if silent_for > stale_after:
         return f"Worker died or hung: no heartbeat for {int(silent_for)}s (limit {stale_after}s)"
     return None
@@ -200,7 +249,7 @@ def _is_this_run(row: Job, rq_job: RQJob) -> bool:
 
 def _stop_rq_job(row: Job) -> None:
     """Best effort: if RQ still runs the abandoned delivery somewhere, stop it."""
-    if not row.rq_job_id or _is_inline(row):
+    if not row.rq_job_id or is_inline(row):
         return
 
     # Raises when the job is not executing any more (the usual case).

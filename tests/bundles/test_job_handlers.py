@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import django_rq
 import pytest
 from django.db import transaction
 from django.utils import timezone
+from rq.job import Job as RQJob
 
 from bundles import requests
 from bundles.errors import BundleNotFound, InvalidScope
@@ -368,8 +370,10 @@ def drafts(redis_conn):
 
 
 def test_bulk_operation_runs_one_child_per_batch_and_its_progress_follows_them(
-    drafts, progress_log
+    drafts, monkeypatch
 ):
+    from bundles import handlers as bundle_jobs
+
     ids = [b.pk for b in drafts]
     parent = bundles_bulk_enqueue(
         operation="activate", bundle_ids=ids, batch_size=3, trigger="admin"
@@ -380,6 +384,15 @@ def test_bulk_operation_runs_one_child_per_batch_and_its_progress_follows_them(
     assert [c.reason for c in queued] == [f"Batch {n}/3 of bulk activate" for n in (1, 2, 3)]
     assert {(c.trigger, c.state) for c in queued} == {("admin", JobState.PENDING)}
     assert rq_queued("bundle-bulk-operation") == 4
+    # (the parent's progress as each batch starts: the runner's on-settle hook writes it)
+    parent_steps = []
+    real = bundle_jobs.BATCH_OPERATIONS["activate"]
+
+    def recording(ids, continue_on_error, progress):
+        parent_steps.append(Job.objects.values_list("progress", flat=True).get(pk=parent.pk))
+        return real(ids, continue_on_error, progress)
+
+    monkeypatch.setitem(bundle_jobs.BATCH_OPERATIONS, "activate", recording)
     run_burst_worker()
 
     parent.refresh_from_db()
@@ -395,8 +408,7 @@ def test_bulk_operation_runs_one_child_per_batch_and_its_progress_follows_them(
     assert parent.result["failed_batches"] == []
     assert set(Bundle.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"active"}
     # The parent's progress climbed batch by batch, and the last step says all are done
-    parent_steps = [pct for kind, job_id, pct, _ in progress_log if job_id == str(parent.pk)]
-    assert parent_steps == [0, 33, 66, 100]
+    assert [*parent_steps, parent.progress] == [0, 33, 66, 100]
     assert parent.progress_message == "3/3 batches done"
 
 
@@ -409,6 +421,7 @@ def test_a_bulk_job_of_five_batches_completes_with_one_bulk_worker_and_says_5_of
         parent = bundles_bulk_enqueue(
             operation="activate", bundle_ids=ids, batch_size=1, trigger="admin"
         )
+    parent_rq_id = Job.objects.get(pk=parent.pk).rq_job_id
     start_worker("bundle-bulk-operation")
     # Then every batch and the parent complete, and the parent reports 5/5
     wait_until(
@@ -420,6 +433,17 @@ def test_a_bulk_job_of_five_batches_completes_with_one_bulk_worker_and_says_5_of
     assert [c.state for c in children] == [JobState.COMPLETED] * 5
     assert parent.progress == 100 and parent.progress_message == "5/5 batches done"
     assert parent.result["completed_batches"] == 5
+    # The parent held no worker while its batches waited: its RQ delivery returned at once,
+    # leaving the row awaiting its children, and every batch ran in its own RQ delivery on
+    # the one worker (none inline inside the parent's process, so none to orphan if it dies)
+    parent_delivery = RQJob.fetch(parent_rq_id, connection=django_rq.get_connection())
+    assert parent_delivery.get_status() == "finished"
+    assert parent_delivery.return_value() == {"state": JobState.RUNNING, "attempt": 1}
+    assert parent.rq_job_id.startswith("children-") and parent.worker_name == ""
+    workers = {c.worker_name for c in children}
+    assert len(workers) == 1 and not workers.pop().startswith("inline")
+    assert all(c.rq_job_id.startswith("job-") for c in children)
+    assert all(c.started_at >= parent.started_at for c in children)
 
 
 def make_empty_draft() -> Bundle:
@@ -445,6 +469,13 @@ def test_bulk_continue_on_error_finishes_every_batch_and_reports_the_errors(draf
     assert Bundle.objects.filter(pk__in=[b.pk for b in drafts], status="active").count() == 7
 
 
+def hold_back_later_batches(parent: Job) -> None:
+    """Take batches 2.. out of RQ (as if queued behind a long backlog): only batch 1 starts."""
+    queue = django_rq.get_queue("bundle-bulk-operation")
+    for child in bulk_batch_jobs(parent=parent)[1:]:
+        queue.remove(child.rq_job_id)
+
+
 def test_bulk_without_continue_on_error_stops_at_the_failed_batch(drafts):
     empty = make_empty_draft()
     ids = [empty.pk] + [b.pk for b in drafts]
@@ -455,6 +486,8 @@ def test_bulk_without_continue_on_error_stops_at_the_failed_batch(drafts):
         continue_on_error=False,
         trigger="admin",
     )
+    # (batches run in parallel on workers: keep 2 and 3 queued behind a backlog, not started)
+    hold_back_later_batches(parent)
     run_burst_worker()
     parent.refresh_from_db()
     children = bulk_batch_jobs(parent=parent)
@@ -503,6 +536,7 @@ def test_retrying_a_failed_bulk_parent_runs_its_failed_and_cancelled_batches_aga
     parent = bundles_bulk_enqueue(
         operation="activate", bundle_ids=ids, batch_size=3, continue_on_error=False, trigger="admin"
     )
+    hold_back_later_batches(parent)
     run_burst_worker()
     parent.refresh_from_db()
     assert parent.state == JobState.FAILED

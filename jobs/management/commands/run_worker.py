@@ -8,7 +8,7 @@ import django_rq
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.worker import JobsSimpleWorker, JobsWorker
+from jobs.worker import JobsSimpleWorker, JobsWorker, work_through_redis_outages
 
 
 class Command(BaseCommand):
@@ -66,8 +66,8 @@ class Command(BaseCommand):
             )
         rq_queues = [django_rq.get_queue(q) for q in names]
         worker_class = JobsSimpleWorker if simple else JobsWorker
-        worker = worker_class(rq_queues, connection=rq_queues[0].connection, name=name)
-        worker.work(
+        work_through_redis_outages(
+            lambda: worker_class(rq_queues, connection=rq_queues[0].connection, name=name),
             burst=burst,
             with_scheduler=not no_scheduler,
             max_jobs=max_jobs,
