@@ -21,7 +21,9 @@ from typing import Any
 
 from django.core.mail import mail_admins
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import close_old_connections, connections, transaction
+from django.db import connections, transaction
+from django.db.models import CharField, F, Q, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from rq import get_current_job
 
@@ -68,7 +70,7 @@ class _Heartbeat(threading.Thread):
 
 def perform(job_id: str) -> dict:
     """RQ entrypoint: run the ledger job ``job_id``. Returns a short summary for RQ's result."""
-    close_old_connections()
+    _drop_broken_connections()
     rq_job = get_current_job()
     worker = (rq_job.worker_name if rq_job else None) or _local_name()
     job, skipped = _claim(job_id, worker_name=worker, rq_job_id=rq_job.id if rq_job else "")
@@ -77,6 +79,21 @@ def perform(job_id: str) -> dict:
         return {"skipped": skipped}
     job = _execute(job, rq_job)
     return {"state": job.state, "attempt": job.attempts}
+
+
+def _drop_broken_connections() -> None:
+    """Close only connections that saw an error and fail a health check.
+
+    Not ``close_old_connections``: with ``CONN_MAX_AGE = 0`` it closes every connection, so a
+    worker that runs jobs in its own process (``JobsSimpleWorker``) would open a fresh one per
+    job. A forking worker's horse starts without one anyway (closed before the fork).
+    """
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and conn.errors_occurred:
+            if conn.is_usable():
+                conn.errors_occurred = False
+            else:
+                conn.close()
 
 
 def run_inline(job: Job) -> Job:
@@ -103,46 +120,56 @@ def _local_name(prefix: str = "local") -> str:
 
 
 def _claim(job_id, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str]:
-    """Lock the row and mark it running. Returns (job, "") or (None, why it was skipped)."""
+    """Mark the row running. Returns (job, "") or (None, why it was skipped).
+
+    One conditional UPDATE claims it (and a SELECT reads it back); only a claim that misses
+    takes the locked path below to find out why (cancelled, settled, superseded).
+    """
+    now = timezone.now()
+    sendable = (JobState.PENDING, JobState.RETRYING)
+    claimable = Q(pk=job_id, state__in=sendable, cancel_requested=False)
+    if rq_job_id:
+        # An older delivery of this row (a re-dispatch replaced it) must not run.
+        claimable &= Q(rq_job_id=rq_job_id) | Q(rq_job_id="")
+    # An inline run (``--sync``, a bulk parent running a child) gets an id of its own: any RQ
+    # copy of the row is then superseded, and reconcile knows to judge this run by its
+    # heartbeat alone (there is no RQ job or RQ worker to ask).
+    new_rq_id = (
+        Value(rq_job_id)
+        if rq_job_id
+        else Concat(
+            Value(f"{INLINE_PREFIX}{job_id}-"),
+            Cast(F("attempts") + 1, output_field=CharField()),
+            output_field=CharField(),
+        )
+    )
+    claimed = Job.objects.filter(claimable).update(
+        state=JobState.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        heartbeat_at=now,
+        worker_name=worker_name[:255],
+        next_attempt_at=None,
+        progress=0,
+        progress_message="",
+        rq_job_id=new_rq_id,
+    )
+    if claimed:
+        return Job.objects.get(pk=job_id), ""
+    return None, _why_not_claimed(job_id, rq_job_id=rq_job_id)
+
+
+def _why_not_claimed(job_id, *, rq_job_id: str) -> str:
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None:
-            return None, "vanished from the ledger"
+            return "vanished from the ledger"
         if job.state not in (JobState.PENDING, JobState.RETRYING):
-            return None, f"state is {job.state}"
+            return f"state is {job.state}"
         if job.cancel_requested:
             _settle(job, JobState.CANCELLED, message="Cancelled before it started")
-            return None, "cancelled before it started"
-        if rq_job_id and job.rq_job_id and job.rq_job_id != rq_job_id:
-            # An older delivery of this row (a re-dispatch replaced it): let the newest run.
-            return None, f"superseded by RQ job {job.rq_job_id}"
-        now = timezone.now()
-        job.state = JobState.RUNNING
-        job.attempts += 1
-        job.started_at = now
-        job.heartbeat_at = now
-        job.worker_name = worker_name[:255]
-        job.next_attempt_at = None
-        job.progress = 0
-        job.progress_message = ""
-        # An inline run (``--sync``, a bulk parent running a child) gets an id of its own: any
-        # RQ copy of the row is then superseded, and reconcile knows to judge this run by its
-        # heartbeat alone (there is no RQ job or RQ worker to ask).
-        job.rq_job_id = rq_job_id or f"{INLINE_PREFIX}{job.pk}-{job.attempts}"
-        job.save(
-            update_fields=[
-                "state",
-                "attempts",
-                "started_at",
-                "heartbeat_at",
-                "worker_name",
-                "next_attempt_at",
-                "progress",
-                "progress_message",
-                "rq_job_id",
-            ]
-        )
-    return job, ""
+            return "cancelled before it started"
+        return f"superseded by RQ job {job.rq_job_id}"
 
 
 def _execute(job: Job, rq_job, *, inline: bool = False) -> Job:
@@ -189,14 +216,20 @@ def _jsonable(value: Any) -> Any:
 def _finish(job: Job, result: Any) -> Job:
     now = timezone.now()
     # One conditional UPDATE: if reconcile settled this attempt meanwhile, it wins.
-    Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
+    settled = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
         state=JobState.COMPLETED,
         result=result,
         progress=100,
         settled_at=now,
         next_attempt_at=None,
     )
-    return Job.objects.get(pk=job.pk)
+    if not settled:
+        return Job.objects.get(pk=job.pk)
+    # No read back: the row is what this UPDATE made it (progress messages were written by the
+    # handler's context, which keeps them on ``job`` too).
+    job.state, job.result, job.progress = JobState.COMPLETED, result, 100
+    job.settled_at, job.next_attempt_at = now, None
+    return job
 
 
 def _finish_cancelled(job: Job, result: Any) -> Job:
