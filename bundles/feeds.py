@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from bundles import requests
-from bundles.requests import InvalidJobOptions
 from bundles.errors import VariantNotFound
 from bundles.models import ProductVariant
+from bundles.requests import InvalidJobOptions
 from jobs.models import Job
 
 # One feed call names at most this many variants (a request must stay a reasonable row).

@@ -3,7 +3,6 @@ and ``manage.py variants_changed``."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from io import StringIO
 
 import pytest
