@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 from datetime import timedelta
 from typing import Any
@@ -40,32 +41,70 @@ logger = logging.getLogger(__name__)
 INLINE_PREFIX = "inline-"
 
 
-class _Heartbeat(threading.Thread):
-    """Touches ``heartbeat_at`` every few seconds while the handler runs; notices cancels."""
+class _Heartbeats(threading.Thread):
+    """One daemon thread per process that touches ``heartbeat_at`` of every job running in it
+    every ``JOBS_HEARTBEAT_INTERVAL`` seconds, and notices cancels.
 
-    def __init__(self, ctx: JobContext, interval: float | None = None) -> None:
-        super().__init__(name=f"job-heartbeat-{ctx.job.pk}", daemon=True)
-        self.ctx = ctx
-        self.interval = interval or conf.heartbeat_interval()
-        self.stopped = threading.Event()
+    One long-lived thread rather than one per job: starting and joining a thread per job cost
+    about as much as the job's own ledger writes (a worker running jobs in-process reuses it;
+    a forked work horse starts its own). Several jobs can run at once in one process (a bulk
+    parent running a child in place), so it beats for a set of them.
+    """
+
+    _instance: _Heartbeats | None = None
+    _instance_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        super().__init__(name="job-heartbeats", daemon=True)
+        self.pid = os.getpid()
+        self.due: dict[JobContext, float] = {}
+        self.changed = threading.Condition()
+
+    @classmethod
+    def get(cls) -> _Heartbeats:
+        with cls._instance_lock:
+            # A forked child inherits the object but not the thread: start its own.
+            if cls._instance is None or cls._instance.pid != os.getpid():
+                cls._instance = cls()
+                cls._instance.start()
+            return cls._instance
+
+    def watch(self, ctx: JobContext) -> None:
+        with self.changed:
+            self.due[ctx] = time.monotonic() + conf.heartbeat_interval()
+            self.changed.notify()
+
+    def unwatch(self, ctx: JobContext) -> None:
+        with self.changed:
+            self.due.pop(ctx, None)
 
     def run(self) -> None:
-        try:
-            while not self.stopped.wait(self.interval):
-                try:
-                    Job.objects.filter(pk=self.ctx.job.pk, state=JobState.RUNNING).update(
-                        heartbeat_at=timezone.now()
-                    )
-                    if Job.objects.filter(pk=self.ctx.job.pk, cancel_requested=True).exists():
-                        self.ctx._mark_cancel()
-                except Exception:
-                    logger.warning("Heartbeat for job %s failed", self.ctx.job.pk, exc_info=True)
-        finally:
-            connections.close_all()  # this thread's own connection
+        while True:
+            with self.changed:
+                now = time.monotonic()
+                beat = [ctx for ctx, at in self.due.items() if at <= now]
+                for ctx in beat:
+                    self.due[ctx] = now + conf.heartbeat_interval()
+                if not beat:
+                    wait = min(self.due.values(), default=now + 60) - now
+                    self.changed.wait(timeout=max(0.01, wait))
+                    continue
+            for ctx in beat:
+                self._beat(ctx)
+            if not self.due:
+                connections.close_all()  # idle: do not hold this thread's connection
 
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)
+    @staticmethod
+    def _beat(ctx: JobContext) -> None:
+        try:
+            Job.objects.filter(pk=ctx.job.pk, state=JobState.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+            if Job.objects.filter(pk=ctx.job.pk, cancel_requested=True).exists():
+                ctx._mark_cancel()
+        except Exception:
+            logger.warning("Heartbeat for job %s failed", ctx.job.pk, exc_info=True)
+            connections.close_all()
 
 
 def perform(job_id: str) -> dict:
@@ -174,8 +213,8 @@ def _why_not_claimed(job_id, *, rq_job_id: str) -> str:
 
 def _execute(job: Job, rq_job, *, inline: bool = False) -> Job:
     ctx = JobContext(job, rq_job)
-    heartbeat = _Heartbeat(ctx)
-    heartbeat.start()
+    heartbeats = _Heartbeats.get()
+    heartbeats.watch(ctx)
     try:
         try:
             kind = get_kind(job.kind)
@@ -188,7 +227,7 @@ def _execute(job: Job, rq_job, *, inline: bool = False) -> Job:
         else:
             outcome = ("cancelled", result) if ctx.cancel_seen else ("ok", result)
     finally:
-        heartbeat.stop()
+        heartbeats.unwatch(ctx)
 
     status, value = outcome
     if status == "ok":
