@@ -96,20 +96,25 @@ def run(args: argparse.Namespace) -> None:
     print(f"database: {connection.vendor} {db.get('NAME')}   bundles: {args.bundles}")
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
-    call_command("seed_demo", bundles=args.bundles, seed=args.seed, reset=True, verbosity=0)
+    if args.reuse and Bundle.objects.count() == args.bundles:
+        print("reusing the catalog already there (--reuse)")
+    else:
+        call_command("seed_demo", bundles=args.bundles, seed=args.seed, reset=True, verbosity=0)
     ids = list(Bundle.objects.order_by("pk").values_list("pk", flat=True))
-    product = Product.objects.create(name="Bench parts")
+    product, _ = Product.objects.get_or_create(name="Bench parts")
     few, every = (
-        ProductVariant.objects.create(
-            product=product, sku=f"BENCH-{name}", name=name, price="1.00", stock_on_hand=10**6
-        )
+        ProductVariant.objects.get_or_create(
+            sku=f"BENCH-{name}",
+            defaults={"product": product, "name": name, "price": "1.00", "stock_on_hand": 10**6},
+        )[0]
         for name in ("few", "every")
     )
-    BundleComponent.objects.bulk_create(
-        [BundleComponent(bundle_id=i, variant=few, quantity=1) for i in ids[:1000]]
-        + [BundleComponent(bundle_id=i, variant=every, quantity=1) for i in ids],
-        batch_size=5000,
-    )
+    if not BundleComponent.objects.filter(variant=every).exists():
+        BundleComponent.objects.bulk_create(
+            [BundleComponent(bundle_id=i, variant=few, quantity=1) for i in ids[:1000]]
+            + [BundleComponent(bundle_id=i, variant=every, quantity=1) for i in ids],
+            batch_size=5000,
+        )
     services.bundles_recompute(bundle_ids=ids)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -219,6 +224,9 @@ def main() -> None:
     parser.add_argument("--feed", type=int, default=5000, help="variants the feed changes")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep a catalog of --bundles bundles already there"
+    )
     args, _unknown = parser.parse_known_args()
     from bench._scratch import scratch_services
 
