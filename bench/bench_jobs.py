@@ -36,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=500, help="jobs per worker run")
     parser.add_argument("--enqueues", type=int, default=500, help="timed enqueue() calls")
-    args = parser.parse_args()
+    args, _unknown = parser.parse_known_args()  # bin/bench passes --bundles to all
 
     with scratch_services("bench-jobs"):
         run(args)

@@ -34,6 +34,18 @@ class BundleError(Exception):
         return self.message
 
 
+class VariantNotFound(BundleError):
+    api_code = "NOT_FOUND"
+    code = "variant_not_found"
+
+    def __init__(self, ids: Iterable[int]) -> None:
+        self.ids: list[int] = sorted(ids)
+        shown = ", ".join(str(i) for i in self.ids[:20])
+        more = f" (+{len(self.ids) - 20} more)" if len(self.ids) > 20 else ""
+        noun = "variant" if len(self.ids) == 1 else "variants"
+        super().__init__(f"No {noun} with id {shown}{more}.", field="variantIds")
+
+
 class BundleNotFound(BundleError):
     api_code = "NOT_FOUND"
     code = "bundle_not_found"

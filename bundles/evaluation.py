@@ -685,6 +685,26 @@ class RecomputeBatch:
     found: list[int]
     changed: int
     slow: list[int]  # found, but for the per-bundle path (shell or entry to create)
+    # bundle id -> what changed, compactly: {"price": [old, new], "availability": [...], ...}
+    changes: dict[int, dict] = field(default_factory=dict)
+
+
+def change_of(
+    *, old: tuple[Decimal | None, int, str], new: tuple[Decimal | None, int, str], currency: str
+) -> dict:
+    """The fields that differ between (price, availability, status) before and after, each as
+    [old, new] (prices as text in the currency's minor unit); {} when nothing differs."""
+    out: dict = {}
+    old_price, new_price = (
+        None if p is None else str(pricing.quantize_money(p, currency)) for p in (old[0], new[0])
+    )
+    if old_price != new_price:
+        out["price"] = [old_price, new_price]
+    if old[1] != new[1]:
+        out["availability"] = [old[1], new[1]]
+    if old[2] != new[2]:
+        out["status"] = [old[2], new[2]]
+    return out
 
 
 def recompute_batch(ids: Sequence[int], *, update_search: bool) -> RecomputeBatch:
@@ -698,7 +718,19 @@ def recompute_batch(ids: Sequence[int], *, update_search: bool) -> RecomputeBatc
         else:
             fast.append(o)
     changed = write(fast, now=now, index=update_search)
-    return RecomputeBatch(found=[o.row.id for o in outcomes], changed=len(changed), slow=slow)
+    changes = {}
+    for o in fast:
+        if o.row.id in changed:
+            diff = change_of(
+                old=(_money(o.row.computed_price), o.row.computed_availability, o.row.status),
+                new=(_money(o.price_scaled), o.availability, o.status),
+                currency=o.row.currency,
+            )
+            if diff:
+                changes[o.row.id] = diff
+    return RecomputeBatch(
+        found=[o.row.id for o in outcomes], changed=len(changed), slow=slow, changes=changes
+    )
 
 
 def check_batch(ids: Sequence[int], *, fix: bool, result: dict) -> list[int]:

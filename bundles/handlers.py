@@ -12,7 +12,8 @@ Kinds and queues (queue names are part of the interface)::
     maintenance        bundle-consistency-check    weekly: check all (fix), reindex, purge
     bulk_operation     bundle-bulk-operation       parent: one child job per batch
     bulk_batch         bundle-bulk-operation       child: one batch of a bulk operation
-    fanout             bundle-bulk-operation       changed variants -> their bundles' recomputes
+    fanout             bundle-bulk-operation       changed variants -> coalesced recompute batches
+    recompute_batch    bundle-recompute            up to N bundles, set-based, coalesced
 """
 
 from __future__ import annotations
@@ -230,13 +231,50 @@ def fanout(
         set(bundle_ids_using_variants(variant_ids=variant_ids))
         | set(bundle_ids_using_products(product_ids=product_ids))
     )
+    changed = [f"variant(s) {_few(variant_ids)}"] if variant_ids else []
+    changed += [f"product(s) {_few(product_ids)}"] if product_ids else []
+    why = (reason or f"{' and '.join(changed).capitalize()} changed")[:255]
+    total = len(bundle_ids)
+    result: dict = {"variant_ids": list(variant_ids), "bundles": total}
+    if product_ids:
+        result["product_ids"] = list(product_ids)
+    if reindex_only:
+        result |= _fanout_reindexes(ctx, bundle_ids, why=why, inline=inline)
+        return result
+    # Coalesced batches of up to BUNDLES_RECOMPUTE_BATCH_SIZE: one transaction per batch's
+    # worth, so the first batch reaches RQ while the rest are still being placed.
+    size = requests.recompute_batch_size()
+    placed: list[Job] = []
+    for start in range(0, total, size):
+        with transaction.atomic():
+            for job in requests.bundles_recompute_coalesced(
+                bundle_ids=bundle_ids[start : start + size],
+                trigger=ctx.job.trigger,
+                reason=why,
+                requested_by=ctx.job.requested_by,
+                dispatch_on_commit=not inline,
+            ):
+                if job not in placed:
+                    placed.append(job)
+        done = min(start + size, total)
+        ctx.set_progress(done * 100 // total, f"{done}/{total} bundles")
+    if inline:
+        for job in placed:
+            run_inline(job)
+    result["batches"] = [str(job.pk) for job in placed]
+    return result
+
+
+def _few(ids: Sequence[int], shown: int = 10) -> str:
+    """"1, 2, 3" — or the first ``shown`` and "+N more", so a feed's reason stays short."""
+    ids = list(ids)
+    more = f" (+{len(ids) - shown} more)" if len(ids) > shown else ""
+    return ", ".join(map(str, ids[:shown])) + more
+
+
+def _fanout_reindexes(ctx: JobContext, bundle_ids: list[int], *, why: str, inline: bool) -> dict:
+    """Renames: one deduplicated reindex per bundle (search shows names, prices are kept)."""
     names = dict(Bundle.objects.filter(pk__in=bundle_ids).values_list("pk", "name"))
-    changed = [f"variant(s) {', '.join(map(str, variant_ids))}"] if variant_ids else []
-    changed += [f"product(s) {', '.join(map(str, product_ids))}"] if product_ids else []
-    why = reason or f"{' and '.join(changed).capitalize()} changed"
-    enqueue_one = (
-        requests.bundle_reindex_enqueue if reindex_only else requests.bundle_recompute_enqueue
-    )
     created = merged = 0
     spawned: list[Job] = []
     total = len(bundle_ids)
@@ -244,7 +282,7 @@ def fanout(
         # One transaction per chunk: its jobs reach RQ together when it commits.
         with transaction.atomic():
             for bundle_id in bundle_ids[start : start + FANOUT_CHUNK]:
-                job = enqueue_one(
+                job = requests.bundle_reindex_enqueue(
                     bundle_id=bundle_id,
                     trigger=ctx.job.trigger,
                     reason=why,
@@ -262,17 +300,30 @@ def fanout(
     if inline:
         for job in spawned:
             run_inline(job)
-    result = {
-        "variant_ids": list(variant_ids),
-        "bundles": total,
-        "recomputes_enqueued": 0 if reindex_only else created,
-        "recomputes_merged": 0 if reindex_only else merged,
+    return {"reindexes_enqueued": created, "reindexes_merged": merged}
+
+
+# --- recompute batches --------------------------------------------------------------------------
+
+
+@job_kind(
+    Kind.RECOMPUTE_BATCH,
+    queue="bundle-recompute",
+    max_attempts=3,
+    backoff=(10, 60, 300),
+    timeout=1800,
+)
+def recompute_batch(ctx: JobContext, *, bundle_ids: Sequence[int], reason: str = "") -> dict:
+    """Recompute a coalesced batch set-based; the result says what changed per bundle."""
+    done = services.bundles_recompute(bundle_ids=bundle_ids, progress=ctx.set_progress)
+    ctx.set_progress(100, f"{done['recomputed']} recomputed, {done['changed']} changed")
+    return {
+        "bundles": len(bundle_ids),
+        "recomputed": done["recomputed"],
+        "changed": done["changed"],
+        "missing": done["missing"],
+        "changes": done["changes"],
     }
-    if product_ids:
-        result["product_ids"] = list(product_ids)
-    if reindex_only:
-        result |= {"reindexes_enqueued": created, "reindexes_merged": merged}
-    return result
 
 
 # --- bulk operations ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 class Kind(StrEnum):
     RECOMPUTE = "recompute"  # one bundle, explicit requests
+    RECOMPUTE_BATCH = "recompute_batch"  # up to N bundles, coalesced (fan-outs, feeds)
     REINDEX = "reindex"  # one, many or all bundles
     CONSISTENCY_CHECK = "consistency_check"  # scope all / active / broken / ids
     MAINTENANCE = "maintenance"  # weekly: check all (fix), reindex all, prune

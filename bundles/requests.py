@@ -18,7 +18,7 @@ from bundles.errors import BundleError, BundleNotFound, InvalidScope
 from bundles.kinds import BulkOperation, Kind
 from bundles.models import Bundle
 from bundles.selectors import SCOPES, bundle_ids_for_scope, bundle_ids_matching
-from jobs.enqueue import dispatch, enqueue, enqueue_many
+from jobs.enqueue import dispatch, enqueue, enqueue_coalesced, enqueue_many
 from jobs.models import Job
 from jobs.request_registry import register_request
 from jobs.targets import Target, register_target
@@ -29,6 +29,22 @@ MAX_BATCH_SIZE = 1000
 # A new fan-out waits this long before a worker may start it, so a burst of saves of the same
 # variants merges into it (dedup only merges into jobs that have not started).
 DEFAULT_FANOUT_DEBOUNCE_SECONDS = 1
+
+
+# A recompute batch holds at most this many bundles (``BUNDLES_RECOMPUTE_BATCH_SIZE``).
+DEFAULT_RECOMPUTE_BATCH_SIZE = 500
+# An open fan-out absorbs at most this many variants (``BUNDLES_FANOUT_MAX_VARIANTS``).
+DEFAULT_FANOUT_MAX_VARIANTS = 10_000
+RECOMPUTE_BATCH_KEY = "recompute_batch:open"
+FANOUT_KEY = "fanout:variants:open"
+
+
+def recompute_batch_size() -> int:
+    return int(getattr(settings, "BUNDLES_RECOMPUTE_BATCH_SIZE", DEFAULT_RECOMPUTE_BATCH_SIZE))
+
+
+def fanout_max_variants() -> int:
+    return int(getattr(settings, "BUNDLES_FANOUT_MAX_VARIANTS", DEFAULT_FANOUT_MAX_VARIANTS))
 
 
 def fanout_debounce_seconds() -> float:
@@ -181,6 +197,40 @@ def bundle_recompute_request(
         update_search=update_search,
         requested_by=requested_by,
         label=bundle.name,
+        dispatch_on_commit=dispatch_on_commit,
+    )
+
+
+def bundles_recompute_coalesced(
+    *,
+    bundle_ids: Sequence[int],
+    trigger: str,
+    reason: str = "",
+    requested_by=None,
+    dispatch_on_commit: bool = True,
+) -> list[Job]:
+    """Recompute these bundles in coalesced batch jobs of up to ``BUNDLES_RECOMPUTE_BATCH_SIZE``.
+
+    What changes flow into (fan-outs, feeds): the ids join the pending batch while it has not
+    started (a burst of changes fills one job), and the rest open new batches; a batch that is
+    already running is never added to, so a change during its run gets a batch of its own.
+    No existence check (the handler skips bundles that vanished). Returns the batches used.
+    """
+    ids = sorted({int(i) for i in bundle_ids})
+    if not ids:
+        return []
+    return enqueue_coalesced(
+        Kind.RECOMPUTE_BATCH,
+        key=RECOMPUTE_BATCH_KEY,
+        ids_field="bundle_ids",
+        ids=ids,
+        capacity=recompute_batch_size(),
+        payload={"reason": reason},
+        trigger=trigger,
+        reason=reason,
+        requested_by=requested_by,
+        target_type="bundle",
+        label=lambda count: f"Recompute {count} bundle{'s' if count != 1 else ''}",
         dispatch_on_commit=dispatch_on_commit,
     )
 
@@ -448,13 +498,32 @@ def variants_changed(
     ids = sorted({int(i) for i in variant_ids})
     if not ids:
         return None
+    if not reindex_only:
+        # One open fan-out absorbs every change until a worker starts it (after the debounce):
+        # a burst of saves of different variants makes one fan-out, hence a few batches.
+        jobs = enqueue_coalesced(
+            Kind.FANOUT,
+            key=FANOUT_KEY,
+            ids_field="variant_ids",
+            ids=ids,
+            capacity=fanout_max_variants(),
+            payload={"reason": reason},
+            trigger=trigger,
+            reason=reason,
+            requested_by=requested_by,
+            target_type="variant",
+            label=lambda count: (
+                (label or f"Variant #{ids[0]}") if count == 1 else f"{count} variants"
+            ),
+            dispatch_on_commit=dispatch_on_commit,
+            delay=fanout_debounce_seconds(),
+        )
+        return jobs[-1] if jobs else None
     if len(ids) == 1:
         target = Target("variant", str(ids[0]), label or f"Variant #{ids[0]}")
     else:
         target = Target("variant", "", f"{len(ids)} variants")
-    payload: dict = {"variant_ids": ids, "reason": reason}
-    if reindex_only:
-        payload["reindex_only"] = True
+    payload: dict = {"variant_ids": ids, "reason": reason, "reindex_only": True}
     return _enqueue_fanout(
         payload=payload,
         trigger=trigger,

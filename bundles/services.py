@@ -436,10 +436,15 @@ def bundles_recompute(
     batch_size: int = 500,
     progress: Progress = None,
 ) -> dict:
-    """Recompute many bundles in batches; a bounded number of queries per batch."""
+    """Recompute many bundles in batches; a bounded number of queries per batch.
+
+    The result's ``changes`` maps each changed bundle's id (as text) to what changed, each
+    field as [old, new]: ``{"12": {"price": ["10.00", "20.00"], "availability": [5, 4]}}``.
+    """
     ids = _unique_ids(bundle_ids)
     recomputed = changed = 0
     missing: list[int] = []
+    changes: dict[str, dict] = {}
     done = 0
     for chunk in _chunks(ids, batch_size):
         with transaction.atomic():
@@ -449,21 +454,34 @@ def bundles_recompute(
                 batch = evaluation.recompute_batch(chunk, update_search=update_search)
                 found, slow = set(batch.found), batch.slow
                 changed += batch.changed
+                changes.update({str(k): v for k, v in batch.changes.items()})
             else:
                 found, slow = set(), chunk
             if slow:
                 loaded = _load(slow, lock=True)
+                before = {
+                    b.pk: (b.computed_price, b.computed_availability, b.status) for b in loaded
+                }
                 now = timezone.now()
                 evaluations = [evaluate_bundle(b, now=now) for b in loaded]
-                changed += len(_write_bundles(evaluations, now=now, force=False))
+                slow_changed = _write_bundles(evaluations, now=now, force=False)
+                changed += len(slow_changed)
                 if update_search:
                     _index(loaded, force=False)
                 found |= {b.pk for b in loaded}
+                for b in loaded:
+                    diff = evaluation.change_of(
+                        old=before[b.pk],
+                        new=(b.computed_price, b.computed_availability, b.status),
+                        currency=b.currency,
+                    )
+                    if b.pk in slow_changed and diff:
+                        changes[str(b.pk)] = diff
         missing += [i for i in chunk if i not in found]
         recomputed += len(found)
         done += len(chunk)
         _report(progress, int(done * 100 / len(ids)), f"{done}/{len(ids)} bundles")
-    return {"recomputed": recomputed, "changed": changed, "missing": missing}
+    return {"recomputed": recomputed, "changed": changed, "missing": missing, "changes": changes}
 
 
 # --- search -----------------------------------------------------------------------------------

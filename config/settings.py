@@ -166,6 +166,8 @@ JOBS_RETENTION_DAYS = int(os.environ.get("JOBS_RETENTION_DAYS", "30"))
 JOBS_STALE_AFTER_SECONDS = int(os.environ.get("JOBS_STALE_AFTER_SECONDS", "90"))
 # New fan-out jobs wait this long in RQ so a burst of saves of one variant merges into one job.
 BUNDLES_FANOUT_DEBOUNCE_SECONDS = float(os.environ.get("BUNDLES_FANOUT_DEBOUNCE_SECONDS", "1"))
+# Bundles per coalesced recompute batch job (fan-outs, feeds).
+BUNDLES_RECOMPUTE_BATCH_SIZE = int(os.environ.get("BUNDLES_RECOMPUTE_BATCH_SIZE", "500"))
 # Cron schedules (UTC), all periodic work in one list. Each names a request function (the same
 # one the admin, GraphQL and commands call) and its JSON arguments. Ids must stay stable.
 JOBS_SCHEDULES = [

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import django_rq
+from django.db.models import Case, Value, When
 from django.utils import timezone
 from redis.exceptions import RedisError
+from rq import Queue
 
 from jobs import conf
 from jobs.models import Job, JobState
@@ -73,19 +76,7 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
         return False  # another process sent it, a worker started it, or it was cancelled
     try:
         queue = django_rq.get_queue(job.queue)
-        options: dict[str, Any] = {
-            "args": (str(job.pk),),
-            "job_id": rq_id,
-            # RQ raises JobTimeoutException inside the handler after this long; the runner
-            # records it as the attempt's error and retries like any other failure.
-            "job_timeout": timeout,
-            "result_ttl": conf.rq_result_ttl(),
-            "failure_ttl": conf.rq_failure_ttl(),
-            "description": f"{job.kind} {job.target_label or job.target_id}".strip(),
-            "meta": {"ledger_id": str(job.pk), "kind": job.kind, "progress": job.progress},
-        }
-        if job_kind and job_kind.dispatch_options:
-            options.update(job_kind.dispatch_options(job.payload or {}))
+        options = _options(job, job_kind, rq_id, timeout)
         if delay > 0:
             # RQ keeps scheduled times in whole seconds (truncated): round up, so a retry never
             # comes earlier than its backoff.
@@ -111,6 +102,105 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
         _unclaim(job.pk, rq_id)
         return False
     return True
+
+
+def _options(job: Job, job_kind, rq_id: str, timeout: int) -> dict[str, Any]:
+    """RQ's enqueue options for one send of the row (the same for one send or many)."""
+    options: dict[str, Any] = {
+        "args": (str(job.pk),),
+        "job_id": rq_id,
+        # RQ raises JobTimeoutException inside the handler after this long; the runner
+        # records it as the attempt's error and retries like any other failure.
+        "job_timeout": timeout,
+        "result_ttl": conf.rq_result_ttl(),
+        "failure_ttl": conf.rq_failure_ttl(),
+        "description": f"{job.kind} {job.target_label or job.target_id}".strip(),
+        "meta": {"ledger_id": str(job.pk), "kind": job.kind, "progress": job.progress},
+    }
+    if job_kind and job_kind.dispatch_options:
+        options.update(job_kind.dispatch_options(job.payload or {}))
+    return options
+
+
+# How many rows one claim UPDATE and one Redis pipeline carry in ``dispatch_many``.
+DISPATCH_CHUNK = 500
+
+
+def dispatch_many(job_ids: Sequence) -> int:
+    """Hand many never-sent rows to RQ: per chunk of ``DISPATCH_CHUNK`` rows one SELECT, one
+    claim UPDATE, one read-back of the claim, and one Redis pipeline. Returns how many were sent.
+
+    The claim is ``dispatch``'s (a row whose ``dispatched_at`` is no longer unset, or that
+    started or was cancelled, is skipped), so a row is sent once even with a relay racing.
+    Rows held back (``run_after``) go through ``dispatch`` one by one. If Redis fails, the
+    chunk's claims are undone and the relay sends those rows later; never raises for it.
+    """
+    ids = list(dict.fromkeys(job_ids))
+    sent = 0
+    for start in range(0, len(ids), DISPATCH_CHUNK):
+        sent += _dispatch_chunk(ids[start : start + DISPATCH_CHUNK])
+    return sent
+
+
+def _dispatch_chunk(ids: list) -> int:
+    now = timezone.now()
+    sendable = (JobState.PENDING, JobState.RETRYING)
+    rows = list(
+        Job.objects.filter(
+            pk__in=ids, state__in=sendable, cancel_requested=False, dispatched_at=None
+        ).order_by()
+    )
+    position = {pk: index for index, pk in enumerate(ids)}
+    rows.sort(key=lambda row: position.get(row.pk, position.get(str(row.pk), 0)))  # given order
+    later = [row for row in rows if row.next_attempt_at and row.next_attempt_at > now]
+    rows = [row for row in rows if row not in later]
+    sent = sum(1 for row in later if dispatch(row.pk))
+    if not rows:
+        return sent
+    rq_ids = {row.pk: rq_job_id_for(row) for row in rows}
+    # One UPDATE claims the chunk, each row under its own RQ id (a CASE over the primary key).
+    Job.objects.filter(
+        pk__in=list(rq_ids), state__in=sendable, cancel_requested=False, dispatched_at=None
+    ).update(
+        rq_job_id=Case(*[When(pk=pk, then=Value(rq_id)) for pk, rq_id in rq_ids.items()]),
+        dispatched_at=now,
+    )
+    claimed = set(
+        Job.objects.filter(pk__in=list(rq_ids), rq_job_id__in=list(rq_ids.values()))
+        .order_by()
+        .values_list("pk", flat=True)
+    )
+    rows = [row for row in rows if row.pk in claimed]
+    if not rows:
+        return sent
+    try:
+        connection = django_rq.get_queue(rows[0].queue).connection
+        with connection.pipeline() as pipe:
+            by_queue: dict[str, list] = {}
+            for row in rows:
+                by_queue.setdefault(row.queue, []).append(row)
+            for name, queued in by_queue.items():
+                queue = django_rq.get_queue(name)
+                datas = []
+                for row in queued:
+                    try:
+                        job_kind = get_kind(row.kind)
+                    except LookupError:
+                        job_kind = None
+                    options = _options(
+                        row, job_kind, rq_ids[row.pk], job_kind.timeout if job_kind else 600
+                    )
+                    options["timeout"] = options.pop("job_timeout")
+                    datas.append(Queue.prepare_data(RUNNER_ENTRYPOINT, **options))
+                queue.enqueue_many(datas, pipeline=pipe)
+            pipe.execute()
+    except Exception as exc:  # Redis down or anything else: the relay sends them later
+        logger.warning("Could not dispatch %d jobs to RQ (%s); relay will retry", len(rows), exc)
+        Job.objects.filter(
+            pk__in=[row.pk for row in rows], rq_job_id__in=[rq_ids[row.pk] for row in rows]
+        ).update(dispatched_at=None)
+        return sent
+    return sent + len(rows)
 
 
 def _unclaim(job_pk, rq_id: str) -> None:

@@ -11,7 +11,10 @@
   out under an RQ id of its own, so two processes dispatching one row send it once, and a
   stale copy that reaches a worker is told apart from the current one.
 * ``enqueue_many`` records many jobs of one kind at once (one INSERT, no dedup) and dispatches
-  each on commit the same way.
+  them on commit with one claim UPDATE and one Redis pipeline per chunk.
+* ``enqueue_coalesced`` adds ids to the open (pending) job of a key, up to a capacity; a full
+  job is closed (its key cleared) and the rest go to a new one. The same partial unique
+  constraint as dedup keeps one open job per key, so racing requests fill one job.
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from jobs.dispatch import RUNNER_ENTRYPOINT, dispatch  # noqa: F401 (public import path)
+from jobs.dispatch import (  # noqa: F401 (public import path)
+    RUNNER_ENTRYPOINT,
+    dispatch,
+    dispatch_many,
+)
 from jobs.models import Job, JobState, JobTarget, JobTrigger
 from jobs.registry import JobKind, get_kind
 from jobs.targets import Target
@@ -184,12 +191,120 @@ def enqueue_many(
     if dispatch_on_commit:
         job_ids = [job.pk for job in jobs]
 
-        def dispatch_all() -> None:
-            for job_id in job_ids:
-                dispatch(job_id)  # never raises; an unsent row waits for the relay
-
-        transaction.on_commit(dispatch_all)
+        # Bounded SQL and one Redis pipeline per chunk; never raises (the relay sends the rest).
+        transaction.on_commit(lambda: dispatch_many(job_ids))
     return jobs
+
+
+def enqueue_coalesced(
+    kind: str,
+    *,
+    key: str,
+    ids_field: str,
+    ids: Sequence[int],
+    capacity: int,
+    payload: dict,
+    trigger: str,
+    reason: str = "",
+    requested_by=None,
+    target_type: str,
+    label: Callable[[int], str] = lambda count: f"{count} targets",
+    dispatch_on_commit: bool = True,
+    delay: float = 0,
+) -> list[Job]:
+    """Put ``ids`` into open jobs of ``kind`` under ``key``: at most ``capacity`` ids a job.
+
+    While a job is pending it absorbs new ids (``payload[ids_field]`` grows, ``merged_count``
+    counts the requests it absorbed, each id becomes a ``JobTarget`` link); once a worker has
+    started it, new ids go to a new job, so a change that arrives during a run is still
+    applied. A job that reaches ``capacity`` is closed (its dedup key cleared) and the next
+    ids open another. ``payload`` gives the other fields of a new job. Returns the jobs the
+    ids went to (new ones are dispatched on commit, like ``enqueue``'s, after ``delay``
+    seconds if given: a debounce, so a burst fills one job).
+    """
+    job_kind = get_kind(kind)  # raises UnknownJobKind
+    _check_trigger(trigger)
+    _check_json(payload)
+    if capacity < 1:
+        raise InvalidJobRequest(f"Capacity must be at least 1, got {capacity}")
+    remaining = list(dict.fromkeys(int(i) for i in ids))
+    touched: list[Job] = []
+    for _ in range(len(remaining) // capacity + 10):  # bounded: every pass places ids or retries
+        if not remaining:
+            break
+        absorbed = _absorb_into_open(key, ids_field, remaining, capacity, target_type, label)
+        if absorbed is not None:
+            job, remaining = absorbed
+            if job is not None and job not in touched:
+                touched.append(job)
+            continue
+        take, rest = remaining[:capacity], remaining[capacity:]
+        fields = _row_fields(
+            job_kind,
+            payload={**payload, ids_field: take},
+            trigger=trigger,
+            reason=reason,
+            requested_by=requested_by,
+            target=Target(target_type, str(take[0]) if len(take) == 1 else "", label(len(take))),
+            parent=None,
+        )
+        fields["dedup_key"] = None if len(take) >= capacity else key
+        try:
+            with transaction.atomic():
+                job = Job.objects.create(**fields)
+        except IntegrityError:
+            continue  # another request opened a job for the key meanwhile: fill that one
+        _link(job.pk, [Target(target_type, str(i)) for i in take])
+        if dispatch_on_commit:
+            job_id = job.pk
+            transaction.on_commit(lambda job_id=job_id: dispatch(job_id, delay=delay))
+        touched.append(job)
+        remaining = rest
+    else:  # pragma: no cover - would need the open job to vanish over and over
+        raise RuntimeError(f"Could not place ids in jobs for key {key!r}")
+    return touched
+
+
+def _absorb_into_open(
+    key: str,
+    ids_field: str,
+    ids: list[int],
+    capacity: int,
+    target_type: str,
+    label: Callable[[int], str],
+) -> tuple[Job | None, list[int]] | None:
+    """Fill the open job of ``key`` with as many of ``ids`` as fit: (the job, ids left over),
+    or None when there is no open job (or it started meanwhile)."""
+    with transaction.atomic():
+        # A row lock (PostgreSQL) or the IMMEDIATE transaction's write lock (SQLite) orders
+        # racing absorbs; a worker's claim waits for it or makes the filter miss the row.
+        job = (
+            Job.objects.select_for_update()
+            .filter(dedup_key=key, state=JobState.PENDING)
+            .only("pk", "payload", "merged_count")
+            .first()
+        )
+        if job is None:
+            return None
+        have = [int(i) for i in (job.payload or {}).get(ids_field) or []]
+        known = set(have)
+        new = [i for i in ids if i not in known]
+        take, rest = new[: max(0, capacity - len(have))], new[max(0, capacity - len(have)) :]
+        total = len(have) + len(take)
+        updates: dict[str, Any] = {"target_label": label(total)[:255]}
+        if total > 1:
+            updates["target_id"] = ""  # no longer one target: the links name them all
+        updated = Job.objects.filter(pk=job.pk, state=JobState.PENDING).update(
+            **updates,
+            payload={**job.payload, ids_field: have + take},
+            merged_count=F("merged_count") + 1,
+            dedup_key=None if total >= capacity else key,  # full: the next ids open a new job
+        )
+        if not updated:
+            return None
+        _link(job.pk, [Target(target_type, str(i)) for i in take])
+    job.refresh_from_db()
+    return job, rest
 
 
 def _row_fields(

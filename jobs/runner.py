@@ -22,7 +22,9 @@ from typing import Any
 
 from django.core.mail import mail_admins
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import close_old_connections, connections, transaction
+from django.db import connections, transaction
+from django.db.models import CharField, F, Q, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from rq import get_current_job
 
@@ -38,45 +40,80 @@ from jobs.selectors import wait_for_job
 logger = logging.getLogger(__name__)
 
 
-class _Heartbeat(threading.Thread):
-    """Touches ``heartbeat_at`` every few seconds while the handler runs; notices cancels."""
+class _Heartbeats(threading.Thread):
+    """One daemon thread per process that touches ``heartbeat_at`` of every job running in it
+    every ``JOBS_HEARTBEAT_INTERVAL`` seconds, and notices cancels.
 
-    def __init__(self, ctx: JobContext, interval: float | None = None) -> None:
-        super().__init__(name=f"job-heartbeat-{ctx.job.pk}", daemon=True)
-        self.ctx = ctx
-        self.interval = interval or conf.heartbeat_interval()
-        self.stopped = threading.Event()
+    One long-lived thread rather than one per job: starting and joining a thread per job cost
+    about as much as the job's own ledger writes (a worker running jobs in-process reuses it;
+    a forked work horse starts its own). Several jobs can run at once in one process (a bulk
+    parent running a child in place), so it beats for a set of them.
+    """
+
+    _instance: _Heartbeats | None = None
+    _instance_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        super().__init__(name="job-heartbeats", daemon=True)
+        self.pid = os.getpid()
+        self.due: dict[JobContext, float] = {}
+        self.changed = threading.Condition()
+
+    @classmethod
+    def get(cls) -> _Heartbeats:
+        with cls._instance_lock:
+            # A forked child inherits the object but not the thread: start its own.
+            if cls._instance is None or cls._instance.pid != os.getpid():
+                cls._instance = cls()
+                cls._instance.start()
+            return cls._instance
+
+    def watch(self, ctx: JobContext) -> None:
+        with self.changed:
+            self.due[ctx] = time.monotonic() + conf.heartbeat_interval()
+            self.changed.notify()
+
+    def unwatch(self, ctx: JobContext) -> None:
+        with self.changed:
+            self.due.pop(ctx, None)
 
     def run(self) -> None:
-        try:
-            while not self.stopped.wait(self.interval):
-                try:
-                    # One query per beat: the UPDATE skips a row asked to cancel, and only
-                    # then is the flag read (once), so 100 running jobs cost 100 UPDATEs per
-                    # interval, not 200 queries.
-                    rows = Job.objects.filter(pk=self.ctx.job.pk, state=JobState.RUNNING)
-                    if self.ctx._cancel:
-                        rows.update(heartbeat_at=timezone.now())
-                        continue
-                    touched = rows.filter(cancel_requested=False).update(
-                        heartbeat_at=timezone.now()
-                    )
-                    if not touched and rows.filter(cancel_requested=True).exists():
-                        self.ctx._mark_cancel()
-                        rows.update(heartbeat_at=timezone.now())
-                except Exception:
-                    logger.warning("Heartbeat for job %s failed", self.ctx.job.pk, exc_info=True)
-        finally:
-            connections.close_all()  # this thread's own connection
+        while True:
+            with self.changed:
+                now = time.monotonic()
+                beat = [ctx for ctx, at in self.due.items() if at <= now]
+                for ctx in beat:
+                    self.due[ctx] = now + conf.heartbeat_interval()
+                if not beat:
+                    wait = min(self.due.values(), default=now + 60) - now
+                    self.changed.wait(timeout=max(0.01, wait))
+                    continue
+            for ctx in beat:
+                self._beat(ctx)
+            if not self.due:
+                connections.close_all()  # idle: do not hold this thread's connection
 
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)
+    @staticmethod
+    def _beat(ctx: JobContext) -> None:
+        try:
+            # One query per beat: the UPDATE skips a row asked to cancel, and only then is the
+            # flag read (once), so 100 running jobs cost 100 UPDATEs per interval, not 200.
+            rows = Job.objects.filter(pk=ctx.job.pk, state=JobState.RUNNING)
+            if ctx._cancel:
+                rows.update(heartbeat_at=timezone.now())
+                return
+            touched = rows.filter(cancel_requested=False).update(heartbeat_at=timezone.now())
+            if not touched and rows.filter(cancel_requested=True).exists():
+                ctx._mark_cancel()
+                rows.update(heartbeat_at=timezone.now())
+        except Exception:
+            logger.warning("Heartbeat for job %s failed", ctx.job.pk, exc_info=True)
+            connections.close_all()
 
 
 def perform(job_id: str) -> dict:
     """RQ entrypoint: run the ledger job ``job_id``. Returns a short summary for RQ's result."""
-    close_old_connections()
+    _drop_broken_connections()
     rq_job = get_current_job()
     worker = (rq_job.worker_name if rq_job else None) or _local_name()
     job, skipped = _claim(job_id, worker_name=worker, rq_job_id=rq_job.id if rq_job else "")
@@ -85,6 +122,21 @@ def perform(job_id: str) -> dict:
         return {"skipped": skipped}
     job = _execute(job, rq_job)
     return {"state": job.state, "attempt": job.attempts}
+
+
+def _drop_broken_connections() -> None:
+    """Close only connections that saw an error and fail a health check.
+
+    Not ``close_old_connections``: with ``CONN_MAX_AGE = 0`` it closes every connection, so a
+    worker that runs jobs in its own process (``JobsSimpleWorker``) would open a fresh one per
+    job. A forking worker's horse starts without one anyway (closed before the fork).
+    """
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and conn.errors_occurred:
+            if conn.is_usable():
+                conn.errors_occurred = False
+            else:
+                conn.close()
 
 
 def run_inline(job: Job) -> Job:
@@ -133,53 +185,63 @@ def _local_name(prefix: str = "local") -> str:
 
 
 def _claim(job_id, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str]:
-    """Lock the row and mark it running. Returns (job, "") or (None, why it was skipped)."""
+    """Mark the row running. Returns (job, "") or (None, why it was skipped).
+
+    One conditional UPDATE claims it (and a SELECT reads it back); only a claim that misses
+    takes the locked path below to find out why (cancelled, settled, superseded).
+    """
+    now = timezone.now()
+    sendable = (JobState.PENDING, JobState.RETRYING)
+    claimable = Q(pk=job_id, state__in=sendable, cancel_requested=False)
+    if rq_job_id:
+        # An older delivery of this row (a re-dispatch replaced it) must not run.
+        claimable &= Q(rq_job_id=rq_job_id) | Q(rq_job_id="")
+    # An inline run (``--sync``, a bulk parent running a child) gets an id of its own: any RQ
+    # copy of the row is then superseded, and reconcile knows to judge this run by its
+    # heartbeat alone (there is no RQ job or RQ worker to ask).
+    new_rq_id = (
+        Value(rq_job_id)
+        if rq_job_id
+        else Concat(
+            Value(f"{INLINE_PREFIX}{job_id}-"),
+            Cast(F("attempts") + 1, output_field=CharField()),
+            output_field=CharField(),
+        )
+    )
+    claimed = Job.objects.filter(claimable).update(
+        state=JobState.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        heartbeat_at=now,
+        worker_name=worker_name[:255],
+        next_attempt_at=None,
+        progress=0,
+        progress_message="",
+        rq_job_id=new_rq_id,
+    )
+    if claimed:
+        return Job.objects.get(pk=job_id), ""
+    return None, _why_not_claimed(job_id, rq_job_id=rq_job_id)
+
+
+def _why_not_claimed(job_id, *, rq_job_id: str) -> str:
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None:
-            return None, "vanished from the ledger"
+            return "vanished from the ledger"
         if job.state not in (JobState.PENDING, JobState.RETRYING):
-            return None, f"state is {job.state}"
+            return f"state is {job.state}"
         if job.cancel_requested:
             _settle(job, JobState.CANCELLED, message="Cancelled before it started")
             _on_settle(job)
-            return None, "cancelled before it started"
-        if rq_job_id and job.rq_job_id and job.rq_job_id != rq_job_id:
-            # An older delivery of this row (a re-dispatch replaced it): let the newest run.
-            return None, f"superseded by RQ job {job.rq_job_id}"
-        now = timezone.now()
-        job.state = JobState.RUNNING
-        job.attempts += 1
-        job.started_at = now
-        job.heartbeat_at = now
-        job.worker_name = worker_name[:255]
-        job.next_attempt_at = None
-        job.progress = 0
-        job.progress_message = ""
-        # An inline run (``--sync``, a bulk parent running a child) gets an id of its own: any
-        # RQ copy of the row is then superseded, and reconcile knows to judge this run by its
-        # heartbeat alone (there is no RQ job or RQ worker to ask).
-        job.rq_job_id = rq_job_id or f"{INLINE_PREFIX}{job.pk}-{job.attempts}"
-        job.save(
-            update_fields=[
-                "state",
-                "attempts",
-                "started_at",
-                "heartbeat_at",
-                "worker_name",
-                "next_attempt_at",
-                "progress",
-                "progress_message",
-                "rq_job_id",
-            ]
-        )
-    return job, ""
+            return "cancelled before it started"
+        return f"superseded by RQ job {job.rq_job_id}"
 
 
 def _execute(job: Job, rq_job, *, inline: bool = False) -> Job:
     ctx = JobContext(job, rq_job)
-    heartbeat = _Heartbeat(ctx)
-    heartbeat.start()
+    heartbeats = _Heartbeats.get()
+    heartbeats.watch(ctx)
     try:
         try:
             kind = get_kind(job.kind)
@@ -193,7 +255,7 @@ def _execute(job: Job, rq_job, *, inline: bool = False) -> Job:
         else:
             outcome = ("cancelled", result) if ctx.cancel_seen else ("ok", result)
     finally:
-        heartbeat.stop()
+        heartbeats.unwatch(ctx)
 
     status, value = outcome
     if status == "ok" and isinstance(value, AwaitChildren):
@@ -223,16 +285,21 @@ def _jsonable(value: Any) -> Any:
 def _finish(job: Job, result: Any) -> Job:
     now = timezone.now()
     # One conditional UPDATE: if reconcile settled this attempt meanwhile, it wins.
-    Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
+    settled = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
         state=JobState.COMPLETED,
         result=result,
         progress=100,
         settled_at=now,
         next_attempt_at=None,
     )
-    row = Job.objects.get(pk=job.pk)
-    _on_settle(row)
-    return row
+    if not settled:
+        return Job.objects.get(pk=job.pk)
+    # No read back: the row is what this UPDATE made it (progress messages were written by the
+    # handler's context, which keeps them on ``job`` too).
+    job.state, job.result, job.progress = JobState.COMPLETED, result, 100
+    job.settled_at, job.next_attempt_at = now, None
+    _on_settle(job)
+    return job
 
 
 def _finish_cancelled(job: Job, result: Any) -> Job:

@@ -103,7 +103,7 @@ def test_recompute_variants_sync_fans_out_and_recomputes_here(redis_conn):
     ProductVariant.objects.filter(pk=battery.pk).update(price=Decimal("12.50"))  # an import
     run("recompute_bundles", "--variants", str(battery.pk), "--sync")
     assert jobs("fanout").get().state == JobState.COMPLETED
-    assert jobs("recompute").get().state == JobState.COMPLETED
+    assert jobs("recompute_batch").get().state == JobState.COMPLETED
     assert rq_queued() == 0
     assert Bundle.objects.get(pk=kit.pk).computed_price == Decimal("25.00")
 

@@ -74,8 +74,14 @@ def test_committed_price_change_recomputes_every_bundle_using_the_variant(redis_
     wait_until(prices_updated)
     wait_until(all_settled)
     assert jobs("fanout").get().state == JobState.COMPLETED
-    recomputed = sorted(j.payload["bundle_id"] for j in jobs("recompute"))
+    recomputed = sorted(i for j in jobs("recompute_batch") for i in j.payload["bundle_ids"])
     assert recomputed == sorted(expected)
+    # the batch links to each bundle and says what changed for each
+    (batch,) = jobs("recompute_batch")
+    assert sorted(batch.target_links.values_list("target_id", flat=True)) == sorted(
+        str(i) for i in expected
+    )
+    assert batch.result["changes"][str(using[0].pk)]["price"] == ["10.00", "20.00"]
     assert Bundle.objects.get(pk=other.pk).last_recomputed_at == untouched_at
     # the shells and search entries follow too
     for bundle in Bundle.objects.filter(pk__in=expected).select_related(
@@ -140,13 +146,13 @@ def test_a_burst_of_1000_saves_makes_a_handful_of_fanouts_and_right_prices(
 
 
 def test_a_change_during_a_running_recompute_is_applied_after_it(redis_conn, worker, monkeypatch):
-    # Given a bundle, a worker process for fan-outs, and a recompute that pauses once it has
-    # computed (with the old price) until told to go on
+    # Given a bundle, a worker process for fan-outs, and a recompute batch that pauses once it
+    # has computed (with the old price) until told to go on
     battery = make_variant(price="10.00")
     kit = make_bundle(components=[(battery, 1)])
     worker("bundle-bulk-operation")
     computed, go = threading.Event(), threading.Event()
-    real = services.bundle_recompute
+    real = services.bundles_recompute
 
     def pausing_recompute(**kwargs):
         result = real(**kwargs)
@@ -155,7 +161,7 @@ def test_a_change_during_a_running_recompute_is_applied_after_it(redis_conn, wor
             assert go.wait(60), "the test never released the recompute"
         return result
 
-    monkeypatch.setattr(services, "bundle_recompute", pausing_recompute)
+    monkeypatch.setattr(services, "bundles_recompute", pausing_recompute)
 
     def change_price_while_running() -> None:
         try:
@@ -163,33 +169,33 @@ def test_a_change_during_a_running_recompute_is_applied_after_it(redis_conn, wor
             variant = ProductVariant.objects.get(pk=battery.pk)
             variant.price = Decimal("30.00")
             variant.save()
-            # the fan-out runs in the other process and asks for a recompute of the kit; wait
+            # the fan-out runs in the other process and asks for a batch with the kit; wait
             # until RQ holds it (the row commits a moment before its dispatch), or the burst
             # worker could finish first and leave it for nobody
-            wait_until(lambda: jobs("recompute").count() == 2)
+            wait_until(lambda: jobs("recompute_batch").count() == 2)
             wait_until(lambda: rq_queued("bundle-recompute") >= 1)
         finally:
             go.set()
             close_thread_connections()
 
-    first = requests.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="admin")
+    (first,) = requests.bundles_recompute_coalesced(bundle_ids=[kit.pk], trigger="admin")
     changer = threading.Thread(target=change_price_while_running)
     changer.start()
 
-    # When the in-process worker runs the recompute (and whatever follows it)
+    # When the in-process worker runs the batch (and whatever follows it)
     run_burst_worker()
     changer.join(10)
 
-    # Then the running job was not merged into: a second recompute ran after it, and the
-    # final price is the new one
+    # Then the running batch was not added to: a second batch ran after it, and the final
+    # price is the new one
     first.refresh_from_db()
-    second = jobs("recompute").exclude(pk=first.pk).get()
+    second = jobs("recompute_batch").exclude(pk=first.pk).get()
     assert first.state == JobState.COMPLETED
-    assert first.result["price"] == "10.00"
+    assert first.result["changes"] == {}  # computed with the old price: nothing changed
     assert first.merged_count == 0
     assert second.state == JobState.COMPLETED
     assert second.started_at > first.started_at
-    assert second.result["price"] == "30.00"
+    assert second.result["changes"][str(kit.pk)]["price"] == ["10.00", "30.00"]
     assert Bundle.objects.get(pk=kit.pk).computed_price == Decimal("30.00")
 
 
@@ -204,7 +210,7 @@ def test_import_through_queryset_update_reaches_bundles_via_variants_changed(red
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED
     assert job.trigger == "command"
-    assert jobs("recompute").count() == 1  # one bundle, one recompute
+    assert jobs("recompute_batch").count() == 1  # one bundle, one batch
     assert Bundle.objects.get(pk=kit.pk).computed_price == Decimal("10.00")
 
 
@@ -251,14 +257,18 @@ def test_fifty_price_changes_committed_while_redis_is_down_all_reach_their_bundl
                 variant.price = Decimal("10.00") + n + 1
                 variant.save()
         # Then every change is in the ledger, waiting undispatched; nothing raised
+        # (coalesced into the one open fan-out, which holds all 50 variants)
         waiting = Job.objects.filter(kind="fanout", dispatched_at__isnull=True)
-        assert waiting.count() == 50
-        assert Job.objects.count() == rows_before + 50
+        assert sorted(i for f in waiting for i in f.payload["variant_ids"]) == sorted(
+            v.pk for v in variants
+        )
+        assert sum(1 + f.merged_count for f in waiting) == 50
+        assert Job.objects.count() == rows_before + waiting.count()
     finally:
         server.start()
 
     # When Redis is back and the relay runs, then the workers bring every bundle up to date
-    assert relay(grace_seconds=0) == 50
+    assert relay(grace_seconds=0) == waiting.count()
     run_burst_worker()
     prices = dict(
         Bundle.objects.filter(pk__in=[b.pk for b in bundles]).values_list("pk", "computed_price")

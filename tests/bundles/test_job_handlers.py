@@ -146,13 +146,13 @@ def test_bundle_recompute_request_refuses_an_unknown_id_and_creates_nothing(redi
 # --- fan-out --------------------------------------------------------------------------------
 
 
-def test_fanout_enqueues_a_recompute_per_bundle_using_the_variants(redis_conn):
+def test_fanout_puts_the_bundles_using_the_variants_into_the_pending_batch(redis_conn):
     camera, battery, other = make_variant(), make_variant(), make_variant()
     kit = make_bundle(components=[(camera, 1), (battery, 1)])
     solo = make_bundle(components=[(battery, 3)])
     make_bundle(components=[(other, 1)])
-    # One recompute is already pending: the fan-out merges into it rather than adding one
-    pending = requests.bundle_recompute_enqueue(bundle_id=kit.pk, trigger="admin")
+    # One batch is already pending with the kit: the fan-out fills it rather than adding one
+    (pending,) = requests.bundles_recompute_coalesced(bundle_ids=[kit.pk], trigger="admin")
 
     fanout = requests.variants_changed(variant_ids=[camera.pk, battery.pk], reason="import")
     # Run just the fan-out (inline, through the runner) to look at what it enqueued
@@ -160,15 +160,13 @@ def test_fanout_enqueues_a_recompute_per_bundle_using_the_variants(redis_conn):
 
     assert fanout.state == JobState.COMPLETED
     assert fanout.result["bundles"] == 2
-    assert fanout.result["recomputes_enqueued"] == 1
-    assert fanout.result["recomputes_merged"] == 1
-    recomputes = jobs("recompute")
-    assert sorted(j.payload["bundle_id"] for j in recomputes) == sorted([kit.pk, solo.pk])
-    new = recomputes.get(payload__bundle_id=solo.pk)
-    assert new.parent_id == fanout.pk
-    assert new.trigger == "command"
-    pending.refresh_from_db()
-    assert pending.merged_count == 1
+    assert fanout.result["batches"] == [str(pending.pk)]
+    batch = jobs("recompute_batch").get()
+    assert batch.payload["bundle_ids"] == sorted([kit.pk, solo.pk])
+    assert batch.merged_count == 1
+    assert sorted(batch.target_links.values_list("target_id", flat=True)) == sorted(
+        [str(kit.pk), str(solo.pk)]
+    )
 
 
 # --- reindex --------------------------------------------------------------------------------

@@ -154,7 +154,9 @@ def test_recompute_of_500_bundles_runs_a_bounded_number_of_queries(
     # of bulk statements), not one or more per bundle.
     with django_assert_max_num_queries(60):
         result = services.bundles_recompute(bundle_ids=ids, batch_size=500)
+    changes = result.pop("changes")
     assert result == {"recomputed": 500, "changed": 500, "missing": []}
+    assert len(changes) == 500  # each with its old -> new price and availability
     assert SearchEntry.objects.count() == 500
     assert not Bundle.objects.filter(shell_variant__isnull=True).exists()
 

@@ -351,6 +351,7 @@ def test_enqueue_many_with_redis_down_at_commit_leaves_the_rows_for_the_relay(
         raise redis.exceptions.ConnectionError("Connection refused")
 
     monkeypatch.setattr("rq.queue.Queue.enqueue", refuse)
+    monkeypatch.setattr("rq.queue.Queue.enqueue_many", refuse)  # the pipelined send
     # When (no error reaches the caller)
     with transaction.atomic():
         jobs = enqueue_many(

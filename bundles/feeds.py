@@ -1,0 +1,74 @@
+"""Feeds: imports that change variants with ``QuerySet.update()`` / ``bulk_update()`` (which
+send no signals) tell the bundles here, and get the same coalesced recomputes a save gets.
+
+    ProductVariant.objects.filter(sku__in=skus).update(stock_on_hand=0)
+    feeds.variants_changed_feed(variant_ids=ids, reason="supplier stock feed")
+
+``manage.py variants_changed --ids … | --file …`` is the command-line door.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from bundles import requests
+from bundles.errors import VariantNotFound
+from bundles.models import ProductVariant
+from bundles.requests import InvalidJobOptions
+from jobs.models import Job
+
+# One feed call names at most this many variants (a request must stay a reasonable row).
+MAX_FEED_VARIANTS = 100_000
+
+
+def variant_ids_checked(variant_ids: Iterable) -> list[int]:
+    """The ids as whole numbers, de-duplicated and sorted; every unknown one → VariantNotFound.
+
+    One query per 10,000 ids. Raises ``InvalidJobOptions`` for no ids, too many, or an id
+    that is not a positive whole number; nothing is written then.
+    """
+    ids: list[int] = []
+    for value in variant_ids:
+        if isinstance(value, bool) or not str(value).strip().isdigit() or int(value) < 1:
+            raise InvalidJobOptions(
+                f"{value!r} is not a variant id (a positive whole number).", field="variantIds"
+            )
+        ids.append(int(value))
+    ids = sorted(set(ids))
+    if not ids:
+        raise InvalidJobOptions("No variant ids given.", field="variantIds")
+    if len(ids) > MAX_FEED_VARIANTS:
+        raise InvalidJobOptions(
+            f"At most {MAX_FEED_VARIANTS} variants per feed call, got {len(ids)}.",
+            field="variantIds",
+        )
+    found: set[int] = set()
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start : start + 10_000]
+        found |= set(ProductVariant.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise VariantNotFound(missing)
+    return ids
+
+
+def variants_changed_feed(
+    *,
+    variant_ids: Sequence,
+    reason: str = "",
+    trigger: str = "command",
+    requested_by=None,
+    dispatch_on_commit: bool = True,
+) -> Job:
+    """Schedule the recomputes of every bundle using these variants (a fan-out job that fills
+    coalesced recompute batches). Validates first: bad or unknown ids create no job."""
+    ids = variant_ids_checked(variant_ids)
+    job = requests.variants_changed(
+        variant_ids=ids,
+        trigger=trigger,
+        reason=reason or f"Feed changed {len(ids)} variant{'s' if len(ids) != 1 else ''}",
+        requested_by=requested_by,
+        dispatch_on_commit=dispatch_on_commit,
+    )
+    assert job is not None  # ids is not empty
+    return job
