@@ -455,8 +455,8 @@ def _fire_time(schedule: Schedule, fire_at) -> datetime:
     stamped = rq_job.meta.get("fire_at") if rq_job is not None else None
     if stamped:
         return datetime.fromisoformat(stamped)
-    # Not stamped (queued by an older scheduler): the cron time this run belongs to.
-    return previous_run(schedule.cron, tz=schedule.timezone)
+    # Called directly (or queued by an older scheduler): a fire now, at cron's resolution.
+    return timezone.now().replace(second=0, microsecond=0)
 
 
 def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
@@ -471,6 +471,12 @@ def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
     if not schedule.enabled:
         # Disabled after this run was already queued: skip it.
         return {"skipped": "schedule disabled"}
+    if schedule.request == RELAY_REQUEST:
+        # Infrastructure, idempotent and guarded by its own lock: no ledger job to dedupe and
+        # no fire row (1,440 a day); a late relay is still worth running.
+        result = relay_and_reconcile()
+        Schedule.objects.filter(pk=schedule.pk).update(last_run_at=timezone.now())
+        return result
     when = _fire_time(schedule, fire_at)
     now = timezone.now()
     late = (now - when).total_seconds()
@@ -494,12 +500,7 @@ def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
                 last_skipped_at=when, last_skipped_note=note
             )
             return {"skipped": note}
-        item = _as_item(schedule)
-        if schedule.request == RELAY_REQUEST:
-            result = relay_and_reconcile()
-            Schedule.objects.filter(pk=schedule.pk).update(last_run_at=now)
-            return result
-        job = _call(item, trigger=JobTrigger.SCHEDULE, user=None)
+        job = _call(_as_item(schedule), trigger=JobTrigger.SCHEDULE, user=None)
         record.job = job
         record.save(update_fields=["job"])
         Schedule.objects.filter(pk=schedule.pk).update(last_run_at=now, last_job=job)
