@@ -489,7 +489,7 @@ def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
                 )
         except IntegrityError:
             return {"skipped": f"the fire at {when.isoformat()} ran already"}
-        ScheduleFire.objects.filter(schedule=schedule, fire_at__lt=now - FIRE_HISTORY).delete()
+        ScheduleFire.objects.filter(schedule=schedule, created_at__lt=now - FIRE_HISTORY).delete()
         if outcome == FireOutcome.SKIPPED:
             note = (
                 f"Fire at {when:%Y-%m-%d %H:%M} UTC skipped: {late:.0f}s late, "

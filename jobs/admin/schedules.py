@@ -5,7 +5,7 @@ service's validation as form errors; enable / disable / run now (buttons and act
 schedule's history (its jobs and fires) on its page. Writes go through ``jobs.schedules``,
 which checks the permission and writes the admin log entry, so the admin does not log again.
 
-Permissions: ``jobs.view_schedule`` to see, ``jobs.add_schedule`` / ``jobs.change_schedule`` to
+Permissions: ``jobs.view_schedule`` (or ``jobs.view_job``) to see, ``jobs.add_schedule`` / ``jobs.change_schedule`` to
 add, edit, enable and disable, ``jobs.run_schedule`` for run now.
 """
 
@@ -43,7 +43,6 @@ HISTORY_ROWS = 20
 
 
 class ScheduleForm(forms.ModelForm):
-    request = forms.ChoiceField(choices=())
     arguments = forms.JSONField(required=False, initial=dict, widget=forms.Textarea({"rows": 4}))
 
     class Meta:
@@ -52,17 +51,13 @@ class ScheduleForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        choices = [
-            (r.name, f"{r.name} — {r.description}" if r.description else r.name)
-            for r in all_requests()
-        ]
-        current = getattr(self.instance, "request", "")
-        if current and current not in dict(choices):
-            choices.append((current, f"{current} (not registered)"))
-        self.fields["request"].choices = choices
+        known = ", ".join(r.name for r in all_requests())
+        self.fields["request"].help_text = f"A registered request function: {known}"
 
     def clean(self):
         data = super().clean()
+        if self.errors:
+            return data  # the field's own error first (a bad JSON, a missing value)
         fields = {f: data.get(f) for f in self.Meta.fields if f in data}
         if self.instance.pk:
             fields.pop("name", None)
@@ -103,6 +98,10 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         return ["name", *EDITABLE, *(self.readonly_fields if obj else ())]
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Operators who see the jobs see the schedules that make them (as before the table).
+        return super().has_view_permission(request, obj) or request.user.has_perm("jobs.view_job")
 
     def has_run_permission(self, request) -> bool:
         return request.user.has_perm("jobs.run_schedule")
