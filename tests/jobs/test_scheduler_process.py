@@ -181,7 +181,7 @@ def test_redis_stopped_30s_the_scheduler_stays_alive_and_the_next_fire_runs(proc
         probe_schedule()
         other_schedules_off()
         sched = scheduler(procs, interval=2, lock_ttl=10, redis_url=url)
-        worker(procs, redis_url=url)
+        work = worker(procs, redis_url=url)
         conn = redis.Redis.from_url(url)
         wait_until(lambda: conn.zscore(ZSET, RQ_ID) is not None, timeout=60)
 
@@ -196,10 +196,14 @@ def test_redis_stopped_30s_the_scheduler_stays_alive_and_the_next_fire_runs(proc
         # Then the scheduler is still alive, registers again, and the next fire makes its job
         wait_until(lambda: conn.zscore(ZSET, RQ_ID) is not None, timeout=60)
         print(f"\nre-registered {time.monotonic() - down_at - 30:.1f}s after Redis came back")
-        wait_until(
-            lambda: Job.objects.filter(schedule_id=NAME, created_at__gte=back_at).exists(),
-            timeout=90,
-        )
+        try:
+            wait_until(
+                lambda: Job.objects.filter(schedule_id=NAME, created_at__gte=back_at).exists(),
+                timeout=90,
+            )
+        except AssertionError:
+            pytest.fail(f"no fire after the outage\n{sched.output()[-3000:]}\n"
+                        f"worker alive={work.alive()}\n{work.output()[-3000:]}")
         assert sched.alive()
         log = sched.output()
         assert log.count("cannot reach Redis") == 1, log  # logged once per outage
