@@ -503,7 +503,11 @@ def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
         job = _call(_as_item(schedule), trigger=JobTrigger.SCHEDULE, user=None)
         record.job = job
         record.save(update_fields=["job"])
-        Schedule.objects.filter(pk=schedule.pk).update(last_run_at=now, last_job=job)
+        Schedule.objects.filter(pk=schedule.pk).update(
+            last_run_at=now,
+            last_job=job,
+            next_run_at=next_run(schedule.cron, after=now, tz=schedule.timezone),
+        )
     return {"job": str(job.pk) if job else None}
 
 

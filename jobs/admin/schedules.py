@@ -5,8 +5,8 @@ service's validation as form errors; enable / disable / run now (buttons and act
 schedule's history (its jobs and fires) on its page. Writes go through ``jobs.schedules``,
 which checks the permission and writes the admin log entry, so the admin does not log again.
 
-Permissions: ``jobs.view_schedule`` (or ``jobs.view_job``) to see, ``jobs.add_schedule`` / ``jobs.change_schedule`` to
-add, edit, enable and disable, ``jobs.run_schedule`` for run now.
+Permissions: ``jobs.view_schedule`` (or ``jobs.view_job``) to see, ``jobs.add_schedule`` /
+``jobs.change_schedule`` to add, edit, enable and disable, ``jobs.run_schedule`` for run now.
 """
 
 from __future__ import annotations

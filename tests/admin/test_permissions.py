@@ -112,7 +112,9 @@ CASES = [
     Case(
         "run schedule now",
         "post",
-        lambda w: reverse("admin:jobs_schedule_run", args=[schedule_pk("nightly-consistency-check")]),
+        lambda w: reverse(
+            "admin:jobs_schedule_run", args=[schedule_pk("nightly-consistency-check")]
+        ),
         "jobs.run_schedule",
     ),
     Case(

@@ -1,4 +1,5 @@
-"""Schedules (rows of jobs.Schedule): idempotent registration with rq-scheduler, next runs in UTC, firing, run now."""
+"""Schedules (rows of jobs.Schedule): idempotent registration with rq-scheduler, next runs in
+UTC, firing, run now."""
 
 from __future__ import annotations
 
