@@ -249,3 +249,21 @@ def test_a_skipped_fire_is_shown_on_the_list_and_the_schedule_page(admin_client)
     html = detail.content.decode()
     assert "Fire at 2020-01-01 02:00 UTC skipped" in html
     assert "Skipped (missed beyond the grace period)" in html
+
+
+def test_jobs_list_and_schedules_page_show_the_scheduler_last_seen_and_flag_it_stale(
+    admin_client, redis_conn
+):
+    import time
+
+    from jobs.heartbeat import HEARTBEAT_KEY
+
+    redis_conn.set(HEARTBEAT_KEY, f"{time.time() - 3:.3f}")
+    assert (
+        "scheduler seen" in admin_client.get(reverse("admin:jobs_job_changelist")).content.decode()
+    )
+    assert "scheduler seen 3 s ago" in admin_client.get(LIST).content.decode()
+    redis_conn.set(HEARTBEAT_KEY, f"{time.time() - 900:.3f}")
+    jobs_page = admin_client.get(reverse("admin:jobs_job_changelist")).content.decode()
+    assert "scheduler stale: last seen 15" in jobs_page  # "15 minutes ago"
+    assert "scheduler stale: last seen" in admin_client.get(LIST).content.decode()

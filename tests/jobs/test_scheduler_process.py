@@ -202,8 +202,10 @@ def test_redis_stopped_30s_the_scheduler_stays_alive_and_the_next_fire_runs(proc
                 timeout=90,
             )
         except AssertionError:
-            pytest.fail(f"no fire after the outage\n{sched.output()[-3000:]}\n"
-                        f"worker alive={work.alive()}\n{work.output()[-3000:]}")
+            pytest.fail(
+                f"no fire after the outage\n{sched.output()[-3000:]}\n"
+                f"worker alive={work.alive()}\n{work.output()[-3000:]}"
+            )
         assert sched.alive()
         log = sched.output()
         assert log.count("cannot reach Redis") == 1, log  # logged once per outage
@@ -299,3 +301,24 @@ def test_missed_fire_within_grace_runs_once_on_recovery_beyond_grace_is_skipped(
     assert redis_conn.zscore(ZSET, RQ_ID) > time.time()
     before_start = datetime.fromtimestamp(now, UTC)
     assert ScheduleFire.objects.filter(schedule=probe, fire_at__lt=before_start).count() == 1
+
+
+def test_an_edit_or_disable_in_the_table_reaches_the_running_scheduler_without_restart(
+    procs, redis_conn
+):
+    # Given a running scheduler holding the probe every minute
+    probe = probe_schedule()
+    scheduler(procs, interval=2, lock_ttl=10)
+    wait_until(lambda: redis_conn.zscore(ZSET, RQ_ID) is not None, timeout=60)
+    # When the row changes behind its back (no on-commit sync: only the loop's diff can see it)
+    Schedule.objects.filter(pk=probe.pk).update(cron="0 5 * * *")
+    edited = time.monotonic()
+    # Then the next enqueue moves to 05:00 within a cycle or two
+    from jobs.cron import next_run
+
+    expected = next_run("0 5 * * *").timestamp()
+    wait_until(lambda: redis_conn.zscore(ZSET, RQ_ID) == expected, timeout=60, interval=0.1)
+    print(f"\nedit seen by the running scheduler after {time.monotonic() - edited:.1f}s")
+    # And disabling it takes it out
+    Schedule.objects.filter(pk=probe.pk).update(enabled=False)
+    wait_until(lambda: redis_conn.zscore(ZSET, RQ_ID) is None, timeout=60, interval=0.1)
