@@ -184,6 +184,9 @@ def test_redis_stopped_30s_the_scheduler_stays_alive_and_the_next_fire_runs(proc
         work = worker(procs, redis_url=url)
         conn = redis.Redis.from_url(url)
         wait_until(lambda: conn.zscore(ZSET, RQ_ID) is not None, timeout=60)
+        # (the worker must be up first: one starting during the outage exits, and bin/run's
+        # supervisor, not this test, is what restarts it)
+        wait_until(lambda: conn.scard("rq:workers") >= 1, timeout=60)
 
         # When Redis is down for 30 seconds and comes back (empty: no persistence)
         server.stop()
