@@ -94,14 +94,58 @@ def wait_until_started(supervisor: Supervisor, *, workers: int, timeout: float =
         time.sleep(0.2)
 
 
+# A child that exits unexpectedly is restarted after a growing pause (1, 2, 4 … 30 s), at most
+# RESTART_LIMIT times within RESTART_WINDOW seconds; one that keeps dying stops the demo.
+RESTART_LIMIT = 10
+RESTART_WINDOW = 600.0
+RESTART_MAX_DELAY = 30.0
+
+
 class Supervisor:
     def __init__(self) -> None:
         self.children: dict[str, subprocess.Popen] = {}
+        self.argv: dict[str, list[str]] = {}
+        self.restarts: dict[str, list[float]] = {}
+        self.due: dict[str, float] = {}  # name -> when to restart it
 
     def spawn(self, name: str, argv: list[str]) -> None:
+        self.argv[name] = argv
         self.children[name] = subprocess.Popen(  # noqa: S603 - our own commands
             argv, cwd=BASE_DIR, start_new_session=True, preexec_fn=die_with_parent
         )
+
+    def watch(self) -> str | None:
+        """Restart children that exited (after their pause). Returns a reason to stop the
+        whole demo — a child that exited too often — or None."""
+        now = time.monotonic()
+        for name, proc in list(self.children.items()):
+            if name in self.due:
+                if now >= self.due[name]:
+                    del self.due[name]
+                    print(f"==> restarting {name}", flush=True)
+                    self.spawn(name, self.argv[name])
+                continue
+            code = proc.poll()
+            if code is None:
+                continue
+            recent = [t for t in self.restarts.get(name, []) if now - t < RESTART_WINDOW]
+            if len(recent) >= RESTART_LIMIT:
+                return (
+                    f"{name} exited (code {code}) {len(recent) + 1} times within "
+                    f"{RESTART_WINDOW / 60:.0f} minutes; stopping everything"
+                )
+            recent.append(now)
+            self.restarts[name] = recent
+            delay = min(RESTART_MAX_DELAY, 2.0 ** (len(recent) - 1))
+            print(
+                f"!! {name} exited unexpectedly (code {code}); restarting in {delay:.0f}s "
+                f"(restart {len(recent)} of at most {RESTART_LIMIT} in "
+                f"{RESTART_WINDOW / 60:.0f} minutes)",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.due[name] = now + delay
+        return None
 
     def first_exited(self) -> str | None:
         for name, proc in self.children.items():
@@ -237,9 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         while True:
-            exited = supervisor.first_exited()
-            if exited:
-                print(f"!! {exited} exited; stopping everything", file=sys.stderr, flush=True)
+            fatal = supervisor.watch()
+            if fatal:
+                print(f"!! {fatal}", file=sys.stderr, flush=True)
                 return 1
             time.sleep(0.5)
     except KeyboardInterrupt:

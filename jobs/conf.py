@@ -17,7 +17,14 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_STALE_AFTER_SECONDS": 90,
     # Cron schedules (UTC): dicts with id, cron, request (a registered request function),
     # kwargs (its JSON arguments) and description.
+    # Only on first creation: after the data migration the ``Schedule`` table is the truth.
+    # Each may also set timezone (default UTC), enabled and grace_seconds (default 3600).
     "JOBS_SCHEDULES": [],
+    # Seconds between the scheduler's cycles (re-sync from the table, enqueue what is due).
+    "JOBS_SCHEDULER_INTERVAL": 10,
+    # The active scheduler's lock lives this long unless renewed (each cycle renews it); a
+    # standby takes over at most this long plus one interval after the active one died.
+    "JOBS_SCHEDULER_LOCK_TTL": 30,
     # The queues the ledger serves, in display order; None = every RQ queue but "default".
     "JOB_QUEUES": None,
     # At most one progress write per this many seconds (100 % is always written).
@@ -83,3 +90,11 @@ def rq_result_ttl() -> int:
 
 def rq_failure_ttl() -> int:
     return int(get("JOBS_RQ_FAILURE_TTL"))
+
+
+def scheduler_interval() -> int:
+    return int(get("JOBS_SCHEDULER_INTERVAL"))
+
+
+def scheduler_lock_ttl() -> int:
+    return int(get("JOBS_SCHEDULER_LOCK_TTL"))

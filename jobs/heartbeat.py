@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC
 
 from redis.exceptions import RedisError
 from rq_scheduler import Scheduler
+
+from jobs.cron import next_run
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +39,26 @@ def heartbeat_age(connection) -> float | None:
 
 
 class HeartbeatScheduler(Scheduler):
-    """rq-scheduler's Scheduler, whose loop also writes our heartbeat every cycle."""
+    """rq-scheduler's Scheduler, whose loop also writes our heartbeat every cycle, stamps each
+    schedule's RQ job with the cron time it fires for, and reads cron lines in the schedule's
+    time zone (rq-scheduler knows only UTC or the machine's local time)."""
 
     def heartbeat(self) -> None:
         super().heartbeat()
         write_heartbeat(self.connection)
+
+    def enqueue_jobs(self):
+        jobs = self.get_jobs_to_queue(with_times=True)
+        for job, at in jobs:
+            if job.meta.get("schedule_id"):
+                # ``at`` is the entry's score as naive UTC: the fire time, however late we are.
+                job.meta["fire_at"] = at.replace(tzinfo=UTC).isoformat()
+            self.enqueue_job(job)
+        return [job for job, _ in jobs]
+
+    def enqueue_job(self, job) -> None:
+        super().enqueue_job(job)
+        cron_string, tz = job.meta.get("cron_string"), job.meta.get("timezone")
+        if job.meta.get("schedule_id") and cron_string and tz:
+            due = next_run(cron_string, tz=tz)
+            self.connection.zadd(self.scheduled_jobs_key, {job.id: due.timestamp()})

@@ -162,15 +162,41 @@ class JobTarget(models.Model):
         return f"{self.target_type}:{self.target_id}"
 
 
-class ScheduleState(models.Model):
-    """Whether a ``JOBS_SCHEDULES`` entry is enabled; kept in the database so it survives
-    restarts of the scheduler (the schedules themselves are defined in settings).
+class Schedule(models.Model):
+    """A cron schedule the database owns: when (cron + timezone), what (a registered request
+    function and its JSON arguments), whether it runs, and what it last did.
 
-    A schedule without a row is enabled.
+    The scheduler process copies the enabled rows into rq-scheduler every cycle (``name`` is
+    the stable RQ id ``schedule-<name>``), so an edit takes effect without a restart and an
+    emptied Redis gets every entry back. Created from ``JOBS_SCHEDULES`` by a data migration.
     """
 
-    schedule_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(
+        max_length=60,
+        unique=True,
+        help_text="Stable id: 1-60 letters, digits, '_' or '-' (jobs store it as schedule id)",
+    )
+    description = models.CharField(max_length=255, blank=True, default="")
+    cron = models.CharField(max_length=100, help_text="5 fields: minute hour day month weekday")
+    timezone = models.CharField(max_length=64, default="UTC")
+    request = models.CharField(max_length=100, help_text="A registered request function")
+    arguments = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
+    grace_seconds = models.PositiveIntegerField(
+        default=3600,
+        help_text="A fire missed by at most this long still runs once on recovery",
+    )
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The last fire missed by more than the grace period (shown on the schedule's page).
+    last_skipped_at = models.DateTimeField(null=True, blank=True)
+    last_skipped_note = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When an operator last changed when or whether it runs (fires before it are not caught up).
+    changed_at = models.DateTimeField(auto_now_add=True)
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -178,10 +204,37 @@ class ScheduleState(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    changed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name = "schedule state"
+        ordering = ["id"]
 
     def __str__(self) -> str:
-        return f"{self.schedule_id}: {'enabled' if self.enabled else 'disabled'}"
+        return self.name
+
+
+class FireOutcome(models.TextChoices):
+    RAN = "ran", "Ran"
+    SKIPPED = "skipped", "Skipped (missed beyond the grace period)"
+
+
+class ScheduleFire(models.Model):
+    """One fire of a schedule at one cron time: the database's answer to "did it run?".
+
+    The unique (schedule, fire time) pair makes a fire run once, whichever of two racing
+    schedulers, a restart at the fire time or a catch-up after an outage asks first.
+    """
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="fires")
+    fire_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16, choices=FireOutcome.choices)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-fire_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "fire_at"], name="schedulefire_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id} @ {self.fire_at:%Y-%m-%d %H:%M} ({self.outcome})"

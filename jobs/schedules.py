@@ -1,42 +1,45 @@
-"""Cron schedules (``settings.JOBS_SCHEDULES``, UTC) registered with rq-scheduler.
+"""Cron schedules the database owns (``jobs.models.Schedule``), timed by rq-scheduler.
 
-Each schedule is one rq-scheduler cron entry with the stable id ``schedule-<id>``: registering
-again replaces the entry instead of adding one (rq-scheduler keeps a sorted set keyed by job
-id), and entries whose id is no longer in the settings are removed. So starting the scheduler
-three times leaves each schedule registered once.
+The table is the truth; rq-scheduler holds a copy. Each enabled row is one rq-scheduler cron
+entry with the stable id ``schedule-<name>``, and :func:`register_schedules` (run by the
+scheduler loop every cycle) diffs what Redis holds against the table: a changed, added or
+disabled row takes effect within one cycle, and after Redis came back empty every entry is put
+back. An entry put back after a fire fell into the gap is put back *due* at that fire, so the
+fire still runs (once: see below).
 
-A schedule names a registered request function and its JSON arguments (``request`` and
-``kwargs``; see ``jobs.request_registry``), so a scheduled run asks for its job exactly as the
-admin's button or a command does: the nightly check and "check active" in the admin merge into
-one pending job with one dedup key and one target. The older form, ``kind`` and ``payload``,
-still works: it becomes the ``jobs.enqueue`` request (dedup key ``schedule:<id>``).
+A schedule names a registered request function and its JSON arguments (see
+``jobs.request_registry``), so a scheduled run asks for its job exactly as the admin's button
+or a command does: the nightly check and "check active" merge into one pending job.
 
-The cron entry calls :func:`fire`, which calls the schedule's request (trigger ``schedule``),
-unless the schedule was disabled after the run was queued. "Run now" (:func:`run_now`) is an
-operator's explicit request and runs a disabled schedule too; it checks the permission and
-writes the audit entry itself, so every door leaves the same one.
+The cron entry calls :func:`fire` with the cron time it fired for (the scheduler stamps it on
+the RQ job). A ``ScheduleFire`` row, unique per schedule and fire time, makes each fire run
+once whoever asks (two schedulers, a restart at the fire time, a catch-up). A fire that runs
+later than the schedule's grace period is recorded as skipped and shown, never run late.
 
-The ``jobs.relay`` request is infrastructure, not a job anyone needs to see 1,440 times a day
-in the ledger: it runs the relay/reconcile pass in place and returns no job.
+Writes (create, update, enable, run now) check the permission and write the admin log entry
+here, so the admin, GraphQL and commands leave the same trace.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import django_rq
-from django.db import transaction
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rq import get_current_job
 
 from jobs import conf
 from jobs.audit import audit_jobs, audit_note
-from jobs.cron import next_run, validate
+from jobs.cron import next_run, previous_run, validate, validate_timezone
 from jobs.enqueue import enqueue
 from jobs.errors import JobPermissionDenied
 from jobs.heartbeat import HeartbeatScheduler as Scheduler  # also writes the /health/ heartbeat
 from jobs.maintenance.relay import relay_and_reconcile
-from jobs.models import Job, JobTrigger, ScheduleState
+from jobs.models import FireOutcome, Job, JobTrigger, Schedule, ScheduleFire
 from jobs.registry import UnknownJobKind, get_kind
 from jobs.request_registry import (
     InvalidRequestArguments,
@@ -44,23 +47,32 @@ from jobs.request_registry import (
     get_request,
     register_request,
 )
+from jobs.schedule_defaults import ENQUEUE_REQUEST, RELAY_REQUEST, defaults
 
 logger = logging.getLogger(__name__)
 
 # rq-scheduler's own home queue; each entry is queued on its kind's queue (see schedule_queue).
 SCHEDULE_QUEUE = "default"
 SCHEDULE_PREFIX = "schedule-"
-RELAY_REQUEST = "jobs.relay"
-ENQUEUE_REQUEST = "jobs.enqueue"
 # How often the scheduler process looks for due entries (rq-scheduler's default is 60 s).
 SCHEDULER_INTERVAL = 10
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
+# ScheduleFire rows older than this are dropped when the schedule next fires (the every-minute
+# relay would otherwise add 1,440 a day); the dedup only needs the recent ones.
+FIRE_HISTORY = timedelta(days=7)
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
+CHANGE_PERMISSION = "jobs.change_schedule"
+ADD_PERMISSION = "jobs.add_schedule"
+EDITABLE = ("description", "cron", "timezone", "request", "arguments", "enabled", "grace_seconds")
 
 
 class ScheduleError(Exception):
-    def __init__(self, message: str) -> None:
+    api_code = "BAD_USER_INPUT"
+    code = "schedule_invalid"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field
 
 
 class ScheduleNotFound(ScheduleError):
@@ -97,102 +109,202 @@ register_request(RELAY_REQUEST, _relay_request, kind="relay")
 register_request(ENQUEUE_REQUEST, _enqueue_request)
 
 
-def _normalised(item: dict) -> tuple[str, dict]:
-    """(request name, kwargs) of a schedule in either form."""
-    if "request" in item:
-        return item["request"], dict(item.get("kwargs") or {})
-    kind = item.get("kind", "")
-    if kind == "relay":
-        return RELAY_REQUEST, {}
-    payload = dict(item.get("payload") or {})
-    # A backlog never piles up copies of the same schedule's job.
-    return ENQUEUE_REQUEST, {
-        "kind": kind,
-        "payload": payload,
-        "dedup_key": f"schedule:{item['id']}",
+# --- validation ------------------------------------------------------------------------------
+
+
+def schedule_validate(fields: dict) -> dict:
+    """Check a schedule's fields; raise ``ScheduleError`` naming the field and the problem.
+    Returns the fields cleaned (stripped strings, dict arguments)."""
+    out = dict(fields)
+    if "name" in out:
+        out["name"] = str(out["name"] or "").strip()
+        if not _NAME_RE.match(out["name"]):
+            raise ScheduleError("Use 1-60 letters, digits, '_' or '-' for the name.", "name")
+    if "cron" in out:
+        out["cron"] = " ".join(str(out["cron"] or "").split())
+        try:
+            validate(out["cron"])
+        except ValueError as exc:
+            raise ScheduleError(f"Bad cron expression {out['cron']!r}: {exc}", "cron") from None
+    if "timezone" in out:
+        out["timezone"] = str(out["timezone"] or "UTC").strip()
+        try:
+            validate_timezone(out["timezone"])
+        except ValueError as exc:
+            raise ScheduleError(str(exc), "timezone") from None
+    if "grace_seconds" in out:
+        grace = out["grace_seconds"]
+        if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
+            raise ScheduleError(
+                "The grace period is a whole number of seconds ≥ 0.", "grace_seconds"
+            )
+    if "arguments" in out:
+        if out["arguments"] is None:
+            out["arguments"] = {}
+        if not isinstance(out["arguments"], dict):
+            raise ScheduleError("Arguments are a JSON object of keyword arguments.", "arguments")
+    if "request" in out or "arguments" in out:
+        try:
+            get_request(out["request"]).check_kwargs(out.get("arguments") or {})
+        except UnknownRequest as exc:
+            raise ScheduleError(exc.message, "request") from None
+        except InvalidRequestArguments as exc:
+            raise ScheduleError(exc.message, "arguments") from None
+    return out
+
+
+def _check_permission(user, permission: str) -> None:
+    if user is not None and not user.has_perm(permission):
+        raise JobPermissionDenied(f"You need the permission {permission} for this.")
+
+
+def _who(user):
+    return user if getattr(user, "is_authenticated", False) else None
+
+
+def _log(user, schedule: Schedule, message: str, *, added: bool = False) -> None:
+    if _who(user) is None:
+        return
+    LogEntry.objects.log_actions(
+        user_id=user.pk,
+        queryset=[schedule],
+        action_flag=ADDITION if added else CHANGE,
+        change_message=message,
+        single_object=True,
+    )
+
+
+# --- writes ----------------------------------------------------------------------------------
+
+
+def schedule_create(*, user=None, **fields) -> Schedule:
+    """A new schedule (validated; ``jobs.add_schedule`` for a user). Registered on commit."""
+    _check_permission(user, ADD_PERMISSION)
+    fields.setdefault("timezone", "UTC")
+    fields.setdefault("arguments", {})
+    cleaned = schedule_validate(fields)
+    if Schedule.objects.filter(name=cleaned["name"]).exists():
+        raise ScheduleError(f"A schedule named {cleaned['name']!r} exists already.", "name")
+    with transaction.atomic():
+        schedule = Schedule.objects.create(**cleaned, changed_by=_who(user))
+        _log(user, schedule, f"Added schedule {schedule.name} ({schedule.cron})", added=True)
+        transaction.on_commit(sync_scheduler)
+    return schedule
+
+
+def schedule_update(*, schedule_id: str, user=None, **changes) -> Schedule:
+    """Change a schedule's fields (only those given; ``None`` means "leave it"). Validates
+    first and changes nothing on error; checks ``jobs.change_schedule``; writes the admin log
+    entry naming what changed; re-registers it on commit (the loop would within a cycle)."""
+    _check_permission(user, CHANGE_PERMISSION)
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ScheduleError(f"Not editable: {', '.join(sorted(unknown))}")
+    changes = {k: v for k, v in changes.items() if v is not None}
+    with transaction.atomic():
+        schedule = Schedule.objects.select_for_update().filter(name=schedule_id).first()
+        if schedule is None:
+            raise ScheduleNotFound(_not_found_message(schedule_id))
+        merged = {f: getattr(schedule, f) for f in EDITABLE} | changes
+        cleaned = schedule_validate(merged)
+        changed = [f for f in EDITABLE if cleaned[f] != getattr(schedule, f)]
+        if not changed:
+            return schedule
+        for field in changed:
+            setattr(schedule, field, cleaned[field])
+        if {"cron", "timezone", "enabled"} & set(changed):
+            # Fires before this moment were the old schedule's: none is caught up.
+            schedule.changed_at = timezone.now()
+        schedule.changed_by = _who(user)
+        schedule.next_run_at = (
+            next_run(schedule.cron, tz=schedule.timezone) if schedule.enabled else None
+        )
+        schedule.save()
+        _log(user, schedule, _change_message(schedule, changed))
+        transaction.on_commit(sync_scheduler)
+    return schedule
+
+
+def _change_message(schedule: Schedule, changed: list[str]) -> str:
+    if changed == ["enabled"]:
+        return f"Schedule {schedule.name} {'enabled' if schedule.enabled else 'disabled'}"
+    parts = [f"{f} → {getattr(schedule, f)!r}" for f in changed]
+    return f"Changed schedule {schedule.name}: {'; '.join(parts)}"
+
+
+def schedule_set_enabled(*, schedule_id: str, enabled: bool, user=None) -> Schedule:
+    """Enable or disable a schedule. Unknown ids raise ``ScheduleNotFound`` and change nothing."""
+    return schedule_update(schedule_id=schedule_id, user=user, enabled=bool(enabled))
+
+
+def schedules_load_defaults() -> list[Schedule]:
+    """Create the settings' schedules that have no row yet (what the data migration does).
+    Existing rows are left as they are: settings decide only the first creation."""
+    created = []
+    existing = set(Schedule.objects.values_list("name", flat=True))
+    for fields in defaults():
+        if fields["name"] in existing:
+            continue
+        created.append(Schedule.objects.create(**schedule_validate(fields)))
+    return created
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+def _not_found_message(schedule_id: str) -> str:
+    known = ", ".join(Schedule.objects.values_list("name", flat=True)) or "none"
+    return f"Unknown schedule {schedule_id!r} (known: {known})"
+
+
+def schedule_get(schedule_id: str) -> Schedule:
+    schedule = Schedule.objects.filter(name=schedule_id).first()
+    if schedule is None:
+        raise ScheduleNotFound(_not_found_message(schedule_id))
+    return schedule
+
+
+def _as_item(schedule: Schedule) -> dict:
+    request = schedule.request
+    kwargs = dict(schedule.arguments or {})
+    try:
+        kind = get_request(request).kind
+    except UnknownRequest:
+        kind = ""
+    enqueue_form = request == ENQUEUE_REQUEST
+    return {
+        "id": schedule.name,
+        "pk": schedule.pk,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "request": request,
+        "kwargs": kwargs,
+        # For display: the job kind it makes, and its arguments as the payload.
+        "kind": kwargs.get("kind", "") if enqueue_form else kind,
+        "payload": kwargs.get("payload", {}) if enqueue_form else kwargs,
+        "description": schedule.description,
+        "enabled": schedule.enabled,
+        "grace_seconds": schedule.grace_seconds,
+        "schedule": schedule,
     }
 
 
 def schedule_definitions() -> list[dict]:
-    """The schedules from settings, checked: stable RQ-safe ids, valid cron strings, a
-    registered request function and arguments it takes."""
-    out, seen = [], set()
-    for item in conf.schedules():
-        sid = item.get("id", "")
-        if not _ID_RE.match(sid):
-            raise ScheduleError(f"Schedule id {sid!r}: use 1-60 letters, digits, '_' or '-'")
-        if sid in seen:
-            raise ScheduleError(f"Schedule id {sid!r} is used twice in JOBS_SCHEDULES")
-        seen.add(sid)
-        try:
-            validate(item["cron"])
-        except (ValueError, KeyError) as exc:
-            raise ScheduleError(f"Schedule {sid!r}: bad cron {item.get('cron')!r}: {exc}") from exc
-        request, kwargs = _normalised(item)
-        try:
-            registered = get_request(request)
-            registered.check_kwargs(kwargs)
-        except (UnknownRequest, InvalidRequestArguments) as exc:
-            raise ScheduleError(f"Schedule {sid!r}: {exc.message}") from exc
-        out.append(
-            {
-                "id": sid,
-                "cron": item["cron"],
-                "request": request,
-                "kwargs": kwargs,
-                # For display: the job kind it makes, and its arguments as the payload.
-                "kind": kwargs.get("kind", "") if request == ENQUEUE_REQUEST else registered.kind,
-                "payload": kwargs.get("payload", {}) if request == ENQUEUE_REQUEST else kwargs,
-                "description": item.get("description", ""),
-            }
-        )
-    return out
+    """Every stored schedule as a dict (id, cron, timezone, request, kwargs, enabled, …)."""
+    return [_as_item(s) for s in Schedule.objects.order_by("id")]
 
 
 def get_schedule(schedule_id: str) -> dict:
-    for item in schedule_definitions():
-        if item["id"] == schedule_id:
-            return item
-    known = ", ".join(s["id"] for s in schedule_definitions())
-    raise ScheduleNotFound(f"Unknown schedule {schedule_id!r} (known: {known})")
-
-
-# --- enabled / disabled (the state lives in the database: ``ScheduleState``) -----------------
-# Disabling takes the schedule's entry out of rq-scheduler at once; enabling puts it back. A
-# restarted scheduler leaves disabled schedules out, and a run queued before the switch is skipped.
+    return _as_item(schedule_get(schedule_id))
 
 
 def schedules_enabled() -> dict[str, bool]:
-    """Schedule id → enabled, for every schedule that has a stored state (others are enabled)."""
-    return dict(ScheduleState.objects.values_list("schedule_id", "enabled"))
+    """Schedule name → enabled."""
+    return dict(Schedule.objects.values_list("name", "enabled"))
 
 
 def schedule_is_enabled(*, schedule_id: str) -> bool:
-    return schedules_enabled().get(schedule_id, True)
-
-
-def schedule_set_enabled(*, schedule_id: str, enabled: bool, user=None) -> ScheduleState:
-    """Enable or disable a schedule. Unknown ids raise ``ScheduleNotFound`` and change nothing."""
-    get_schedule(schedule_id)  # raises ScheduleNotFound naming the known ids
-    who = user if getattr(user, "is_authenticated", False) else None
-    with transaction.atomic():
-        state, _ = ScheduleState.objects.update_or_create(
-            schedule_id=schedule_id, defaults={"enabled": bool(enabled), "changed_by": who}
-        )
-        transaction.on_commit(sync_scheduler)
-    return state
-
-
-def sync_scheduler() -> None:
-    """Make rq-scheduler hold exactly the enabled schedules (best effort: Redis may be down)."""
-    try:
-        scheduler = get_scheduler()
-        register_schedules(scheduler)
-        disabled = [sid for sid, on in schedules_enabled().items() if not on]
-        for sid in disabled:
-            scheduler.cancel(rq_schedule_id(sid))
-    except Exception:
-        logger.warning("Could not update rq-scheduler's schedule entries", exc_info=True)
+    return bool(Schedule.objects.filter(name=schedule_id, enabled=True).exists())
 
 
 def get_scheduler(interval: int = SCHEDULER_INTERVAL) -> Scheduler:
@@ -207,10 +319,13 @@ def schedule_queue(item: dict) -> str:
     """Where a schedule's ``fire`` runs: its request's queue (or its kind's), so the workers
     that serve the job queues (one per queue in production) serve the schedules too; the
     relay and anything unplaced on the first."""
-    queue = get_request(item["request"]).queue
+    try:
+        queue = get_request(item["request"]).queue
+    except UnknownRequest:
+        queue = None
     if queue is None and item["request"] == ENQUEUE_REQUEST:
         try:
-            queue = get_kind(item["kwargs"]["kind"]).queue
+            queue = get_kind(item["kwargs"].get("kind", "")).queue
         except UnknownJobKind:
             queue = None
     return queue or conf.job_queues()[0]
@@ -220,45 +335,75 @@ def rq_schedule_id(schedule_id: str) -> str:
     return f"{SCHEDULE_PREFIX}{schedule_id}"
 
 
+def sync_scheduler() -> None:
+    """Make rq-scheduler hold exactly the enabled schedules (best effort: Redis may be down;
+    the scheduler loop does the same every cycle)."""
+    try:
+        register_schedules(get_scheduler())
+    except Exception:
+        logger.warning("Could not update rq-scheduler's schedule entries", exc_info=True)
+
+
+def _catch_up_time(schedule: Schedule, now: datetime) -> datetime | None:
+    """The cron time to register a *missing* entry at, if a fire fell into the gap: the last
+    fire time before now, when it came after the schedule's last change and has not run."""
+    last = previous_run(schedule.cron, before=now, tz=schedule.timezone)
+    if last <= max(schedule.created_at, schedule.changed_at):
+        return None
+    if ScheduleFire.objects.filter(schedule=schedule, fire_at=last).exists():
+        return None
+    return last
+
+
 def register_schedules(scheduler=None) -> list[str]:
-    """Register every schedule once (idempotent) and drop stale ones. Returns the RQ ids."""
+    """The cheap diff: register enabled schedules Redis lacks or holds differently, drop the
+    entries of disabled or deleted ones, leave the rest untouched (keeping their due times, so
+    a restart at 02:00:05 does not skip 02:00). Returns the RQ ids wanted."""
     scheduler = scheduler or get_scheduler()
     current = {job.id: job for job in scheduler.get_jobs()}
-    enabled = schedules_enabled()
+    now = timezone.now()
     wanted = []
-    for item in schedule_definitions():
-        if not enabled.get(item["id"], True):
-            continue  # disabled in the admin: not registered, and removed below if it was
-        rq_id = rq_schedule_id(item["id"])
+    for schedule in Schedule.objects.filter(enabled=True).order_by("id"):
+        item = _as_item(schedule)
+        rq_id = rq_schedule_id(schedule.name)
         wanted.append(rq_id)
+        queue = schedule_queue(item)
         existing = current.get(rq_id)
         if (
             existing is not None
-            and existing.meta.get("cron_string") == item["cron"]
-            and list(existing.args) == [item["id"]]
-            and existing.origin == schedule_queue(item)
+            and existing.meta.get("cron_string") == schedule.cron
+            and existing.meta.get("timezone", "UTC") == schedule.timezone
+            and list(existing.args) == [schedule.name]
+            and existing.origin == queue
         ):
-            # Unchanged: keep its due time, so a restart at 02:00:05 does not skip 02:00.
             continue
         # New or changed. Same id → rq-scheduler overwrites the job hash and its single
         # sorted-set entry, never adding a second one.
-        scheduler.cron(
-            item["cron"],
+        job = scheduler.cron(
+            schedule.cron,
             func=fire,
-            args=[item["id"]],
+            args=[schedule.name],
             id=rq_id,
-            queue_name=schedule_queue(item),
+            queue_name=queue,
             use_local_timezone=False,
-            description=item["description"] or item["id"],
+            description=schedule.description or schedule.name,
             timeout=300,
             # Keep the job hash forever: rq-scheduler drops an entry whose hash expired, so a
             # weekly schedule with a one-day result TTL would silently vanish.
             result_ttl=-1,
-            meta={"schedule_id": item["id"]},
+            meta={"schedule_id": schedule.name, "timezone": schedule.timezone},
         )
+        due = next_run(schedule.cron, after=now, tz=schedule.timezone)
+        if existing is None:
+            logger.info(
+                "Registering schedule %s (%s %s)", schedule.name, schedule.cron, schedule.timezone
+            )
+            due = _catch_up_time(schedule, now) or due
+        scheduler.connection.zadd(scheduler.scheduled_jobs_key, {job.id: due.timestamp()})
+        Schedule.objects.filter(pk=schedule.pk).update(next_run_at=max(due, now))
     for job in current.values():
         if job.id.startswith(SCHEDULE_PREFIX) and job.id not in wanted:
-            logger.info("Removing stale schedule %s", job.id)
+            logger.info("Removing schedule %s (disabled or deleted)", job.id)
             scheduler.cancel(job)
             job.delete()
     return wanted
@@ -278,35 +423,91 @@ def list_schedules() -> list[dict]:
     """For the admin / GraphQL: each schedule with its next run (UTC) and its last job."""
     try:
         registered = registered_runs()
-    except Exception:  # Redis down: still show the definitions
+    except Exception:  # Redis down: still show the table
         logger.warning("Could not read registered schedules", exc_info=True)
         registered = {}
     out = []
-    for item in schedule_definitions():
-        last = Job.objects.filter(schedule_id=item["id"]).order_by("-created_at").first()
+    for schedule in Schedule.objects.select_related("last_job").order_by("id"):
+        item = _as_item(schedule)
+        computed = next_run(schedule.cron, tz=schedule.timezone) if schedule.enabled else None
         out.append(
             {
                 **item,
-                "next_run": registered.get(item["id"]) or next_run(item["cron"]),
-                "registered": item["id"] in registered,
-                "last_job": last,
+                "next_run": registered.get(schedule.name) or computed,
+                "registered": schedule.name in registered,
+                "last_job": schedule.last_job,
+                "last_run_at": schedule.last_run_at,
+                "last_skipped_at": schedule.last_skipped_at,
+                "last_skipped_note": schedule.last_skipped_note,
             }
         )
     return out
 
 
-def fire(schedule_id: str) -> dict:
-    """The cron entry point (runs in a worker): call the schedule's request now.
+# --- firing ----------------------------------------------------------------------------------
 
-    Returns a summary for RQ's result (never read by callers): the job, or why nothing ran.
+
+def _fire_time(schedule: Schedule, fire_at) -> datetime:
+    if fire_at:
+        value = datetime.fromisoformat(fire_at) if isinstance(fire_at, str) else fire_at
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    rq_job = get_current_job()
+    stamped = rq_job.meta.get("fire_at") if rq_job is not None else None
+    if stamped:
+        return datetime.fromisoformat(stamped)
+    # Called directly (or queued by an older scheduler): a fire now, at cron's resolution.
+    return timezone.now().replace(second=0, microsecond=0)
+
+
+def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
+    """The cron entry point (runs in a worker): run the fire at ``fire_at`` once.
+
+    ``fire_at`` defaults to the cron time the scheduler stamped on the RQ job. Returns a
+    summary for RQ's result (never read by callers): the job, or why nothing ran.
     """
-    item = get_schedule(schedule_id)
-    if not schedule_is_enabled(schedule_id=schedule_id):
+    schedule = Schedule.objects.filter(name=schedule_id).first()
+    if schedule is None:
+        return {"skipped": "schedule deleted"}
+    if not schedule.enabled:
         # Disabled after this run was already queued: skip it.
         return {"skipped": "schedule disabled"}
-    if item["request"] == RELAY_REQUEST:
-        return relay_and_reconcile()
-    job = _call(item, trigger=JobTrigger.SCHEDULE, user=None)
+    if schedule.request == RELAY_REQUEST:
+        # Infrastructure, idempotent and guarded by its own lock: no ledger job to dedupe and
+        # no fire row (1,440 a day); a late relay is still worth running.
+        result = relay_and_reconcile()
+        Schedule.objects.filter(pk=schedule.pk).update(last_run_at=timezone.now())
+        return result
+    when = _fire_time(schedule, fire_at)
+    now = timezone.now()
+    late = (now - when).total_seconds()
+    outcome = FireOutcome.SKIPPED if late > schedule.grace_seconds else FireOutcome.RAN
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = ScheduleFire.objects.create(
+                    schedule=schedule, fire_at=when, outcome=outcome
+                )
+        except IntegrityError:
+            return {"skipped": f"the fire at {when.isoformat()} ran already"}
+        ScheduleFire.objects.filter(schedule=schedule, created_at__lt=now - FIRE_HISTORY).delete()
+        if outcome == FireOutcome.SKIPPED:
+            note = (
+                f"Fire at {when:%Y-%m-%d %H:%M} UTC skipped: {late:.0f}s late, "
+                f"beyond the grace period of {schedule.grace_seconds}s"
+            )
+            logger.warning("Schedule %s: %s", schedule.name, note)
+            Schedule.objects.filter(pk=schedule.pk).update(
+                last_skipped_at=when, last_skipped_note=note
+            )
+            return {"skipped": note}
+        job = _call(_as_item(schedule), trigger=JobTrigger.SCHEDULE, user=None)
+        record.job = job
+        record.save(update_fields=["job"])
+        Schedule.objects.filter(pk=schedule.pk).update(
+            last_run_at=now,
+            last_job=job,
+            next_run_at=next_run(schedule.cron, after=now, tz=schedule.timezone),
+        )
     return {"job": str(job.pk) if job else None}
 
 
@@ -320,12 +521,16 @@ def run_now(schedule_id: str, user=None, *, trigger: str = JobTrigger.ADMIN) -> 
     """
     if user is not None and not user.has_perm("jobs.run_schedule"):
         raise JobPermissionDenied("You need the permission jobs.run_schedule for this.")
-    item = get_schedule(schedule_id)
-    disabled = not schedule_is_enabled(schedule_id=schedule_id)
-    note = " (schedule disabled: run once on request)" if disabled else ""
+    schedule = schedule_get(schedule_id)
+    item = _as_item(schedule)
+    note = " (schedule disabled: run once on request)" if not schedule.enabled else ""
     message = f"Schedule {schedule_id} run now{note}"
     with transaction.atomic():
         job = _call(item, trigger=trigger, user=user)
+        updates = {"last_run_at": timezone.now()}
+        if job is not None:
+            updates["last_job"] = job
+        Schedule.objects.filter(pk=schedule.pk).update(**updates)
         if job is None:
             audit_note(user=user, title=f"Schedule {schedule_id}", message=message)
         else:

@@ -23,13 +23,13 @@ from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 from rq.worker import Worker
-from rq_scheduler import Scheduler
 
 from jobs import conf
 from jobs.errors import JobNotFound
 from jobs.liveness import AWAITING_PREFIX, WorkerSeen, is_awaiting_children, worker_death
 from jobs.liveness import workers_seen as _workers_seen
 from jobs.models import SETTLED_STATES, Job, JobState, JobTarget
+from jobs.scheduler_status import scheduler_status
 from jobs.targets import matching_target_ids
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class SystemHealth:
     stale_jobs: int
     redis_ok: bool
     since: datetime = field(default_factory=timezone.now)
+    scheduler_seen: datetime | None = None  # the active scheduler's last heartbeat
 
 
 def queue_names() -> list[str]:
@@ -119,16 +120,8 @@ def workers_by_queue() -> dict[str, int] | None:
 
 
 def scheduler_alive() -> bool | None:
-    """True if an rq-scheduler process is alive (its instance key has not expired)."""
-    try:
-        conn = _redis()
-        for key in conn.scan_iter(f"{Scheduler.redis_scheduler_namespace_prefix}*", count=100):
-            if not conn.hexists(key, "death"):
-                return True
-        return False
-    except Exception:
-        logger.warning("Could not ask Redis about the scheduler", exc_info=True)
-        return None
+    """True if the active scheduler's heartbeat is fresh (None: Redis could not be asked)."""
+    return scheduler_status().alive
 
 
 def stale_jobs(*, stale_after: int | None = None, now: datetime | None = None) -> QuerySet[Job]:
@@ -191,6 +184,7 @@ def system_health(*, now: datetime | None = None) -> SystemHealth:
     now = now or timezone.now()
     counts = queue_counts(now=now)
     workers = workers_by_queue()
+    status = scheduler_status()
     queues = [
         QueueOverview(
             name=name,
@@ -202,7 +196,8 @@ def system_health(*, now: datetime | None = None) -> SystemHealth:
     return SystemHealth(
         queues=queues,
         workers_total=None if workers is None else workers.get("*", 0),
-        scheduler_alive=scheduler_alive(),
+        scheduler_alive=status.alive,
+        scheduler_seen=status.last_seen,
         stale_jobs=stale_jobs(now=now).count(),
         redis_ok=workers is not None,
         since=now - timedelta(hours=24),

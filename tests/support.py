@@ -150,3 +150,18 @@ def grant(user, *permissions: str):
         )
     # Django caches permissions on the instance: a fresh copy sees the new ones.
     return type(user).objects.get(pk=user.pk)
+
+
+@contextlib.contextmanager
+def schedules_from(items: list[dict]):
+    """Make the Schedule table hold exactly ``items`` (JOBS_SCHEDULES-style dicts), as an
+    operator editing System → Schedules would: rows missing from ``items`` are deleted."""
+    from jobs.models import Schedule
+    from jobs.schedule_defaults import default_fields
+
+    names = [item["id"] for item in items]
+    Schedule.objects.exclude(name__in=names).delete()
+    for item in items:
+        fields = default_fields(item)
+        Schedule.objects.update_or_create(name=fields.pop("name"), defaults=fields)
+    yield

@@ -35,17 +35,8 @@ from jobs.admin.display import hourly_chart_svg, job_timeline, pretty_json_html
 from jobs.admin.filters import KindFilter, QueueFilter, StaleFilter, TargetFilter
 from jobs.admin.links import deny_unpermitted_action, jobs_changelist_url, jobs_queued_message
 from jobs.audit import audit_jobs
-from jobs.cron import in_words as cron_in_words
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
 from jobs.quick_actions import get_quick_action, quick_actions
-from jobs.schedules import (
-    ScheduleError,
-    list_schedules,
-    run_now,
-    schedule_is_enabled,
-    schedule_set_enabled,
-    schedules_enabled,
-)
 from jobs.services import JobError, job_cancel, job_retry, jobs_delete_settled
 from jobs.targets import target_url
 
@@ -242,7 +233,7 @@ class JobAdmin(admin.ModelAdmin):
             "health": selectors.system_health(),
             "chart_svg": hourly_chart_svg(selectors.jobs_per_hour(hours=24)),
             "live_url": reverse("admin:jobs_job_live"),
-            "schedules_url": reverse("admin:jobs_job_schedules"),
+            "schedules_url": reverse("admin:jobs_schedule_changelist"),
             "quick_actions": quick_actions(user=request.user),
             "can_run_schedule": self.has_run_schedule_permission(request),
             "can_retry": self.has_retry_permission(request),
@@ -406,16 +397,6 @@ class JobAdmin(admin.ModelAdmin):
         return [
             path("live/", wrap(self.live_view), name="jobs_job_live"),
             path("schedules/", wrap(self.schedules_view), name="jobs_job_schedules"),
-            path(
-                "schedules/<str:schedule_id>/run/",
-                wrap(self.schedule_run_view),
-                name="jobs_job_schedule_run",
-            ),
-            path(
-                "schedules/<str:schedule_id>/toggle/",
-                wrap(self.schedule_toggle_view),
-                name="jobs_job_schedule_toggle",
-            ),
             path("quick/<slug:slug>/", wrap(self.quick_action_view), name="jobs_job_quick"),
             path("retry-matching/", wrap(self.retry_matching_view), name="jobs_job_retry_matching"),
             path("<uuid:object_id>/retry/", wrap(self.retry_view), name="jobs_job_retry"),
@@ -544,78 +525,9 @@ class JobAdmin(admin.ModelAdmin):
             self.message_user(request, jobs_queued_message(jobs, what=action.label))
         return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
 
-    # -- schedules ---------------------------------------------------------------------------
+    # -- schedules: System → Schedules (jobs.admin.schedules); the old address redirects -----
     def schedules_view(self, request):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        try:
-            items = list_schedules()
-            error = ""
-        except ScheduleError as exc:
-            items, error = [], exc.message
-        enabled = schedules_enabled()
-        rows = [
-            {
-                **item,
-                "in_words": cron_in_words(item["cron"]),
-                "enabled": enabled.get(item["id"], True),
-                "run_url": reverse("admin:jobs_job_schedule_run", args=[item["id"]]),
-                "toggle_url": reverse("admin:jobs_job_schedule_toggle", args=[item["id"]]),
-                "jobs_url": jobs_changelist_url(schedule_id=item["id"]),
-            }
-            for item in items
-        ]
-        return TemplateResponse(
-            request,
-            "admin/jobs/job/schedules.html",
-            self._context(
-                request,
-                title="Schedules",
-                schedules=rows,
-                error=error,
-                scheduler_alive=selectors.scheduler_alive(),
-                can_run_schedule=self.has_run_schedule_permission(request),
-                now=timezone.now(),
-            ),
-        )
-
-    def schedule_run_view(self, request, schedule_id):
-        """Run a schedule's job now — also when the schedule is disabled: disabling stops the
-        cron runs, while "Run now" is an explicit request, so it runs (and the audit says so)."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        self._require(request, "run_schedule")
-        disabled = not schedule_is_enabled(schedule_id=schedule_id)
-        note = " (schedule disabled: run once on request)" if disabled else ""
-        try:
-            job = run_now(schedule_id, user=request.user)
-        except ScheduleError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-        else:
-            if job is None:  # the relay runs inline: nothing queued
-                self.message_user(request, f"{schedule_id} ran now{note}.", messages.SUCCESS)
-            else:
-                self.message_user(
-                    request, jobs_queued_message([job], what=f"Run {schedule_id}{note}")
-                )
-        return HttpResponseRedirect(reverse("admin:jobs_job_schedules"))
-
-    def schedule_toggle_view(self, request, schedule_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        self._require(request, "run_schedule")
-        enable = request.POST.get("enabled") == "1"
-        try:
-            schedule_set_enabled(schedule_id=schedule_id, enabled=enable, user=request.user)
-        except ScheduleError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-        else:
-            self.message_user(
-                request,
-                f"Schedule {schedule_id} {'enabled' if enable else 'disabled'}.",
-                messages.SUCCESS,
-            )
-        return HttpResponseRedirect(reverse("admin:jobs_job_schedules"))
+        return HttpResponseRedirect(reverse("admin:jobs_schedule_changelist"))
 
     # -- actions -----------------------------------------------------------------------------
     @admin.action(description="Retry selected failed/cancelled jobs", permissions=["retry"])
@@ -727,3 +639,7 @@ class JobAdmin(admin.ModelAdmin):
                 back=reverse("admin:jobs_job_changelist") + "?" + urlencode(request.GET),
             ),
         )
+
+
+# System → Schedules registers itself on import (its own module and templates).
+from jobs.admin import schedules as _schedules  # noqa: E402, F401

@@ -15,8 +15,10 @@ from jobs.graphql.mutations.cancel_job import CancelJob
 from jobs.graphql.mutations.retry_failed_jobs import RetryFailedJobs
 from jobs.graphql.mutations.retry_job import RetryJob
 from jobs.graphql.mutations.run_schedule import RunSchedule
-from jobs.graphql.types import Job, JobConnection, JobEdge, JobQueue, Schedule
+from jobs.graphql.mutations.update_schedule import UpdateSchedule
+from jobs.graphql.types import Job, JobConnection, JobEdge, JobQueue, Schedule, SchedulerStatus
 from jobs.models import Job as JobModel
+from jobs.scheduler_status import scheduler_status
 from jobs.schedules import list_schedules
 from jobs.services import JobNotFound, job_get
 
@@ -39,6 +41,9 @@ class JobsQuery(graphene.ObjectType):
     )
     job_queues = graphene.List(graphene.NonNull(JobQueue), required=True)
     schedules = graphene.List(graphene.NonNull(Schedule), required=True)
+    scheduler = graphene.Field(
+        SchedulerStatus, required=True, description="The scheduler's heartbeat, flagged stale"
+    )
 
     @staticmethod
     def resolve_job(root, info, id):
@@ -77,9 +82,15 @@ class JobsQuery(graphene.ObjectType):
         require_staff(info, VIEW_JOB)
         return list_schedules()
 
+    @staticmethod
+    def resolve_scheduler(root, info):
+        require_staff(info, VIEW_JOB)
+        return scheduler_status()
+
 
 class JobsMutation(graphene.ObjectType):
     retry_job = RetryJob.Field()
     cancel_job = CancelJob.Field()
     retry_failed_jobs = RetryFailedJobs.Field()
     run_schedule = RunSchedule.Field()
+    update_schedule = UpdateSchedule.Field()

@@ -8,6 +8,7 @@ import graphene
 from graphene.types.generic import GenericScalar
 
 from api.graphql_utils import PageInfo
+from jobs.cron import in_words
 from jobs.models import JobState
 from jobs.selectors import job_is_stale
 
@@ -156,10 +157,20 @@ class JobQueue(graphene.ObjectType):
 
 
 class Schedule(graphene.ObjectType):
-    """A cron schedule (UTC) from settings.JOBS_SCHEDULES: a request function and its arguments."""
+    """A stored cron schedule (jobs.Schedule): a request function and its arguments."""
 
-    id = graphene.ID(required=True)
+    id = graphene.ID(required=True, description="The schedule's stable name")
     cron = graphene.String(required=True)
+    cron_in_words = graphene.String(required=True)
+    timezone = graphene.String(required=True)
+    enabled = graphene.Boolean(required=True)
+    grace_seconds = graphene.Int(
+        required=True, description="A fire missed by at most this long runs once on recovery"
+    )
+    arguments = GenericScalar(required=True, description="The request function's arguments")
+    last_run_at = graphene.DateTime()
+    last_skipped_at = graphene.DateTime(description="The last fire skipped (beyond the grace)")
+    last_skipped_note = graphene.String(required=True)
     kind = graphene.String(required=True, description="The job kind its request asks for")
     request = graphene.String(required=True, description="The request function it calls")
     kwargs = GenericScalar(required=True, description="The request function's arguments")
@@ -170,3 +181,26 @@ class Schedule(graphene.ObjectType):
         required=True, description="Registered with the running scheduler"
     )
     last_job = graphene.Field(Job)
+
+    @staticmethod
+    def resolve_cron_in_words(item, info):
+        return in_words(item["cron"], item["timezone"])
+
+    @staticmethod
+    def resolve_arguments(item, info):
+        return item["kwargs"]
+
+
+class SchedulerStatus(graphene.ObjectType):
+    """The scheduler process: its last heartbeat, whether that is stale, who is active."""
+
+    reachable = graphene.Boolean(required=True, description="False: Redis could not be asked")
+    last_seen = graphene.DateTime(description="The active scheduler's last heartbeat")
+    age_seconds = graphene.Float()
+    stale = graphene.Boolean(required=True, description="No heartbeat within maxAgeSeconds")
+    active = graphene.String(description="Host and pid of the active (lock-holding) instance")
+    max_age_seconds = graphene.Int(required=True)
+
+    @staticmethod
+    def resolve_max_age_seconds(status, info):
+        return status.max_age

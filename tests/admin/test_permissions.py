@@ -13,7 +13,7 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from bundles.models import Bundle
-from jobs.models import Job, JobState, ScheduleState
+from jobs.models import Job, JobState, Schedule
 from tests.admin.conftest import client_for, failed_job, make_job, make_user
 from tests.factories import make_bundle
 
@@ -63,8 +63,8 @@ CASES = [
     Case(
         "schedules",
         "get",
-        lambda w: reverse("admin:jobs_job_schedules"),
-        "jobs.view_job",
+        lambda w: reverse("admin:jobs_schedule_changelist"),
+        "jobs.view_schedule",
         base_perms=(),
     ),
     Case(
@@ -112,14 +112,16 @@ CASES = [
     Case(
         "run schedule now",
         "post",
-        lambda w: reverse("admin:jobs_job_schedule_run", args=["nightly-consistency-check"]),
+        lambda w: reverse(
+            "admin:jobs_schedule_run", args=[schedule_pk("nightly-consistency-check")]
+        ),
         "jobs.run_schedule",
     ),
     Case(
         "disable schedule",
         "post",
-        lambda w: reverse("admin:jobs_job_schedule_toggle", args=["weekly-maintenance"]),
-        "jobs.run_schedule",
+        lambda w: reverse("admin:jobs_schedule_toggle", args=[schedule_pk("weekly-maintenance")]),
+        "jobs.change_schedule",
         data=lambda w: {"enabled": "0"},
     ),
     Case(
@@ -209,6 +211,10 @@ def world(db):
     }
 
 
+def schedule_pk(name: str) -> int:
+    return Schedule.objects.get(name=name).pk
+
+
 def snapshot() -> tuple:
     """Everything an admin request could change."""
     return (
@@ -217,7 +223,7 @@ def snapshot() -> tuple:
             for pk, state, cancel in Job.objects.values_list("pk", "state", "cancel_requested")
         ),
         LogEntry.objects.count(),
-        list(ScheduleState.objects.values_list("schedule_id", "enabled")),
+        sorted(Schedule.objects.values_list("name", "enabled", "cron")),
         sorted(Bundle.objects.values_list("pk", "status")),
     )
 

@@ -12,8 +12,7 @@ from django.utils import timezone
 from jobs import selectors
 from jobs.admin.display import hourly_chart_svg
 from jobs.cron import in_words as cron_in_words
-from jobs.models import Job, JobState, ScheduleState
-from jobs.schedule_state import schedule_is_enabled, schedule_set_enabled
+from jobs.models import Job, JobState
 from tests.admin.conftest import client_for, failed_job, make_job, make_user
 from tests.factories import make_bundle, make_variant
 
@@ -349,38 +348,6 @@ def test_cron_in_words(cron, words):
     assert cron_in_words(cron) == words
 
 
-def test_schedules_page_run_now_and_disable(admin_client):
-    page = admin_client.get(reverse("admin:jobs_job_schedules"))
-    ids = [s["id"] for s in page.context["schedules"]]
-    assert ids == ["nightly-consistency-check", "weekly-maintenance", "relay-and-reconcile"]
-    nightly = page.context["schedules"][0]
-    assert nightly["in_words"] == "At 02:00 UTC"
-    assert nightly["next_run"].hour == 2 and nightly["last_job"] is None
-
-    admin_client.post(reverse("admin:jobs_job_schedule_run", args=["nightly-consistency-check"]))
-    job = Job.objects.get(schedule_id="nightly-consistency-check")
-    assert job.trigger == "admin" and job.kind == "consistency_check"
-    page = admin_client.get(reverse("admin:jobs_job_schedules"))
-    assert page.context["schedules"][0]["last_job"] == job
-    assert reverse("admin:jobs_job_change", args=[job.pk]) in page.content.decode()
-
-    admin_client.post(
-        reverse("admin:jobs_job_schedule_toggle", args=["weekly-maintenance"]), {"enabled": "0"}
-    )
-    assert schedule_is_enabled(schedule_id="weekly-maintenance") is False
-    assert ScheduleState.objects.get(schedule_id="weekly-maintenance").enabled is False
-    page = admin_client.get(reverse("admin:jobs_job_schedules"))
-    assert page.context["schedules"][1]["enabled"] is False
-
-
-def test_unknown_schedule_is_refused_and_changes_nothing(admin_client):
-    response = admin_client.post(
-        reverse("admin:jobs_job_schedule_toggle", args=["nope"]), {"enabled": "0"}, follow=True
-    )
-    assert "Unknown schedule" in str(list(response.context["messages"])[0])
-    assert not ScheduleState.objects.exists()
-
-
 def test_list_shows_a_stale_badge_on_a_running_job_without_a_recent_heartbeat(
     admin_client, settings
 ):
@@ -459,36 +426,3 @@ def test_delete_settled_keeps_a_parent_whose_child_is_still_running(admin_client
     # and the audit records the deletion of exactly the job that went
     deletions = LogEntry.objects.filter(action_flag=3)  # DELETION
     assert [e.object_id for e in deletions] == [str(done.pk)]
-
-
-def test_run_now_runs_a_disabled_schedule_and_the_audit_says_it_was_disabled(admin_client):
-    # Given the nightly check disabled in the admin
-    schedule_set_enabled(schedule_id="nightly-consistency-check", enabled=False)
-
-    # When the operator presses "Run now" anyway
-    response = admin_client.post(
-        reverse("admin:jobs_job_schedule_run", args=["nightly-consistency-check"]), follow=True
-    )
-
-    # Then it ran (a job is queued), the schedule stays disabled, and the audit says so
-    assert response.status_code == 200
-    job = Job.objects.get(schedule_id="nightly-consistency-check")
-    assert job.kind == "consistency_check" and job.trigger == "admin"
-    assert schedule_is_enabled(schedule_id="nightly-consistency-check") is False
-    [entry] = LogEntry.objects.filter(object_id=str(job.pk))
-    assert "schedule disabled" in entry.get_change_message()
-    [message] = list(response.context["messages"])
-    assert "1 job queued" in str(message) and "schedule disabled" in str(message)
-
-
-def test_run_now_of_the_disabled_inline_relay_runs_it_and_queues_nothing(admin_client):
-    # Given the relay schedule (it runs inline, not as a job) disabled
-    schedule_set_enabled(schedule_id="relay-and-reconcile", enabled=False)
-    # When
-    response = admin_client.post(
-        reverse("admin:jobs_job_schedule_run", args=["relay-and-reconcile"]), follow=True
-    )
-    # Then
-    [message] = list(response.context["messages"])
-    assert message.level_tag == "success" and "relay-and-reconcile ran now" in str(message)
-    assert not Job.objects.exists()

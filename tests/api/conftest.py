@@ -18,6 +18,7 @@ ALL_PERMS = [
     "jobs.retry_job",
     "jobs.cancel_job",
     "jobs.run_schedule",
+    "jobs.change_schedule",
     "bundles.view_bundle",
     "bundles.change_bundle",
 ]

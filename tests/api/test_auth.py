@@ -40,6 +40,7 @@ OPERATIONS = [
               lambda w: {}),
     Operation("jobQueues", "jobs.view_job", "{ jobQueues { name waiting } }", lambda w: {}),
     Operation("schedules", "jobs.view_job", "{ schedules { id cron } }", lambda w: {}),
+    Operation("scheduler", "jobs.view_job", "{ scheduler { stale lastSeen } }", lambda w: {}),
     Operation("bundle", "bundles.view_bundle", "query($id: ID!) { bundle(id: $id) { id name } }",
               lambda w: {"id": str(w["bundle"].pk)}),
     Operation("bundles", "bundles.view_bundle", "{ bundles(first: 5) { edges { node { id } } } }",
@@ -70,6 +71,9 @@ OPERATIONS = [
               lambda w: {}, mutation=True, needs=VIEW_JOB),
     Operation("runSchedule", "jobs.run_schedule",
               'mutation { runSchedule(id: "nightly-consistency-check") { jobId message } }',
+              lambda w: {}, mutation=True),
+    Operation("updateSchedule", "jobs.change_schedule",
+              'mutation { updateSchedule(id: "weekly-maintenance", enabled: false) { message } }',
               lambda w: {}, mutation=True),
 ]  # fmt: skip
 

@@ -1,4 +1,5 @@
-"""Schedules: idempotent registration with rq-scheduler, next runs in UTC, firing, run now."""
+"""Schedules (rows of jobs.Schedule): idempotent registration with rq-scheduler, next runs in
+UTC, firing, run now."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from io import StringIO
 import django_rq
 import pytest
 from django.core.management import call_command
-from django.test import override_settings
 
 from jobs.models import Job, JobState, JobTrigger
 from jobs.registry import all_kinds
@@ -24,7 +24,7 @@ from jobs.schedules import (
     schedule_definitions,
     schedule_queue,
 )
-from tests.support import grant
+from tests.support import grant, schedules_from
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -38,6 +38,12 @@ TEST_SCHEDULES = [
     },
     {"id": "relay-and-reconcile", "cron": "* * * * *", "kind": "relay", "payload": {}},
 ]
+
+
+@pytest.fixture
+def test_schedules():
+    with schedules_from(TEST_SCHEDULES):
+        yield
 
 
 def scheduled_ids(redis_conn) -> list[str]:
@@ -78,24 +84,25 @@ def test_next_run_is_computed_in_utc():
 
 def test_schedules_removed_from_settings_are_unregistered(redis_conn):
     # Given the test schedules were registered
-    with override_settings(JOBS_SCHEDULES=TEST_SCHEDULES):
+    with schedules_from(TEST_SCHEDULES):
         register_schedules()
     assert "schedule-test-every-minute" in scheduled_ids(redis_conn)
     # When the deployment drops one and the scheduler restarts
-    with override_settings(JOBS_SCHEDULES=TEST_SCHEDULES[1:]):
+    with schedules_from(TEST_SCHEDULES[1:]):
         register_schedules()
     # Then
     assert scheduled_ids(redis_conn) == ["schedule-relay-and-reconcile"]
 
 
-@override_settings(JOBS_SCHEDULES=TEST_SCHEDULES)
+@pytest.mark.usefixtures("test_schedules")
 def test_a_due_schedule_enqueues_its_job_which_runs(redis_conn, run_burst):
-    # Given a registered schedule that is due now
+    # Given a registered schedule that is due now (its score is the fire time it runs for)
     scheduler = get_scheduler()
     register_schedules(scheduler)
+    due = datetime.now(UTC).timestamp() - 1
     redis_conn.zadd(
         "rq:scheduler:scheduled_jobs",
-        {"schedule-test-every-minute": 0, "schedule-relay-and-reconcile": 0},
+        {"schedule-test-every-minute": due, "schedule-relay-and-reconcile": due},
     )
     # When the scheduler ticks and a worker runs what it queued
     call_command("run_scheduler", "--burst")
@@ -116,7 +123,7 @@ def test_a_due_schedule_enqueues_its_job_which_runs(redis_conn, run_burst):
     ]
 
 
-@override_settings(JOBS_SCHEDULES=TEST_SCHEDULES)
+@pytest.mark.usefixtures("test_schedules")
 def test_run_now_enqueues_once_and_records_who_asked(redis_conn, django_user_model):
     # Given
     user = django_user_model.objects.create_user("ops", password="x", is_staff=True)
@@ -156,7 +163,7 @@ def test_a_disabled_schedule_stays_off_across_scheduler_restarts_and_never_fires
     from jobs.schedule_state import schedule_set_enabled
 
     # Given the test schedules are registered, then one is disabled in the admin
-    with override_settings(JOBS_SCHEDULES=TEST_SCHEDULES):
+    with schedules_from(TEST_SCHEDULES):
         register_schedules()
         schedule_set_enabled(schedule_id="test-every-minute", enabled=False)
         # When the scheduler restarts (registers again)
@@ -171,7 +178,7 @@ def test_a_disabled_schedule_stays_off_across_scheduler_restarts_and_never_fires
         assert "schedule-test-every-minute" in scheduled_ids(redis_conn)
 
 
-@override_settings(JOBS_SCHEDULES=TEST_SCHEDULES)
+@pytest.mark.usefixtures("test_schedules")
 def test_run_now_runs_a_disabled_schedules_job_because_the_operator_asked(
     redis_conn, django_user_model
 ):

@@ -1,0 +1,351 @@
+"""System → Schedules: the ``Schedule`` table in Django admin.
+
+List with next run, last run and its state, enabled, missed fires; add and edit with the
+service's validation as form errors; enable / disable / run now (buttons and actions); each
+schedule's history (its jobs and fires) on its page. Writes go through ``jobs.schedules``,
+which checks the permission and writes the admin log entry, so the admin does not log again.
+
+Permissions: ``jobs.view_schedule`` (or ``jobs.view_job``) to see, ``jobs.add_schedule`` /
+``jobs.change_schedule`` to add, edit, enable and disable, ``jobs.run_schedule`` for run now.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.middleware.csrf import get_token
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from jobs.admin.links import jobs_changelist_url, jobs_queued_message
+from jobs.cron import in_words
+from jobs.errors import JobPermissionDenied
+from jobs.models import Job, Schedule, ScheduleFire
+from jobs.request_registry import all_requests
+from jobs.scheduler_status import scheduler_status
+from jobs.schedules import (
+    EDITABLE,
+    ScheduleError,
+    registered_runs,
+    run_now,
+    schedule_create,
+    schedule_set_enabled,
+    schedule_update,
+    schedule_validate,
+)
+
+HISTORY_ROWS = 20
+
+
+class ScheduleForm(forms.ModelForm):
+    arguments = forms.JSONField(required=False, initial=dict, widget=forms.Textarea({"rows": 4}))
+
+    class Meta:
+        model = Schedule
+        fields = ("name", *EDITABLE)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        known = ", ".join(r.name for r in all_requests())
+        self.fields["request"].help_text = f"A registered request function: {known}"
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data  # the field's own error first (a bad JSON, a missing value)
+        fields = {f: data.get(f) for f in self.Meta.fields if f in data}
+        if self.instance.pk:
+            fields.pop("name", None)
+        if fields.get("arguments") is None:
+            fields["arguments"] = {}
+        try:
+            data.update(schedule_validate(fields))
+        except ScheduleError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return data
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    list_display = (
+        "name_and_description",
+        "cron_in_words",
+        "request",
+        "next_run",
+        "last_run",
+        "enabled",
+        "missed",
+        "row_buttons",
+    )
+    list_display_links = ("name_and_description",)
+    list_select_related = ("last_job",)
+    list_filter = ("enabled",)
+    search_fields = ("name", "description", "request")
+    actions = ("enable_selected", "disable_selected", "run_selected")
+    readonly_fields = ("next_run_at", "last_run_at", "last_job", "last_skipped", "changed_by")
+    change_list_template = "admin/jobs/schedule/change_list.html"
+    change_form_template = "admin/jobs/schedule/change_form.html"
+
+    def get_readonly_fields(self, request, obj=None):
+        # The name is the schedule's stable id (jobs and Redis refer to it).
+        return (*self.readonly_fields, "name") if obj else self.readonly_fields
+
+    def get_fields(self, request, obj=None):
+        return ["name", *EDITABLE, *(self.readonly_fields if obj else ())]
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Operators who see the jobs see the schedules that make them (as before the table).
+        return super().has_view_permission(request, obj) or request.user.has_perm("jobs.view_job")
+
+    def has_run_permission(self, request) -> bool:
+        return request.user.has_perm("jobs.run_schedule")
+
+    # -- saving through the service (it validates, logs and re-registers) ----------------------
+    def save_model(self, request, obj, form, change):
+        data = {f: form.cleaned_data.get(f) for f in EDITABLE}
+        data["arguments"] = data.get("arguments") or {}
+        if change:
+            saved = schedule_update(schedule_id=obj.name, user=request.user, **data)
+        else:
+            saved = schedule_create(user=request.user, name=form.cleaned_data["name"], **data)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def log_addition(self, request, obj, message):
+        return None  # the service wrote it
+
+    def log_change(self, request, obj, message):
+        return None  # the service wrote it, naming what changed
+
+    # -- list ------------------------------------------------------------------------------------
+    def changelist_view(self, request, extra_context=None):
+        try:
+            request._registered_runs = registered_runs()
+        except Exception:  # Redis down: the stored next runs are still shown
+            request._registered_runs = None
+        extra = {
+            "scheduler": scheduler_status(),
+            "now": timezone.now(),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context=extra)
+
+    @admin.display(description="schedule", ordering="name")
+    def name_and_description(self, obj: Schedule):
+        return format_html(
+            "<strong>{}</strong><br><span class='quiet'>{}</span>", obj.name, obj.description
+        )
+
+    @admin.display(description="when")
+    def cron_in_words(self, obj: Schedule):
+        return format_html("<code>{}</code><br>{}", obj.cron, in_words(obj.cron, obj.timezone))
+
+    @admin.display(description="next run (UTC)")
+    def next_run(self, obj: Schedule):
+        if not obj.enabled:
+            return format_html("<span class='quiet'>{}</span>", "disabled")
+        registered = getattr(self._request, "_registered_runs", None)
+        at = (registered or {}).get(obj.name) or obj.next_run_at
+        text = f"{at:%Y-%m-%d %H:%M}" if at else "—"
+        if registered is not None and obj.name not in registered:
+            return format_html(
+                "{} <span class='job-pill warn' title='{}'>not registered</span>",
+                text,
+                "rq-scheduler does not hold it yet (is the scheduler running?)",
+            )
+        return text
+
+    @admin.display(description="last run")
+    def last_run(self, obj: Schedule):
+        job = obj.last_job
+        if job is None:
+            return (
+                format_html("<span class='quiet'>{}</span>", "never")
+                if not obj.last_run_at
+                else f"{obj.last_run_at:%Y-%m-%d %H:%M} (inline)"
+            )
+        return format_html(
+            "<a href='{}'>{}</a> <span class='job-state job-state-{}'>{}</span> · "
+            "<a href='{}'>all runs</a>",
+            reverse("admin:jobs_job_change", args=[job.pk]),
+            f"{job.created_at:%Y-%m-%d %H:%M}",
+            job.state,
+            job.get_state_display(),
+            jobs_changelist_url(schedule_id=obj.name),
+        )
+
+    @admin.display(description="missed")
+    def missed(self, obj: Schedule):
+        if not obj.last_skipped_at:
+            return ""
+        return format_html(
+            "<span class='job-pill warn' title='{}'>skipped {}</span>",
+            obj.last_skipped_note,
+            f"{obj.last_skipped_at:%Y-%m-%d %H:%M}",
+        )
+
+    @admin.display(description="last skipped fire")
+    def last_skipped(self, obj: Schedule):
+        return obj.last_skipped_note or "—"
+
+    @admin.display(description="")
+    def row_buttons(self, obj: Schedule):
+        request = self._request
+        parts = []
+        if self.has_run_permission(request):
+            parts.append(
+                self._post_button(reverse("admin:jobs_schedule_run", args=[obj.pk]), "Run now")
+            )
+        if self.has_change_permission(request, obj):
+            parts.append(
+                self._post_button(
+                    reverse("admin:jobs_schedule_toggle", args=[obj.pk]),
+                    "Disable" if obj.enabled else "Enable",
+                    enabled="0" if obj.enabled else "1",
+                )
+            )
+        return format_html("".join(["{}"] * len(parts)), *parts) if parts else ""
+
+    def _post_button(self, url: str, label: str, **hidden):
+        token = get_token(self._request)
+        inputs = "".join(
+            format_html("<input type='hidden' name='{}' value='{}'>", k, v)
+            for k, v in hidden.items()
+        )
+        return format_html(
+            "<form method='post' action='{}' class='jobs-inline-form'>"
+            "<input type='hidden' name='csrfmiddlewaretoken' value='{}'>{}"
+            "<button type='submit' class='button'>{}</button></form>",
+            url,
+            token,
+            format_html(inputs) if inputs else "",
+            label,
+        )
+
+    def get_changelist_instance(self, request):
+        self._request = request  # row buttons need the user and the CSRF token
+        return super().get_changelist_instance(request)
+
+    # -- actions ---------------------------------------------------------------------------------
+    def _set_enabled(self, request, queryset, enabled: bool) -> None:
+        done = []
+        for name in queryset.values_list("name", flat=True):
+            try:
+                schedule_set_enabled(schedule_id=name, enabled=enabled, user=request.user)
+            except (ScheduleError, JobPermissionDenied) as exc:
+                self.message_user(request, f"{name}: {exc}", messages.ERROR)
+            else:
+                done.append(name)
+        if done:
+            word = "enabled" if enabled else "disabled"
+            self.message_user(request, f"{', '.join(done)} {word}.", messages.SUCCESS)
+
+    @admin.action(description="Enable selected schedules", permissions=["change"])
+    def enable_selected(self, request, queryset):
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable selected schedules", permissions=["change"])
+    def disable_selected(self, request, queryset):
+        self._set_enabled(request, queryset, False)
+
+    @admin.action(description="Run selected schedules now", permissions=["run"])
+    def run_selected(self, request, queryset):
+        jobs = []
+        for name in queryset.values_list("name", flat=True):
+            jobs.append(run_now(name, user=request.user))
+        queued = [j for j in jobs if j is not None]
+        inline = len(jobs) - len(queued)
+        if queued:
+            self.message_user(request, jobs_queued_message(queued, what="Run now"))
+        if inline:
+            self.message_user(request, f"{inline} ran inline (nothing queued).", messages.SUCCESS)
+
+    # -- one schedule: history, buttons ----------------------------------------------------------
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        schedule = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if schedule is not None:
+            extra.update(
+                history=Job.objects.filter(schedule_id=schedule.name)
+                .select_related("requested_by")
+                .order_by("-created_at")[:HISTORY_ROWS],
+                fires=ScheduleFire.objects.filter(schedule=schedule)
+                .select_related("job")
+                .order_by("-fire_at")[:HISTORY_ROWS],
+                jobs_url=jobs_changelist_url(schedule_id=schedule.name),
+                in_words=in_words(schedule.cron, schedule.timezone),
+                run_url=reverse("admin:jobs_schedule_run", args=[schedule.pk]),
+                toggle_url=reverse("admin:jobs_schedule_toggle", args=[schedule.pk]),
+                can_run=self.has_run_permission(request),
+                can_toggle=self.has_change_permission(request, schedule),
+                scheduler=scheduler_status(),
+                arguments_json=json.dumps(schedule.arguments, indent=2),
+            )
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/run/", wrap(self.run_view), name="jobs_schedule_run"),
+            path("<int:pk>/toggle/", wrap(self.toggle_view), name="jobs_schedule_toggle"),
+            *super().get_urls(),
+        ]
+
+    def _back(self, request, pk: int):
+        nxt = request.POST.get("next", "")
+        if nxt == "change":
+            return HttpResponseRedirect(reverse("admin:jobs_schedule_change", args=[pk]))
+        return HttpResponseRedirect(reverse("admin:jobs_schedule_changelist"))
+
+    def run_view(self, request, pk: int):
+        """Run a schedule's job now — also when the schedule is disabled: disabling stops the
+        cron runs, while "Run now" is an explicit request, so it runs (and the audit says so)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_run_permission(request):
+            raise PermissionDenied
+        schedule = Schedule.objects.filter(pk=pk).first()
+        if schedule is None:
+            self.message_user(request, f"No schedule with id {pk}.", messages.ERROR)
+            return self._back(request, pk)
+        note = "" if schedule.enabled else " (schedule disabled: run once on request)"
+        try:
+            job = run_now(schedule.name, user=request.user)
+        except ScheduleError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            if job is None:  # the relay runs inline: nothing queued
+                self.message_user(request, f"{schedule.name} ran now{note}.", messages.SUCCESS)
+            else:
+                self.message_user(
+                    request, jobs_queued_message([job], what=f"Run {schedule.name}{note}")
+                )
+        return self._back(request, pk)
+
+    def toggle_view(self, request, pk: int):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        enable = request.POST.get("enabled") == "1"
+        schedule = Schedule.objects.filter(pk=pk).first()
+        if schedule is None:
+            self.message_user(request, f"No schedule with id {pk}.", messages.ERROR)
+            return self._back(request, pk)
+        try:
+            schedule_set_enabled(schedule_id=schedule.name, enabled=enable, user=request.user)
+        except ScheduleError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"Schedule {schedule.name} {'enabled' if enable else 'disabled'}.",
+                messages.SUCCESS,
+            )
+        return self._back(request, pk)

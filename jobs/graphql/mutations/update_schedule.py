@@ -1,0 +1,35 @@
+"""updateSchedule(id, cron, enabled, arguments): edit a stored schedule, like the admin's form.
+
+Same permission (``jobs.change_schedule``) and the same validation as the admin: a bad cron,
+an unknown request function or arguments it does not take are ``BAD_USER_INPUT`` errors naming
+the field, and change nothing. The service writes the admin log entry.
+"""
+
+from __future__ import annotations
+
+import graphene
+from graphene.types.generic import GenericScalar
+
+from api.permissions import require_staff
+from jobs.graphql.types import Schedule
+from jobs.schedules import CHANGE_PERMISSION, list_schedules, schedule_update
+
+
+class UpdateSchedule(graphene.Mutation):
+    class Arguments:
+        id = graphene.ID(required=True, description="Schedule id, e.g. nightly-consistency-check")
+        cron = graphene.String(description="5-field cron line, read in the schedule's timezone")
+        enabled = graphene.Boolean()
+        arguments = GenericScalar(description="The request function's keyword arguments")
+        timezone = graphene.String(description="IANA time zone, e.g. UTC or Europe/Berlin")
+        grace_seconds = graphene.Int(description="A missed fire runs on recovery within this")
+
+    schedule = graphene.Field(Schedule, required=True)
+    message = graphene.String(required=True)
+
+    @staticmethod
+    def mutate(root, info, id, **changes):
+        user = require_staff(info, CHANGE_PERMISSION)
+        schedule_update(schedule_id=str(id), user=user, **changes)
+        item = next(s for s in list_schedules() if s["id"] == str(id))
+        return UpdateSchedule(schedule=item, message=f"Schedule {id} saved.")
