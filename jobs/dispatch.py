@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from jobs import conf
 from jobs.models import Job, JobState
+from jobs.pause import queue_paused
 from jobs.registry import get_kind
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
         return False
     if job.state not in (JobState.PENDING, JobState.RETRYING) or job.cancel_requested:
         return False
+    if queue_paused(job.queue):
+        return False  # it waits, visibly pending; resuming the queue sends it
     try:
         job_kind = get_kind(job.kind)
     except LookupError:

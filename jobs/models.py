@@ -127,6 +127,7 @@ class Job(models.Model):
             ("retry_job", "Can retry a job"),
             ("cancel_job", "Can cancel a job"),
             ("run_schedule", "Can run a schedule now"),
+            ("pause_queue", "Can pause and resume a queue"),
         ]
 
     def __str__(self) -> str:

@@ -29,6 +29,7 @@ from jobs import conf
 from jobs.context import JobCancelled, JobContext
 from jobs.dispatch import dispatch
 from jobs.models import Job, JobState
+from jobs.pause import queue_paused
 from jobs.registry import JobKind, UnknownJobKind, get_kind
 from jobs.selectors import wait_for_job
 
@@ -116,6 +117,10 @@ def _claim(job_id, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str
         if rq_job_id and job.rq_job_id and job.rq_job_id != rq_job_id:
             # An older delivery of this row (a re-dispatch replaced it): let the newest run.
             return None, f"superseded by RQ job {job.rq_job_id}"
+        if rq_job_id and queue_paused(job.queue):
+            # Sent before the pause: hand it back undispatched; resuming sends it again.
+            Job.objects.filter(pk=job.pk).update(dispatched_at=None, rq_job_id="")
+            return None, f"queue {job.queue} is paused"
         now = timezone.now()
         job.state = JobState.RUNNING
         job.attempts += 1

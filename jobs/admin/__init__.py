@@ -45,7 +45,15 @@ from jobs.schedules import (
     schedule_set_enabled,
     schedules_enabled,
 )
-from jobs.services import JobError, job_cancel, job_retry, jobs_delete_settled
+from jobs.services import (
+    JobError,
+    job_cancel,
+    job_retry,
+    job_retry_now,
+    jobs_delete_settled,
+    queue_pause,
+    queue_resume,
+)
 from jobs.targets import target_url
 
 # How many jobs one "retry all failed matching" request retries at most.
@@ -235,11 +243,32 @@ class JobAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)  # ours deletes settled jobs only, with confirmation
         return actions
 
+    def has_pause_queue_permission(self, request) -> bool:
+        return self.has_view_permission(request) and request.user.has_perm("jobs.pause_queue")
+
+    def _overview_context(self, request, chart_range: str) -> dict:
+        if chart_range not in selectors.CHART_RANGES:
+            chart_range = "24h"
+        return {
+            "health": selectors.system_health(),
+            "chart_svg": hourly_chart_svg(selectors.jobs_chart(range_name=chart_range)),
+            "chart_range": chart_range,
+            "chart_ranges": list(selectors.CHART_RANGES),
+            "can_pause": self.has_pause_queue_permission(request),
+            "changelist_url": reverse("admin:jobs_job_changelist"),
+        }
+
     def changelist_view(self, request, extra_context=None):
         deny_unpermitted_action(self, request)  # 403, not "No action selected"
+        # ``chart`` picks the chart's range; it is no filter, so the changelist never sees it.
+        chart_range = request.GET.get("chart", "24h")
+        if "chart" in request.GET:
+            request.GET = request.GET.copy()
+            request.GET.pop("chart")
         extra = {
-            "health": selectors.system_health(),
-            "chart_svg": hourly_chart_svg(selectors.jobs_per_hour(hours=24)),
+            **self._overview_context(request, chart_range),
+            "overview_url": reverse("admin:jobs_job_overview"),
+            "workers_url": reverse("admin:jobs_job_workers"),
             "live_url": reverse("admin:jobs_job_live"),
             "schedules_url": reverse("admin:jobs_job_schedules"),
             "quick_actions": quick_actions(user=request.user),
@@ -392,6 +421,9 @@ class JobAdmin(admin.ModelAdmin):
                     and job.state in (JobState.FAILED, JobState.CANCELLED),
                     "can_cancel": self.has_cancel_permission(request)
                     and job.state in ACTIVE_STATES,
+                    "can_retry_now": self.has_retry_permission(request)
+                    and job.state == JobState.RETRYING,
+                    "retry_now_url": reverse("admin:jobs_job_retry_now", args=[job.pk]),
                     "retry_url": reverse("admin:jobs_job_retry", args=[job.pk]),
                     "cancel_url": reverse("admin:jobs_job_cancel", args=[job.pk]),
                     "title": f"Job {str(job.pk)[:8]} · {job.kind}",
@@ -404,6 +436,16 @@ class JobAdmin(admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("live/", wrap(self.live_view), name="jobs_job_live"),
+            path("overview/", wrap(self.overview_view), name="jobs_job_overview"),
+            path("workers/", wrap(self.workers_view), name="jobs_job_workers"),
+            path(
+                "queues/<str:queue>/<str:how>/",
+                wrap(self.queue_pause_view),
+                name="jobs_job_queue_pause",
+            ),
+            path(
+                "<uuid:object_id>/retry-now/", wrap(self.retry_now_view), name="jobs_job_retry_now"
+            ),
             path("schedules/", wrap(self.schedules_view), name="jobs_job_schedules"),
             path(
                 "schedules/<str:schedule_id>/run/",
@@ -439,6 +481,67 @@ class JobAdmin(admin.ModelAdmin):
         return JsonResponse(
             {"jobs": selectors.job_live_rows(ids=ids), "now": timezone.now().isoformat()}
         )
+
+    def overview_view(self, request):
+        """The queues strip and chart alone (HTML), for the list's live refresh."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return TemplateResponse(
+            request,
+            "admin/jobs/job/overview.html",
+            self._overview_context(request, request.GET.get("chart", "24h")),
+        )
+
+    def workers_view(self, request):
+        """System → Workers: every RQ worker, its current job and heartbeat; dead ones flagged."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        now = timezone.now()
+        found = selectors.workers(now=now)
+        return TemplateResponse(
+            request,
+            "admin/jobs/job/workers.html",
+            self._context(
+                request,
+                title="Workers",
+                workers=found,
+                now=now,
+                dead_after=selectors.WORKER_DEAD_AFTER_SECONDS,
+                changelist_url=reverse("admin:jobs_job_changelist"),
+            ),
+        )
+
+    def queue_pause_view(self, request, queue, how):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if how not in ("pause", "resume"):
+            raise Http404("pause or resume")
+        if not self.has_pause_queue_permission(request):
+            raise PermissionDenied
+        try:
+            if how == "pause":
+                queue_pause(queue=queue, user=request.user)
+                text = f"Queue {queue} paused: its jobs wait (pending) until you resume it."
+            else:
+                sent = queue_resume(queue=queue, user=request.user)
+                text = f"Queue {queue} resumed; {sent} waiting job{'s' if sent != 1 else ''} sent."
+        except JobError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, text, messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
+
+    def retry_now_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self._require(request, "retry_job")
+        try:
+            job = job_retry_now(job_id=object_id, user=request.user)
+        except JobError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, f"Job {str(job.pk)[:8]} runs now.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[object_id]))
 
     def retry_view(self, request, object_id):
         if request.method != "POST":

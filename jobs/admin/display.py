@@ -58,7 +58,7 @@ def hourly_chart_svg(buckets: list[HourBucket]) -> SafeString:
         h_bad = plot_h * b.failed / top
         y_ok = CHART_PAD_T + plot_h - h_ok
         y_bad = y_ok - h_bad
-        label = f"{b.hour:%H}:00 UTC: {b.completed} completed, {b.failed} failed"
+        label = f"{b.hour:%Y-%m-%d %H:%M} UTC: {b.completed} completed, {b.failed} failed"
         parts.append(
             format_html(
                 '<g><title>{}</title><rect class="completed" x="{}" y="{}" width="{}" '
@@ -80,7 +80,7 @@ def hourly_chart_svg(buckets: list[HourBucket]) -> SafeString:
                     '<text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>',
                     f"{x + bar_w / 2:.1f}",
                     CHART_H - 6,
-                    f"{b.hour:%H}h",
+                    f"{b.hour:%H:%M}" if b.hour.minute else f"{b.hour:%H}h",
                 )
             )
     total_ok = sum(b.completed for b in buckets)
@@ -89,8 +89,7 @@ def hourly_chart_svg(buckets: list[HourBucket]) -> SafeString:
         '<svg class="jobs-chart" viewBox="0 0 {} {}" role="img" aria-label="{}">{}</svg>',
         CHART_W,
         CHART_H,
-        f"Jobs per hour over the last {len(buckets)} hours: {total_ok} completed, "
-        f"{total_bad} failed",
+        f"Jobs per interval, {len(buckets)} intervals: {total_ok} completed, {total_bad} failed",
         mark_safe("".join(parts)),  # noqa: S308 - every part was built with format_html
     )
 
