@@ -18,6 +18,7 @@ ALL_PERMS = [
     "jobs.retry_job",
     "jobs.cancel_job",
     "jobs.run_schedule",
+    "jobs.pause_queue",
     "bundles.view_bundle",
     "bundles.change_bundle",
 ]
