@@ -445,8 +445,10 @@ def job_search_q(*, term: str) -> Q:
         q |= Q(pk=uuid.UUID(term))
     hex_part = term.replace("-", "").lower()
     if 4 <= len(hex_part) <= 12 and all(c in "0123456789abcdef" for c in hex_part):
-        # The list shows the first 8 characters of the id: let people paste those.
-        q |= Q(pk__istartswith=term.lower())
+        # The list shows the first 8 characters of the id: let people paste those. A range on
+        # the primary key (not LIKE on its text) so PostgreSQL answers it from the index.
+        low, high = _id_prefix_range(hex_part)
+        q |= Q(pk__gte=low, pk__lte=high)
     for target_type, ids in matching_target_ids(term).items():
         q |= Q(
             Exists(
@@ -641,6 +643,40 @@ def parse_job_id(job_id) -> uuid.UUID:
         return uuid.UUID(str(job_id).strip())
     except (ValueError, AttributeError, TypeError):
         raise JobNotFound(f"{job_id!r} is not a job id (expected a UUID)") from None
+
+
+HEX = frozenset("0123456789abcdef")
+
+
+def _id_prefix_range(hex_prefix: str) -> tuple[uuid.UUID, uuid.UUID]:
+    return (
+        uuid.UUID(hex_prefix.ljust(32, "0")),
+        uuid.UUID(hex_prefix.ljust(32, "f")),
+    )
+
+
+def resolve_job_id(value) -> uuid.UUID:
+    """A full job id, or the first 8+ characters of one as the admin shows them.
+
+    Raises :class:`JobNotFound` for a malformed value, no match, or a prefix several jobs share
+    (saying how many).
+    """
+    text = str(value).strip().lower()
+    with contextlib.suppress(ValueError):
+        return uuid.UUID(text)
+    hex_part = text.replace("-", "")
+    if not (8 <= len(hex_part) < 32 and set(hex_part) <= HEX):
+        raise JobNotFound(
+            f"{value!r} is not a job id (expected a UUID or its first 8 or more characters)"
+        )
+    low, high = _id_prefix_range(hex_part)
+    found = list(Job.objects.filter(pk__gte=low, pk__lte=high).values_list("pk", flat=True)[:2])
+    if not found:
+        raise JobNotFound(f"No job whose id starts with {text}")
+    if len(found) > 1:
+        n = Job.objects.filter(pk__gte=low, pk__lte=high).count()
+        raise JobNotFound(f"{n} jobs have ids starting with {text}; give more characters")
+    return found[0]
 
 
 def job_get(*, job_id) -> Job:
