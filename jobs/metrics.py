@@ -23,6 +23,7 @@ from django.views.decorators.cache import never_cache
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.utils import floatToGoString
 
 from jobs import conf, selectors
 from jobs.heartbeat import heartbeat_age
@@ -138,7 +139,7 @@ class LedgerCollector:
         for kind, runs in sorted(values.items()):
             buckets = [
                 (
-                    str(bound) if bound != float("inf") else "+Inf",
+                    floatToGoString(bound),
                     sum(1 for v in runs if v <= bound),
                 )
                 for bound in RUN_TIME_BUCKETS
