@@ -306,7 +306,9 @@ class JobAdmin(admin.ModelAdmin):
         label = obj.target_label or obj.target_id or "—"
         url = target_url(obj.target_type, obj.target_id)
         if url:
-            return format_html('<a class="job-target" href="{}" title="{}">{}</a>', url, label, label)
+            return format_html(
+                '<a class="job-target" href="{}" title="{}">{}</a>', url, label, label
+            )
         return format_html('<span class="job-target" title="{}">{}</span>', label, label)
 
     @admin.display(description="linked targets")
