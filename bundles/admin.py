@@ -14,6 +14,8 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from jobs.admin.links import QueuedJobsMessageMixin
+
 from . import services
 from .admin_jobs import BundleJobsAdminMixin
 from .errors import BundleError
@@ -21,7 +23,7 @@ from .models import Bundle, BundleComponent, Product, ProductVariant, SearchEntr
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
     list_display = ("name", "slug", "is_bundle_shell", "variant_count", "updated_at")
     list_filter = ("is_bundle_shell",)
     search_fields = ("name", "slug")
@@ -52,7 +54,7 @@ class DeletedFilter(admin.SimpleListFilter):
 
 
 @admin.register(ProductVariant)
-class ProductVariantAdmin(admin.ModelAdmin):
+class ProductVariantAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
     list_display = (
         "sku",
         "name",
@@ -201,7 +203,7 @@ COMPUTED_FIELDS = (
 
 
 @admin.register(Bundle)
-class BundleAdmin(BundleJobsAdminMixin, admin.ModelAdmin):
+class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin):
     form = BundleForm
     inlines = (BundleComponentInline,)
     # Chosen to fit 1366 px with the admin's sidebar: slug, currency and "no saving" fold into
