@@ -430,6 +430,10 @@ def jobs_chart(*, range_name: str = "24h", now: datetime | None = None) -> list[
 # --- lists and search ---------------------------------------------------------------------------
 
 
+# How many linked jobs a search term may match before the search uses EXISTS instead of ids.
+SEARCH_TARGET_JOBS_MAX = 5000
+
+
 def job_search_q(*, term: str) -> Q:
     """The filter for a search box: job id (full or its first 8 characters), a target (its
     label, or whatever its registered type's search matches, e.g. a bundle's name or SKU),
@@ -450,13 +454,14 @@ def job_search_q(*, term: str) -> Q:
         low, high = _id_prefix_range(hex_part)
         q |= Q(pk__gte=low, pk__lte=high)
     for target_type, ids in matching_target_ids(term).items():
-        q |= Q(
-            Exists(
-                JobTarget.objects.filter(
-                    job=OuterRef("pk"), target_type=target_type, target_id__in=ids
-                )
-            )
-        )
+        links = JobTarget.objects.filter(target_type=target_type, target_id__in=ids)
+        # A short id list ORs with the indexed LIKEs above (PostgreSQL bitmap-ORs them); an
+        # EXISTS in an OR makes it read every row. Past the cap, EXISTS: slower, still right.
+        job_ids = list(links.values_list("job_id", flat=True)[: SEARCH_TARGET_JOBS_MAX + 1])
+        if len(job_ids) <= SEARCH_TARGET_JOBS_MAX:
+            q |= Q(pk__in=job_ids)
+        else:
+            q |= Q(Exists(links.filter(job=OuterRef("pk"))))
     return q
 
 
