@@ -278,6 +278,9 @@ class JobAdmin(admin.ModelAdmin):
             "retry_matching_url": reverse("admin:jobs_job_retry_matching")
             + ("?" + request.GET.urlencode() if request.GET else ""),
             "changelist_url": reverse("admin:jobs_job_changelist"),
+            "can_cancel": self.has_cancel_permission(request),
+            "can_discard": request.user.has_perm("jobs.delete_job"),
+            "filter_query": "?" + request.GET.urlencode() if request.GET else "",
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=extra)
@@ -444,6 +447,13 @@ class JobAdmin(admin.ModelAdmin):
                     "retry_url": reverse("admin:jobs_job_retry", args=[job.pk]),
                     "cancel_url": reverse("admin:jobs_job_cancel", args=[job.pk]),
                     "title": f"Job {str(job.pk)[:8]} · {job.kind}",
+                    "header": {
+                        "state": self.state_badge(job),
+                        "progress": self.progress_bar(job),
+                        "attempts": self.attempts_display(job),
+                        "duration": self.duration(job),
+                        "target": self.target_link(job),
+                    },
                 }
             )
         return super().change_view(request, object_id, form_url, extra_context=extra)
@@ -476,6 +486,7 @@ class JobAdmin(admin.ModelAdmin):
             ),
             path("quick/<slug:slug>/", wrap(self.quick_action_view), name="jobs_job_quick"),
             path("retry-matching/", wrap(self.retry_matching_view), name="jobs_job_retry_matching"),
+            path("matching/<str:how>/", wrap(self.matching_view), name="jobs_job_matching"),
             path("<uuid:object_id>/retry/", wrap(self.retry_view), name="jobs_job_retry"),
             path("<uuid:object_id>/cancel/", wrap(self.cancel_view), name="jobs_job_cancel"),
             *super().get_urls(),
@@ -633,6 +644,63 @@ class JobAdmin(admin.ModelAdmin):
                 total=min(total, RETRY_MATCHING_LIMIT),
                 more=total > RETRY_MATCHING_LIMIT,
                 sample=list(failed[:10]),
+                filters=request.GET.urlencode(),
+                back=back,
+            ),
+        )
+
+    # "Cancel all matching", "Discard failed matching": (permission, states, verb, service).
+    MATCHING = {
+        "cancel": ("cancel_job", tuple(ACTIVE_STATES), "cancel", "pending, retrying or running"),
+        "discard": ("delete_job", (JobState.FAILED,), "discard (delete)", "failed"),
+    }
+
+    def matching_view(self, request, how):
+        """Cancel every active job, or delete every failed one, matching the list's filters —
+        the whole filtered set, not the page — after a confirmation that states the count."""
+        if how not in self.MATCHING:
+            raise Http404("cancel or discard")
+        perm, states, verb, which = self.MATCHING[how]
+        if not (self.has_view_permission(request) and request.user.has_perm(f"jobs.{perm}")):
+            raise PermissionDenied
+        cl = self.get_changelist_instance(request)
+        chosen = cl.get_queryset(request).filter(state__in=states)
+        total = chosen.order_by()[: RETRY_MATCHING_LIMIT + 1].count()
+        back = reverse("admin:jobs_job_changelist") + (
+            "?" + request.GET.urlencode() if request.GET else ""
+        )
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            ids = list(chosen.values_list("pk", flat=True)[:RETRY_MATCHING_LIMIT])
+            if how == "discard":
+                done, skipped = jobs_delete_settled(job_ids=ids, user=request.user), 0
+            else:
+                done = skipped = 0
+                for pk in ids:
+                    try:
+                        job_cancel(job_id=pk, user=request.user)
+                        done += 1
+                    except JobError:
+                        skipped += 1  # settled meanwhile
+            self.message_user(
+                request,
+                f"{done} job(s): {verb} done"
+                + (f"; {skipped} had changed state and were skipped" if skipped else "")
+                + ("; more remain, run it again" if total > RETRY_MATCHING_LIMIT else "")
+                + ".",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(back)
+        return TemplateResponse(
+            request,
+            "admin/jobs/job/confirm_matching.html",
+            self._context(
+                request,
+                title=f"{verb.capitalize()} every {which} job matching the filter?",
+                verb=verb,
+                which=which,
+                total=min(total, RETRY_MATCHING_LIMIT),
+                more=total > RETRY_MATCHING_LIMIT,
+                sample=list(chosen[:10]),
                 filters=request.GET.urlencode(),
                 back=back,
             ),

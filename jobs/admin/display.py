@@ -8,6 +8,7 @@ The views themselves are methods of ``JobAdmin`` (``jobs/admin.py``) so they go 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -103,6 +104,16 @@ class TimelineEvent:
     label: str
     detail: str = ""
     css: str = ""
+    after_seconds: float | None = None  # since the previous event
+
+
+def _with_gaps(events: list[TimelineEvent]) -> list[TimelineEvent]:
+    out, previous = [], None
+    for event in sorted(events, key=lambda e: e.at):
+        gap = None if previous is None else (event.at - previous).total_seconds()
+        out.append(TimelineEvent(event.at, event.label, event.detail, event.css, gap))
+        previous = event.at
+    return out
 
 
 def job_timeline(job: Job, audit: list[LogEntry]) -> list[TimelineEvent]:
@@ -152,11 +163,38 @@ def job_timeline(job: Job, audit: list[LogEntry]) -> list[TimelineEvent]:
         events.append(
             TimelineEvent(job.settled_at, job.get_state_display(), job.progress_message, css)
         )
-    return sorted(events, key=lambda e: e.at)
+    return _with_gaps(events)
+
+
+# Past this many lines, payload and result are collapsed behind a summary.
+JSON_OPEN_LINES = 25
 
 
 def pretty_json_html(value) -> SafeString:
+    """Indented JSON; a list of plain values (a batch's 1,000 ids) stays on one wrapped line,
+    and anything longer than a screen is collapsed behind a one-line summary."""
     if value is None or value == {} or value == []:
         return format_html('<span class="quiet">{}</span>', "—")
     text = json.dumps(value, indent=2, sort_keys=True, cls=DjangoJSONEncoder, ensure_ascii=False)
-    return format_html('<pre class="jobs-json">{}</pre>', text)
+    text = _SCALAR_LIST.sub(_one_line, text)
+    lines = text.count("\n") + 1
+    pre = format_html('<pre class="jobs-json">{}</pre>', text)
+    if lines <= JSON_OPEN_LINES and len(text) <= 4000:
+        return pre
+    return format_html(
+        '<details class="jobs-json-long"><summary>{} lines, {} characters — show</summary>{}'
+        "</details>",
+        lines,
+        f"{len(text):,}",
+        pre,
+    )
+
+
+# An indented JSON list whose items are all scalars (numbers, strings, true/false/null).
+_SCALAR = r'(?:-?\d[\d.eE+-]*|"(?:[^"\\]|\\.)*"|true|false|null)'
+_SCALAR_LIST = re.compile(r"\[\n((?:[ ]*" + _SCALAR + r",?\n)+)[ ]*\]")
+
+
+def _one_line(match: re.Match) -> str:
+    items = [line.strip().rstrip(",") for line in match.group(1).splitlines()]
+    return "[" + ", ".join(items) + "]"

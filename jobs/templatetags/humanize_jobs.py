@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django import template
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 register = template.Library()
 
@@ -37,3 +41,18 @@ def since(value, now) -> str:
     if value is None or now is None:
         return "—"
     return age((now - value).total_seconds())
+
+
+@register.filter
+def exact_time(value) -> str:
+    """An ISO string or datetime as "2026-12-01 21:04:05 UTC" (one format on the whole page)."""
+    if not value:
+        return "—"
+    if isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is None:
+            return value
+        value = parsed
+    if timezone.is_aware(value):
+        value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC"
