@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections import defaultdict
@@ -305,9 +306,9 @@ class KindTiming:
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:
-    # Nearest rank: the value below which ``fraction`` of the runs finished.
-    index = max(0, min(len(sorted_values) - 1, int(round(fraction * len(sorted_values) + 0.5)) - 1))
-    return sorted_values[index]
+    # Nearest rank: the smallest value with at least ``fraction`` of the runs at or below it.
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 def kind_timings(

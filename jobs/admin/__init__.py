@@ -255,6 +255,7 @@ class JobAdmin(admin.ModelAdmin):
             "chart_svg": hourly_chart_svg(selectors.jobs_chart(range_name=chart_range)),
             "chart_range": chart_range,
             "chart_ranges": list(selectors.CHART_RANGES),
+            "kind_timings": selectors.kind_timings(hours=24),
             "can_pause": self.has_pause_queue_permission(request),
             "changelist_url": reverse("admin:jobs_job_changelist"),
         }
