@@ -219,6 +219,9 @@ class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin
         "recomputed",
     )
     list_filter = ("status", "pricing_rule", "no_saving", "currency")
+
+    class Media:
+        js = ("jobs/live.js",)  # relative "recomputed" times with the exact one on hover
     search_fields = ("name", "slug", "components__variant__sku", "shell_variant__sku")
     list_select_related = ("shell_variant",)
     prepopulated_fields = {"slug": ("name",)}
@@ -246,12 +249,19 @@ class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin
 
     @admin.display(description="pricing", ordering="pricing_rule")
     def pricing(self, obj: Bundle) -> str:
-        flag = " · no saving" if obj.no_saving else ""
-        return f"{obj.get_pricing_rule_display()} {obj.rule_value}{flag}"
+        value = f"{obj.rule_value.normalize():f}" if obj.rule_value is not None else ""
+        text = {
+            Bundle.PricingRule.PERCENT_OFF: f"−{value} %",
+            Bundle.PricingRule.AMOUNT_OFF: f"−{value} {obj.currency}",
+            Bundle.PricingRule.FIXED_PRICE: f"= {value} {obj.currency}",
+        }.get(obj.pricing_rule, str(value))
+        return f"{text} · no saving" if obj.no_saving else text
 
     @admin.display(description="price", ordering="computed_price")
     def price(self, obj: Bundle) -> str:
-        return "—" if obj.computed_price is None else f"{obj.computed_price} {obj.currency}"
+        if obj.computed_price is None:
+            return "—"
+        return f"{obj.computed_price:,.2f} {obj.currency}"
 
     @admin.display(description="recomputed", ordering="last_recomputed_at")
     def recomputed(self, obj: Bundle) -> str:
