@@ -66,6 +66,9 @@ def test_workers_page_shows_a_sigkilled_worker_dead_within_30_seconds(
     screenshot(page, "workers.png")
     dark_page.goto(page.url)
     screenshot(dark_page, "workers-dark.png")
+    dark_page.goto(f"{live_server.url}/admin/jobs/job/schedules/")
+    expect(dark_page.locator("#result_list")).to_be_visible()
+    screenshot(dark_page, "schedules-dark.png")
     assert outside == []
 
 
@@ -126,6 +129,9 @@ def test_retry_now_runs_a_retrying_job_within_2_seconds(
     job = enqueue("test_long_backoff", payload={"token": token}, trigger="admin")
     wait_until(lambda: Job.objects.get(pk=job.pk).state == JobState.RETRYING, timeout=60)
     page.goto(f"{live_server.url}/admin/jobs/job/{job.pk}/change/")
+    expect(page.locator(".jobs-header")).to_contain_text("Retrying")
+    expect(page.locator(".jobs-attempt-error[open]")).to_have_count(1)  # the newest, open
+    screenshot(page, "job-page-retrying.png")
     # When the operator presses Retry now
     page.locator("#job-retry-now").click()
     pressed = time.monotonic()
