@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from jobs import conf
 from jobs.models import Job, JobState
-from jobs.pause import queue_paused
+from jobs.pause import paused_on
 from jobs.registry import get_kind
 
 logger = logging.getLogger(__name__)
@@ -54,8 +54,6 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
         return False
     if job.state not in (JobState.PENDING, JobState.RETRYING) or job.cancel_requested:
         return False
-    if queue_paused(job.queue):
-        return False  # it waits, visibly pending; resuming the queue sends it
     try:
         job_kind = get_kind(job.kind)
     except LookupError:
@@ -76,6 +74,9 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
         return False  # another process sent it, a worker started it, or it was cancelled
     try:
         queue = django_rq.get_queue(job.queue)
+        if paused_on(queue.connection, job.queue):
+            _unclaim(job.pk, rq_id)
+            return False  # it waits, visibly pending; resuming the queue sends it
         options: dict[str, Any] = {
             "args": (str(job.pk),),
             "job_id": rq_id,

@@ -32,6 +32,12 @@ def queue_paused(name: str) -> bool:
         return False
 
 
+def paused_on(connection, name: str) -> bool:
+    """``queue_paused`` on a connection the caller already holds (dispatch: its queue's own,
+    so a Redis that does not answer costs one timeout, not two). Raises Redis errors."""
+    return bool(connection.sismember(PAUSED_QUEUES_KEY, name))
+
+
 def paused_queues() -> set[str] | None:
     """Every paused queue's name; None when Redis cannot be asked."""
     try:

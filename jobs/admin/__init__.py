@@ -357,18 +357,26 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress", ordering="progress")
     def progress_bar(self, obj: Job) -> str:
+        # A failed or retrying row shows its last error here (the list has no error column).
+        message, css = obj.progress_message, ""
+        if obj.state in (JobState.FAILED, JobState.RETRYING):
+            error = selectors.last_error_line(obj)
+            if error:
+                message, css = error, " job-error-line"
         return format_html(
             '<div class="job-progress" data-job-id="{}" data-live="progress">'
             '<div class="job-progress-track" role="progressbar" aria-valuemin="0" '
             'aria-valuemax="100" aria-valuenow="{}"><div class="job-progress-fill job-state-{}" '
             'style="width: {}%"></div></div><span class="job-progress-text">{}%</span> '
-            '<span class="job-progress-message">{}</span></div>',
+            '<span class="job-progress-message{}" title="{}">{}</span></div>',
             obj.pk,
             obj.progress,
             obj.state,
             obj.progress,
             obj.progress,
-            obj.progress_message,
+            css,
+            message,
+            message,
         )
 
     @admin.display(description="tries")
