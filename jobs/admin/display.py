@@ -38,7 +38,8 @@ def hourly_chart_svg(buckets: list[HourBucket]) -> SafeString:
     step = plot_w / max(len(buckets), 1)
     bar_w = max(step - 2, 1)
     parts = []
-    for frac in (0, 0.5, 1):
+    # The middle grid line only when it has a whole number to show (not "1, 0, 0").
+    for frac in (0, 0.5, 1) if top >= 2 else (0, 1):
         y = CHART_PAD_T + plot_h * (1 - frac)
         parts.append(
             format_html(
