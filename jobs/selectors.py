@@ -347,6 +347,40 @@ def kind_timings(
     return out
 
 
+# --- chart --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HourBucket:
+    hour: datetime  # start of the hour, UTC
+    completed: int
+    failed: int
+
+
+def jobs_per_hour(*, hours: int = 24, now: datetime | None = None) -> list[HourBucket]:
+    """Completed and failed jobs per hour (by settle time) over the last ``hours`` hours.
+
+    Always ``hours`` buckets, oldest first, the last one being the current hour.
+    """
+    now = now or timezone.now()
+    current = now.replace(minute=0, second=0, microsecond=0)
+    start = current - timedelta(hours=hours - 1)
+    rows = (
+        Job.objects.filter(settled_at__gte=start, state__in=(JobState.COMPLETED, JobState.FAILED))
+        .order_by()
+        .annotate(hour=TruncHour("settled_at"))
+        .values("hour", "state")
+        .annotate(n=Count("pk"))
+    )
+    by_hour: dict[datetime, dict[str, int]] = defaultdict(lambda: {"completed": 0, "failed": 0})
+    for row in rows:
+        by_hour[row["hour"]][row["state"]] += row["n"]
+    return [
+        HourBucket(hour=h, completed=by_hour[h]["completed"], failed=by_hour[h]["failed"])
+        for h in (start + timedelta(hours=i) for i in range(hours))
+    ]
+
+
 # The chart's ranges: (bucket width, how many buckets).
 CHART_RANGES: dict[str, tuple[timedelta, int]] = {
     "1h": (timedelta(minutes=5), 12),
