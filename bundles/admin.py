@@ -14,6 +14,8 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from jobs.admin.links import QueuedJobsMessageMixin
+
 from . import services
 from .admin_jobs import BundleJobsAdminMixin
 from .errors import BundleError
@@ -21,7 +23,7 @@ from .models import Bundle, BundleComponent, Product, ProductVariant, SearchEntr
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
     list_display = ("name", "slug", "is_bundle_shell", "variant_count", "updated_at")
     list_filter = ("is_bundle_shell",)
     search_fields = ("name", "slug")
@@ -52,7 +54,7 @@ class DeletedFilter(admin.SimpleListFilter):
 
 
 @admin.register(ProductVariant)
-class ProductVariantAdmin(admin.ModelAdmin):
+class ProductVariantAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
     list_display = (
         "sku",
         "name",
@@ -201,24 +203,25 @@ COMPUTED_FIELDS = (
 
 
 @admin.register(Bundle)
-class BundleAdmin(BundleJobsAdminMixin, admin.ModelAdmin):
+class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin):
     form = BundleForm
     inlines = (BundleComponentInline,)
+    # Chosen to fit 1366 px with the admin's sidebar: slug, currency and "no saving" fold into
+    # the columns they qualify; everything else is on the bundle's page.
     list_display = (
         "name",
-        "slug",
         "status",
-        "pricing_rule",
-        "rule_value",
-        "computed_price",
-        "currency",
-        "computed_availability",
-        "no_saving",
+        "pricing",
+        "price",
+        "available",
         "component_count",
         "problems",
-        "last_recomputed_at",
+        "recomputed",
     )
     list_filter = ("status", "pricing_rule", "no_saving", "currency")
+
+    class Media:
+        js = ("jobs/live.js",)  # relative "recomputed" times with the exact one on hover
     search_fields = ("name", "slug", "components__variant__sku", "shell_variant__sku")
     list_select_related = ("shell_variant",)
     prepopulated_fields = {"slug": ("name",)}
@@ -244,7 +247,39 @@ class BundleAdmin(BundleJobsAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_components=Count("components"))
 
-    @admin.display(description="components", ordering="n_components")
+    @admin.display(description="pricing", ordering="pricing_rule")
+    def pricing(self, obj: Bundle) -> str:
+        value = f"{obj.rule_value.normalize():f}" if obj.rule_value is not None else ""
+        text = {
+            Bundle.PricingRule.PERCENT_OFF: f"−{value} %",
+            Bundle.PricingRule.AMOUNT_OFF: f"−{value} {obj.currency}",
+            Bundle.PricingRule.FIXED_PRICE: f"= {value} {obj.currency}",
+        }.get(obj.pricing_rule, str(value))
+        return f"{text} · no saving" if obj.no_saving else text
+
+    @admin.display(description="price", ordering="computed_price")
+    def price(self, obj: Bundle) -> str:
+        if obj.computed_price is None:
+            return "—"
+        return f"{obj.computed_price:,.2f} {obj.currency}"
+
+    @admin.display(description="recomputed", ordering="last_recomputed_at")
+    def recomputed(self, obj: Bundle) -> str:
+        at = obj.last_recomputed_at
+        if at is None:
+            return "—"
+        return format_html(
+            '<time class="job-rel" datetime="{}" title="{} UTC">{}</time>',
+            at.isoformat(),
+            f"{at:%Y-%m-%d %H:%M:%S}",
+            f"{at:%Y-%m-%d %H:%M:%S}",
+        )
+
+    @admin.display(description="available", ordering="computed_availability")
+    def available(self, obj: Bundle):
+        return obj.computed_availability
+
+    @admin.display(description="parts", ordering="n_components")
     def component_count(self, obj: Bundle) -> int:
         return obj.n_components
 

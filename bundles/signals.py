@@ -17,6 +17,7 @@ from django.db.models.signals import post_delete, post_init, post_save
 
 from bundles import change_tracking, requests
 from bundles.models import Bundle, BundleComponent, Product, ProductVariant
+from jobs.actor import current_user, note_queued
 
 TRIGGER = "signal"
 
@@ -50,6 +51,19 @@ BUNDLE_FIELDS = BUNDLE_RECOMPUTE_FIELDS + BUNDLE_SEARCH_FIELDS
 COMPONENT_FIELDS = change_tracking.tracked_fields(
     BundleComponent, ("bundle", "variant", "quantity")
 )
+
+
+def _noted(request_function):
+    """Call a request function as the saving user (if any), noting the job it returns, so the
+    admin's save message can link to it (jobs.actor)."""
+
+    def call(**kwargs):
+        kwargs.setdefault("requested_by", current_user())
+        job = request_function(**kwargs)
+        note_queued(job)
+        return job
+
+    return call
 
 
 def _remember(fields):
@@ -104,7 +118,7 @@ def _variant_saved(sender, instance: ProductVariant, created: bool, raw: bool, *
     fields = ", ".join(sorted(changes))
     # Only name/SKU changed: the bundles' prices stand, their search entries need a reindex.
     reindex_only = not _VARIANT_PRICING_NAMES.intersection(changes)
-    requests.variants_changed(
+    _noted(requests.variants_changed)(
         variant_ids=[instance.pk],
         trigger=TRIGGER,
         reason=f"Variant {instance.sku} {'renamed' if reindex_only else 'changed'}: {fields}",
@@ -116,8 +130,10 @@ def _variant_saved(sender, instance: ProductVariant, created: bool, raw: bool, *
     )
     if became_unsafe and BundleComponent.objects.filter(variant_id=instance.pk).exists():
         what = "deleted" if instance.deleted_at is not None else "disabled"
-        requests.broken_check_enqueue(
-            trigger=TRIGGER, reason=f"Component variant {instance.sku} {what}"
+        note_queued(
+            requests.broken_check_enqueue(
+                trigger=TRIGGER, reason=f"Component variant {instance.sku} {what}"
+            )
         )
 
 
@@ -129,7 +145,7 @@ def _product_saved(sender, instance: Product, created: bool, raw: bool, **kwargs
     # (the recompute writes it), and search shows the bundle's own name.
     if created or not changes or instance.is_bundle_shell:
         return
-    requests.products_renamed(
+    _noted(requests.products_renamed)(
         product_ids=[instance.pk],
         trigger=TRIGGER,
         reason=f"Product {instance.name} renamed",
@@ -149,14 +165,14 @@ def _bundle_saved(sender, instance: Bundle, created: bool, raw: bool, **kwargs) 
     recompute = sorted(f for f in changes if f in {f.attname for f in BUNDLE_RECOMPUTE_FIELDS})
     if recompute:
         # The recompute also reindexes (update_search), so it covers name changes too.
-        requests.bundle_recompute_enqueue(
+        _noted(requests.bundle_recompute_enqueue)(
             bundle_id=instance.pk,
             trigger=TRIGGER,
             reason=f"Bundle changed: {', '.join(recompute)}",
             label=instance.name,
         )
     else:
-        requests.bundle_reindex_enqueue(
+        _noted(requests.bundle_reindex_enqueue)(
             bundle_id=instance.pk,
             trigger=TRIGGER,
             reason=f"Bundle {', '.join(sorted(changes))} changed",
@@ -178,7 +194,7 @@ def _component_saved(sender, instance: BundleComponent, created: bool, raw: bool
     if not created and not changes:
         return
     what = "added" if created else f"changed ({', '.join(sorted(changes))})"
-    requests.bundle_recompute_enqueue(
+    _noted(requests.bundle_recompute_enqueue)(
         bundle_id=instance.bundle_id,
         trigger=TRIGGER,
         reason=f"Component {what}",
@@ -186,7 +202,7 @@ def _component_saved(sender, instance: BundleComponent, created: bool, raw: bool
     )
     old_bundle_id = changes.get("bundle_id", (None, None))[0]
     if old_bundle_id and old_bundle_id != instance.bundle_id:
-        requests.bundle_recompute_enqueue(
+        _noted(requests.bundle_recompute_enqueue)(
             bundle_id=old_bundle_id, trigger=TRIGGER, reason="Component moved to another bundle"
         )
 
@@ -201,7 +217,7 @@ def _component_deleted(sender, instance: BundleComponent, origin=None, **kwargs)
     # Components deleted because their bundle is being deleted need no recompute.
     if _deleting_whole_bundle(origin):
         return
-    requests.bundle_recompute_enqueue(
+    _noted(requests.bundle_recompute_enqueue)(
         bundle_id=instance.bundle_id,
         trigger=TRIGGER,
         reason="Component removed",

@@ -71,6 +71,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Signal receivers record the saving user on the jobs they cause (jobs/actor.py).
+    "jobs.actor.ActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -200,6 +202,9 @@ JOBS_SCHEDULES = [
 # /health/: the scheduler's heartbeat may be this old, the oldest waiting job wait this long.
 JOBS_HEALTH_SCHEDULER_MAX_AGE = int(os.environ.get("JOBS_HEALTH_SCHEDULER_MAX_AGE", "60"))
 JOBS_HEALTH_MAX_WAIT = int(os.environ.get("JOBS_HEALTH_MAX_WAIT", "600"))
+# /metrics: a bearer token and/or client addresses (CIDR allowed) that may scrape it; staff may.
+JOBS_METRICS_TOKEN = os.environ.get("JOBS_METRICS_TOKEN") or None
+JOBS_METRICS_ALLOWED_IPS = env_list("JOBS_METRICS_ALLOWED_IPS")
 
 # --- Django Tasks (django-tasks on 5.2, django.tasks on 6) ---------------------------------
 # ``@task`` functions enqueue ledger jobs on the RQ queue their ``queue_name`` names.

@@ -14,6 +14,7 @@ from jobs.models import Job
 
 RETRIED = "Retried"
 CANCELLED = "Cancelled"
+RETRIED_NOW = "Retried now (backoff skipped)"
 
 
 def audit_jobs(*, user, jobs: Iterable[Job], message: str, added: bool = False) -> None:

@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
     # How long RQ keeps the runner's outcome: the ledger is the record.
     "JOBS_RQ_RESULT_TTL": 3600,
     "JOBS_RQ_FAILURE_TTL": 7 * 24 * 3600,
+    # Who may scrape /metrics: a bearer token, and/or client addresses; staff with
+    # jobs.view_job always may. Neither set: staff only.
+    "JOBS_METRICS_TOKEN": None,
+    "JOBS_METRICS_ALLOWED_IPS": [],
 }
 
 
@@ -98,3 +102,11 @@ def scheduler_interval() -> int:
 
 def scheduler_lock_ttl() -> int:
     return int(get("JOBS_SCHEDULER_LOCK_TTL"))
+
+
+def metrics_token() -> str | None:
+    return get("JOBS_METRICS_TOKEN") or None
+
+
+def metrics_allowed_ips() -> list[str]:
+    return list(get("JOBS_METRICS_ALLOWED_IPS") or [])

@@ -22,6 +22,7 @@ from rq import Queue
 
 from jobs import conf
 from jobs.models import Job, JobState
+from jobs.pause import paused_on
 from jobs.registry import get_kind
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
         return False  # another process sent it, a worker started it, or it was cancelled
     try:
         queue = django_rq.get_queue(job.queue)
+        if paused_on(queue.connection, job.queue):
+            _unclaim(job.pk, rq_id)
+            return False  # it waits, visibly pending; resuming the queue sends it
         options = _options(job, job_kind, rq_id, timeout)
         if delay > 0:
             # RQ keeps scheduled times in whole seconds (truncated): round up, so a retry never

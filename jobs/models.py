@@ -105,6 +105,8 @@ class Job(models.Model):
             models.Index(fields=["state"], name="job_state_idx"),
             models.Index(fields=["queue"], name="job_queue_idx"),
             models.Index(fields=["kind"], name="job_kind_idx"),
+            # /metrics' jobs by state and kind: an index-only scan of the live states.
+            models.Index(fields=["state", "kind"], name="job_state_kind_idx"),
             models.Index(fields=["-created_at"], name="job_created_idx"),
             models.Index(fields=["target_type", "target_id"], name="job_target_idx"),
             models.Index(fields=["dedup_key"], name="job_dedup_idx"),
@@ -127,6 +129,7 @@ class Job(models.Model):
             ("retry_job", "Can retry a job"),
             ("cancel_job", "Can cancel a job"),
             ("run_schedule", "Can run a schedule now"),
+            ("pause_queue", "Can pause and resume a queue"),
         ]
 
     def __str__(self) -> str:

@@ -34,6 +34,7 @@ from jobs.dispatch import dispatch
 from jobs.liveness import INLINE_PREFIX
 from jobs.models import SETTLED_STATES, Job, JobState
 from jobs.parents import AwaitChildren, check_parent, child_settled, children_in_order, park
+from jobs.pause import queue_paused
 from jobs.registry import JobKind, UnknownJobKind, get_kind
 from jobs.selectors import wait_for_job
 
@@ -115,6 +116,12 @@ def perform(job_id: str) -> dict:
     """RQ entrypoint: run the ledger job ``job_id``. Returns a short summary for RQ's result."""
     _drop_broken_connections()
     rq_job = get_current_job()
+    if rq_job is not None and queue_paused(rq_job.origin):
+        # Sent before the pause: hand it back undispatched; resuming the queue sends it again.
+        Job.objects.filter(
+            pk=job_id, rq_job_id=rq_job.id, state__in=(JobState.PENDING, JobState.RETRYING)
+        ).update(dispatched_at=None, rq_job_id="")
+        return {"skipped": f"queue {rq_job.origin} is paused"}
     worker = (rq_job.worker_name if rq_job else None) or _local_name()
     job, skipped = _claim(job_id, worker_name=worker, rq_job_id=rq_job.id if rq_job else "")
     if job is None:

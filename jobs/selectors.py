@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections import defaultdict
@@ -19,8 +20,8 @@ from datetime import datetime, timedelta
 import django_rq
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet
-from django.db.models.functions import Coalesce, TruncHour
+from django.db.models import Avg, Count, Exists, Min, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce, TruncHour, TruncMinute
 from django.utils import timezone
 from rq.worker import Worker
 
@@ -29,6 +30,7 @@ from jobs.errors import JobNotFound
 from jobs.liveness import AWAITING_PREFIX, WorkerSeen, is_awaiting_children, worker_death
 from jobs.liveness import workers_seen as _workers_seen
 from jobs.models import SETTLED_STATES, Job, JobState, JobTarget
+from jobs.pause import paused_queues
 from jobs.scheduler_status import scheduler_status
 from jobs.targets import matching_target_ids
 
@@ -48,6 +50,10 @@ class QueueOverview:
     failed: int  # failed for good, any age (each one is something to look at)
     completed_24h: int
     workers: int | None  # None: Redis could not be asked
+    paused: bool = False
+    oldest_waiting_seconds: float | None = None  # age of the oldest pending job (None: none)
+    completed_per_minute: float = 0.0  # over the last 15 minutes
+    failed_per_minute: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -185,10 +191,14 @@ def system_health(*, now: datetime | None = None) -> SystemHealth:
     counts = queue_counts(now=now)
     workers = workers_by_queue()
     status = scheduler_status()
+    paused = paused_queues() or set()
+    latency = queue_latency(now=now)
     queues = [
         QueueOverview(
             name=name,
             workers=None if workers is None else workers.get(name, 0),
+            paused=name in paused,
+            **latency.get(name, {}),
             **c,
         )
         for name, c in counts.items()
@@ -202,6 +212,168 @@ def system_health(*, now: datetime | None = None) -> SystemHealth:
         redis_ok=workers is not None,
         since=now - timedelta(hours=24),
     )
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+# An RQ worker heartbeats at least every (worker_ttl - 15) s while idle and every job-monitoring
+# interval while busy (jobs/worker.py: 20 s and 10 s); past this it is shown dead.
+WORKER_DEAD_AFTER_SECONDS = 25
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    name: str
+    hostname: str
+    pid: int | None
+    queues: list[str]
+    state: str  # RQ's: idle, busy, suspended...; "dead" when it stopped heartbeating
+    current_rq_job_id: str | None
+    current_job_id: str | None  # the ledger job it runs
+    current_since: datetime | None
+    last_heartbeat: datetime | None
+    birth: datetime | None
+    successful: int
+    failed: int
+    dead: bool
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and timezone.is_naive(value):
+        return timezone.make_aware(value, timezone.get_fixed_timezone(0))
+    return value
+
+
+def workers(*, now: datetime | None = None) -> list[WorkerInfo] | None:
+    """Every RQ worker registered in Redis (dead ones until their key expires), by name.
+
+    One pipeline-free pass over RQ's worker hashes: a few Redis calls per worker, no SQL but one
+    query for the ledger ids of the jobs they run. None when Redis cannot be asked.
+    """
+    now = now or timezone.now()
+    try:
+        found = Worker.all(connection=_redis())
+    except Exception:
+        logger.warning("Could not list RQ workers", exc_info=True)
+        return None
+    rows = []
+    for w in found:
+        beat = _aware(w.last_heartbeat)
+        dead = beat is None or (now - beat).total_seconds() > WORKER_DEAD_AFTER_SECONDS
+        rq_id = w.get_current_job_id()
+        rows.append((w, beat, dead, rq_id))
+    rq_ids = [r[3] for r in rows if r[3]]
+    ledger = dict(
+        Job.objects.filter(rq_job_id__in=rq_ids).values_list("rq_job_id", "pk") if rq_ids else []
+    )
+    started = dict(
+        Job.objects.filter(rq_job_id__in=rq_ids).values_list("rq_job_id", "started_at")
+        if rq_ids
+        else []
+    )
+    out = []
+    for w, beat, dead, rq_id in rows:
+        out.append(
+            WorkerInfo(
+                name=w.name,
+                hostname=w.hostname or "",
+                pid=w.pid,
+                queues=w.queue_names(),
+                state="dead" if dead else str(w.get_state()),
+                current_rq_job_id=rq_id,
+                current_job_id=str(ledger[rq_id]) if rq_id in ledger else None,
+                current_since=started.get(rq_id),
+                last_heartbeat=beat,
+                birth=_aware(w.birth_date),
+                successful=w.successful_job_count or 0,
+                failed=w.failed_job_count or 0,
+                dead=dead,
+            )
+        )
+    return sorted(out, key=lambda i: (i.dead, i.name))
+
+
+# --- latency and throughput ---------------------------------------------------------------------
+
+THROUGHPUT_WINDOW_MINUTES = 15
+
+
+def queue_latency(*, now: datetime | None = None) -> dict[str, dict]:
+    """Per queue: the oldest pending job's age and completed / failed per minute (last 15 min).
+
+    One grouped query per figure, each an index range: (state, queue, created_at) for the
+    oldest pending, settled_at for the window.
+    """
+    now = now or timezone.now()
+    out: dict[str, dict] = defaultdict(dict)
+    oldest = (
+        Job.objects.filter(state=JobState.PENDING)
+        .order_by()
+        .values("queue")
+        .annotate(oldest=Min("created_at"))
+    )
+    for row in oldest:
+        out[row["queue"]]["oldest_waiting_seconds"] = (now - row["oldest"]).total_seconds()
+    since = now - timedelta(minutes=THROUGHPUT_WINDOW_MINUTES)
+    settled = (
+        Job.objects.filter(settled_at__gte=since, state__in=(JobState.COMPLETED, JobState.FAILED))
+        .order_by()
+        .values("queue", "state")
+        .annotate(n=Count("*"))
+    )
+    for row in settled:
+        out[row["queue"]][f"{row['state']}_per_minute"] = row["n"] / THROUGHPUT_WINDOW_MINUTES
+    return dict(out)
+
+
+@dataclass(frozen=True)
+class KindTiming:
+    kind: str
+    runs: int
+    p50_seconds: float
+    p95_seconds: float
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    # Nearest rank: the smallest value with at least ``fraction`` of the runs at or below it.
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def kind_timings(
+    *, hours: int = 24, sample: int = 5000, now: datetime | None = None
+) -> list[KindTiming]:
+    """p50 / p95 run time (started → settled) per kind, over the newest ``sample`` jobs that
+    completed in the last ``hours``.
+
+    One query, a backward walk of the settled_at index that stops after ``sample`` rows:
+    bounded work at any ledger size, and exact while fewer jobs completed in the window.
+    """
+    now = now or timezone.now()
+    rows = (
+        Job.objects.filter(
+            settled_at__gte=now - timedelta(hours=hours),
+            state=JobState.COMPLETED,
+            started_at__isnull=False,
+        )
+        .order_by("-settled_at")
+        .values_list("kind", "started_at", "settled_at")[:sample]
+    )
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for kind, start, end in rows:
+        by_kind[kind].append(max(0.0, (end - start).total_seconds()))
+    out = []
+    for kind in sorted(by_kind):
+        values = sorted(by_kind[kind])
+        out.append(
+            KindTiming(
+                kind=kind,
+                runs=len(values),
+                p50_seconds=_percentile(values, 0.50),
+                p95_seconds=_percentile(values, 0.95),
+            )
+        )
+    return out
 
 
 # --- chart --------------------------------------------------------------------------------------
@@ -238,7 +410,53 @@ def jobs_per_hour(*, hours: int = 24, now: datetime | None = None) -> list[HourB
     ]
 
 
+# The chart's ranges: (bucket width, how many buckets).
+CHART_RANGES: dict[str, tuple[timedelta, int]] = {
+    "1h": (timedelta(minutes=5), 12),
+    "24h": (timedelta(hours=1), 24),
+    "7d": (timedelta(hours=6), 28),
+}
+
+
+def jobs_chart(*, range_name: str = "24h", now: datetime | None = None) -> list[HourBucket]:
+    """Completed / failed per bucket over one of :data:`CHART_RANGES`, oldest first.
+
+    One grouped query on the settled_at index, truncated to the minute (1 h) or the hour
+    (24 h, 7 d): at most a few hundred groups, put into buckets here.
+    """
+    if range_name not in CHART_RANGES:
+        raise ValueError(f"range must be one of {', '.join(CHART_RANGES)}")
+    width, count = CHART_RANGES[range_name]
+    now = now or timezone.now()
+    step = int(width.total_seconds())
+    epoch_now = int(now.timestamp())
+    last_start = epoch_now - epoch_now % step
+    first_start = last_start - step * (count - 1)
+    start = datetime.fromtimestamp(first_start, tz=timezone.get_fixed_timezone(0))
+    trunc = TruncMinute if width < timedelta(hours=1) else TruncHour
+    rows = (
+        Job.objects.filter(settled_at__gte=start, state__in=(JobState.COMPLETED, JobState.FAILED))
+        .order_by()
+        .annotate(at=trunc("settled_at"))
+        .values("at", "state")
+        .annotate(n=Count("pk"))
+    )
+    counts = [{"completed": 0, "failed": 0} for _ in range(count)]
+    for row in rows:
+        index = (int(row["at"].timestamp()) - first_start) // step
+        if 0 <= index < count:
+            counts[index][row["state"]] += row["n"]
+    return [
+        HourBucket(hour=start + i * width, completed=c["completed"], failed=c["failed"])
+        for i, c in enumerate(counts)
+    ]
+
+
 # --- lists and search ---------------------------------------------------------------------------
+
+
+# How many linked jobs a search term may match before the search uses EXISTS instead of ids.
+SEARCH_TARGET_JOBS_MAX = 5000
 
 
 def job_search_q(*, term: str) -> Q:
@@ -256,16 +474,19 @@ def job_search_q(*, term: str) -> Q:
         q |= Q(pk=uuid.UUID(term))
     hex_part = term.replace("-", "").lower()
     if 4 <= len(hex_part) <= 12 and all(c in "0123456789abcdef" for c in hex_part):
-        # The list shows the first 8 characters of the id: let people paste those.
-        q |= Q(pk__istartswith=term.lower())
+        # The list shows the first 8 characters of the id: let people paste those. A range on
+        # the primary key (not LIKE on its text) so PostgreSQL answers it from the index.
+        low, high = _id_prefix_range(hex_part)
+        q |= Q(pk__gte=low, pk__lte=high)
     for target_type, ids in matching_target_ids(term).items():
-        q |= Q(
-            Exists(
-                JobTarget.objects.filter(
-                    job=OuterRef("pk"), target_type=target_type, target_id__in=ids
-                )
-            )
-        )
+        links = JobTarget.objects.filter(target_type=target_type, target_id__in=ids)
+        # A short id list ORs with the indexed LIKEs above (PostgreSQL bitmap-ORs them); an
+        # EXISTS in an OR makes it read every row. Past the cap, EXISTS: slower, still right.
+        job_ids = list(links.values_list("job_id", flat=True)[: SEARCH_TARGET_JOBS_MAX + 1])
+        if len(job_ids) <= SEARCH_TARGET_JOBS_MAX:
+            q |= Q(pk__in=job_ids)
+        else:
+            q |= Q(Exists(links.filter(job=OuterRef("pk"))))
     return q
 
 
@@ -452,6 +673,40 @@ def parse_job_id(job_id) -> uuid.UUID:
         return uuid.UUID(str(job_id).strip())
     except (ValueError, AttributeError, TypeError):
         raise JobNotFound(f"{job_id!r} is not a job id (expected a UUID)") from None
+
+
+HEX = frozenset("0123456789abcdef")
+
+
+def _id_prefix_range(hex_prefix: str) -> tuple[uuid.UUID, uuid.UUID]:
+    return (
+        uuid.UUID(hex_prefix.ljust(32, "0")),
+        uuid.UUID(hex_prefix.ljust(32, "f")),
+    )
+
+
+def resolve_job_id(value) -> uuid.UUID:
+    """A full job id, or the first 8+ characters of one as the admin shows them.
+
+    Raises :class:`JobNotFound` for a malformed value, no match, or a prefix several jobs share
+    (saying how many).
+    """
+    text = str(value).strip().lower()
+    with contextlib.suppress(ValueError):
+        return uuid.UUID(text)
+    hex_part = text.replace("-", "")
+    if not (8 <= len(hex_part) < 32 and set(hex_part) <= HEX):
+        raise JobNotFound(
+            f"{value!r} is not a job id (expected a UUID or its first 8 or more characters)"
+        )
+    low, high = _id_prefix_range(hex_part)
+    found = list(Job.objects.filter(pk__gte=low, pk__lte=high).values_list("pk", flat=True)[:2])
+    if not found:
+        raise JobNotFound(f"No job whose id starts with {text}")
+    if len(found) > 1:
+        n = Job.objects.filter(pk__gte=low, pk__lte=high).count()
+        raise JobNotFound(f"{n} jobs have ids starting with {text}; give more characters")
+    return found[0]
 
 
 def job_get(*, job_id) -> Job:

@@ -12,13 +12,15 @@ from django.db import transaction
 from django.utils import timezone
 from rq.job import Job as RQJob
 
-from jobs.audit import CANCELLED, RETRIED, audit_jobs
+from jobs import conf
+from jobs.audit import CANCELLED, RETRIED, RETRIED_NOW, audit_jobs, audit_note
 from jobs.dispatch import dispatch
 from jobs.errors import JobError, JobNotFound, JobPermissionDenied, JobStateError
 from jobs.liveness import is_awaiting_children
 from jobs.maintenance.prune import jobs_purge
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState, LastAction
 from jobs.parents import check_parent
+from jobs.pause import set_paused
 from jobs.selectors import job_get, parse_job_id, wait_for_job
 
 __all__ = [  # the reads and errors stay importable from here (their old home)
@@ -160,3 +162,61 @@ def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:
     who = _user_or_none(user)
     logger.info("%s deleted %d settled job(s)", who or "someone", deleted)
     return deleted
+
+
+def job_retry_now(*, job_id, user=None) -> Job:
+    """Send a retrying job at once instead of after the rest of its backoff.
+
+    The row gets a fresh RQ delivery; the copy still scheduled in RQ is superseded (the runner
+    skips a delivery whose id is not the row's). Checks ``jobs.retry_job``; audited.
+    """
+    _check_permission(user, "jobs.retry_job")
+    pk = parse_job_id(job_id)
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=pk).first()
+        if job is None:
+            raise JobNotFound(f"No job with id {pk}")
+        if job.state != JobState.RETRYING:
+            raise JobStateError(f"Only a retrying job can be retried now; job {pk} is {job.state}")
+        sent_at = job.dispatched_at
+        job.next_attempt_at = None
+        job.save(update_fields=["next_attempt_at"])
+        audit_jobs(user=_user_or_none(user), jobs=[job], message=RETRIED_NOW)
+        transaction.on_commit(lambda: dispatch(pk, expect_dispatched_at=sent_at))
+    return job
+
+
+def _check_queue(queue: str) -> None:
+    if queue not in conf.job_queues():
+        raise JobNotFound(f"No queue {queue!r}; the queues are {', '.join(conf.job_queues())}")
+
+
+def queue_pause(*, queue: str, user=None) -> bool:
+    """Hold ``queue`` on every worker: its jobs stay pending (visibly) until it is resumed.
+
+    True if it was running before. Checks ``jobs.pause_queue``; audited.
+    """
+    _check_permission(user, "jobs.pause_queue")
+    _check_queue(queue)
+    changed = set_paused(queue, True)
+    audit_note(user=_user_or_none(user), title=f"Queue {queue}", message=f"Paused queue {queue}")
+    logger.info("Queue %s paused by %s", queue, _user_or_none(user) or "the system")
+    return changed
+
+
+def queue_resume(*, queue: str, user=None) -> int:
+    """Let ``queue`` run again and send its waiting jobs now. Returns how many were sent.
+
+    Checks ``jobs.pause_queue``; audited.
+    """
+    _check_permission(user, "jobs.pause_queue")
+    _check_queue(queue)
+    set_paused(queue, False)
+    audit_note(user=_user_or_none(user), title=f"Queue {queue}", message=f"Resumed queue {queue}")
+    waiting = Job.objects.filter(
+        queue=queue,
+        state__in=(JobState.PENDING, JobState.RETRYING),
+        dispatched_at__isnull=True,
+        cancel_requested=False,
+    ).values_list("pk", flat=True)
+    return sum(1 for pk in waiting.iterator() if dispatch(pk))

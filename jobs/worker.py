@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL = 60
 # Short TTL: the worker blocks on the queues for (ttl - 15) s, so maintenance can run that often,
 # and a dead worker's key disappears quickly.
-WORKER_TTL = 60
+WORKER_TTL = 35  # idle heartbeat every 20 s: System → Workers shows a dead one within 25 s
 JOB_MONITORING_INTERVAL = 10
 # Set for one interval by the worker that does the ledger pass this turn (NX: one of many).
 RECONCILE_DUE_KEY = "jobs:reconcile-due"

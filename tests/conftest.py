@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import django_rq
 import pytest
+
+from jobs.pause import PAUSED_QUEUES_KEY
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -16,6 +19,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _no_paused_queue_outlives_its_test():
+    """A queue paused by a test (a Redis flag) must not hold the next test's jobs."""
+    yield
+    with contextlib.suppress(Exception):
+        django_rq.get_connection("bundle-recompute").delete(PAUSED_QUEUES_KEY)
 
 
 @pytest.fixture

@@ -37,7 +37,15 @@ from jobs.admin.links import deny_unpermitted_action, jobs_changelist_url, jobs_
 from jobs.audit import audit_jobs
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
 from jobs.quick_actions import get_quick_action, quick_actions
-from jobs.services import JobError, job_cancel, job_retry, jobs_delete_settled
+from jobs.services import (
+    JobError,
+    job_cancel,
+    job_retry,
+    job_retry_now,
+    jobs_delete_settled,
+    queue_pause,
+    queue_resume,
+)
 from jobs.targets import target_url
 
 # How many jobs one "retry all failed matching" request retries at most.
@@ -89,17 +97,18 @@ def _planner_estimate(qs) -> int | None:
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    # Chosen to fit 1366 px next to the admin's sidebar: the queue is in the filter, the strip
+    # and the kind's tooltip; the last error is the progress message of a failed row (and on
+    # the job page, with every attempt's).
     list_display = (
         "short_id",
-        "queue",
-        "kind",
+        "kind_display",
         "target_link",
         "state_badge",
         "progress_bar",
         "attempts_display",
-        "created_at",
+        "created",
         "duration",
-        "last_error",
     )
     list_display_links = ("short_id",)
     # The job page lists this many linked targets, then says how many more there are.
@@ -227,11 +236,33 @@ class JobAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)  # ours deletes settled jobs only, with confirmation
         return actions
 
+    def has_pause_queue_permission(self, request) -> bool:
+        return self.has_view_permission(request) and request.user.has_perm("jobs.pause_queue")
+
+    def _overview_context(self, request, chart_range: str) -> dict:
+        if chart_range not in selectors.CHART_RANGES:
+            chart_range = "24h"
+        return {
+            "health": selectors.system_health(),
+            "chart_svg": hourly_chart_svg(selectors.jobs_chart(range_name=chart_range)),
+            "chart_range": chart_range,
+            "chart_ranges": list(selectors.CHART_RANGES),
+            "kind_timings": selectors.kind_timings(hours=24),
+            "can_pause": self.has_pause_queue_permission(request),
+            "changelist_url": reverse("admin:jobs_job_changelist"),
+        }
+
     def changelist_view(self, request, extra_context=None):
         deny_unpermitted_action(self, request)  # 403, not "No action selected"
+        # ``chart`` picks the chart's range; it is no filter, so the changelist never sees it.
+        chart_range = request.GET.get("chart", "24h")
+        if "chart" in request.GET:
+            request.GET = request.GET.copy()
+            request.GET.pop("chart")
         extra = {
-            "health": selectors.system_health(),
-            "chart_svg": hourly_chart_svg(selectors.jobs_per_hour(hours=24)),
+            **self._overview_context(request, chart_range),
+            "overview_url": reverse("admin:jobs_job_overview"),
+            "workers_url": reverse("admin:jobs_job_workers"),
             "live_url": reverse("admin:jobs_job_live"),
             "schedules_url": reverse("admin:jobs_schedule_changelist"),
             "quick_actions": quick_actions(user=request.user),
@@ -240,6 +271,9 @@ class JobAdmin(admin.ModelAdmin):
             "retry_matching_url": reverse("admin:jobs_job_retry_matching")
             + ("?" + request.GET.urlencode() if request.GET else ""),
             "changelist_url": reverse("admin:jobs_job_changelist"),
+            "can_cancel": self.has_cancel_permission(request),
+            "can_discard": request.user.has_perm("jobs.delete_job"),
+            "filter_query": "?" + request.GET.urlencode() if request.GET else "",
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=extra)
@@ -249,13 +283,29 @@ class JobAdmin(admin.ModelAdmin):
     def short_id(self, obj: Job) -> str:
         return str(obj.pk)[:8]
 
+    @admin.display(description="kind", ordering="kind")
+    def kind_display(self, obj: Job) -> str:
+        return format_html('<span title="queue {}">{}</span>', obj.queue, obj.kind)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Job) -> str:
+        # Relative ("12 s ago", ticking in live.js), the exact time with seconds on hover.
+        return format_html(
+            '<time class="job-rel" datetime="{}" title="{} UTC">{}</time>',
+            obj.created_at.isoformat(),
+            f"{obj.created_at:%Y-%m-%d %H:%M:%S}",
+            f"{obj.created_at:%Y-%m-%d %H:%M:%S}",
+        )
+
     @admin.display(description="target")
     def target_link(self, obj: Job) -> str:
         label = obj.target_label or obj.target_id or "—"
         url = target_url(obj.target_type, obj.target_id)
         if url:
-            return format_html('<a href="{}">{}</a>', url, label)
-        return label
+            return format_html(
+                '<a class="job-target" href="{}" title="{}">{}</a>', url, label, label
+            )
+        return format_html('<span class="job-target" title="{}">{}</span>', label, label)
 
     @admin.display(description="linked targets")
     def linked_targets(self, obj: Job) -> str:
@@ -299,21 +349,29 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress", ordering="progress")
     def progress_bar(self, obj: Job) -> str:
+        # A failed or retrying row shows its last error here (the list has no error column).
+        message, css = obj.progress_message, ""
+        if obj.state in (JobState.FAILED, JobState.RETRYING):
+            error = selectors.last_error_line(obj)
+            if error:
+                message, css = error, " job-error-line"
         return format_html(
             '<div class="job-progress" data-job-id="{}" data-live="progress">'
             '<div class="job-progress-track" role="progressbar" aria-valuemin="0" '
             'aria-valuemax="100" aria-valuenow="{}"><div class="job-progress-fill job-state-{}" '
             'style="width: {}%"></div></div><span class="job-progress-text">{}%</span> '
-            '<span class="job-progress-message">{}</span></div>',
+            '<span class="job-progress-message{}" title="{}">{}</span></div>',
             obj.pk,
             obj.progress,
             obj.state,
             obj.progress,
             obj.progress,
-            obj.progress_message,
+            css,
+            message,
+            message,
         )
 
-    @admin.display(description="attempts")
+    @admin.display(description="tries")
     def attempts_display(self, obj: Job) -> str:
         return format_html(
             '<span data-job-id="{}" data-live="attempts">{}/{}</span>',
@@ -322,7 +380,7 @@ class JobAdmin(admin.ModelAdmin):
             obj.max_attempts,
         )
 
-    @admin.display(description="duration")
+    @admin.display(description="took")
     def duration(self, obj: Job) -> str:
         seconds = selectors.duration_seconds(obj)
         if seconds is None:
@@ -384,9 +442,19 @@ class JobAdmin(admin.ModelAdmin):
                     and job.state in (JobState.FAILED, JobState.CANCELLED),
                     "can_cancel": self.has_cancel_permission(request)
                     and job.state in ACTIVE_STATES,
+                    "can_retry_now": self.has_retry_permission(request)
+                    and job.state == JobState.RETRYING,
+                    "retry_now_url": reverse("admin:jobs_job_retry_now", args=[job.pk]),
                     "retry_url": reverse("admin:jobs_job_retry", args=[job.pk]),
                     "cancel_url": reverse("admin:jobs_job_cancel", args=[job.pk]),
                     "title": f"Job {str(job.pk)[:8]} · {job.kind}",
+                    "header": {
+                        "state": self.state_badge(job),
+                        "progress": self.progress_bar(job),
+                        "attempts": self.attempts_display(job),
+                        "duration": self.duration(job),
+                        "target": self.target_link(job),
+                    },
                 }
             )
         return super().change_view(request, object_id, form_url, extra_context=extra)
@@ -396,9 +464,20 @@ class JobAdmin(admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("live/", wrap(self.live_view), name="jobs_job_live"),
+            path("overview/", wrap(self.overview_view), name="jobs_job_overview"),
+            path("workers/", wrap(self.workers_view), name="jobs_job_workers"),
+            path(
+                "queues/<str:queue>/<str:how>/",
+                wrap(self.queue_pause_view),
+                name="jobs_job_queue_pause",
+            ),
+            path(
+                "<uuid:object_id>/retry-now/", wrap(self.retry_now_view), name="jobs_job_retry_now"
+            ),
             path("schedules/", wrap(self.schedules_view), name="jobs_job_schedules"),
             path("quick/<slug:slug>/", wrap(self.quick_action_view), name="jobs_job_quick"),
             path("retry-matching/", wrap(self.retry_matching_view), name="jobs_job_retry_matching"),
+            path("matching/<str:how>/", wrap(self.matching_view), name="jobs_job_matching"),
             path("<uuid:object_id>/retry/", wrap(self.retry_view), name="jobs_job_retry"),
             path("<uuid:object_id>/cancel/", wrap(self.cancel_view), name="jobs_job_cancel"),
             *super().get_urls(),
@@ -421,6 +500,67 @@ class JobAdmin(admin.ModelAdmin):
         return JsonResponse(
             {"jobs": selectors.job_live_rows(ids=ids), "now": timezone.now().isoformat()}
         )
+
+    def overview_view(self, request):
+        """The queues strip and chart alone (HTML), for the list's live refresh."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return TemplateResponse(
+            request,
+            "admin/jobs/job/overview.html",
+            self._overview_context(request, request.GET.get("chart", "24h")),
+        )
+
+    def workers_view(self, request):
+        """System → Workers: every RQ worker, its current job and heartbeat; dead ones flagged."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        now = timezone.now()
+        found = selectors.workers(now=now)
+        return TemplateResponse(
+            request,
+            "admin/jobs/job/workers.html",
+            self._context(
+                request,
+                title="Workers",
+                workers=found,
+                now=now,
+                dead_after=selectors.WORKER_DEAD_AFTER_SECONDS,
+                changelist_url=reverse("admin:jobs_job_changelist"),
+            ),
+        )
+
+    def queue_pause_view(self, request, queue, how):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if how not in ("pause", "resume"):
+            raise Http404("pause or resume")
+        if not self.has_pause_queue_permission(request):
+            raise PermissionDenied
+        try:
+            if how == "pause":
+                queue_pause(queue=queue, user=request.user)
+                text = f"Queue {queue} paused: its jobs wait (pending) until you resume it."
+            else:
+                sent = queue_resume(queue=queue, user=request.user)
+                text = f"Queue {queue} resumed; {sent} waiting job{'s' if sent != 1 else ''} sent."
+        except JobError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, text, messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
+
+    def retry_now_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self._require(request, "retry_job")
+        try:
+            job = job_retry_now(job_id=object_id, user=request.user)
+        except JobError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, f"Job {str(job.pk)[:8]} runs now.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[object_id]))
 
     def retry_view(self, request, object_id):
         if request.method != "POST":
@@ -499,6 +639,63 @@ class JobAdmin(admin.ModelAdmin):
                 total=min(total, RETRY_MATCHING_LIMIT),
                 more=total > RETRY_MATCHING_LIMIT,
                 sample=list(failed[:10]),
+                filters=request.GET.urlencode(),
+                back=back,
+            ),
+        )
+
+    # "Cancel all matching", "Discard failed matching": (permission, states, verb, service).
+    MATCHING = {
+        "cancel": ("cancel_job", tuple(ACTIVE_STATES), "cancel", "pending, retrying or running"),
+        "discard": ("delete_job", (JobState.FAILED,), "discard (delete)", "failed"),
+    }
+
+    def matching_view(self, request, how):
+        """Cancel every active job, or delete every failed one, matching the list's filters —
+        the whole filtered set, not the page — after a confirmation that states the count."""
+        if how not in self.MATCHING:
+            raise Http404("cancel or discard")
+        perm, states, verb, which = self.MATCHING[how]
+        if not (self.has_view_permission(request) and request.user.has_perm(f"jobs.{perm}")):
+            raise PermissionDenied
+        cl = self.get_changelist_instance(request)
+        chosen = cl.get_queryset(request).filter(state__in=states)
+        total = chosen.order_by()[: RETRY_MATCHING_LIMIT + 1].count()
+        back = reverse("admin:jobs_job_changelist") + (
+            "?" + request.GET.urlencode() if request.GET else ""
+        )
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            ids = list(chosen.values_list("pk", flat=True)[:RETRY_MATCHING_LIMIT])
+            if how == "discard":
+                done, skipped = jobs_delete_settled(job_ids=ids, user=request.user), 0
+            else:
+                done = skipped = 0
+                for pk in ids:
+                    try:
+                        job_cancel(job_id=pk, user=request.user)
+                        done += 1
+                    except JobError:
+                        skipped += 1  # settled meanwhile
+            self.message_user(
+                request,
+                f"{done} job(s): {verb} done"
+                + (f"; {skipped} had changed state and were skipped" if skipped else "")
+                + ("; more remain, run it again" if total > RETRY_MATCHING_LIMIT else "")
+                + ".",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(back)
+        return TemplateResponse(
+            request,
+            "admin/jobs/job/confirm_matching.html",
+            self._context(
+                request,
+                title=f"{verb.capitalize()} every {which} job matching the filter?",
+                verb=verb,
+                which=which,
+                total=min(total, RETRY_MATCHING_LIMIT),
+                more=total > RETRY_MATCHING_LIMIT,
+                sample=list(chosen[:10]),
                 filters=request.GET.urlencode(),
                 back=back,
             ),

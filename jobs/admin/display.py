@@ -8,6 +8,7 @@ The views themselves are methods of ``JobAdmin`` (``jobs/admin.py``) so they go 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,7 +38,8 @@ def hourly_chart_svg(buckets: list[HourBucket]) -> SafeString:
     step = plot_w / max(len(buckets), 1)
     bar_w = max(step - 2, 1)
     parts = []
-    for frac in (0, 0.5, 1):
+    # The middle grid line only when it has a whole number to show (not "1, 0, 0").
+    for frac in (0, 0.5, 1) if top >= 2 else (0, 1):
         y = CHART_PAD_T + plot_h * (1 - frac)
         parts.append(
             format_html(
@@ -58,7 +60,7 @@ def hourly_chart_svg(buckets: list[HourBucket]) -> SafeString:
         h_bad = plot_h * b.failed / top
         y_ok = CHART_PAD_T + plot_h - h_ok
         y_bad = y_ok - h_bad
-        label = f"{b.hour:%H}:00 UTC: {b.completed} completed, {b.failed} failed"
+        label = f"{b.hour:%Y-%m-%d %H:%M} UTC: {b.completed} completed, {b.failed} failed"
         parts.append(
             format_html(
                 '<g><title>{}</title><rect class="completed" x="{}" y="{}" width="{}" '
@@ -80,7 +82,7 @@ def hourly_chart_svg(buckets: list[HourBucket]) -> SafeString:
                     '<text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>',
                     f"{x + bar_w / 2:.1f}",
                     CHART_H - 6,
-                    f"{b.hour:%H}h",
+                    f"{b.hour:%H:%M}" if b.hour.minute else f"{b.hour:%H}h",
                 )
             )
     total_ok = sum(b.completed for b in buckets)
@@ -89,8 +91,7 @@ def hourly_chart_svg(buckets: list[HourBucket]) -> SafeString:
         '<svg class="jobs-chart" viewBox="0 0 {} {}" role="img" aria-label="{}">{}</svg>',
         CHART_W,
         CHART_H,
-        f"Jobs per hour over the last {len(buckets)} hours: {total_ok} completed, "
-        f"{total_bad} failed",
+        f"Jobs per interval, {len(buckets)} intervals: {total_ok} completed, {total_bad} failed",
         mark_safe("".join(parts)),  # noqa: S308 - every part was built with format_html
     )
 
@@ -104,6 +105,16 @@ class TimelineEvent:
     label: str
     detail: str = ""
     css: str = ""
+    after_seconds: float | None = None  # since the previous event
+
+
+def _with_gaps(events: list[TimelineEvent]) -> list[TimelineEvent]:
+    out, previous = [], None
+    for event in sorted(events, key=lambda e: e.at):
+        gap = None if previous is None else (event.at - previous).total_seconds()
+        out.append(TimelineEvent(event.at, event.label, event.detail, event.css, gap))
+        previous = event.at
+    return out
 
 
 def job_timeline(job: Job, audit: list[LogEntry]) -> list[TimelineEvent]:
@@ -153,11 +164,38 @@ def job_timeline(job: Job, audit: list[LogEntry]) -> list[TimelineEvent]:
         events.append(
             TimelineEvent(job.settled_at, job.get_state_display(), job.progress_message, css)
         )
-    return sorted(events, key=lambda e: e.at)
+    return _with_gaps(events)
+
+
+# Past this many lines, payload and result are collapsed behind a summary.
+JSON_OPEN_LINES = 25
 
 
 def pretty_json_html(value) -> SafeString:
+    """Indented JSON; a list of plain values (a batch's 1,000 ids) stays on one wrapped line,
+    and anything longer than a screen is collapsed behind a one-line summary."""
     if value is None or value == {} or value == []:
         return format_html('<span class="quiet">{}</span>', "—")
     text = json.dumps(value, indent=2, sort_keys=True, cls=DjangoJSONEncoder, ensure_ascii=False)
-    return format_html('<pre class="jobs-json">{}</pre>', text)
+    text = _SCALAR_LIST.sub(_one_line, text)
+    lines = text.count("\n") + 1
+    pre = format_html('<pre class="jobs-json">{}</pre>', text)
+    if lines <= JSON_OPEN_LINES and len(text) <= 4000:
+        return pre
+    return format_html(
+        '<details class="jobs-json-long"><summary>{} lines, {} characters — show</summary>{}'
+        "</details>",
+        lines,
+        f"{len(text):,}",
+        pre,
+    )
+
+
+# An indented JSON list whose items are all scalars (numbers, strings, true/false/null).
+_SCALAR = r'(?:-?\d[\d.eE+-]*|"(?:[^"\\]|\\.)*"|true|false|null)'
+_SCALAR_LIST = re.compile(r"\[\n((?:[ ]*" + _SCALAR + r",?\n)+)[ ]*\]")
+
+
+def _one_line(match: re.Match) -> str:
+    items = [line.strip().rstrip(",") for line in match.group(1).splitlines()]
+    return "[" + ", ".join(items) + "]"

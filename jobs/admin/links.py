@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from jobs.actor import collecting
 from jobs.models import Job
 
 
@@ -36,10 +37,22 @@ def jobs_queued_message(jobs: list[Job], *, what: str) -> SafeString:
     n = len(unique)
     url = jobs_changelist_url(ids=[j.pk for j in unique])
     roots = [j for j in unique if j.parent_id is None]
-    if n > MAX_IDS_IN_LINK and len(roots) == 1:
-        root = roots[0]
-        if all(j.parent_id == root.pk for j in unique if j is not root):
+    if n > MAX_IDS_IN_LINK:
+        root = roots[0] if len(roots) == 1 else None
+        if root and all(j.parent_id == root.pk for j in unique if j is not root):
             url = reverse("admin:jobs_job_change", args=[root.pk])
+        else:
+            # A short filter, not hundreds of ids: the window they were created in (by one
+            # request, so one trigger), which is what the admin's own date filter takes.
+            created = sorted(j.created_at for j in unique)
+            triggers = {j.trigger for j in unique}
+            params = {
+                "created_at__gte": created[0].isoformat(),
+                "created_at__lte": created[-1].isoformat(),
+            }
+            if len(triggers) == 1:
+                params["trigger__exact"] = triggers.pop()
+            url = jobs_changelist_url(**params)
     return format_html(
         '{}: {} job{} queued. <a href="{}">See {} in System → Jobs</a>.',
         what,
@@ -61,3 +74,15 @@ def deny_unpermitted_action(model_admin, request) -> None:
     known = {n for _f, n, _d in model_admin._get_base_actions()}
     if name in known and name not in model_admin.get_actions(request):
         raise PermissionDenied
+
+
+class QueuedJobsMessageMixin:
+    """For a ModelAdmin whose saves queue jobs through signals: after a save, say what it
+    queued, with a link ("Saved: 2 jobs queued. See them in System → Jobs")."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        with collecting() as queued:
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+        if request.method == "POST" and queued and getattr(response, "status_code", 0) == 302:
+            self.message_user(request, jobs_queued_message(queued, what="Saved"))
+        return response

@@ -17,6 +17,7 @@ from api.errors import BadUserInput
 from api.graphql_utils import clean_text, decode_cursor, encode_cursor, parse_int_id
 from jobs import selectors
 from jobs.models import Job, JobState
+from jobs.pause import paused_queues
 from jobs.registry import all_kinds, is_filterable_kind
 from jobs.selectors import queue_names
 from jobs.targets import all_target_types, get_target_type
@@ -154,6 +155,8 @@ def queue_counts() -> list[dict]:
     counts = selectors.queue_counts()
     workers = selectors.workers_by_queue()
     queued = _rq_lengths()
+    paused = paused_queues() or set()
+    latency = selectors.queue_latency()
     out = []
     for name in queue_names():
         row = counts.get(name, {})
@@ -166,6 +169,10 @@ def queue_counts() -> list[dict]:
                 "completed_last_24h": row.get("completed_24h", 0),
                 "workers": None if workers is None else workers.get(name, 0),
                 "rq_queued": queued.get(name),
+                "paused": name in paused,
+                "oldest_waiting_seconds": latency.get(name, {}).get("oldest_waiting_seconds"),
+                "completed_per_minute": latency.get(name, {}).get("completed_per_minute", 0.0),
+                "failed_per_minute": latency.get(name, {}).get("failed_per_minute", 0.0),
             }
         )
     return out

@@ -12,14 +12,25 @@ from api.graphql_utils import build_connection, check_page_size, selected_fields
 from api.permissions import require_staff
 from jobs.graphql import filters
 from jobs.graphql.mutations.cancel_job import CancelJob
+from jobs.graphql.mutations.queue_pause import PauseQueue, ResumeQueue
 from jobs.graphql.mutations.retry_failed_jobs import RetryFailedJobs
 from jobs.graphql.mutations.retry_job import RetryJob
+from jobs.graphql.mutations.retry_job_now import RetryJobNow
 from jobs.graphql.mutations.run_schedule import RunSchedule
 from jobs.graphql.mutations.update_schedule import UpdateSchedule
-from jobs.graphql.types import Job, JobConnection, JobEdge, JobQueue, Schedule, SchedulerStatus
+from jobs.graphql.types import (
+    Job,
+    JobConnection,
+    JobEdge,
+    JobQueue,
+    Schedule,
+    SchedulerStatus,
+    Worker,
+)
 from jobs.models import Job as JobModel
 from jobs.scheduler_status import scheduler_status
 from jobs.schedules import list_schedules
+from jobs.selectors import workers as list_workers
 from jobs.services import JobNotFound, job_get
 
 VIEW_JOB = "jobs.view_job"
@@ -43,6 +54,9 @@ class JobsQuery(graphene.ObjectType):
     schedules = graphene.List(graphene.NonNull(Schedule), required=True)
     scheduler = graphene.Field(
         SchedulerStatus, required=True, description="The scheduler's heartbeat, flagged stale"
+    )
+    workers = graphene.List(
+        graphene.NonNull(Worker), description="RQ workers (null: Redis unreachable)"
     )
 
     @staticmethod
@@ -78,6 +92,11 @@ class JobsQuery(graphene.ObjectType):
         return filters.queue_counts()
 
     @staticmethod
+    def resolve_workers(root, info):
+        require_staff(info, VIEW_JOB)
+        return list_workers()
+
+    @staticmethod
     def resolve_schedules(root, info):
         require_staff(info, VIEW_JOB)
         return list_schedules()
@@ -94,3 +113,6 @@ class JobsMutation(graphene.ObjectType):
     retry_failed_jobs = RetryFailedJobs.Field()
     run_schedule = RunSchedule.Field()
     update_schedule = UpdateSchedule.Field()
+    retry_job_now = RetryJobNow.Field()
+    pause_queue = PauseQueue.Field()
+    resume_queue = ResumeQueue.Field()

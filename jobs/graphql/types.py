@@ -154,6 +154,26 @@ class JobQueue(graphene.ObjectType):
     completed_last_24h = graphene.Int(required=True)
     workers = graphene.Int(description="Workers listening to the queue (null: Redis down)")
     rq_queued = graphene.Int(description="Jobs in RQ's queue right now (null: Redis down)")
+    paused = graphene.Boolean(required=True, description="Held by pauseQueue: its jobs wait")
+    oldest_waiting_seconds = graphene.Float(description="Age of the oldest pending job")
+    completed_per_minute = graphene.Float(required=True, description="Last 15 minutes")
+    failed_per_minute = graphene.Float(required=True, description="Last 15 minutes")
+
+
+class Worker(graphene.ObjectType):
+    """An RQ worker as System → Workers shows it; dead when its heartbeat stopped."""
+
+    name = graphene.String(required=True)
+    hostname = graphene.String(required=True)
+    pid = graphene.Int()
+    queues = graphene.List(graphene.NonNull(graphene.String), required=True)
+    state = graphene.String(required=True, description="idle, busy, suspended... or dead")
+    dead = graphene.Boolean(required=True)
+    current_job_id = graphene.ID(description="The ledger job it runs")
+    current_since = graphene.DateTime()
+    last_heartbeat = graphene.DateTime()
+    successful = graphene.Int(required=True)
+    failed = graphene.Int(required=True)
 
 
 class Schedule(graphene.ObjectType):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django import template
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 register = template.Library()
 
@@ -14,3 +18,41 @@ def thousands(value) -> str:
         return f"{int(value):,}"
     except (TypeError, ValueError):
         return "" if value is None else str(value)
+
+
+@register.filter
+def age(seconds) -> str:
+    """A number of seconds in words with seconds kept: "27 s", "3 min 04 s", "2 h 05 min"."""
+    if seconds is None or seconds == "":
+        return "—"
+    total = int(float(seconds))
+    if total < 120:
+        return f"{float(seconds):.0f} s" if total >= 10 else f"{float(seconds):.1f} s"
+    if total < 3600:
+        return f"{total // 60} min {total % 60:02d} s"
+    if total < 86400:
+        return f"{total // 3600} h {total % 3600 // 60:02d} min"
+    return f"{total // 86400} d {total % 86400 // 3600:02d} h"
+
+
+@register.filter
+def since(value, now) -> str:
+    """How long ago ``value`` (a datetime) was, relative to ``now``: "12 s"."""
+    if value is None or now is None:
+        return "—"
+    return age((now - value).total_seconds())
+
+
+@register.filter
+def exact_time(value) -> str:
+    """An ISO string or datetime as "2026-12-01 21:04:05 UTC" (one format on the whole page)."""
+    if not value:
+        return "—"
+    if isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is None:
+            return value
+        value = parsed
+    if timezone.is_aware(value):
+        value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC"

@@ -69,6 +69,16 @@ OPERATIONS = [
     Operation("retryFailedJobs", "jobs.retry_job",
               "mutation { retryFailedJobs(filter: {queue: \"bundle-recompute\"}) { count } }",
               lambda w: {}, mutation=True, needs=VIEW_JOB),
+    Operation("workers", "jobs.view_job", "{ workers { name state } }", lambda w: {}),
+    Operation("retryJobNow", "jobs.retry_job",
+              "mutation($id: ID!) { retryJobNow(id: $id) { jobId state } }",
+              lambda w: {"id": str(w["retrying"].pk)}, mutation=True, needs=VIEW_JOB),
+    Operation("pauseQueue", "jobs.pause_queue",
+              'mutation { pauseQueue(name: "bundle-reindex") { name paused } }',
+              lambda w: {}, mutation=True, needs=VIEW_JOB),
+    Operation("resumeQueue", "jobs.pause_queue",
+              'mutation { resumeQueue(name: "bundle-reindex") { name paused sent } }',
+              lambda w: {}, mutation=True, needs=VIEW_JOB),
     Operation("runSchedule", "jobs.run_schedule",
               'mutation { runSchedule(id: "nightly-consistency-check") { jobId message } }',
               lambda w: {}, mutation=True),
@@ -95,7 +105,9 @@ def world(db):
     failed = enqueue("recompute", payload={"bundle_id": bundle.pk}, trigger=JobTrigger.COMMAND)
     Job.objects.filter(pk=failed.pk).update(state=JobState.FAILED, attempts=3)
     pending = enqueue("reindex", payload={"bundle_ids": [bundle.pk]}, trigger=JobTrigger.COMMAND)
-    return {"bundle": bundle, "failed": failed, "pending": pending}
+    retrying = enqueue("recompute", payload={"bundle_id": bundle.pk, "n": 2}, trigger="command")
+    Job.objects.filter(pk=retrying.pk).update(state=JobState.RETRYING, attempts=1)
+    return {"bundle": bundle, "failed": failed, "pending": pending, "retrying": retrying}
 
 
 def _call(client, op: Operation, actor: str, world: dict, token_for):
@@ -214,7 +226,7 @@ def test_superuser_needs_no_explicit_permissions(client, world):
     client.force_login(make_user("root", superuser=True))
     response = post_graphql(client, "{ jobs { edges { node { id } } } }")
     assert not response.errors
-    assert len(response.data["jobs"]["edges"]) == 2
+    assert len(response.data["jobs"]["edges"]) == 3  # failed, pending, retrying: the whole world
 
 
 def test_a_token_of_an_inactive_user_is_refused(client, world, token_for):

@@ -95,7 +95,7 @@ def test_failing_job_shows_every_attempt_and_retry_runs_it_again(
         expect(errors.nth(i)).to_contain_text(f"flaky failure number {attempt}")
     traceback = errors.nth(0).locator("pre.jobs-traceback")
     expect(traceback).to_be_hidden()
-    errors.nth(0).locator("summary").click()
+    errors.nth(0).locator("details summary").click()  # the traceback's, inside the attempt's
     expect(traceback).to_be_visible()
     expect(traceback).to_contain_text("RuntimeError")
     expect(page.locator(".jobs-timeline")).to_contain_text("Attempt 3 failed")

@@ -99,3 +99,12 @@ def reconcile_inside(ctx, *, token: str) -> dict:
     changed = reconcile()
     state = Job.objects.values_list("state", flat=True).get(pk=ctx.job.pk)
     return {"reconciled": [str(j.pk) for j in changed], "state_during_run": state}
+
+
+@job_kind("test_long_backoff", queue=QUEUE, max_attempts=2, backoff=(300,), timeout=30)
+def long_backoff(ctx, *, token: str) -> dict:
+    """Fails once, then waits 5 minutes for its retry (unless someone says "retry now")."""
+    run = _redis().incr(runs_key(token))
+    if run == 1:
+        raise RuntimeError("first run fails")
+    return {"run": run}

@@ -163,3 +163,29 @@ def test_command_line_exit_code_is_non_zero_on_bad_input():
     )
     assert proc.returncode == 1
     assert "'not-a-uuid' is not a job id" in proc.stderr
+
+
+def test_show_retry_and_cancel_accept_the_8_character_prefix_the_admin_shows(redis_conn, token):
+    # Given a failed job and a pending one
+    failed = failed_job(token)
+    pending = enqueue("test_noop", payload={"token": token}, trigger="command")
+    # When / Then: its first 8 characters are enough
+    assert f"Job {failed.pk}" in jobs_cmd("show", str(failed.pk)[:8])
+    assert f"Job {failed.pk} queued again" in jobs_cmd("retry", str(failed.pk)[:8])
+    assert f"Job {pending.pk} cancelled" in jobs_cmd("cancel", str(pending.pk)[:8].upper())
+
+
+def test_a_prefix_shared_by_two_jobs_or_too_short_is_refused_and_changes_nothing(redis_conn):
+    # Given two pending jobs whose ids share their first 8 characters
+    a = enqueue("test_noop", payload={"token": "a"}, trigger="command")
+    b = enqueue("test_noop", payload={"token": "b"}, trigger="command")
+    Job.objects.filter(pk=a.pk).update(id=uuid.UUID("abcdef12" + "0" * 24))
+    Job.objects.filter(pk=b.pk).update(id=uuid.UUID("abcdef12" + "f" * 24))
+    # When / Then
+    with pytest.raises(CommandError, match="2 jobs have ids starting with abcdef12"):
+        jobs_cmd("cancel", "abcdef12")
+    with pytest.raises(CommandError, match="first 8 or more characters"):
+        jobs_cmd("cancel", "abcd")
+    with pytest.raises(CommandError, match="No job whose id starts with 12345678"):
+        jobs_cmd("show", "12345678")
+    assert sorted(Job.objects.values_list("state", flat=True)) == ["pending", "pending"]

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from jobs import conf
 from jobs.maintenance.relay import relay_and_reconcile
 from jobs.models import Job, JobState
-from jobs.selectors import job_get, wait_for_job
+from jobs.selectors import job_get, resolve_job_id, wait_for_job
 from jobs.services import JobError, job_cancel, job_retry, jobs_purge
 
 USER_HELP = (
@@ -34,16 +34,16 @@ class Command(BaseCommand):
         p.add_argument("--limit", type=int, default=20)
 
         p = sub.add_parser("show", help="one job with its payload, result and errors")
-        p.add_argument("job_id")
+        p.add_argument("job_id", help="the id, or its first 8+ characters as the admin shows")
 
         p = sub.add_parser("retry", help="run a failed or cancelled job again")
-        p.add_argument("job_id")
+        p.add_argument("job_id", help="the id, or its first 8+ characters as the admin shows")
         p.add_argument("--user", help=USER_HELP)
         p.add_argument("--wait", action="store_true", help="wait until it settles")
         p.add_argument("--timeout", type=float, default=None)
 
         p = sub.add_parser("cancel", help="cancel a pending, retrying or running job")
-        p.add_argument("job_id")
+        p.add_argument("job_id", help="the id, or its first 8+ characters as the admin shows")
         p.add_argument("--user", help=USER_HELP)
 
         p = sub.add_parser("purge", help="delete settled jobs older than N days")
@@ -99,7 +99,7 @@ class Command(BaseCommand):
             )
 
     def do_show(self, *, job_id, **_):
-        job = job_get(job_id=job_id)
+        job = job_get(job_id=resolve_job_id(job_id))
         w = self.stdout.write
         w(f"Job {job.pk}")
         w(f"  kind        {job.kind} (queue {job.queue})")
@@ -145,7 +145,11 @@ class Command(BaseCommand):
         return user
 
     def do_retry(self, *, job_id, wait, timeout, user, **_):
-        job = job_retry(job_id=job_id, user=self._user(user), actor=f"{getpass.getuser()} (shell)")
+        job = job_retry(
+            job_id=resolve_job_id(job_id),
+            user=self._user(user),
+            actor=f"{getpass.getuser()} (shell)",
+        )
         self.stdout.write(f"Job {job.pk} queued again as attempt {job.attempts + 1}.")
         if wait:
             job = wait_for_job(job.pk, timeout, on_progress=self._print_progress)
@@ -154,7 +158,7 @@ class Command(BaseCommand):
                 raise CommandError(f"Job {job.pk} ended {job.state}")
 
     def do_cancel(self, *, job_id, user, **_):
-        job = job_cancel(job_id=job_id, user=self._user(user))
+        job = job_cancel(job_id=resolve_job_id(job_id), user=self._user(user))
         if job.state == JobState.CANCELLED:
             self.stdout.write(f"Job {job.pk} cancelled; it will not run.")
         else:

@@ -82,12 +82,15 @@
     function schedule() {
         if (timer === null && !document.hidden) timer = window.setTimeout(tick, INTERVAL);
     }
+    // Rows inserted by the "new jobs" bar are live too.
+    document.addEventListener("jobs:rows-added", schedule);
 
     function tick() {
         timer = null;
         const url = liveUrl();
         const ids = activeIds();
         if (!url || !ids.length || document.hidden) return;
+        if (window.localStorage.getItem("jobs.live.paused") === "1") return schedule();
         fetch(url + "?ids=" + encodeURIComponent(ids.join(",")), {
             credentials: "same-origin",
             headers: {Accept: "application/json"},
@@ -111,4 +114,125 @@
     });
     window.addEventListener("DOMContentLoaded", schedule);
     if (document.readyState !== "loading") schedule();
+})();
+
+/* The list as a whole, every 5 s: fetch this same URL (same filters, same page) and take from
+   it the queues strip and chart, and the rows of jobs that are not on the page yet. Those wait
+   behind an "N new jobs" bar (a click puts them on top), so a selection is never disturbed.
+   A toggle pauses all of it; relative times ("12 s ago") tick every second. */
+(function () {
+    "use strict";
+    const LIST_INTERVAL = 5000;
+    const STORE = "jobs.live.paused";
+    let timer = null;
+    let pending = [];
+
+    function paused() { return window.localStorage.getItem(STORE) === "1"; }
+
+    function rowId(tr) {
+        const el = tr.querySelector('[data-live="state"][data-job-id]');
+        return el ? el.dataset.jobId : null;
+    }
+
+    function shownIds() {
+        const ids = new Set();
+        document.querySelectorAll("#result_list tbody tr").forEach(function (tr) {
+            const id = rowId(tr);
+            if (id) ids.add(id);
+        });
+        return ids;
+    }
+
+    function relative(seconds) {
+        const s = Math.max(0, Math.round(seconds));
+        if (s < 120) return s + " s";
+        if (s < 3600) return Math.floor(s / 60) + " min " + String(s % 60).padStart(2, "0") + " s";
+        if (s < 86400) return Math.floor(s / 3600) + " h " + String(Math.floor(s % 3600 / 60)).padStart(2, "0") + " min";
+        return Math.floor(s / 86400) + " d " + String(Math.floor(s % 86400 / 3600)).padStart(2, "0") + " h";
+    }
+
+    function tickTimes() {
+        const now = Date.now();
+        document.querySelectorAll("time.job-rel[datetime]").forEach(function (el) {
+            const at = Date.parse(el.getAttribute("datetime"));
+            if (isNaN(at)) return;
+            const diff = (now - at) / 1000;
+            el.textContent = diff >= 0 ? relative(diff) + " ago" : "in " + relative(-diff);
+        });
+    }
+
+    function showBar() {
+        const bar = document.getElementById("jobs-new-bar");
+        if (!bar) return;
+        bar.hidden = pending.length === 0;
+        const button = bar.querySelector("button");
+        if (button) button.textContent = pending.length + " new job" + (pending.length === 1 ? "" : "s") + " — show";
+    }
+
+    function insertPending() {
+        const body = document.querySelector("#result_list tbody");
+        if (!body) return;
+        const first = body.firstElementChild;
+        pending.forEach(function (tr) {
+            tr.classList.add("jobs-row-new");
+            body.insertBefore(document.importNode(tr, true), first);
+        });
+        pending = [];
+        showBar();
+        tickTimes();
+        document.dispatchEvent(new CustomEvent("jobs:rows-added"));
+    }
+
+    function refresh() {
+        timer = null;
+        if (paused() || document.hidden) return;
+        fetch(window.location.href, {credentials: "same-origin", headers: {Accept: "text/html"}})
+            .then(function (r) {
+                if (!r.ok) throw new Error("HTTP " + r.status);
+                return r.text();
+            })
+            .then(function (html) {
+                const doc = new DOMParser().parseFromString(html, "text/html");
+                const fresh = doc.getElementById("jobs-overview");
+                const here = document.getElementById("jobs-overview");
+                if (fresh && here) here.innerHTML = fresh.innerHTML;
+                const shown = shownIds();
+                const waiting = new Set(pending.map(rowId));
+                doc.querySelectorAll("#result_list tbody tr").forEach(function (tr) {
+                    const id = rowId(tr);
+                    if (id && !shown.has(id) && !waiting.has(id)) pending.push(tr);
+                });
+                showBar();
+                tickTimes();
+            })
+            .catch(function () { /* try again next time */ })
+            .finally(schedule);
+    }
+
+    function schedule() {
+        if (timer === null && !paused() && !document.hidden) timer = window.setTimeout(refresh, LIST_INTERVAL);
+    }
+
+    function setup() {
+        tickTimes();
+        window.setInterval(tickTimes, 1000);
+        if (!document.getElementById("jobs-overview")) return;  // not the list
+        const bar = document.getElementById("jobs-new-bar");
+        if (bar) bar.querySelector("button").addEventListener("click", insertPending);
+        const toggle = document.getElementById("jobs-live-toggle");
+        if (toggle) {
+            toggle.checked = !paused();
+            toggle.addEventListener("change", function () {
+                window.localStorage.setItem(STORE, toggle.checked ? "0" : "1");
+                if (toggle.checked) schedule();
+                else if (timer !== null) { window.clearTimeout(timer); timer = null; }
+                document.dispatchEvent(new CustomEvent("jobs:live-toggled"));
+            });
+        }
+        document.addEventListener("visibilitychange", function () { if (!document.hidden) schedule(); });
+        schedule();
+    }
+
+    if (document.readyState === "loading") window.addEventListener("DOMContentLoaded", setup);
+    else setup();
 })();
