@@ -202,7 +202,9 @@ def schedule_update(*, schedule_id: str, user=None, **changes) -> Schedule:
         raise ScheduleError(f"Not editable: {', '.join(sorted(unknown))}")
     changes = {k: v for k, v in changes.items() if v is not None}
     with transaction.atomic():
-        schedule = Schedule.objects.select_for_update().filter(name=schedule_id).first()
+        schedule = (
+            Schedule.objects.select_for_update().filter(pk=schedule_get(schedule_id).pk).first()
+        )
         if schedule is None:
             raise ScheduleNotFound(_not_found_message(schedule_id))
         merged = {f: getattr(schedule, f) for f in EDITABLE} | changes
@@ -258,6 +260,9 @@ def _not_found_message(schedule_id: str) -> str:
 
 
 def schedule_get(schedule_id: str) -> Schedule:
+    # A name that cannot exist is never sent to the database (PostgreSQL refuses NUL bytes).
+    if not isinstance(schedule_id, str) or not _NAME_RE.match(schedule_id):
+        raise ScheduleNotFound(_not_found_message(str(schedule_id)[:80]))
     schedule = Schedule.objects.filter(name=schedule_id).first()
     if schedule is None:
         raise ScheduleNotFound(_not_found_message(schedule_id))
@@ -304,6 +309,8 @@ def schedules_enabled() -> dict[str, bool]:
 
 
 def schedule_is_enabled(*, schedule_id: str) -> bool:
+    if not isinstance(schedule_id, str) or not _NAME_RE.match(schedule_id):
+        return False  # no such schedule (and never a NUL byte sent to PostgreSQL)
     return bool(Schedule.objects.filter(name=schedule_id, enabled=True).exists())
 
 
