@@ -201,6 +201,12 @@ class JobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # jobs come from the one enqueue function, never from a form
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # No Delete on a pending, running or retrying job: cancel it first.
+        if obj is not None and obj.state in ACTIVE_STATES:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # the ledger is written by the runner; people retry or cancel
 

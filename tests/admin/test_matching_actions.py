@@ -92,3 +92,15 @@ def test_the_pause_form_is_csrf_protected(operator):
     strict.force_login(operator)
     url = reverse("admin:jobs_job_queue_pause", args=["bundle-reindex", "pause"])
     assert strict.post(url).status_code == 403
+
+
+def test_an_active_job_has_no_delete_only_cancel(client, operator):
+    job = _jobs("reindex", 1, JobState.RETRYING)[0]
+    grant(operator, "jobs.delete_job")
+    page = client.get(reverse("admin:jobs_job_change", args=[job.pk])).content.decode()
+    assert reverse("admin:jobs_job_delete", args=[job.pk]) not in page
+    assert (
+        client.post(reverse("admin:jobs_job_delete", args=[job.pk]), {"post": "yes"}).status_code
+        == 403
+    )
+    assert Job.objects.filter(pk=job.pk).exists()
