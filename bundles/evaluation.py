@@ -561,7 +561,8 @@ def _bulk_update(model, fields: Sequence[str], rows: list[list]) -> None:
         cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
 
 
-_BUNDLE_FIELDS = [
+# The columns a recompute writes (the per-bundle path in services writes the same ones).
+BUNDLE_FIELDS = [
     "computed_price",
     "computed_availability",
     "no_saving",
@@ -571,7 +572,7 @@ _BUNDLE_FIELDS = [
     "last_recomputed_at",
     "updated_at",
 ]
-_SHELL_VARIANT_FIELDS = [
+SHELL_VARIANT_FIELDS = [
     "product",
     "name",
     "price",
@@ -582,7 +583,7 @@ _SHELL_VARIANT_FIELDS = [
     "deleted_at",
     "updated_at",
 ]
-_ENTRY_FIELDS = ["title", "sku", "body", "price", "availability", "status", "indexed_at"]
+ENTRY_FIELDS = ["title", "sku", "body", "price", "availability", "status", "indexed_at"]
 
 
 def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int]:
@@ -630,9 +631,9 @@ def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int
             )
         else:
             touched.append(r.id)
-    _bulk_update(ProductVariant, _SHELL_VARIANT_FIELDS, variants)
+    _bulk_update(ProductVariant, SHELL_VARIANT_FIELDS, variants)
     _bulk_update(Product, ["name", "is_bundle_shell", "updated_at"], products)
-    _bulk_update(Bundle, _BUNDLE_FIELDS, bundles)
+    _bulk_update(Bundle, BUNDLE_FIELDS, bundles)
     if touched:  # recomputed, nothing to change: only the time is stamped
         with connection.cursor() as cursor:
             cursor.execute(
@@ -672,7 +673,7 @@ def _index(outcomes: Sequence[Outcome]) -> None:
             # The tsvector depends on title, SKU and body only.
             if text_differs or r.entry_document_missing:
                 documents.append(r.id)
-    _bulk_update(SearchEntry, _ENTRY_FIELDS, entries)
+    _bulk_update(SearchEntry, ENTRY_FIELDS, entries)
     if documents:
         refresh_documents(documents)
 

@@ -37,30 +37,10 @@ from .selectors import bundle_ids_for_scope, bundle_ids_using_variants, bundles_
 Progress = Callable[[int, str], None] | None
 
 SETTABLE_STATUSES = (Bundle.Status.DRAFT, Bundle.Status.ACTIVE, Bundle.Status.ARCHIVED)
-_BUNDLE_FIELDS = [
-    "computed_price",
-    "computed_availability",
-    "no_saving",
-    "status",
-    "status_before_broken",
-    "broken_reasons",
-    "shell_product",
-    "shell_variant",
-    "last_recomputed_at",
-    "updated_at",
-]
-_SHELL_VARIANT_FIELDS = [
-    "product",
-    "name",
-    "price",
-    "currency",
-    "stock_on_hand",
-    "allocated",
-    "enabled",
-    "deleted_at",
-    "updated_at",
-]
-_ENTRY_FIELDS = ["title", "sku", "body", "price", "availability", "status", "indexed_at"]
+# The per-bundle writer also links a recreated shell; the other columns are the set-based ones.
+_BUNDLE_FIELDS = [*evaluation.BUNDLE_FIELDS, "shell_product", "shell_variant"]
+_SHELL_VARIANT_FIELDS = evaluation.SHELL_VARIANT_FIELDS
+_ENTRY_FIELDS = evaluation.ENTRY_FIELDS
 
 
 def _bulk_write(model: type[models.Model], objs: list, fields: list[str]) -> None:

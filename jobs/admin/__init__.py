@@ -557,27 +557,22 @@ class JobAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
 
     def retry_now_view(self, request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        self._require(request, "retry_job")
-        try:
-            job = job_retry_now(job_id=object_id, user=request.user)
-        except JobError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-        else:
-            self.message_user(request, f"Job {str(job.pk)[:8]} runs now.", messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[object_id]))
+        return self._retry_button(request, object_id, job_retry_now, "runs now")
 
     def retry_view(self, request, object_id):
+        return self._retry_button(request, object_id, job_retry, "will run again")
+
+    def _retry_button(self, request, object_id, service, done: str):
+        """A job page's Retry / Retry now button: POST only, the service checks and audits."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         self._require(request, "retry_job")
         try:
-            job = job_retry(job_id=object_id, user=request.user)
+            job = service(job_id=object_id, user=request.user)
         except JobError as exc:
             self.message_user(request, exc.message, messages.ERROR)
         else:
-            self.message_user(request, f"Job {str(job.pk)[:8]} will run again.", messages.SUCCESS)
+            self.message_user(request, f"Job {str(job.pk)[:8]} {done}.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[object_id]))
 
     def cancel_view(self, request, object_id):
