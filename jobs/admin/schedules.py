@@ -20,7 +20,7 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.middleware.csrf import get_token
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from jobs.admin.links import jobs_changelist_url, jobs_queued_message
 from jobs.cron import in_words
@@ -214,9 +214,8 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def _post_button(self, url: str, label: str, **hidden):
         token = get_token(self._request)
-        inputs = "".join(
-            format_html("<input type='hidden' name='{}' value='{}'>", k, v)
-            for k, v in hidden.items()
+        inputs = format_html_join(
+            "", "<input type='hidden' name='{}' value='{}'>", hidden.items()
         )
         return format_html(
             "<form method='post' action='{}' class='jobs-inline-form'>"
@@ -224,7 +223,7 @@ class ScheduleAdmin(admin.ModelAdmin):
             "<button type='submit' class='button'>{}</button></form>",
             url,
             token,
-            format_html(inputs) if inputs else "",
+            inputs,
             label,
         )
 
