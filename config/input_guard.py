@@ -17,6 +17,7 @@ from functools import wraps
 
 from django.contrib.admin import AdminSite
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import TO_FIELD_VAR
 from django.contrib.contenttypes import views as contenttype_views
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import SuspiciousOperation, ValidationError
@@ -110,6 +111,17 @@ class GuardedAdminSite(AdminSite):
                     f"{str(bad)[:50]!r} is not the id of a {name}; "
                     "select rows in the list and try again."
                 )
+            if _empty_to_field(request):
+                # Django's change/delete views take an empty ``_to_field`` for a field name and
+                # fail looking it up (a 500): it names no field, so it is refused here.
+                return bad_request("'_to_field' is empty; leave it out or name a field.")
             return inner(request, *args, **kwargs)
 
         return guarded
+
+
+def _empty_to_field(request: HttpRequest) -> bool:
+    values = request.GET.getlist(TO_FIELD_VAR)
+    if request.method == "POST":
+        values += request.POST.getlist(TO_FIELD_VAR)
+    return any(not value.strip() for value in values)

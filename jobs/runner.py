@@ -215,17 +215,21 @@ def _claim(job_id, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str
             output_field=CharField(),
         )
     )
-    claimed = Job.objects.filter(claimable).update(
-        state=JobState.RUNNING,
-        attempts=F("attempts") + 1,
-        started_at=now,
-        heartbeat_at=now,
-        worker_name=worker_name[:255],
-        next_attempt_at=None,
-        progress=0,
-        progress_message="",
-        rq_job_id=new_rq_id,
-    )
+    # In a transaction: a horse killed while this UPDATE waits on a row lock never sends the
+    # COMMIT, so its claim is rolled back (in autocommit PostgreSQL would still apply it once
+    # the lock frees, leaving a row "running" on a dead horse).
+    with transaction.atomic():
+        claimed = Job.objects.filter(claimable).update(
+            state=JobState.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            heartbeat_at=now,
+            worker_name=worker_name[:255],
+            next_attempt_at=None,
+            progress=0,
+            progress_message="",
+            rq_job_id=new_rq_id,
+        )
     if claimed:
         return Job.objects.get(pk=job_id), ""
     return None, _why_not_claimed(job_id, rq_job_id=rq_job_id)

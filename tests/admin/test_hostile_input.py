@@ -97,3 +97,14 @@ def test_junk_filters_on_retry_all_failed_go_back_to_the_list_flagged(staff):
     response = staff.get("/admin/jobs/job/retry-matching/?-1=a")
     assert response.status_code == 302
     assert response["Location"].endswith("/admin/jobs/job/?e=1")
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_an_empty_to_field_on_a_delete_page_is_a_400_and_deletes_nothing(staff, method):
+    # Django's delete view looks the empty name up as a field and fails (found by the fuzz test).
+    bundle = make_bundle(name="Kept kit")
+    url = f"/admin/bundles/bundle/{bundle.pk}/delete/?_to_field="
+    response = getattr(staff, method)(url, {"post": "yes"} if method == "post" else None)
+    assert response.status_code == 400
+    assert b"_to_field" in response.content
+    assert Bundle.objects.filter(pk=bundle.pk).exists()
