@@ -603,63 +603,30 @@ class JobAdmin(admin.ModelAdmin):
 
     def retry_matching_view(self, request):
         """Retry every failed job matching the list's current filters, after a confirmation."""
-        self._require(request, "retry_job")
-        try:
-            cl = self.get_changelist_instance(request)
-        except IncorrectLookupParameters:
-            # Junk filters in the address: answer as the list itself does (?e=1).
-            return HttpResponseRedirect(reverse("admin:jobs_job_changelist") + "?e=1")
-        failed = cl.get_queryset(request).filter(state=JobState.FAILED)
-        total = failed.order_by()[: RETRY_MATCHING_LIMIT + 1].count()
-        back = reverse("admin:jobs_job_changelist") + (
-            "?" + request.GET.urlencode() if request.GET else ""
-        )
-        if request.method == "POST" and request.POST.get("post") == "yes":
-            ids = list(failed.values_list("pk", flat=True)[:RETRY_MATCHING_LIMIT])
-            retried, errors = [], 0
-            for pk in ids:
-                try:
-                    retried.append(job_retry(job_id=pk, user=request.user))
-                except JobError:
-                    errors += 1  # retried or cancelled by someone else meanwhile
-            self.message_user(
-                request,
-                f"{len(retried)} failed job(s) will run again"
-                + (f"; {errors} had changed state and were skipped" if errors else "")
-                + ("; more remain, run it again" if total > RETRY_MATCHING_LIMIT else "")
-                + ".",
-                messages.SUCCESS,
-            )
-            return HttpResponseRedirect(back)
-        return TemplateResponse(
-            request,
-            "admin/jobs/job/confirm_retry_matching.html",
-            self._context(
-                request,
-                title="Retry all failed jobs matching the filter?",
-                total=min(total, RETRY_MATCHING_LIMIT),
-                more=total > RETRY_MATCHING_LIMIT,
-                sample=list(failed[:10]),
-                filters=request.GET.urlencode(),
-                back=back,
-            ),
-        )
+        return self.matching_view(request, "retry")
 
-    # "Cancel all matching", "Discard failed matching": (permission, states, verb, service).
+    # "Retry / cancel all matching", "Discard failed matching": (permission, states, verb, which).
     MATCHING = {
+        "retry": ("retry_job", (JobState.FAILED,), "retry", "failed"),
         "cancel": ("cancel_job", tuple(ACTIVE_STATES), "cancel", "pending, retrying or running"),
         "discard": ("delete_job", (JobState.FAILED,), "discard (delete)", "failed"),
     }
 
     def matching_view(self, request, how):
-        """Cancel every active job, or delete every failed one, matching the list's filters —
-        the whole filtered set, not the page — after a confirmation that states the count."""
+        """Retry every failed job, cancel every active one, or delete every failed one,
+        matching the list's filters — the whole filtered set, not the page — after a
+        confirmation that states the count."""
         if how not in self.MATCHING:
-            raise Http404("cancel or discard")
+            raise Http404("retry, cancel or discard")
         perm, states, verb, which = self.MATCHING[how]
-        if not (self.has_view_permission(request) and request.user.has_perm(f"jobs.{perm}")):
+        if not self.has_view_permission(request):
             raise PermissionDenied
-        cl = self.get_changelist_instance(request)
+        self._require(request, perm)
+        try:
+            cl = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            # Junk filters in the address: answer as the list itself does (?e=1).
+            return HttpResponseRedirect(reverse("admin:jobs_job_changelist") + "?e=1")
         chosen = cl.get_queryset(request).filter(state__in=states)
         total = chosen.order_by()[: RETRY_MATCHING_LIMIT + 1].count()
         back = reverse("admin:jobs_job_changelist") + (
@@ -670,13 +637,14 @@ class JobAdmin(admin.ModelAdmin):
             if how == "discard":
                 done, skipped = jobs_delete_settled(job_ids=ids, user=request.user), 0
             else:
+                service = job_retry if how == "retry" else job_cancel
                 done = skipped = 0
                 for pk in ids:
                     try:
-                        job_cancel(job_id=pk, user=request.user)
+                        service(job_id=pk, user=request.user)
                         done += 1
                     except JobError:
-                        skipped += 1  # settled meanwhile
+                        skipped += 1  # retried, cancelled or settled by someone else meanwhile
             self.message_user(
                 request,
                 f"{done} job(s): {verb} done"
