@@ -30,6 +30,7 @@ from bundles.kinds import BulkOperation, Kind
 from bundles.models import Bundle
 from bundles.selectors import (
     bulk_batch_jobs,
+    bundle_ids_split,
     bundle_ids_using_products,
     bundle_ids_using_variants,
 )
@@ -69,13 +70,6 @@ def _is_inline(ctx: JobContext) -> bool:
     return ctx.rq_job is None
 
 
-def _existing(bundle_ids: Sequence[int]) -> tuple[list[int], list[int]]:
-    """(ids that still exist, ids that vanished), in the given order."""
-    ids = [int(i) for i in bundle_ids]
-    found = set(Bundle.objects.filter(pk__in=ids).values_list("pk", flat=True))
-    return [i for i in ids if i in found], [i for i in ids if i not in found]
-
-
 # --- recompute ----------------------------------------------------------------------------------
 
 
@@ -113,7 +107,7 @@ def reindex(ctx: JobContext, *, bundle_ids: Sequence[int] | None = None) -> dict
     if bundle_ids is None:
         count = services.bundles_reindex(bundle_ids=None, progress=ctx.set_progress)
         return {"reindexed": count, "scope": "all"}
-    ids, missing = _existing(bundle_ids)
+    ids, missing = bundle_ids_split(bundle_ids)
     count = services.bundles_reindex(bundle_ids=ids, progress=ctx.set_progress) if ids else 0
     ctx.set_progress(100, f"{count} reindexed")
     return {"reindexed": count, "missing": missing}
@@ -148,7 +142,7 @@ def _run_check(
 ) -> dict:
     missing: list[int] = []
     if not isinstance(scope, str):
-        scope, missing = _existing(scope)
+        scope, missing = bundle_ids_split(scope)
     if isinstance(scope, str) or scope:
         result = dict(services.bundles_check(scope=scope, fix=fix, progress=progress))
     else:
@@ -395,7 +389,7 @@ def bulk_batch(
     batches: int = 1,
 ) -> dict:
     """One batch of a bulk operation (a child of the ``bulk_operation`` job)."""
-    ids, missing = _existing(bundle_ids)
+    ids, missing = bundle_ids_split(bundle_ids)
     outcome = (
         BATCH_OPERATIONS[operation](ids, continue_on_error, ctx.set_progress)
         if ids

@@ -17,7 +17,12 @@ from django.db import transaction
 from bundles.errors import BundleError, BundleNotFound, InvalidScope
 from bundles.kinds import BulkOperation, Kind
 from bundles.models import Bundle
-from bundles.selectors import SCOPES, bundle_ids_for_scope, bundle_ids_matching
+from bundles.selectors import (
+    SCOPES,
+    bundle_ids_for_scope,
+    bundle_ids_matching,
+    existing_bundle_ids,
+)
 from jobs.enqueue import dispatch, enqueue, enqueue_coalesced, enqueue_many
 from jobs.models import Job
 from jobs.request_registry import register_request
@@ -123,16 +128,6 @@ def _bundle_target(bundle_id: int, label: str | None) -> Target:
 def _bundle_links(ids: Iterable[int]) -> list[Target]:
     """One link per bundle a job touches, so each bundle's page and filter find the job."""
     return [Target("bundle", str(i)) for i in ids]
-
-
-def _existing_bundle_ids(bundle_ids: Iterable[int]) -> list[int]:
-    """The ids, de-duplicated in order; raises BundleNotFound naming every unknown one."""
-    wanted = list(dict.fromkeys(int(i) for i in bundle_ids))
-    found = set(Bundle.objects.filter(pk__in=wanted).values_list("pk", flat=True))
-    missing = [i for i in wanted if i not in found]
-    if missing:
-        raise BundleNotFound(missing)
-    return wanted
 
 
 # --- single bundle ----------------------------------------------------------------------------
@@ -276,7 +271,7 @@ def bundles_reindex_enqueue(
         target = Target("bundle", "", "All bundles")
         dedup_key: str | None = "reindex:all"
     else:
-        ids = _existing_bundle_ids(bundle_ids)
+        ids = existing_bundle_ids(bundle_ids)
         if not ids:
             raise InvalidJobOptions("No bundles selected to reindex.")
         payload = {"bundle_ids": ids}
@@ -378,7 +373,7 @@ def bundles_bulk_enqueue(
             f"Unknown bulk operation {operation!r} (expected one of {', '.join(BULK_OPERATIONS)})."
         )
     batch_size = batch_size_checked(batch_size)
-    ids = _existing_bundle_ids(bundle_ids)
+    ids = existing_bundle_ids(bundle_ids)
     if not ids:
         raise InvalidJobOptions("No bundles selected.")
     batches = -(-len(ids) // batch_size)

@@ -30,19 +30,30 @@ def bundle_ids_for_scope(*, scope: str | Sequence[int]) -> list[int]:
             qs = qs.filter(status=scope)
         return list(qs.order_by("pk").values_list("pk", flat=True))
     try:
-        wanted = {int(i) for i in scope}
+        wanted = sorted({int(i) for i in scope})
     except (TypeError, ValueError) as exc:
         raise InvalidScope(scope) from exc
+    return existing_bundle_ids(wanted)
+
+
+def bundle_ids_split(bundle_ids: Iterable[int]) -> tuple[list[int], list[int]]:
+    """(ids that exist, ids that don't), each de-duplicated in the given order: the one
+    existence check of bundle ids (doors refuse unknown ones, handlers skip vanished ones)."""
+    wanted = list(dict.fromkeys(int(i) for i in bundle_ids))
     found: set[int] = set()
-    listed = sorted(wanted)
     # Chunked so a huge id list stays under the database's parameter limit.
-    for start in range(0, len(listed), 500):
-        chunk = listed[start : start + 500]
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
         found.update(Bundle.objects.filter(pk__in=chunk).values_list("pk", flat=True))
-    missing = wanted - found
+    return [i for i in wanted if i in found], [i for i in wanted if i not in found]
+
+
+def existing_bundle_ids(bundle_ids: Iterable[int]) -> list[int]:
+    """The ids, de-duplicated in order; raises BundleNotFound naming every unknown one."""
+    found, missing = bundle_ids_split(bundle_ids)
     if missing:
         raise BundleNotFound(missing)
-    return listed
+    return found
 
 
 def bundle_ids_using_variants(*, variant_ids: Iterable[int]) -> list[int]:
