@@ -19,6 +19,7 @@ round-trip, and these columns hold at most 14).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,8 +60,11 @@ _ARCHIVED = Bundle.Status.ARCHIVED.value
 
 
 def supported() -> bool:
-    """The SQL here is written for SQLite and PostgreSQL; other backends use the slow path."""
-    return connection.vendor in ("sqlite", "postgresql")
+    """The SQL here is written for PostgreSQL and SQLite ≥ 3.33 (``UPDATE … FROM``); other
+    backends use the slow path."""
+    if connection.vendor == "sqlite":
+        return sqlite3.sqlite_version_info >= (3, 33)
+    return connection.vendor == "postgresql"
 
 
 def _t(model) -> str:
@@ -527,10 +531,17 @@ def evaluate_batch(
 # --- writing ------------------------------------------------------------------------------
 
 
+def _json_value(value: object) -> object:
+    """Decimals and datetimes as the text PostgreSQL parses back exactly."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
 def _bulk_update(model, fields: Sequence[str], rows: list[list]) -> None:
     """``UPDATE`` these columns of many rows (each row: values of ``fields`` then its pk).
 
-    PostgreSQL: one ``UPDATE … FROM unnest(<one array per column>)``; SQLite: one
+    PostgreSQL: one ``UPDATE … FROM json_array_elements(<the rows as JSON>)``; SQLite: one
     ``executemany``. Values are already adapted to the database.
     """
     if not rows:
@@ -544,21 +555,21 @@ def _bulk_update(model, fields: Sequence[str], rows: list[list]) -> None:
             assignments = ", ".join(f"{qn(f.column)} = %s" for f in columns)
             cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk} = %s", rows)
             return
-        names = [f"c{i}" for i in range(len(columns))] + ["pk"]
         types = [f.db_type(connection) for f in columns] + [meta.pk.db_type(connection)]
         types = ["bigint" if t == "bigint" or "serial" in t else t for t in types]
-        assignments = ", ".join(
-            f"{qn(f.column)} = v.{name}::{kind}"
-            for f, name, kind in zip(columns, names[:-1], types[:-1], strict=True)
-        )
-        # One array per column, unnested: the statement stays short whatever the row count
-        # (psycopg's client-side binding parses the whole text for every placeholder).
-        arrays = ", ".join(f"%s::{'text' if kind == 'jsonb' else kind}[]" for kind in types)
+        # The rows travel as one JSON array of arrays, unpacked by position: json.dumps is C
+        # and the statement stays short whatever the row count (psycopg's array dumper quoted
+        # every value in Python: a third of a catalog recompute's time).
+        # (a jsonb column's value is already JSON text: ->> hands it to the cast as is)
+        values = ", ".join(f"(e->>{i})::{kind}" for i, kind in enumerate(types))
+        assignments = ", ".join(f"{qn(f.column)} = v.c{i}" for i, f in enumerate(columns))
+        names = ", ".join([*(f"c{i}" for i in range(len(columns))), "pk"])
         sql = (
-            f"UPDATE {table} AS t SET {assignments} FROM unnest({arrays}) "
-            f"AS v({', '.join(names)}) WHERE t.{pk} = v.pk"
+            f"UPDATE {table} AS t SET {assignments} "
+            f"FROM (SELECT {values} FROM json_array_elements(%s::json) AS e) AS v({names}) "
+            f"WHERE t.{pk} = v.pk"
         )
-        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+        cursor.execute(sql, [json.dumps(rows, default=_json_value)])
 
 
 # The columns a recompute writes (the per-bundle path in services writes the same ones).
@@ -588,33 +599,24 @@ ENTRY_FIELDS = ["title", "sku", "body", "price", "availability", "status", "inde
 
 def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int]:
     """``services._write_bundles`` (force off) and, with ``index``, ``services._index`` for
-    bundles whose shell and entry exist; returns the ids of bundles that changed."""
+    bundles whose shell and entry exist; returns the ids of bundles that changed.
+
+    Only the bundle rows travel from Python; a shell variant (and a search entry whose text
+    is unchanged) mirrors its bundle's new values, so one UPDATE per table copies them from
+    the bundle rows just written.
+    """
     stamp = connection.ops.adapt_datetimefield_value(now)
     changed: set[int] = set()
-    variants, products, bundles, touched = [], [], [], []
+    products, bundles, touched, shells = [], [], [], []
     for o in outcomes:
         r = o.row
         variant_differs = r.sv_product_id != r.shell_product_id or bool(o.variant_drift)
         if variant_differs:
-            variants.append(
-                [
-                    r.shell_product_id,
-                    r.name,
-                    o.price if o.price is not None else Decimal(0),
-                    r.currency,
-                    o.availability,
-                    0,
-                    o.status == _ACTIVE,
-                    None,
-                    stamp,
-                    r.shell_variant_id,
-                ]
-            )
+            shells.append(r.id)
         product_differs = r.sp_name != r.name or not r.sp_is_shell
         if product_differs:
             products.append([r.name, True, stamp, r.shell_product_id])
-        differs = o.bundle_fields_changed()
-        if differs or variant_differs or product_differs:
+        if variant_differs or product_differs or o.bundle_fields_changed():
             changed.add(r.id)
             bundles.append(
                 [
@@ -631,7 +633,6 @@ def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int
             )
         else:
             touched.append(r.id)
-    _bulk_update(ProductVariant, SHELL_VARIANT_FIELDS, variants)
     _bulk_update(Product, ["name", "is_bundle_shell", "updated_at"], products)
     _bulk_update(Bundle, BUNDLE_FIELDS, bundles)
     if touched:  # recomputed, nothing to change: only the time is stamped
@@ -640,9 +641,40 @@ def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int
                 f"UPDATE {_t(Bundle)} SET last_recomputed_at = %s WHERE id IN ({_in(touched)})",
                 [stamp, *_ids(touched)],
             )
+    _copy_to_shells(shells, stamp)
     if index:
         _index(outcomes)
     return changed
+
+
+def _copy_from_bundles(table: str, assignments: str, join: str, ids: list[int], stamp) -> None:
+    """``UPDATE table AS t SET assignments FROM bundles b WHERE join``, for these bundles."""
+    if not ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS t SET {assignments} FROM {_t(Bundle)} AS b "
+            f"WHERE {join} AND b.id IN ({_in(ids)})",
+            [stamp, *_ids(ids)],
+        )
+
+
+# What a shell variant mirrors (``services._write_bundles``): SHELL_VARIANT_FIELDS, in SQL.
+_SHELL_FROM_BUNDLE = (
+    "product_id = b.shell_product_id, name = b.name, price = COALESCE(b.computed_price, 0), "
+    "currency = b.currency, stock_on_hand = b.computed_availability, allocated = 0, "
+    f"enabled = (b.status = '{_ACTIVE}'), deleted_at = NULL, updated_at = %s"
+)
+_ENTRY_FROM_BUNDLE = (
+    "price = b.computed_price, availability = b.computed_availability, status = b.status, "
+    "indexed_at = %s"
+)
+
+
+def _copy_to_shells(bundle_ids: list[int], stamp) -> None:
+    _copy_from_bundles(
+        _t(ProductVariant), _SHELL_FROM_BUNDLE, "t.id = b.shell_variant_id", bundle_ids, stamp
+    )
 
 
 def entry_body(o: Outcome) -> str:
@@ -654,26 +686,30 @@ def entry_body(o: Outcome) -> str:
 
 
 def _index(outcomes: Sequence[Outcome]) -> None:
+    """``services._index`` for bundles written just before: an entry whose text changed gets
+    every field from here; one whose text is the same copies the rest from its bundle row."""
     stamp = connection.ops.adapt_datetimefield_value(timezone.now())
-    entries, documents = [], []
+    rewritten, copied, documents = [], [], []
     for o in outcomes:
         r = o.row
         body = entry_body(o)
-        price = o.price_scaled
         text_differs = r.entry_title != r.name or r.entry_sku != r.sv_sku or r.entry_body != body
-        if (
-            text_differs
-            or r.entry_price != price
+        # The tsvector depends on title, SKU and body only.
+        if text_differs:
+            rewritten.append(
+                [r.name, r.sv_sku, body, o.price, o.availability, o.status, stamp, r.entry_id]
+            )
+            documents.append(r.id)
+        elif (
+            r.entry_price != o.price_scaled
             or r.entry_availability != o.availability
             or r.entry_status != o.status
         ):
-            entries.append(
-                [r.name, r.sv_sku, body, o.price, o.availability, o.status, stamp, r.entry_id]
-            )
-            # The tsvector depends on title, SKU and body only.
-            if text_differs or r.entry_document_missing:
+            copied.append(r.id)
+            if r.entry_document_missing:
                 documents.append(r.id)
-    _bulk_update(SearchEntry, ENTRY_FIELDS, entries)
+    _bulk_update(SearchEntry, ENTRY_FIELDS, rewritten)
+    _copy_from_bundles(_t(SearchEntry), _ENTRY_FROM_BUNDLE, "t.bundle_id = b.id", copied, stamp)
     if documents:
         refresh_documents(documents)
 
