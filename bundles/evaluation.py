@@ -325,8 +325,8 @@ class Outcome:
         """The stale rule (``integrity.status_is_stale``) over this row's stored values."""
         r = self.row
         stored = r.broken_reasons
-        if isinstance(stored, str):
-            stored = json.loads(stored) if stored else []
+        if isinstance(stored, str):  # SQLite hands JSON back as text; most bundles have none
+            stored = json.loads(stored) if stored not in ("", "[]") else []
         return status_is_stale(
             stored=(r.status, r.status_before_broken, stored or []),
             evaluated=(self.status, self.status_before_broken, self.broken_reasons),
@@ -625,7 +625,7 @@ def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int
                     o.no_saving,
                     o.status,
                     o.status_before_broken,
-                    json.dumps(o.broken_reasons),
+                    json.dumps(o.broken_reasons) if o.broken_reasons else "[]",
                     stamp,
                     stamp,
                     r.id,
@@ -732,11 +732,13 @@ def change_of(
     """The fields that differ between (price, availability, status) before and after, each as
     [old, new] (prices as text in the currency's minor unit); {} when nothing differs."""
     out: dict = {}
-    old_price, new_price = (
-        None if p is None else str(pricing.quantize_money(p, currency)) for p in (old[0], new[0])
-    )
-    if old_price != new_price:
-        out["price"] = [old_price, new_price]
+    if old[0] != new[0]:  # equal amounts print the same; only differing ones are formatted
+        old_price, new_price = (
+            None if p is None else str(pricing.quantize_money(p, currency))
+            for p in (old[0], new[0])
+        )
+        if old_price != new_price:
+            out["price"] = [old_price, new_price]
     if old[1] != new[1]:
         out["availability"] = [old[1], new[1]]
     if old[2] != new[2]:

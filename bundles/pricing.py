@@ -65,10 +65,14 @@ def minor_units(currency: str) -> int:
     return DEFAULT_MINOR_UNITS if exponent is None else exponent
 
 
+@lru_cache(maxsize=512)
+def _minor_unit(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-minor_units(currency))
+
+
 def quantize_money(amount: Decimal, currency: str) -> Decimal:
     """Round half-up to the currency's minor unit (5.025 USD -> 5.03, 1.5 JPY -> 2)."""
-    exponent = Decimal(1).scaleb(-minor_units(currency))
-    return amount.quantize(exponent, rounding=ROUND_HALF_UP)
+    return amount.quantize(_minor_unit(currency), rounding=ROUND_HALF_UP)
 
 
 def validate_rule(rule: str, value: Decimal) -> None:
