@@ -583,6 +583,7 @@ BUNDLE_FIELDS = [
     "last_recomputed_at",
     "updated_at",
 ]
+_BUNDLE_VALUE_FIELDS = ["computed_price", "computed_availability", "no_saving", *BUNDLE_FIELDS[-2:]]
 SHELL_VARIANT_FIELDS = [
     "product",
     "name",
@@ -607,17 +608,22 @@ def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int
     """
     stamp = connection.ops.adapt_datetimefield_value(now)
     changed: set[int] = set()
-    products, bundles, touched, shells = [], [], [], []
+    products, bundles, values_only, touched = [], [], [], []
+    shells: dict[bool, list[int]] = {True: [], False: []}  # relinked to its product or not
     for o in outcomes:
         r = o.row
-        variant_differs = r.sv_product_id != r.shell_product_id or bool(o.variant_drift)
+        relink = r.sv_product_id != r.shell_product_id
+        variant_differs = relink or bool(o.variant_drift)
         if variant_differs:
-            shells.append(r.id)
+            shells[relink].append(r.id)
         product_differs = r.sp_name != r.name or not r.sp_is_shell
         if product_differs:
             products.append([r.name, True, stamp, r.shell_product_id])
-        if variant_differs or product_differs or o.bundle_fields_changed():
-            changed.add(r.id)
+        if not (variant_differs or product_differs or o.bundle_fields_changed()):
+            touched.append(r.id)
+            continue
+        changed.add(r.id)
+        if o.stale():
             bundles.append(
                 [
                     o.price,
@@ -631,17 +637,19 @@ def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int
                     r.id,
                 ]
             )
-        else:
-            touched.append(r.id)
+        else:  # status and reasons as they were: leave them (and the status index) alone
+            values_only.append([o.price, o.availability, o.no_saving, stamp, stamp, r.id])
     _bulk_update(Product, ["name", "is_bundle_shell", "updated_at"], products)
     _bulk_update(Bundle, BUNDLE_FIELDS, bundles)
+    _bulk_update(Bundle, _BUNDLE_VALUE_FIELDS, values_only)
     if touched:  # recomputed, nothing to change: only the time is stamped
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {_t(Bundle)} SET last_recomputed_at = %s WHERE id IN ({_in(touched)})",
                 [stamp, *_ids(touched)],
             )
-    _copy_to_shells(shells, stamp)
+    _copy_to_shells(shells[False], stamp, relink=False)
+    _copy_to_shells(shells[True], stamp, relink=True)
     if index:
         _index(outcomes)
     return changed
@@ -660,20 +668,24 @@ def _copy_from_bundles(table: str, assignments: str, join: str, ids: list[int], 
 
 
 # What a shell variant mirrors (``services._write_bundles``): SHELL_VARIANT_FIELDS, in SQL.
+# SQLite rewrites the entries of every index whose column is SET, even to the same value, so
+# the indexed columns (a variant's product, an entry's status) are only SET when they change.
 _SHELL_FROM_BUNDLE = (
-    "product_id = b.shell_product_id, name = b.name, price = COALESCE(b.computed_price, 0), "
-    "currency = b.currency, stock_on_hand = b.computed_availability, allocated = 0, "
+    "name = b.name, price = COALESCE(b.computed_price, 0), currency = b.currency, "
+    "stock_on_hand = b.computed_availability, allocated = 0, "
     f"enabled = (b.status = '{_ACTIVE}'), deleted_at = NULL, updated_at = %s"
 )
 _ENTRY_FROM_BUNDLE = (
-    "price = b.computed_price, availability = b.computed_availability, status = b.status, "
-    "indexed_at = %s"
+    "price = b.computed_price, availability = b.computed_availability, indexed_at = %s"
 )
 
 
-def _copy_to_shells(bundle_ids: list[int], stamp) -> None:
+def _copy_to_shells(bundle_ids: list[int], stamp, *, relink: bool) -> None:
+    assignments = (
+        f"product_id = b.shell_product_id, {_SHELL_FROM_BUNDLE}" if relink else _SHELL_FROM_BUNDLE
+    )
     _copy_from_bundles(
-        _t(ProductVariant), _SHELL_FROM_BUNDLE, "t.id = b.shell_variant_id", bundle_ids, stamp
+        _t(ProductVariant), assignments, "t.id = b.shell_variant_id", bundle_ids, stamp
     )
 
 
@@ -689,7 +701,8 @@ def _index(outcomes: Sequence[Outcome]) -> None:
     """``services._index`` for bundles written just before: an entry whose text changed gets
     every field from here; one whose text is the same copies the rest from its bundle row."""
     stamp = connection.ops.adapt_datetimefield_value(timezone.now())
-    rewritten, copied, documents = [], [], []
+    rewritten, documents = [], []
+    copied: dict[bool, list[int]] = {True: [], False: []}  # status changed or not
     for o in outcomes:
         r = o.row
         body = entry_body(o)
@@ -705,11 +718,15 @@ def _index(outcomes: Sequence[Outcome]) -> None:
             or r.entry_availability != o.availability
             or r.entry_status != o.status
         ):
-            copied.append(r.id)
+            copied[r.entry_status != o.status].append(r.id)
             if r.entry_document_missing:
                 documents.append(r.id)
     _bulk_update(SearchEntry, ENTRY_FIELDS, rewritten)
-    _copy_from_bundles(_t(SearchEntry), _ENTRY_FROM_BUNDLE, "t.bundle_id = b.id", copied, stamp)
+    entries, join = _t(SearchEntry), "t.bundle_id = b.id"
+    _copy_from_bundles(entries, _ENTRY_FROM_BUNDLE, join, copied[False], stamp)
+    _copy_from_bundles(
+        entries, f"status = b.status, {_ENTRY_FROM_BUNDLE}", join, copied[True], stamp
+    )
     if documents:
         refresh_documents(documents)
 
