@@ -37,15 +37,17 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be ≥ 1")
         verbosity = options.get("verbosity", 1)
-        if Bundle.objects.exists() or ProductVariant.objects.exists():
-            if not reset:
-                self.stdout.write(
-                    f"Catalog already has {Bundle.objects.count()} bundles; skipping "
-                    "(use --reset to replace it)."
-                )
-                return
+        if reset:
+            # Even when the catalog is empty: the sequences restart, so the ids are the same
+            # every time (the README's promise for --reset).
             demo_catalog_delete()
             self.stdout.write("Catalog deleted (--reset).")
+        elif Bundle.objects.exists() or ProductVariant.objects.exists():
+            self.stdout.write(
+                f"Catalog already has {Bundle.objects.count()} bundles; skipping "
+                "(use --reset to replace it)."
+            )
+            return
         started = time.monotonic()
         interactive = verbosity >= 1 and sys.stdout.isatty()
 
