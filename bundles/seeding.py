@@ -497,9 +497,8 @@ def demo_catalog_seed(
         if to_recompute:
             # Broken status and reasons: written by the production recompute, in one place.
             bundles_recompute(bundle_ids=to_recompute)
-        result.broken = Bundle.objects.filter(
-            pk__in=to_recompute, status=Bundle.Status.BROKEN
-        ).count()
+        # Only the seed's bundles exist (it runs on an empty or just deleted catalog).
+        result.broken = Bundle.objects.filter(status=Bundle.Status.BROKEN).count()
     result.bundles = len(result.bundle_ids)
     result.variants = len(variants)
     return result
