@@ -49,19 +49,45 @@ def settled_counts(*, since: datetime, now: datetime) -> Counter[Key]:
     """Jobs settled since ``since``, by (hour, queue, kind, state); ``now`` says which hours are
     closed.
 
-    At most three queries: the stored closed hours, the live rest, and (only when some closed
-    hours were never stored) one grouped count over them, which is then stored.
+    Two queries: the stored closed hours, then one grouped count on the ``settled_at`` index of
+    the live rest (a partial first hour, the open hours) together with any closed hour never
+    stored yet, which is then stored (a third query, once per hour).
     """
     since, now = since.astimezone(UTC), now.astimezone(UTC)
     first_full = floor_hour(since) + (HOUR if floor_hour(since) < since else timedelta(0))
     closed_end = floor_hour(now - CLOSE_AFTER)  # hours [first_full, closed_end) are closed
+    closed = []
+    hour = first_full
+    while hour < closed_end:
+        closed.append(hour)
+        hour += HOUR
+    stored = {}
+    if closed:
+        stored = {
+            row.hour.astimezone(UTC): row.counts
+            for row in JobHourStats.objects.filter(hour__gte=closed[0], hour__lt=closed_end)
+        }
+    missing = [h for h in closed if h not in stored]
+    live_from = missing[0] if missing else (closed_end if closed else since)
+    live = Q(settled_at__gte=since) if live_from <= since else Q(settled_at__gte=live_from)
+    if closed and since < first_full:
+        live |= Q(settled_at__gte=since, settled_at__lt=first_full)
     out: Counter[Key] = Counter()
-    if closed_end > first_full:
-        _add_closed_hours(out, first_full, closed_end)
-        live = Q(settled_at__gte=since, settled_at__lt=first_full) | Q(settled_at__gte=closed_end)
-    else:
-        live = Q(settled_at__gte=since)
-    out.update(_count(Job.objects.filter(live)))  # open-ended, as "the last N hours" always was
+    fresh: dict[datetime, list] = {h: [] for h in missing}
+    for key, n in _count(Job.objects.filter(live)).items():
+        hour = key[0]
+        if hour in fresh:
+            fresh[hour].append([key[1], key[2], key[3], n])
+        elif hour not in stored:  # a stored hour's rows come from its row (one query, not two)
+            out[key] += n
+    if fresh:
+        # Two processes filling the same hour count the same rows: the first insert wins.
+        JobHourStats.objects.bulk_create(
+            [JobHourStats(hour=h, counts=c) for h, c in fresh.items()], ignore_conflicts=True
+        )
+    for hour, counts in (*stored.items(), *fresh.items()):
+        for q, k, s, n in counts:
+            out[(hour, q, k, s)] += n
     return out
 
 
@@ -73,36 +99,6 @@ def _count(qs) -> Counter[Key]:
         .annotate(n=Count("*"))
     )
     return Counter({(hour.astimezone(UTC), q, k, s): n for hour, q, k, s, n in rows})
-
-
-def _add_closed_hours(out: Counter[Key], start: datetime, end: datetime) -> None:
-    stored = {
-        row.hour.astimezone(UTC): row.counts
-        for row in JobHourStats.objects.filter(hour__gte=start, hour__lt=end)
-    }
-    wanted = []
-    hour = start
-    while hour < end:
-        wanted.append(hour)
-        hour += HOUR
-    missing = [h for h in wanted if h not in stored]
-    if missing:
-        counted = _count(
-            Job.objects.filter(settled_at__gte=missing[0], settled_at__lt=missing[-1] + HOUR)
-        )
-        per_hour: dict[datetime, list] = {h: [] for h in missing}
-        for (h, q, k, s), n in counted.items():
-            if h in per_hour:
-                per_hour[h].append([q, k, s, n])
-        # Two processes filling the same hour count the same rows: the first insert wins.
-        JobHourStats.objects.bulk_create(
-            [JobHourStats(hour=h, counts=c) for h, c in per_hour.items()],
-            ignore_conflicts=True,
-        )
-        stored.update(per_hour)
-    for hour in wanted:
-        for q, k, s, n in stored[hour]:
-            out[(hour, q, k, s)] += n
 
 
 def prune_stored_hours(*, now: datetime) -> int:
