@@ -588,6 +588,33 @@ def job_search_q(*, term: str) -> Q:
     return q
 
 
+# A search matching at most this many jobs is listed by their ids (see job_search_filter).
+SEARCH_IDS_MAX = 2000
+
+
+def job_search_filter(qs: QuerySet[Job], *, term: str) -> QuerySet[Job]:
+    """``qs`` narrowed by the search box, fast at any ledger size on PostgreSQL.
+
+    A term that matches few jobs spread over the whole ledger (one bundle's jobs) is the
+    planner's trap: it walks the created_at index newest first, expecting a match soon, and
+    reads 100,000s of rows. So the matching ids (at most :data:`SEARCH_IDS_MAX`) are fetched
+    first, from the trigram and link-table indexes, and those rows are sorted by an expression
+    equal to ``created_at`` that its index cannot produce (``ORDER BY created_at + 0``, the
+    classic way to keep PostgreSQL off that walk). A term that matches more is dense enough
+    for the newest-first walk to find a page quickly. ``qs``' ordering is kept.
+    """
+    q = job_search_q(term=term)
+    ids = list(qs.filter(q).order_by().values_list("pk", flat=True)[: SEARCH_IDS_MAX + 1])
+    if len(ids) > SEARCH_IDS_MAX:
+        return qs.filter(q)
+    unindexed = {
+        "created_at": Coalesce("created_at", "created_at").asc(),
+        "-created_at": Coalesce("created_at", "created_at").desc(),
+    }
+    ordering = [unindexed.get(o, o) if isinstance(o, str) else o for o in qs.query.order_by]
+    return qs.filter(pk__in=ids).order_by(*ordering)
+
+
 def _linked_to(*, target_type: str | None, target_id: str | None) -> Exists:
     """Jobs with a link row to the target (or to any target of the type): an index range on
     (target_type, target_id, job) per job, never a scan of the link table."""

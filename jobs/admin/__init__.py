@@ -235,7 +235,7 @@ class JobAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
             return queryset, False
-        return queryset.filter(selectors.job_search_q(term=search_term)), False
+        return selectors.job_search_filter(queryset, term=search_term), False
 
     def get_actions(self, request):
         actions = super().get_actions(request)
