@@ -42,7 +42,8 @@ class LedgerCollector:
     def collect(self):
         now = timezone.now()
         queues = selectors.queue_names()
-        health = selectors.system_health(now=now)
+        settled_24h = selectors.settled_last_24h(now=now)
+        health = selectors.system_health(now=now, settled=settled_24h)
 
         waiting = GaugeMetricFamily(
             "jobs_queue_waiting", "Jobs pending or waiting for a retry", labels=["queue"]
@@ -85,13 +86,11 @@ class LedgerCollector:
         settled = GaugeMetricFamily(
             "jobs_settled_last_24h", "Jobs settled in the last 24 hours", labels=["state", "kind"]
         )
-        rows = (
-            Job.objects.filter(settled_at__gte=health.since)
-            .order_by()
-            .values_list("state", "kind")
-            .annotate(n=Count("*"))
-        )
-        for state, kind, n in rows:
+        # The hourly rollup (jobs.rollup): stored closed hours plus the open ones counted live.
+        totals: dict[tuple[str, str], int] = defaultdict(int)
+        for (_hour, _queue, kind, state), n in settled_24h.items():
+            totals[(state, kind)] += n
+        for (state, kind), n in sorted(totals.items()):
             settled.add_metric([state, kind], n)
         yield settled
 
@@ -127,15 +126,8 @@ class LedgerCollector:
         )
         values: dict[str, list[float]] = defaultdict(list)
         since = now - timedelta(hours=1)
-        rows = (
-            Job.objects.filter(
-                settled_at__gte=since, state=JobState.COMPLETED, started_at__isnull=False
-            )
-            .order_by("-settled_at")
-            .values_list("kind", "started_at", "settled_at")[:20000]
-        )
-        for kind, start, end in rows:
-            values[kind].append(max(0.0, (end - start).total_seconds()))
+        for kind, run in selectors.completed_run_seconds(since=since, limit=20000):
+            values[kind].append(max(0.0, run or 0.0))
         for kind, runs in sorted(values.items()):
             buckets = [
                 (

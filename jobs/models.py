@@ -113,8 +113,11 @@ class Job(models.Model):
             models.Index(fields=["state", "dispatched_at"], name="job_relay_idx"),
             # Admin overview and chart: "settled in the last 24 h" without scanning the ledger.
             models.Index(fields=["settled_at"], name="job_settled_idx"),
-            # Admin overview: waiting / running / failed per queue from the index alone.
-            models.Index(fields=["state", "queue"], name="job_state_queue_idx"),
+            # Admin overview: waiting / running / failed per queue, and the oldest pending job
+            # per queue, from the index alone (no heap reads for 10,000s of pending rows).
+            models.Index(
+                fields=["state", "queue", "created_at"], name="job_state_queue_created_idx"
+            ),
         ]
         constraints = [
             # Two racing enqueues of the same key make one row: the database decides.
@@ -139,6 +142,27 @@ class Job(models.Model):
     @property
     def is_settled(self) -> bool:
         return self.state in SETTLED_STATES
+
+
+class JobHourStats(models.Model):
+    """How many jobs settled in one closed UTC hour, per queue, kind and state.
+
+    A read-through rollup (``jobs.rollup``): the chart and the strip's 24-hour counts read these
+    rows for whole hours that ended more than ``rollup.CLOSE_AFTER`` ago, and count the open
+    hours live from the ledger. Written once per hour, the first time a page needs it.
+    """
+
+    hour = models.DateTimeField(unique=True)
+    # [[queue, kind, state, count], ...] for the jobs whose settled_at falls in the hour.
+    counts = models.JSONField(default=list, blank=True)
+    computed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["hour"]
+        verbose_name_plural = "job hour stats"
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 UTC"
 
 
 class JobTarget(models.Model):

@@ -12,7 +12,7 @@ import logging
 import math
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,8 +20,20 @@ from datetime import datetime, timedelta
 import django_rq
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Avg, Count, Exists, Min, OuterRef, Q, QuerySet
-from django.db.models.functions import Coalesce, TruncHour, TruncMinute
+from django.db import connection
+from django.db.models import (
+    Avg,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+)
+from django.db.models.functions import Coalesce, TruncMinute
 from django.utils import timezone
 from rq.worker import Worker
 
@@ -31,6 +43,7 @@ from jobs.liveness import AWAITING_PREFIX, WorkerSeen, is_awaiting_children, wor
 from jobs.liveness import workers_seen as _workers_seen
 from jobs.models import SETTLED_STATES, Job, JobState, JobTarget
 from jobs.pause import paused_queues
+from jobs.rollup import settled_counts
 from jobs.scheduler_status import scheduler_status
 from jobs.targets import matching_target_ids
 
@@ -61,10 +74,14 @@ class SystemHealth:
     queues: list[QueueOverview]
     workers_total: int | None
     scheduler_alive: bool | None
-    stale_jobs: int
+    stale_jobs: int  # at most STALE_COUNT_CAP + 1 (then: "more than STALE_COUNT_CAP")
     redis_ok: bool
     since: datetime = field(default_factory=timezone.now)
     scheduler_seen: datetime | None = None  # the active scheduler's last heartbeat
+
+    @property
+    def stale_jobs_capped(self) -> bool:
+        return self.stale_jobs > STALE_COUNT_CAP
 
 
 def queue_names() -> list[str]:
@@ -72,13 +89,17 @@ def queue_names() -> list[str]:
     return conf.job_queues()
 
 
-def queue_counts(*, now: datetime | None = None) -> dict[str, dict[str, int]]:
+def queue_counts(
+    *, now: datetime | None = None, settled: Counter | None = None
+) -> dict[str, dict[str, int]]:
     """Per queue: waiting, running, failed, completed_24h.
 
-    Two grouped queries, each answered from an index: (state, queue) for the live states and
-    failed (COUNT(*) so PostgreSQL can scan the index alone), settled_at for the last 24 h.
+    One grouped query answered from the (state, queue, created_at) index alone for the live
+    states and failed (COUNT(*) so PostgreSQL can scan the index alone); the last 24 h from the
+    hourly rollup (``jobs.rollup``: stored closed hours + the open ones counted live), or from
+    ``settled`` (:func:`settled_last_24h`) when the caller has it already.
     """
-    since = (now or timezone.now()) - timedelta(hours=24)
+    now = now or timezone.now()
     empty = {"waiting": 0, "running": 0, "failed": 0, "completed_24h": 0}
     out: dict[str, dict[str, int]] = {q: dict(empty) for q in queue_names()}
     live = (
@@ -95,15 +116,18 @@ def queue_counts(*, now: datetime | None = None) -> dict[str, dict[str, int]]:
             counts["running"] += row["n"]
         else:
             counts["failed"] += row["n"]
-    completed = (
-        Job.objects.filter(settled_at__gte=since, state=JobState.COMPLETED)
-        .order_by()
-        .values("queue")
-        .annotate(n=Count("*"))
-    )
-    for row in completed:
-        out.setdefault(row["queue"], dict(empty))["completed_24h"] += row["n"]
+    if settled is None:
+        settled = settled_last_24h(now=now)
+    for (_hour, queue, _kind, state), n in settled.items():
+        if state == JobState.COMPLETED:
+            out.setdefault(queue, dict(empty))["completed_24h"] += n
     return out
+
+
+def settled_last_24h(*, now: datetime | None = None) -> Counter:
+    """Jobs settled in the last 24 hours by (hour, queue, kind, state), from the rollup."""
+    now = now or timezone.now()
+    return settled_counts(since=now - timedelta(hours=24), now=now)
 
 
 def _redis():
@@ -185,10 +209,14 @@ def job_is_stale(job: Job, *, stale_after: int | None = None, now: datetime | No
     return seen is not None and worker_death(job, seen, now=now) is not None
 
 
-def system_health(*, now: datetime | None = None) -> SystemHealth:
+# The strip counts stale jobs up to this many and then says "more than" (a bounded scan).
+STALE_COUNT_CAP = 1000
+
+
+def system_health(*, now: datetime | None = None, settled: Counter | None = None) -> SystemHealth:
     """Everything the overview strip shows, in a handful of queries and Redis calls."""
     now = now or timezone.now()
-    counts = queue_counts(now=now)
+    counts = queue_counts(now=now, settled=settled)
     workers = workers_by_queue()
     status = scheduler_status()
     paused = paused_queues() or set()
@@ -208,7 +236,7 @@ def system_health(*, now: datetime | None = None) -> SystemHealth:
         workers_total=None if workers is None else workers.get("*", 0),
         scheduler_alive=status.alive,
         scheduler_seen=status.last_seen,
-        stale_jobs=stale_jobs(now=now).count(),
+        stale_jobs=stale_jobs(now=now).order_by()[: STALE_COUNT_CAP + 1].count(),
         redis_ok=workers is not None,
         since=now - timedelta(hours=24),
     )
@@ -340,28 +368,63 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+class RunSeconds(Func):
+    """started_at → settled_at in seconds, as a float computed by the database (one number per
+    row to load instead of two time stamps)."""
+
+    output_field = FloatField()
+
+    def __init__(self, **extra):
+        super().__init__(F("settled_at"), F("started_at"), **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="EXTRACT(EPOCH FROM (%(expressions)s))::float8",
+            arg_joiner=" - ", **extra,
+        )  # fmt: skip
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="((julianday(%(expressions)s)) * 86400.0)",
+            arg_joiner=") - julianday(", **extra,
+        )  # fmt: skip
+
+
+def completed_run_seconds(*, since: datetime, limit: int) -> list[tuple[str, float]]:
+    """(kind, run seconds) of the newest ``limit`` jobs completed since ``since``: a backward
+    walk of the settled_at index that stops after ``limit`` rows."""
+    return list(
+        Job.objects.filter(
+            settled_at__gte=since, state=JobState.COMPLETED, started_at__isnull=False
+        )
+        .order_by("-settled_at")
+        .annotate(run=RunSeconds())
+        .values_list("kind", "run")[:limit]
+    )
+
+
 def kind_timings(
     *, hours: int = 24, sample: int = 5000, now: datetime | None = None
 ) -> list[KindTiming]:
     """p50 / p95 run time (started → settled) per kind, over the newest ``sample`` jobs that
     completed in the last ``hours``.
 
-    One query, a backward walk of the settled_at index that stops after ``sample`` rows:
-    bounded work at any ledger size, and exact while fewer jobs completed in the window.
+    One query, bounded work at any ledger size, and exact while fewer jobs completed in the
+    window (a bounded window, not the rollup: percentiles need the values themselves). On
+    PostgreSQL the database ranks them (``percentile_disc``, the same nearest rank), so a page
+    loads one row per kind instead of ``sample`` rows.
     """
     now = now or timezone.now()
-    rows = (
-        Job.objects.filter(
-            settled_at__gte=now - timedelta(hours=hours),
-            state=JobState.COMPLETED,
-            started_at__isnull=False,
-        )
-        .order_by("-settled_at")
-        .values_list("kind", "started_at", "settled_at")[:sample]
-    )
+    since = now - timedelta(hours=hours)
+    if connection.vendor == "postgresql":
+        return _kind_timings_in_sql(since=since, sample=sample)
+    return _kind_timings_in_python(since=since, sample=sample)
+
+
+def _kind_timings_in_python(*, since: datetime, sample: int) -> list[KindTiming]:
     by_kind: dict[str, list[float]] = defaultdict(list)
-    for kind, start, end in rows:
-        by_kind[kind].append(max(0.0, (end - start).total_seconds()))
+    for kind, run in completed_run_seconds(since=since, limit=sample):
+        by_kind[kind].append(max(0.0, run or 0.0))
     out = []
     for kind in sorted(by_kind):
         values = sorted(by_kind[kind])
@@ -374,6 +437,30 @@ def kind_timings(
             )
         )
     return out
+
+
+def _kind_timings_in_sql(*, since: datetime, sample: int) -> list[KindTiming]:
+    newest = (
+        Job.objects.filter(
+            settled_at__gte=since, state=JobState.COMPLETED, started_at__isnull=False
+        )
+        .order_by("-settled_at")
+        .annotate(run=RunSeconds())
+        .values("kind", "run")[:sample]
+    )
+    sql, params = newest.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT kind, COUNT(*), "
+            "percentile_disc(0.5) WITHIN GROUP (ORDER BY GREATEST(run, 0)), "
+            "percentile_disc(0.95) WITHIN GROUP (ORDER BY GREATEST(run, 0)) "
+            f"FROM ({sql}) AS newest GROUP BY kind ORDER BY kind",
+            params,
+        )
+        return [
+            KindTiming(kind=kind, runs=runs, p50_seconds=p50, p95_seconds=p95)
+            for kind, runs, p50, p95 in cursor.fetchall()
+        ]
 
 
 # --- chart --------------------------------------------------------------------------------------
@@ -389,21 +476,16 @@ class HourBucket:
 def jobs_per_hour(*, hours: int = 24, now: datetime | None = None) -> list[HourBucket]:
     """Completed and failed jobs per hour (by settle time) over the last ``hours`` hours.
 
-    Always ``hours`` buckets, oldest first, the last one being the current hour.
+    Always ``hours`` buckets, oldest first, the last one being the current hour. From the
+    hourly rollup (stored closed hours, the open ones live).
     """
     now = now or timezone.now()
     current = now.replace(minute=0, second=0, microsecond=0)
     start = current - timedelta(hours=hours - 1)
-    rows = (
-        Job.objects.filter(settled_at__gte=start, state__in=(JobState.COMPLETED, JobState.FAILED))
-        .order_by()
-        .annotate(hour=TruncHour("settled_at"))
-        .values("hour", "state")
-        .annotate(n=Count("pk"))
-    )
     by_hour: dict[datetime, dict[str, int]] = defaultdict(lambda: {"completed": 0, "failed": 0})
-    for row in rows:
-        by_hour[row["hour"]][row["state"]] += row["n"]
+    for (hour, _queue, _kind, state), n in settled_counts(since=start, now=now).items():
+        if state in (JobState.COMPLETED, JobState.FAILED):
+            by_hour[hour][state] += n
     return [
         HourBucket(hour=h, completed=by_hour[h]["completed"], failed=by_hour[h]["failed"])
         for h in (start + timedelta(hours=i) for i in range(hours))
@@ -418,11 +500,17 @@ CHART_RANGES: dict[str, tuple[timedelta, int]] = {
 }
 
 
-def jobs_chart(*, range_name: str = "24h", now: datetime | None = None) -> list[HourBucket]:
+def jobs_chart(
+    *, range_name: str = "24h", now: datetime | None = None, settled: Counter | None = None
+) -> list[HourBucket]:
     """Completed / failed per bucket over one of :data:`CHART_RANGES`, oldest first.
 
-    One grouped query on the settled_at index, truncated to the minute (1 h) or the hour
-    (24 h, 7 d): at most a few hundred groups, put into buckets here.
+    ``settled``: the caller's :func:`settled_last_24h` at the same ``now``, reused for 24 h
+    (its range starts after now - 24 h).
+
+    24 h and 7 d: from the hourly rollup (``jobs.rollup``: a few dozen stored rows plus the
+    open hours counted live). 1 h: one grouped query on the settled_at index, truncated to the
+    minute (an hour of rows at most).
     """
     if range_name not in CHART_RANGES:
         raise ValueError(f"range must be one of {', '.join(CHART_RANGES)}")
@@ -433,19 +521,29 @@ def jobs_chart(*, range_name: str = "24h", now: datetime | None = None) -> list[
     last_start = epoch_now - epoch_now % step
     first_start = last_start - step * (count - 1)
     start = datetime.fromtimestamp(first_start, tz=timezone.get_fixed_timezone(0))
-    trunc = TruncMinute if width < timedelta(hours=1) else TruncHour
-    rows = (
-        Job.objects.filter(settled_at__gte=start, state__in=(JobState.COMPLETED, JobState.FAILED))
-        .order_by()
-        .annotate(at=trunc("settled_at"))
-        .values("at", "state")
-        .annotate(n=Count("pk"))
-    )
     counts = [{"completed": 0, "failed": 0} for _ in range(count)]
-    for row in rows:
-        index = (int(row["at"].timestamp()) - first_start) // step
+    if width >= timedelta(hours=1):
+        if settled is None or range_name != "24h":
+            settled = settled_counts(since=start, now=now)
+        rows = [
+            (hour, state, n)
+            for (hour, _queue, _kind, state), n in settled.items()
+            if state in (JobState.COMPLETED, JobState.FAILED)
+        ]
+    else:
+        rows = (
+            Job.objects.filter(
+                settled_at__gte=start, state__in=(JobState.COMPLETED, JobState.FAILED)
+            )
+            .order_by()
+            .annotate(at=TruncMinute("settled_at"))
+            .values_list("at", "state")
+            .annotate(n=Count("pk"))
+        )
+    for at, state, n in rows:
+        index = (int(at.timestamp()) - first_start) // step
         if 0 <= index < count:
-            counts[index][row["state"]] += row["n"]
+            counts[index][state] += n
     return [
         HourBucket(hour=start + i * width, completed=c["completed"], failed=c["failed"])
         for i, c in enumerate(counts)
@@ -488,6 +586,33 @@ def job_search_q(*, term: str) -> Q:
         else:
             q |= Q(Exists(links.filter(job=OuterRef("pk"))))
     return q
+
+
+# A search matching at most this many jobs is listed by their ids (see job_search_filter).
+SEARCH_IDS_MAX = 2000
+
+
+def job_search_filter(qs: QuerySet[Job], *, term: str) -> QuerySet[Job]:
+    """``qs`` narrowed by the search box, fast at any ledger size on PostgreSQL.
+
+    A term that matches few jobs spread over the whole ledger (one bundle's jobs) is the
+    planner's trap: it walks the created_at index newest first, expecting a match soon, and
+    reads 100,000s of rows. So the matching ids (at most :data:`SEARCH_IDS_MAX`) are fetched
+    first, from the trigram and link-table indexes, and those rows are sorted by an expression
+    equal to ``created_at`` that its index cannot produce (``ORDER BY created_at + 0``, the
+    classic way to keep PostgreSQL off that walk). A term that matches more is dense enough
+    for the newest-first walk to find a page quickly. ``qs``' ordering is kept.
+    """
+    q = job_search_q(term=term)
+    ids = list(qs.filter(q).order_by().values_list("pk", flat=True)[: SEARCH_IDS_MAX + 1])
+    if len(ids) > SEARCH_IDS_MAX:
+        return qs.filter(q)
+    unindexed = {
+        "created_at": Coalesce("created_at", "created_at").asc(),
+        "-created_at": Coalesce("created_at", "created_at").desc(),
+    }
+    ordering = [unindexed.get(o, o) if isinstance(o, str) else o for o in qs.query.order_by]
+    return qs.filter(pk__in=ids).order_by(*ordering)
 
 
 def _linked_to(*, target_type: str | None, target_id: str | None) -> Exists:

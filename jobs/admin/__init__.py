@@ -235,7 +235,7 @@ class JobAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
             return queryset, False
-        return queryset.filter(selectors.job_search_q(term=search_term)), False
+        return selectors.job_search_filter(queryset, term=search_term), False
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -248,12 +248,15 @@ class JobAdmin(admin.ModelAdmin):
     def _overview_context(self, request, chart_range: str) -> dict:
         if chart_range not in selectors.CHART_RANGES:
             chart_range = "24h"
+        now = timezone.now()
+        settled = selectors.settled_last_24h(now=now)  # the strip's 24 h and the 24 h chart
+        chart = selectors.jobs_chart(range_name=chart_range, now=now, settled=settled)
         return {
-            "health": selectors.system_health(),
-            "chart_svg": hourly_chart_svg(selectors.jobs_chart(range_name=chart_range)),
+            "health": selectors.system_health(now=now, settled=settled),
+            "chart_svg": hourly_chart_svg(chart),
             "chart_range": chart_range,
             "chart_ranges": list(selectors.CHART_RANGES),
-            "kind_timings": selectors.kind_timings(hours=24),
+            "kind_timings": selectors.kind_timings(hours=24, now=now),
             "can_pause": self.has_pause_queue_permission(request),
             "changelist_url": reverse("admin:jobs_job_changelist"),
         }

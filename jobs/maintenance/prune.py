@@ -13,13 +13,16 @@ from django.utils import timezone
 from jobs import conf
 from jobs.errors import JobError
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job
+from jobs.rollup import prune_stored_hours
 
 
 def prune_settled_jobs(*, older_than_days: int | None = None) -> tuple[int, int]:
     """Prune with the configured retention (``JOBS_RETENTION_DAYS``) unless told otherwise.
     Returns (rows deleted, days used)."""
     days = conf.retention_days() if older_than_days is None else older_than_days
-    return jobs_purge(older_than_days=days), days
+    deleted = jobs_purge(older_than_days=days)
+    prune_stored_hours(now=timezone.now())  # the chart's hourly rollup keeps 8 days
+    return deleted, days
 
 
 def jobs_purge(*, older_than_days: int) -> int:
