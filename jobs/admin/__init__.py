@@ -47,6 +47,7 @@ from jobs.services import (
     queue_resume,
 )
 from jobs.targets import target_url
+from jobs.templatetags.humanize_jobs import reltime
 
 # How many jobs one "retry all failed matching" request retries at most.
 RETRY_MATCHING_LIMIT = 5000
@@ -165,12 +166,12 @@ class JobAdmin(admin.ModelAdmin):
             "Times (UTC)",
             {
                 "fields": (
-                    "created_at",
-                    "dispatched_at",
-                    "started_at",
-                    "heartbeat_at",
-                    "next_attempt_at",
-                    "settled_at",
+                    "created_time",
+                    "dispatched_time",
+                    "started_time",
+                    "heartbeat_time",
+                    "next_attempt_time",
+                    "settled_time",
                     "duration",
                 )
             },
@@ -184,7 +185,7 @@ class JobAdmin(admin.ModelAdmin):
                     "rq_job_id",
                     "last_action",
                     "last_action_by",
-                    "last_action_at",
+                    "last_action_time",
                     "target_type",
                     "target_id",
                     "target_label",
@@ -296,12 +297,7 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="created", ordering="created_at")
     def created(self, obj: Job) -> str:
         # Relative ("12 s ago", ticking in live.js), the exact time with seconds on hover.
-        return format_html(
-            '<time class="job-rel" datetime="{}" title="{} UTC">{}</time>',
-            obj.created_at.isoformat(),
-            f"{obj.created_at:%Y-%m-%d %H:%M:%S}",
-            f"{obj.created_at:%Y-%m-%d %H:%M:%S}",
-        )
+        return reltime(obj.created_at)
 
     @admin.display(description="target")
     def target_link(self, obj: Job) -> str:
@@ -405,6 +401,35 @@ class JobAdmin(admin.ModelAdmin):
         )
 
     # -- detail fields -----------------------------------------------------------------------
+    # Times: exact with seconds, relative once live.js ticks ("3 s ago"), exact on hover.
+    @admin.display(description="created")
+    def created_time(self, obj: Job) -> str:
+        return reltime(obj.created_at)
+
+    @admin.display(description="last dispatched")
+    def dispatched_time(self, obj: Job) -> str:
+        return reltime(obj.dispatched_at)
+
+    @admin.display(description="started (this attempt)")
+    def started_time(self, obj: Job) -> str:
+        return reltime(obj.started_at)
+
+    @admin.display(description="last heartbeat")
+    def heartbeat_time(self, obj: Job) -> str:
+        return reltime(obj.heartbeat_at)
+
+    @admin.display(description="next attempt")
+    def next_attempt_time(self, obj: Job) -> str:
+        return reltime(obj.next_attempt_at, "retry in")
+
+    @admin.display(description="settled")
+    def settled_time(self, obj: Job) -> str:
+        return reltime(obj.settled_at)
+
+    @admin.display(description="last action at")
+    def last_action_time(self, obj: Job) -> str:
+        return reltime(obj.last_action_at)
+
     @admin.display(description="payload")
     def payload_pretty(self, obj: Job) -> str:
         return pretty_json_html(obj.payload)

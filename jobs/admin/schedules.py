@@ -38,6 +38,7 @@ from jobs.schedules import (
     schedule_update,
     schedule_validate,
 )
+from jobs.templatetags.humanize_jobs import reltime
 
 HISTORY_ROWS = 20
 
@@ -88,7 +89,11 @@ class ScheduleAdmin(admin.ModelAdmin):
     list_filter = ("enabled",)
     search_fields = ("name", "description", "request")
     actions = ("enable_selected", "disable_selected", "run_selected")
-    readonly_fields = ("next_run_at", "last_run_at", "last_job", "last_skipped", "changed_by")
+    readonly_fields = ("next_run_time", "last_run_time", "last_job", "last_skipped", "changed_by")
+
+    class Media:
+        js = ("jobs/live.js",)  # relative times ("in 2 h 05 min"), the exact one on hover
+
     change_list_template = "admin/jobs/schedule/change_list.html"
     change_form_template = "admin/jobs/schedule/change_form.html"
 
@@ -152,7 +157,7 @@ class ScheduleAdmin(admin.ModelAdmin):
             return format_html("<span class='quiet'>{}</span>", "disabled")
         registered = getattr(self._request, "_registered_runs", None)
         at = (registered or {}).get(obj.name) or obj.next_run_at
-        text = f"{at:%Y-%m-%d %H:%M}" if at else "—"
+        text = reltime(at)
         if registered is not None and obj.name not in registered:
             return format_html(
                 "{} <span class='job-pill warn' title='{}'>not registered</span>",
@@ -168,13 +173,13 @@ class ScheduleAdmin(admin.ModelAdmin):
             return (
                 format_html("<span class='quiet'>{}</span>", "never")
                 if not obj.last_run_at
-                else f"{obj.last_run_at:%Y-%m-%d %H:%M} (inline)"
+                else format_html("{} (inline)", reltime(obj.last_run_at))
             )
         return format_html(
             "<a href='{}'>{}</a> <span class='job-state job-state-{}'>{}</span> · "
             "<a href='{}'>all runs</a>",
             reverse("admin:jobs_job_change", args=[job.pk]),
-            f"{job.created_at:%Y-%m-%d %H:%M}",
+            reltime(job.created_at),
             job.state,
             job.get_state_display(),
             jobs_changelist_url(schedule_id=obj.name),
@@ -187,8 +192,16 @@ class ScheduleAdmin(admin.ModelAdmin):
         return format_html(
             "<span class='job-pill warn' title='{}'>skipped {}</span>",
             obj.last_skipped_note,
-            f"{obj.last_skipped_at:%Y-%m-%d %H:%M}",
+            reltime(obj.last_skipped_at),
         )
+
+    @admin.display(description="next run")
+    def next_run_time(self, obj: Schedule):
+        return reltime(obj.next_run_at)
+
+    @admin.display(description="last run")
+    def last_run_time(self, obj: Schedule):
+        return reltime(obj.last_run_at)
 
     @admin.display(description="last skipped fire")
     def last_skipped(self, obj: Schedule):
@@ -214,9 +227,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def _post_button(self, url: str, label: str, **hidden):
         token = get_token(self._request)
-        inputs = format_html_join(
-            "", "<input type='hidden' name='{}' value='{}'>", hidden.items()
-        )
+        inputs = format_html_join("", "<input type='hidden' name='{}' value='{}'>", hidden.items())
         return format_html(
             "<form method='post' action='{}' class='jobs-inline-form'>"
             "<input type='hidden' name='csrfmiddlewaretoken' value='{}'>{}"

@@ -157,7 +157,7 @@
             const at = Date.parse(el.getAttribute("datetime"));
             if (isNaN(at)) return;
             const diff = (now - at) / 1000;
-            el.textContent = diff >= 0 ? relative(diff) + " ago" : "in " + relative(-diff);
+            el.textContent = diff >= 0 ? relative(diff) + " ago" : (el.dataset.future || "in") + " " + relative(-diff);
         });
     }
 
