@@ -32,7 +32,7 @@ from django.utils.safestring import mark_safe
 
 from jobs import conf, selectors
 from jobs.admin.display import hourly_chart_svg, job_timeline, pretty_json_html
-from jobs.admin.filters import KindFilter, QueueFilter, StaleFilter, TargetFilter
+from jobs.admin.filters import CausedByFilter, KindFilter, QueueFilter, StaleFilter, TargetFilter
 from jobs.admin.links import deny_unpermitted_action, jobs_changelist_url, jobs_queued_message
 from jobs.audit import audit_jobs
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
@@ -122,6 +122,7 @@ class JobAdmin(admin.ModelAdmin):
         ("created_at", admin.DateFieldListFilter),
         StaleFilter,
         TargetFilter,
+        CausedByFilter,
     )
     search_fields = ("target_label",)  # shows the box; get_search_results does the real work
     search_help_text = (
