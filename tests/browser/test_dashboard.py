@@ -177,6 +177,23 @@ def test_no_horizontal_scroll_at_1366_on_the_jobs_and_bundle_lists(
         make_bundle(name=f"Weekend camping starter kit with a rather long name {i}")
     enqueue("test_flaky", payload={"token": uuid.uuid4().hex, "fail_times": 9}, trigger="admin")
     wait_until(lambda: not Job.objects.filter(state__in=["pending", "running"]).exists(), 60)
+    # and the longest kinds and targets the list shows (ledger rows, as the runner leaves them)
+    for kind, label, message in (
+        ("consistency_check", "Weekend camping starter kit with a rather long name 0", "Checked"),
+        ("recompute_batch", "Recompute 500 bundles", "500 recomputed, 498 changed"),
+    ):
+        Job.objects.create(
+            queue="bundle-recompute",
+            kind=kind,
+            trigger="signal",
+            state=JobState.COMPLETED,
+            target_type="bundle",
+            target_label=label,
+            progress=100,
+            progress_message=message,
+            attempts=1,
+            max_attempts=3,
+        )
     for scheme in ("light", "dark"):
         context = chromium.new_context(
             viewport=LAPTOP, color_scheme=scheme, storage_state=page.context.storage_state()
