@@ -70,6 +70,12 @@ def test_screenshots_of_every_dashboard_page_light_and_dark(
                 tab.goto(live_server.url + url)
                 expect(tab.locator("#content")).to_be_visible()
                 tab.wait_for_timeout(1_200)  # relative times have ticked
+                if name.startswith("job-"):  # the compact header keeps to one row
+                    tops = tab.evaluate(
+                        "[...document.querySelectorAll('.jobs-header dl > div')]"
+                        ".map(d => d.offsetTop)"
+                    )
+                    assert len(set(tops)) == 1, f"{name} header wraps at {width}: {tops}"
                 overflow = _sideways_overflow(tab)
                 assert not overflow, f"{name} scrolls sideways at {width} ({scheme}): {overflow}"
                 saved.append(screenshot(tab, f"screens-{name}-{width}-{scheme}.png"))
