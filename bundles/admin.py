@@ -191,7 +191,7 @@ class BundleForm(forms.ModelForm):
 
 # Shown read-only on the bundle page: the services compute them, people never type them.
 COMPUTED_FIELDS = (
-    "computed_price",
+    "price",  # "21.50 USD", as in the list (the stored decimal shows "21.5000")
     "computed_availability",
     "no_saving",
     "broken_reasons_display",
@@ -223,6 +223,7 @@ class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin
 
     class Media:
         js = ("jobs/live.js",)  # relative "recomputed" times with the exact one on hover
+        css = {"all": ("jobs/jobs.css",)}  # badges, the jobs list's look, no-wrap cells
 
     search_fields = ("name", "slug", "components__variant__sku", "shell_variant__sku")
     list_select_related = ("shell_variant",)
@@ -263,7 +264,10 @@ class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin
     def price(self, obj: Bundle) -> str:
         if obj.computed_price is None:
             return "—"
-        return f"{obj.computed_price:,.2f} {obj.currency}"
+        # One line: "21.50 USD" broke between amount and currency at 1366 px.
+        return format_html(
+            '<span class="jobs-nowrap">{}</span>', f"{obj.computed_price:,.2f} {obj.currency}"
+        )
 
     @admin.display(description="recomputed", ordering="last_recomputed_at")
     def recomputed(self, obj: Bundle) -> str:
