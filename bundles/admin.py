@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from jobs.admin.links import QueuedJobsMessageMixin
-from jobs.templatetags.humanize_jobs import reltime
+from jobs.timefmt import reltime
 
 from . import services
 from .admin_jobs import BundleJobsAdminMixin

@@ -48,7 +48,7 @@ from jobs.services import (
     queue_resume,
 )
 from jobs.targets import target_url
-from jobs.templatetags.humanize_jobs import reltime
+from jobs.timefmt import reltime
 
 # How many jobs one "retry all failed matching" request retries at most.
 RETRY_MATCHING_LIMIT = 5000

@@ -40,7 +40,7 @@ from jobs.schedules import (
     schedule_update,
     schedule_validate,
 )
-from jobs.templatetags.humanize_jobs import reltime
+from jobs.timefmt import reltime
 
 HISTORY_ROWS = 20
 

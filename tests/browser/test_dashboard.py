@@ -219,11 +219,13 @@ CONTRAST = """
     });
     return 0.2126 * r + 0.7152 * g + 0.0722 * b;
   }
-  return [...document.querySelectorAll('.job-state')].map(el => {
+  return [...document.querySelectorAll('.job-state, .job-pill:not([hidden])')].map(el => {
     const st = getComputedStyle(el);
     const fg = lum(rgb(st.color)), bg = lum(rgb(st.backgroundColor));
     const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
-    return {state: el.dataset.state || el.textContent.trim(), ratio: Math.round(ratio * 100) / 100};
+    const name = el.classList.contains('job-pill') ? 'pill ' + el.textContent.trim() : null;
+    return {state: name || el.dataset.state || el.textContent.trim(),
+            ratio: Math.round(ratio * 100) / 100};
   });
 }
 """
@@ -245,6 +247,7 @@ def test_every_state_badge_has_at_least_4_5_to_1_contrast_in_light_and_dark(
         badges = tab.evaluate(CONTRAST)
         # Then each state is shown and readable
         assert {b["state"] for b in badges} >= set(JobState.values), badges
+        assert any(b["state"].startswith("pill ") for b in badges), badges  # the strip's pills
         low = [b for b in badges if b["ratio"] < 4.5]
         assert not low, f"{scheme}: {low}"
         context.close()
