@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from jobs.admin.links import QueuedJobsMessageMixin
+from jobs.timefmt import reltime
 
 from . import services
 from .admin_jobs import BundleJobsAdminMixin
@@ -190,15 +191,15 @@ class BundleForm(forms.ModelForm):
 
 # Shown read-only on the bundle page: the services compute them, people never type them.
 COMPUTED_FIELDS = (
-    "computed_price",
+    "price",  # "21.50 USD", as in the list (the stored decimal shows "21.5000")
     "computed_availability",
     "no_saving",
     "broken_reasons_display",
     "status_before_broken",
-    "last_recomputed_at",
+    "last_recomputed",
     "shell_links",
-    "created_at",
-    "updated_at",
+    "created",
+    "updated",
 )
 
 
@@ -222,6 +223,8 @@ class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin
 
     class Media:
         js = ("jobs/live.js",)  # relative "recomputed" times with the exact one on hover
+        css = {"all": ("jobs/jobs.css",)}  # badges, the jobs list's look, no-wrap cells
+
     search_fields = ("name", "slug", "components__variant__sku", "shell_variant__sku")
     list_select_related = ("shell_variant",)
     prepopulated_fields = {"slug": ("name",)}
@@ -261,19 +264,27 @@ class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin
     def price(self, obj: Bundle) -> str:
         if obj.computed_price is None:
             return "—"
-        return f"{obj.computed_price:,.2f} {obj.currency}"
+        # One line: "21.50 USD" broke between amount and currency at 1366 px.
+        return format_html(
+            '<span class="jobs-nowrap">{}</span>', f"{obj.computed_price:,.2f} {obj.currency}"
+        )
 
     @admin.display(description="recomputed", ordering="last_recomputed_at")
     def recomputed(self, obj: Bundle) -> str:
-        at = obj.last_recomputed_at
-        if at is None:
-            return "—"
-        return format_html(
-            '<time class="job-rel" datetime="{}" title="{} UTC">{}</time>',
-            at.isoformat(),
-            f"{at:%Y-%m-%d %H:%M:%S}",
-            f"{at:%Y-%m-%d %H:%M:%S}",
-        )
+        return reltime(obj.last_recomputed_at)
+
+    # The page's times in the jobs' format: relative, the exact time (seconds) on hover.
+    @admin.display(description="last recomputed")
+    def last_recomputed(self, obj: Bundle) -> str:
+        return reltime(obj.last_recomputed_at)
+
+    @admin.display(description="created")
+    def created(self, obj: Bundle) -> str:
+        return reltime(obj.created_at)
+
+    @admin.display(description="updated")
+    def updated(self, obj: Bundle) -> str:
+        return reltime(obj.updated_at)
 
     @admin.display(description="available", ordering="computed_availability")
     def available(self, obj: Bundle):

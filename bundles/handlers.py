@@ -247,6 +247,7 @@ def fanout(
                 reason=why,
                 requested_by=ctx.job.requested_by,
                 dispatch_on_commit=not inline,
+                parent=ctx.job,
             ):
                 if job not in placed:
                     placed.append(job)
@@ -281,6 +282,7 @@ def _fanout_reindexes(ctx: JobContext, bundle_ids: list[int], *, why: str, inlin
                     trigger=ctx.job.trigger,
                     reason=why,
                     label=names.get(bundle_id),
+                    requested_by=ctx.job.requested_by,
                     parent=ctx.job,
                     dispatch_on_commit=not inline,
                 )

@@ -203,6 +203,7 @@ def bundles_recompute_coalesced(
     reason: str = "",
     requested_by=None,
     dispatch_on_commit: bool = True,
+    parent: Job | None = None,
 ) -> list[Job]:
     """Recompute these bundles in coalesced batch jobs of up to ``BUNDLES_RECOMPUTE_BATCH_SIZE``.
 
@@ -227,6 +228,7 @@ def bundles_recompute_coalesced(
         target_type="bundle",
         label=lambda count: f"Recompute {count} bundle{'s' if count != 1 else ''}",
         dispatch_on_commit=dispatch_on_commit,
+        parent=parent,  # a new batch is listed under the fan-out that opened it
     )
 
 
@@ -565,7 +567,7 @@ def products_renamed(
     )
 
 
-def broken_check_enqueue(*, trigger: str, reason: str = "") -> Job:
+def broken_check_enqueue(*, trigger: str, reason: str = "", requested_by=None) -> Job:
     """The safety net after a component was deleted or disabled: check broken bundles, fix on.
 
     Deduped, so a burst of deletions makes one pending check.
@@ -575,6 +577,7 @@ def broken_check_enqueue(*, trigger: str, reason: str = "") -> Job:
         payload={"scope": "broken", "fix": True, "notify_admins": False},
         trigger=trigger,
         reason=reason,
+        requested_by=requested_by,
         target=Target("scope", "broken", "Broken bundles"),
         dedup_key="check:broken:fix",
         merge=_merge_check,

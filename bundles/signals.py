@@ -130,10 +130,8 @@ def _variant_saved(sender, instance: ProductVariant, created: bool, raw: bool, *
     )
     if became_unsafe and BundleComponent.objects.filter(variant_id=instance.pk).exists():
         what = "deleted" if instance.deleted_at is not None else "disabled"
-        note_queued(
-            requests.broken_check_enqueue(
-                trigger=TRIGGER, reason=f"Component variant {instance.sku} {what}"
-            )
+        _noted(requests.broken_check_enqueue)(
+            trigger=TRIGGER, reason=f"Component variant {instance.sku} {what}"
         )
 
 

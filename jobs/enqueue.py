@@ -211,6 +211,7 @@ def enqueue_coalesced(
     label: Callable[[int], str] = lambda count: f"{count} targets",
     dispatch_on_commit: bool = True,
     delay: float = 0,
+    parent: Job | None = None,
 ) -> list[Job]:
     """Put ``ids`` into open jobs of ``kind`` under ``key``: at most ``capacity`` ids a job.
 
@@ -220,7 +221,8 @@ def enqueue_coalesced(
     applied. A job that reaches ``capacity`` is closed (its dedup key cleared) and the next
     ids open another. ``payload`` gives the other fields of a new job. Returns the jobs the
     ids went to (new ones are dispatched on commit, like ``enqueue``'s, after ``delay``
-    seconds if given: a debounce, so a burst fills one job).
+    seconds if given: a debounce, so a burst fills one job). A new job gets ``parent``
+    (the job that asked), so it is listed with what caused it.
     """
     job_kind = get_kind(kind)  # raises UnknownJobKind
     _check_trigger(trigger)
@@ -246,7 +248,7 @@ def enqueue_coalesced(
             reason=reason,
             requested_by=requested_by,
             target=Target(target_type, str(take[0]) if len(take) == 1 else "", label(len(take))),
-            parent=None,
+            parent=parent,
         )
         fields["dedup_key"] = None if len(take) >= capacity else key
         try:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.db.models import Q
 
 from jobs import selectors
 from jobs.registry import all_kinds, is_filterable_kind
@@ -97,3 +101,46 @@ class StaleFilter(admin.SimpleListFilter):
         if self.value() == "yes":
             return queryset.filter(pk__in=selectors.stale_jobs().values("pk"))
         return queryset
+
+
+class CausedByFilter(admin.ListFilter):
+    """``?caused_by=<job id>[,<job id>…]``: those jobs and the jobs they queued (their
+    children: a fan-out's recompute batches, a bulk job's batches). What "N jobs queued"
+    links to — a short address, whatever the jobs go on to queue. Shown while in use."""
+
+    title = "caused by"
+    parameter_name = "caused_by"
+    MAX_JOBS = 10
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        value = params.pop(self.parameter_name, None)
+        value = value[-1] if isinstance(value, list) else value
+        self.ids: list[uuid.UUID] = []
+        if value is not None:
+            try:
+                self.ids = [uuid.UUID(part) for part in value.split(",")][: self.MAX_JOBS]
+            except ValueError as exc:  # the list answers ?e=1, as for any junk filter
+                raise IncorrectLookupParameters(f"caused_by: not job ids: {value!r}") from exc
+
+    def has_output(self) -> bool:
+        return bool(self.ids)
+
+    def choices(self, changelist):
+        yield {
+            "selected": False,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": "All",
+        }
+        shown = ", ".join(str(i)[:8] for i in self.ids)
+        yield {
+            "selected": True,
+            "query_string": changelist.get_query_string(),
+            "display": f"{shown} and the jobs {'it' if len(self.ids) == 1 else 'they'} queued",
+        }
+
+    def expected_parameters(self) -> list[str]:
+        return [self.parameter_name]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(Q(pk__in=self.ids) | Q(parent_id__in=self.ids))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from urllib.parse import urlencode
 
@@ -11,6 +12,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from jobs.actor import collecting
+from jobs.admin.filters import CausedByFilter
 from jobs.models import Job
 
 
@@ -23,21 +25,26 @@ def jobs_changelist_url(*, ids: Iterable | None = None, **params: str) -> str:
     return f"{url}?{urlencode(query)}" if query else url
 
 
-# Past this many ids a ``?id__in=`` link grows beyond what servers accept in a URL.
+# Past this many jobs a link names no ids at all (a bulk parent's page, or a time window).
 MAX_IDS_IN_LINK = 50
+# A "caused by" link names at most this many jobs (a save queues one to three).
+MAX_CAUSES_IN_LINK = CausedByFilter.MAX_JOBS
 
 
 def jobs_queued_message(jobs: list[Job], *, what: str) -> SafeString:
-    """ "N jobs queued" with a link to the list of exactly those jobs.
+    """ "N jobs queued (what they are)" with a short link to those jobs.
 
-    A large bulk job (its parent and many batch jobs) links to the parent's page instead, which
-    lists every batch with their combined progress.
+    The link filters by cause (``?caused_by=``: the jobs asked for and what they queue —
+    a fan-out's recompute batches appear under it once it runs), never a list of every id.
+    A large bulk job (its parent and many batch jobs) links to the parent's page, which lists
+    every batch with their combined progress; many unrelated jobs, to their time window.
     """
     unique = list({j.pk: j for j in jobs}.values())
     n = len(unique)
-    url = jobs_changelist_url(ids=[j.pk for j in unique])
-    roots = [j for j in unique if j.parent_id is None]
-    if n > MAX_IDS_IN_LINK:
+    ids = {j.pk for j in unique}
+    roots = [j for j in unique if j.parent_id not in ids]
+    url = jobs_changelist_url(caused_by=",".join(str(j.pk) for j in roots))
+    if n > MAX_IDS_IN_LINK or len(roots) > MAX_CAUSES_IN_LINK:
         root = roots[0] if len(roots) == 1 else None
         if root and all(j.parent_id == root.pk for j in unique if j is not root):
             url = reverse("admin:jobs_job_change", args=[root.pk])
@@ -54,13 +61,23 @@ def jobs_queued_message(jobs: list[Job], *, what: str) -> SafeString:
                 params["trigger__exact"] = triggers.pop()
             url = jobs_changelist_url(**params)
     return format_html(
-        '{}: {} job{} queued. <a href="{}">See {} in System → Jobs</a>.',
+        '{}: {} job{} queued ({}). <a href="{}">See {} in System → Jobs</a>.',
         what,
         n,
         "" if n == 1 else "s",
+        _what_they_are(unique),
         url,
         "it" if n == 1 else "them",
     )
+
+
+def _what_they_are(jobs: list[Job]) -> str:
+    """ "fanout: SKU-00012" for one job; "2 recompute, 1 consistency_check" for several."""
+    if len(jobs) == 1:
+        job = jobs[0]
+        return f"{job.kind}: {job.target_label}" if job.target_label else job.kind
+    kinds = Counter(j.kind for j in jobs)
+    return ", ".join(f"{count} {kind}" for kind, count in kinds.most_common())
 
 
 def deny_unpermitted_action(model_admin, request) -> None:

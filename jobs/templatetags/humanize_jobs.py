@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from django import template
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+
+from jobs.timefmt import exact_time, reltime
 
 register = template.Library()
 
@@ -43,16 +41,6 @@ def since(value, now) -> str:
     return age((now - value).total_seconds())
 
 
-@register.filter
-def exact_time(value) -> str:
-    """An ISO string or datetime as "2026-12-01 21:04:05 UTC" (one format on the whole page)."""
-    if not value:
-        return "—"
-    if isinstance(value, str):
-        parsed = parse_datetime(value)
-        if parsed is None:
-            return value
-        value = parsed
-    if timezone.is_aware(value):
-        value = value.astimezone(UTC)
-    return f"{value:%Y-%m-%d %H:%M:%S} UTC"
+# One format on every page: jobs.timefmt.
+register.filter("exact_time", exact_time)
+register.filter("reltime", reltime)

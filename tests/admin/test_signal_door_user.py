@@ -37,7 +37,7 @@ def test_an_admin_save_records_the_user_and_links_to_the_jobs_it_queued(client):
     job = Job.objects.get(kind="fanout")
     assert job.requested_by == operator
     texts = [str(m) for m in response.context["messages"]]
-    assert any("1 job queued" in t and f"id__in={job.pk}" in t for t in texts), texts
+    assert any("1 job queued (fanout: " in t and f"caused_by={job.pk}" in t for t in texts), texts
 
 
 def test_a_graphql_mutation_records_the_caller_on_its_job(client):

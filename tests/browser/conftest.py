@@ -7,6 +7,7 @@ No skipping: without /usr/bin/chromium these tests fail (CI installs it; see .ci
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -64,3 +65,55 @@ def screenshot(tab, name: str) -> Path:
     path = ARTIFACTS / name
     tab.screenshot(path=str(path), full_page=True)
     return path
+
+
+# Every violation the page sees, whatever the console says about it.
+COLLECT_VIOLATIONS = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__csp.push(e.violatedDirective + " " + e.blockedURI);
+});
+"""
+
+
+@pytest.fixture
+def guarded(page, live_server):
+    """The logged-in tab, with outside requests refused and CSP reports collected."""
+    server = urlsplit(live_server.url)
+    outside, problems = [], []
+
+    def route(route):
+        host = urlsplit(route.request.url).hostname
+        if route.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", route)
+    page.context.add_init_script(COLLECT_VIOLATIONS)
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if "Content Security Policy" in m.text or "Refused to" in m.text
+            else None
+        ),
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    # 127.0.0.1 itself, never a name that might resolve elsewhere: log in there (the page
+    # fixture's session cookie belongs to the live server's host name).
+    base = f"http://127.0.0.1:{server.port}"
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+    assert_no_violation(page)
+    yield page, base
+    assert outside == [], f"requests left 127.0.0.1: {outside}"
+    assert problems == [], problems
+
+
+def assert_no_violation(tab) -> None:
+    assert tab.evaluate("window.__csp") == []

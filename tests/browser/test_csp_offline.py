@@ -5,14 +5,14 @@ does any CSP violation the browser reports."""
 from __future__ import annotations
 
 import json
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import expect
 
 from jobs.enqueue import enqueue
 from jobs.models import Job, JobState, JobTrigger
-from tests.browser.conftest import PASSWORD
+from tests.browser.conftest import assert_no_violation
 from tests.factories import make_bundle
 
 pytestmark = [
@@ -20,57 +20,6 @@ pytestmark = [
     pytest.mark.redis,
     pytest.mark.django_db(transaction=True),
 ]
-
-# Every violation the page sees, whatever the console says about it.
-COLLECT_VIOLATIONS = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.__csp.push(e.violatedDirective + " " + e.blockedURI);
-});
-"""
-
-
-@pytest.fixture
-def guarded(page, live_server):
-    """The logged-in tab, with outside requests refused and CSP reports collected."""
-    server = urlsplit(live_server.url)
-    outside, problems = [], []
-
-    def route(route):
-        host = urlsplit(route.request.url).hostname
-        if route.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    page.context.route("**/*", route)
-    page.context.add_init_script(COLLECT_VIOLATIONS)
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(m.text)
-            if "Content Security Policy" in m.text or "Refused to" in m.text
-            else None
-        ),
-    )
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    # 127.0.0.1 itself, never a name that might resolve elsewhere: log in there (the page
-    # fixture's session cookie belongs to the live server's host name).
-    base = f"http://127.0.0.1:{server.port}"
-    page.goto(f"{base}/admin/login/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
-    assert_no_violation(page)
-    yield page, base
-    assert outside == [], f"requests left 127.0.0.1: {outside}"
-    assert problems == [], problems
-
-
-def assert_no_violation(tab) -> None:
-    assert tab.evaluate("window.__csp") == []
 
 
 def test_admin_pages_and_live_refresh_run_under_the_policy(guarded, start_worker):

@@ -111,6 +111,22 @@ def test_a_job_created_while_the_list_is_open_appears_without_a_reload(
     expect(page.locator("#result_list tbody tr").first).to_contain_text(str(new.pk)[:8])
     expect(page.locator(f'input[name="_selected_action"][value="{first.pk}"]')).to_be_checked()
     assert page.evaluate("window.__notReloaded === true")
+    # And the action bar counts the inserted row: selecting it, select-all, clearing
+    counter = page.locator("span.action-counter")
+    expect(counter).to_have_text("1 of 2 selected")
+    page.check(f'input[name="_selected_action"][value="{new.pk}"]')
+    expect(counter).to_have_text("2 of 2 selected")
+    expect(page.locator("#action-toggle")).to_be_checked()
+    page.uncheck(f'input[name="_selected_action"][value="{first.pk}"]')
+    expect(counter).to_have_text("1 of 2 selected")
+    expect(page.locator("#action-toggle")).not_to_be_checked()
+    page.check("#action-toggle")
+    expect(counter).to_have_text("2 of 2 selected")
+    expect(page.locator(f'input[name="_selected_action"][value="{new.pk}"]')).to_be_checked()
+    page.uncheck("#action-toggle")
+    expect(counter).to_have_text("0 of 2 selected")
+    expect(page.locator(f'input[name="_selected_action"][value="{new.pk}"]')).not_to_be_checked()
+    page.check(f'input[name="_selected_action"][value="{first.pk}"]')
     # And the live toggle stops it: a third job is not announced
     page.uncheck("#jobs-live-toggle")
     enqueue("test_noop", payload={"token": "third"}, trigger="command")
@@ -161,6 +177,23 @@ def test_no_horizontal_scroll_at_1366_on_the_jobs_and_bundle_lists(
         make_bundle(name=f"Weekend camping starter kit with a rather long name {i}")
     enqueue("test_flaky", payload={"token": uuid.uuid4().hex, "fail_times": 9}, trigger="admin")
     wait_until(lambda: not Job.objects.filter(state__in=["pending", "running"]).exists(), 60)
+    # and the longest kinds and targets the list shows (ledger rows, as the runner leaves them)
+    for kind, label, message in (
+        ("consistency_check", "Weekend camping starter kit with a rather long name 0", "Checked"),
+        ("recompute_batch", "Recompute 500 bundles", "500 recomputed, 498 changed"),
+    ):
+        Job.objects.create(
+            queue="bundle-recompute",
+            kind=kind,
+            trigger="signal",
+            state=JobState.COMPLETED,
+            target_type="bundle",
+            target_label=label,
+            progress=100,
+            progress_message=message,
+            attempts=1,
+            max_attempts=3,
+        )
     for scheme in ("light", "dark"):
         context = chromium.new_context(
             viewport=LAPTOP, color_scheme=scheme, storage_state=page.context.storage_state()
@@ -186,11 +219,13 @@ CONTRAST = """
     });
     return 0.2126 * r + 0.7152 * g + 0.0722 * b;
   }
-  return [...document.querySelectorAll('.job-state')].map(el => {
+  return [...document.querySelectorAll('.job-state, .job-pill:not([hidden])')].map(el => {
     const st = getComputedStyle(el);
     const fg = lum(rgb(st.color)), bg = lum(rgb(st.backgroundColor));
     const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
-    return {state: el.dataset.state || el.textContent.trim(), ratio: Math.round(ratio * 100) / 100};
+    const name = el.classList.contains('job-pill') ? 'pill ' + el.textContent.trim() : null;
+    return {state: name || el.dataset.state || el.textContent.trim(),
+            ratio: Math.round(ratio * 100) / 100};
   });
 }
 """
@@ -212,6 +247,7 @@ def test_every_state_badge_has_at_least_4_5_to_1_contrast_in_light_and_dark(
         badges = tab.evaluate(CONTRAST)
         # Then each state is shown and readable
         assert {b["state"] for b in badges} >= set(JobState.values), badges
+        assert any(b["state"].startswith("pill ") for b in badges), badges  # the strip's pills
         low = [b for b in badges if b["ratio"] < 4.5]
         assert not low, f"{scheme}: {low}"
         context.close()

@@ -55,7 +55,7 @@ def test_recompute_from_bundle_action_goes_live_to_completed(page, live_server, 
     job = Job.objects.get(kind="recompute", target_id=str(bundle.pk))
     assert job.trigger == "admin"
     message.locator("a").click()
-    expect(page).to_have_url(re.compile(r"id__in="))
+    expect(page).to_have_url(re.compile(rf"caused_by={job.pk}$"))
     expect(page.locator("#result_list tbody tr")).to_have_count(1)
     expect(row_state(page, job)).to_have_text("Pending")
     screenshot(page, "jobs-list-pending.png")

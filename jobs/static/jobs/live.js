@@ -157,7 +157,7 @@
             const at = Date.parse(el.getAttribute("datetime"));
             if (isNaN(at)) return;
             const diff = (now - at) / 1000;
-            el.textContent = diff >= 0 ? relative(diff) + " ago" : "in " + relative(-diff);
+            el.textContent = diff >= 0 ? relative(diff) + " ago" : (el.dataset.future || "in") + " " + relative(-diff);
         });
     }
 
@@ -180,8 +180,55 @@
         pending = [];
         showBar();
         tickTimes();
+        syncSelection();
         document.dispatchEvent(new CustomEvent("jobs:rows-added"));
     }
+
+    /* Django's actions.js counts only the rows the page was loaded with: once rows are
+       inserted, keep "k of N selected" and the select-all box right ourselves. */
+    function rowBoxes() {
+        return Array.from(document.querySelectorAll("#result_list tbody input.action-select"));
+    }
+
+    function syncSelection() {
+        const counter = document.querySelector("span.action-counter");
+        if (!counter) return;
+        const boxes = rowBoxes();
+        const sel = boxes.filter(function (b) { return b.checked; }).length;
+        counter.dataset.actionsIcnt = String(boxes.length);
+        counter.textContent = (typeof interpolate === "function" && typeof ngettext === "function")
+            ? interpolate(ngettext("%(sel)s of %(cnt)s selected", "%(sel)s of %(cnt)s selected", sel),
+                {sel: sel, cnt: boxes.length}, true)
+            : sel + " of " + boxes.length + " selected";
+        const all = document.getElementById("action-toggle");
+        if (all) all.checked = boxes.length > 0 && sel === boxes.length;
+        if (sel !== boxes.length) {
+            // Not every row: no "select all N matching" question (actions.js's clearAcross).
+            document.querySelectorAll("div.actions span.question, div.actions span.clear, div.actions span.all")
+                .forEach(function (el) { el.classList.add("hidden"); });
+            counter.classList.remove("hidden");
+            document.querySelectorAll("div.actions input.select-across").forEach(function (el) { el.value = 0; });
+        }
+    }
+
+    // Listeners on the document run after actions.js's own (on the tbody and the toggle).
+    document.addEventListener("change", function (event) {
+        if (event.target.classList && event.target.classList.contains("action-select")) syncSelection();
+    });
+    document.addEventListener("click", function (event) {
+        if (!event.target || event.target.id !== "action-toggle") return;
+        const checked = event.target.checked;
+        rowBoxes().forEach(function (b) {
+            b.checked = checked;
+            const tr = b.closest("tr");
+            if (tr) tr.classList.toggle("selected", checked);
+        });
+        syncSelection();
+        if (checked) {
+            // Every row is selected: offer "select all N", as actions.js does.
+            document.querySelectorAll("div.actions span.question").forEach(function (el) { el.classList.remove("hidden"); });
+        }
+    });
 
     function refresh() {
         timer = null;
