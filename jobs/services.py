@@ -94,7 +94,7 @@ def job_retry(*, job_id, user=None, actor: str = "") -> Job:
 def job_cancel(*, job_id, user=None) -> Job:
     """Cancel a job: a pending or retrying job never runs; a running one is asked to stop.
 
-    Children of a bulk job are cancelled with it. Checks ``jobs.cancel_job`` for ``user`` and
+    Children of a bulk job waiting for them are cancelled with it (not a fan-out's batches). Checks ``jobs.cancel_job`` for ``user`` and
     writes the audit entry (on the job asked for), whichever door asked.
     """
     _check_permission(user, "jobs.cancel_job")
@@ -105,11 +105,18 @@ def job_cancel(*, job_id, user=None) -> Job:
             raise JobNotFound(f"No job with id {pk}")
         if job.state in SETTLED_STATES:
             raise JobStateError(f"Job {pk} is already {job.state}; nothing to cancel")
+        awaiting = is_awaiting_children(job)
         _cancel_row(job, user=_user_or_none(user))
-        for child in Job.objects.select_for_update().filter(parent=job, state__in=ACTIVE_STATES):
-            _cancel_row(child, user=_user_or_none(user))
+        if awaiting:
+            # A batch parent's children are its own: they go with it. Other children (the
+            # coalesced batches a fan-out opened) hold changes of other requests too and stay;
+            # a running parent that parks later cancels its unstarted children then.
+            for child in Job.objects.select_for_update().filter(
+                parent=job, state__in=ACTIVE_STATES
+            ):
+                _cancel_row(child, user=_user_or_none(user))
         audit_jobs(user=_user_or_none(user), jobs=[job], message=CANCELLED)
-        if is_awaiting_children(job):
+        if awaiting:
             # Nobody runs a parent that waits for its children: settle it here, after commit.
             transaction.on_commit(lambda: check_parent(job.pk))
     return job

@@ -169,6 +169,30 @@ def test_fanout_puts_the_bundles_using_the_variants_into_the_pending_batch(redis
     )
 
 
+
+def test_cancelling_a_running_fanout_keeps_the_batches_it_opened(redis_conn):
+    """A batch is shared: other changes merge into it, so cancelling the fan-out that opened
+    it (it is listed as its child) must not cancel the batch — bulk parents' children go."""
+    from jobs.services import job_cancel
+
+    camera, other = make_variant(), make_variant()
+    kit = make_bundle(components=[(camera, 1)])
+    solo = make_bundle(components=[(other, 1)])
+    fanout = requests.variants_changed(variant_ids=[camera.pk], reason="import")
+    # The fan-out runs and opens a batch (as its handler does); another change merges in
+    Job.objects.filter(pk=fanout.pk).update(state=JobState.RUNNING)
+    (batch,) = requests.bundles_recompute_coalesced(
+        bundle_ids=[kit.pk], trigger="signal", parent=fanout
+    )
+    requests.bundles_recompute_coalesced(bundle_ids=[solo.pk], trigger="admin")
+
+    job_cancel(job_id=fanout.pk)
+
+    batch.refresh_from_db()
+    assert batch.state == JobState.PENDING and not batch.cancel_requested
+    assert sorted(batch.payload["bundle_ids"]) == sorted([kit.pk, solo.pk])
+
+
 # --- reindex --------------------------------------------------------------------------------
 
 
