@@ -94,8 +94,9 @@ def job_retry(*, job_id, user=None, actor: str = "") -> Job:
 def job_cancel(*, job_id, user=None) -> Job:
     """Cancel a job: a pending or retrying job never runs; a running one is asked to stop.
 
-    Children of a bulk job waiting for them are cancelled with it (not a fan-out's batches). Checks ``jobs.cancel_job`` for ``user`` and
-    writes the audit entry (on the job asked for), whichever door asked.
+    Children of a bulk job waiting for them are cancelled with it (not a fan-out's batches).
+    Checks ``jobs.cancel_job`` for ``user`` and writes the audit entry (on the job asked for),
+    whichever door asked.
     """
     _check_permission(user, "jobs.cancel_job")
     pk = parse_job_id(job_id)
