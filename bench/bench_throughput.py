@@ -145,7 +145,25 @@ def run(args: argparse.Namespace) -> None:
             time.sleep(0.05)
         last = made.aggregate(last=Max("settled_at"))["last"]
         seconds = (last - since).total_seconds()
+        if args.timeline:
+            timeline(made, since)
         return seconds, made.count()
+
+    def timeline(made, since) -> None:
+        """Where the seconds went: each job's created / dispatched / started / settled,
+        in seconds after the change began (its commit is a few ms later)."""
+
+        def at(t) -> str:
+            return f"{(t - since).total_seconds():7.3f}" if t else "      -"
+
+        columns = ("bundles", "created", "sent", "started", "settled")
+        print(f"  {'kind':<16} " + " ".join(f"{c:>7}" for c in columns))
+        for job in made.order_by("created_at")[:20]:
+            count = len((job.payload or {}).get("bundle_ids") or ())
+            print(
+                f"  {job.kind:<16} {count:7} {at(job.created_at)} {at(job.dispatched_at)} "
+                f"{at(job.started_at)} {at(job.settled_at)}"
+            )
 
     def price_change(variant):
         def change() -> None:
@@ -224,6 +242,9 @@ def main() -> None:
     parser.add_argument("--feed", type=int, default=5000, help="variants the feed changes")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--timeline", action="store_true", help="print each job's times after the change"
+    )
     parser.add_argument(
         "--reuse", action="store_true", help="keep a catalog of --bundles bundles already there"
     )
