@@ -30,7 +30,7 @@ from rq import get_current_job
 
 from jobs import conf
 from jobs.context import JobCancelled, JobContext
-from jobs.dispatch import dispatch
+from jobs.dispatch import MAX_WORKER_DEBOUNCE, NOT_BEFORE, dispatch
 from jobs.liveness import INLINE_PREFIX
 from jobs.models import SETTLED_STATES, Job, JobState
 from jobs.parents import AwaitChildren, check_parent, child_settled, children_in_order, park
@@ -116,6 +116,8 @@ def perform(job_id: str) -> dict:
     """RQ entrypoint: run the ledger job ``job_id``. Returns a short summary for RQ's result."""
     _drop_broken_connections()
     rq_job = get_current_job()
+    if rq_job is not None:
+        _wait_out_debounce(rq_job)
     if rq_job is not None and _paused(rq_job):
         # Sent before the pause: hand it back undispatched; resuming the queue sends it again.
         Job.objects.filter(
@@ -129,6 +131,17 @@ def perform(job_id: str) -> dict:
         return {"skipped": skipped}
     job = _execute(job, rq_job)
     return {"state": job.state, "attempt": job.attempts}
+
+
+def _wait_out_debounce(rq_job) -> None:
+    """A debounced delivery (``dispatch(debounce=...)``) is claimed no earlier than its time:
+    until then the row stays pending and keeps absorbing the requests that merge into it.
+    Bounded by ``MAX_WORKER_DEBOUNCE``, whatever the meta says (clocks of two machines)."""
+    not_before = (rq_job.meta or {}).get(NOT_BEFORE)
+    if not_before:
+        wait = min(float(not_before) - time.time(), MAX_WORKER_DEBOUNCE)
+        if wait > 0:
+            time.sleep(wait)  # the window itself: nothing to wait on but the clock
 
 
 def _paused(rq_job) -> bool:
