@@ -32,7 +32,8 @@ BULK_OPERATIONS = tuple(BulkOperation)
 MIN_BATCH_SIZE = 1
 MAX_BATCH_SIZE = 1000
 # A new fan-out waits this long before a worker may start it, so a burst of saves of the same
-# variants merges into it (dedup only merges into jobs that have not started).
+# variants merges into it (dedup only merges into jobs that have not started). The worker that
+# takes it waits out the window (``dispatch(debounce=...)``), so it costs exactly this much.
 DEFAULT_FANOUT_DEBOUNCE_SECONDS = 1
 
 
