@@ -270,11 +270,8 @@ def _claim(job_id, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str
         # claim is rolled back (in autocommit PostgreSQL would still apply it once the lock
         # frees, leaving a row "running" on a dead horse). BEGIN / COMMIT are two round trips
         # more per job, so only there.
-        inner = Job.objects.filter(claimable).order_by().values("pk")
-        inner_sql, inner_params = inner.query.sql_with_params()
-        unlocked = RawSQL(f"{inner_sql} FOR UPDATE SKIP LOCKED", inner_params)
         claimed = _update_returning(
-            Job.objects.filter(claimable, pk__in=unlocked), job_id, **values
+            Job.objects.filter(claimable, pk__in=_unlocked(job_id)), job_id, **values
         )
         if claimed is None:
             with transaction.atomic():
@@ -282,6 +279,19 @@ def _claim(job_id, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str
     if claimed is not None:
         return claimed, ""
     return None, _why_not_claimed(job_id, rq_job_id=rq_job_id)
+
+
+def _unlocked(job_id) -> RawSQL:
+    """The row's id if nobody holds it locked, else nothing (``FOR UPDATE SKIP LOCKED``); by
+    primary key only (the claim's own WHERE checks the rest), so there is no second query to
+    compile per job."""
+    connection = connections[Job.objects.db]
+    pk, quote = Job._meta.pk, connection.ops.quote_name
+    return RawSQL(
+        f"SELECT {quote(pk.column)} FROM {quote(Job._meta.db_table)} "
+        f"WHERE {quote(pk.column)} = %s FOR UPDATE SKIP LOCKED",
+        [pk.get_db_prep_value(pk.to_python(job_id), connection)],
+    )
 
 
 def _update_returning(rows: QuerySet, job_id, **values) -> Job | None:
