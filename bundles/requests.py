@@ -32,7 +32,8 @@ BULK_OPERATIONS = tuple(BulkOperation)
 MIN_BATCH_SIZE = 1
 MAX_BATCH_SIZE = 1000
 # A new fan-out waits this long before a worker may start it, so a burst of saves of the same
-# variants merges into it (dedup only merges into jobs that have not started).
+# variants merges into it (dedup only merges into jobs that have not started). The worker that
+# takes it waits out the window (``dispatch(debounce=...)``), so it costs exactly this much.
 DEFAULT_FANOUT_DEBOUNCE_SECONDS = 1
 
 
@@ -468,8 +469,8 @@ def _enqueue_fanout(
         dispatch_on_commit=False,  # dispatched below, debounced
     )
     if dispatch_on_commit and job.merged_count == 0:  # a new row; a merged one is on its way
-        job_id, delay = job.pk, fanout_debounce_seconds()
-        transaction.on_commit(lambda: dispatch(job_id, delay=delay))
+        job_id, debounce = job.pk, fanout_debounce_seconds()
+        transaction.on_commit(lambda: dispatch(job_id, debounce=debounce))
     return job
 
 
@@ -513,7 +514,7 @@ def variants_changed(
                 (label or f"Variant #{ids[0]}") if count == 1 else f"{count} variants"
             ),
             dispatch_on_commit=dispatch_on_commit,
-            delay=fanout_debounce_seconds(),
+            debounce=fanout_debounce_seconds(),
         )
         return jobs[-1] if jobs else None
     if len(ids) == 1:

@@ -121,6 +121,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Sessions start in UTC, so Django need not send SET TIME ZONE on every new connection
+    # (a forking worker's horse opens one per job; a server whose zone is "Etc/UTC" is not
+    # "UTC" to Django).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c TimeZone=UTC")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -166,7 +171,9 @@ warnings.filterwarnings("ignore", message=r"Version 0\.22\.0\+ of crontab", cate
 JOBS_RETENTION_DAYS = int(os.environ.get("JOBS_RETENTION_DAYS", "30"))
 # A running job whose worker has not reported for this long is considered dead.
 JOBS_STALE_AFTER_SECONDS = int(os.environ.get("JOBS_STALE_AFTER_SECONDS", "90"))
-# New fan-out jobs wait this long in RQ so a burst of saves of one variant merges into one job.
+# A new fan-out job is started no sooner than this after its first change, so a burst of saves
+# merges into one job; up to 2 s the worker that takes it waits out the window (exact), longer
+# windows go through RQ's scheduler (whole seconds).
 BUNDLES_FANOUT_DEBOUNCE_SECONDS = float(os.environ.get("BUNDLES_FANOUT_DEBOUNCE_SECONDS", "1"))
 # Bundles per coalesced recompute batch job (fan-outs, feeds).
 BUNDLES_RECOMPUTE_BATCH_SIZE = int(os.environ.get("BUNDLES_RECOMPUTE_BATCH_SIZE", "500"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -17,6 +18,7 @@ from typing import Any
 import django_rq
 from django.db.models import Case, Value, When
 from django.utils import timezone
+from django_rq import settings as rq_settings
 from redis.exceptions import RedisError
 from rq import Queue
 
@@ -40,8 +42,21 @@ def rq_job_id_for(job: Job) -> str:
     return f"job-{job.pk}-{job.attempts + 1}-{uuid.uuid4().hex[:8]}"
 
 
-def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
+# The longest debounce a worker waits out itself (see ``dispatch``); a longer one goes through
+# RQ's scheduler, which keeps whole seconds and polls once a second.
+MAX_WORKER_DEBOUNCE = 2.0
+# RQ job meta key: the epoch time before which the runner does not claim the row.
+NOT_BEFORE = "not_before"
+
+
+def dispatch(job_id, *, delay: int = 0, debounce: float = 0, expect_dispatched_at=None) -> bool:
     """Hand the ledger row to RQ (now, or after ``delay`` seconds). True if it was sent.
+
+    ``debounce`` (seconds, up to ``MAX_WORKER_DEBOUNCE``) sends the row now but has the runner
+    claim it no earlier than that: the row stays pending meanwhile, so requests that merge into
+    it (dedup, coalescing) keep landing in it. Exact to the millisecond, where RQ's scheduler
+    (``delay``) rounds up to whole seconds and then waits for its next once-a-second poll; the
+    price is a worker held for at most that long. A longer debounce is a ``delay``.
 
     The row is claimed first: only if its ``dispatched_at`` is still ``expect_dispatched_at``
     (default: never sent) is it marked sent and named with a new RQ id, in one conditional
@@ -64,6 +79,8 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
     timeout = job_kind.timeout if job_kind else 600
     if not delay and job.next_attempt_at and job.next_attempt_at > timezone.now():
         delay = math.ceil((job.next_attempt_at - timezone.now()).total_seconds())  # run_after
+    if debounce > MAX_WORKER_DEBOUNCE:
+        delay, debounce = max(delay, math.ceil(debounce)), 0
     rq_id = rq_job_id_for(job)
     # Claim and name the delivery before sending, so the runner can tell it from stale copies.
     claimed = Job.objects.filter(
@@ -76,11 +93,13 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
     if not claimed:
         return False  # another process sent it, a worker started it, or it was cancelled
     try:
-        queue = django_rq.get_queue(job.queue)
+        queue = _queue(job.queue)
         if paused_on(queue.connection, job.queue):
             _unclaim(job.pk, rq_id)
             return False  # it waits, visibly pending; resuming the queue sends it
         options = _options(job, job_kind, rq_id, timeout)
+        if debounce > 0 and delay <= 0:
+            options["meta"][NOT_BEFORE] = time.time() + debounce
         if delay > 0:
             # RQ keeps scheduled times in whole seconds (truncated): round up, so a retry never
             # comes earlier than its backoff.
@@ -106,6 +125,24 @@ def dispatch(job_id, *, delay: int = 0, expect_dispatched_at=None) -> bool:
         _unclaim(job.pk, rq_id)
         return False
     return True
+
+
+_queues: dict[tuple[str, str], Queue] = {}
+
+
+def _queue(name: str) -> Queue:
+    """``django_rq.get_queue(name)``, made once per queue configuration and process.
+
+    django-rq builds a new Redis client (a new connection pool) on every call, so every send
+    paid a TCP connect and redis-py's handshake. The client is fork-safe (redis-py resets its
+    pool in a child process) and thread-safe; a changed configuration gets a client of its own.
+    """
+    config = rq_settings.QUEUES[name]
+    key = (name, repr(sorted(config.items(), key=lambda item: item[0])))
+    queue = _queues.get(key)
+    if queue is None:
+        queue = _queues[key] = django_rq.get_queue(name)
+    return queue
 
 
 def _options(job: Job, job_kind, rq_id: str, timeout: int) -> dict[str, Any]:
@@ -178,13 +215,13 @@ def _dispatch_chunk(ids: list) -> int:
     if not rows:
         return sent
     try:
-        connection = django_rq.get_queue(rows[0].queue).connection
+        connection = _queue(rows[0].queue).connection
         with connection.pipeline() as pipe:
             by_queue: dict[str, list] = {}
             for row in rows:
                 by_queue.setdefault(row.queue, []).append(row)
             for name, queued in by_queue.items():
-                queue = django_rq.get_queue(name)
+                queue = _queue(name)
                 datas = []
                 for row in queued:
                     try:

@@ -210,7 +210,7 @@ def enqueue_coalesced(
     target_type: str,
     label: Callable[[int], str] = lambda count: f"{count} targets",
     dispatch_on_commit: bool = True,
-    delay: float = 0,
+    debounce: float = 0,
     parent: Job | None = None,
 ) -> list[Job]:
     """Put ``ids`` into open jobs of ``kind`` under ``key``: at most ``capacity`` ids a job.
@@ -220,9 +220,9 @@ def enqueue_coalesced(
     started it, new ids go to a new job, so a change that arrives during a run is still
     applied. A job that reaches ``capacity`` is closed (its dedup key cleared) and the next
     ids open another. ``payload`` gives the other fields of a new job. Returns the jobs the
-    ids went to (new ones are dispatched on commit, like ``enqueue``'s, after ``delay``
-    seconds if given: a debounce, so a burst fills one job). A new job gets ``parent``
-    (the job that asked), so it is listed with what caused it.
+    ids went to (new ones are dispatched on commit, like ``enqueue``'s; with ``debounce`` a
+    worker starts a new one no sooner than that many seconds after it, so a burst fills one job).
+    A new job gets ``parent`` (the job that asked), so it is listed with what caused it.
     """
     job_kind = get_kind(kind)  # raises UnknownJobKind
     _check_trigger(trigger)
@@ -259,7 +259,7 @@ def enqueue_coalesced(
         _link(job.pk, [Target(target_type, str(i)) for i in take])
         if dispatch_on_commit:
             job_id = job.pk
-            transaction.on_commit(lambda job_id=job_id: dispatch(job_id, delay=delay))
+            transaction.on_commit(lambda job_id=job_id: dispatch(job_id, debounce=debounce))
         touched.append(job)
         remaining = rest
     else:  # pragma: no cover - would need the open job to vanish over and over

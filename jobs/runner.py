@@ -23,18 +23,19 @@ from typing import Any
 from django.core.mail import mail_admins
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, transaction
-from django.db.models import CharField, F, Q, Value
+from django.db.models import CharField, F, Q, QuerySet, Value, sql
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from rq import get_current_job
 
 from jobs import conf
 from jobs.context import JobCancelled, JobContext
-from jobs.dispatch import dispatch
+from jobs.dispatch import MAX_WORKER_DEBOUNCE, NOT_BEFORE, dispatch
 from jobs.liveness import INLINE_PREFIX
 from jobs.models import SETTLED_STATES, Job, JobState
 from jobs.parents import AwaitChildren, check_parent, child_settled, children_in_order, park
-from jobs.pause import queue_paused
+from jobs.pause import paused_on
 from jobs.registry import JobKind, UnknownJobKind, get_kind
 from jobs.selectors import wait_for_job
 
@@ -59,6 +60,7 @@ class _Heartbeats(threading.Thread):
         self.pid = os.getpid()
         self.due: dict[JobContext, float] = {}
         self.changed = threading.Condition()
+        self.wake_at = 0.0  # when the thread's current wait ends (0: it is not waiting)
 
     @classmethod
     def get(cls) -> _Heartbeats:
@@ -71,8 +73,11 @@ class _Heartbeats(threading.Thread):
 
     def watch(self, ctx: JobContext) -> None:
         with self.changed:
-            self.due[ctx] = time.monotonic() + conf.heartbeat_interval()
-            self.changed.notify()
+            due = self.due[ctx] = time.monotonic() + conf.heartbeat_interval()
+            # Wake the thread only if it would sleep past this job's first beat: waking it for
+            # every job (it then only goes back to sleep) cost a thread switch per job.
+            if due < self.wake_at:
+                self.changed.notify()
 
     def unwatch(self, ctx: JobContext) -> None:
         with self.changed:
@@ -86,8 +91,10 @@ class _Heartbeats(threading.Thread):
                 for ctx in beat:
                     self.due[ctx] = now + conf.heartbeat_interval()
                 if not beat:
-                    wait = min(self.due.values(), default=now + 60) - now
-                    self.changed.wait(timeout=max(0.01, wait))
+                    # Idle, it wakes every interval: a job watched meanwhile is due no sooner.
+                    self.wake_at = min(self.due.values(), default=now + conf.heartbeat_interval())
+                    self.changed.wait(timeout=max(0.01, self.wake_at - now))
+                    self.wake_at = 0.0
                     continue
             for ctx in beat:
                 self._beat(ctx)
@@ -116,7 +123,9 @@ def perform(job_id: str) -> dict:
     """RQ entrypoint: run the ledger job ``job_id``. Returns a short summary for RQ's result."""
     _drop_broken_connections()
     rq_job = get_current_job()
-    if rq_job is not None and queue_paused(rq_job.origin):
+    if rq_job is not None:
+        _wait_out_debounce(rq_job)
+    if rq_job is not None and _paused(rq_job):
         # Sent before the pause: hand it back undispatched; resuming the queue sends it again.
         Job.objects.filter(
             pk=job_id, rq_job_id=rq_job.id, state__in=(JobState.PENDING, JobState.RETRYING)
@@ -129,6 +138,30 @@ def perform(job_id: str) -> dict:
         return {"skipped": skipped}
     job = _execute(job, rq_job)
     return {"state": job.state, "attempt": job.attempts}
+
+
+def _wait_out_debounce(rq_job) -> None:
+    """A debounced delivery (``dispatch(debounce=...)``) is claimed no earlier than its time:
+    until then the row stays pending and keeps absorbing the requests that merge into it.
+    Bounded by ``MAX_WORKER_DEBOUNCE``, whatever the meta says (clocks of two machines)."""
+    not_before = (rq_job.meta or {}).get(NOT_BEFORE)
+    if not_before:
+        wait = min(float(not_before) - time.time(), MAX_WORKER_DEBOUNCE)
+        if wait > 0:
+            time.sleep(wait)  # the window itself: nothing to wait on but the clock
+
+
+def _paused(rq_job) -> bool:
+    """Is the delivery's queue paused? Asked on the RQ job's own connection: a new Redis
+    client per job (``queue_paused``) cost a TCP connect and handshake, more than the rest of a
+    no-op job's ledger work. False when Redis cannot be asked (nothing can run then)."""
+    try:
+        return paused_on(rq_job.connection, rq_job.origin)
+    except Exception:
+        logger.warning(
+            "Could not ask Redis whether queue %s is paused", rq_job.origin, exc_info=True
+        )
+        return False
 
 
 def _drop_broken_connections() -> None:
@@ -194,8 +227,8 @@ def _local_name(prefix: str = "local") -> str:
 def _claim(job_id, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str]:
     """Mark the row running. Returns (job, "") or (None, why it was skipped).
 
-    One conditional UPDATE claims it (and a SELECT reads it back); only a claim that misses
-    takes the locked path below to find out why (cancelled, settled, superseded).
+    One conditional ``UPDATE … RETURNING`` claims it and reads it back; only a claim that
+    misses takes the locked path below to find out why (cancelled, settled, superseded).
     """
     now = timezone.now()
     sendable = (JobState.PENDING, JobState.RETRYING)
@@ -215,24 +248,80 @@ def _claim(job_id, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str
             output_field=CharField(),
         )
     )
-    # In a transaction: a horse killed while this UPDATE waits on a row lock never sends the
-    # COMMIT, so its claim is rolled back (in autocommit PostgreSQL would still apply it once
-    # the lock frees, leaving a row "running" on a dead horse).
-    with transaction.atomic():
-        claimed = Job.objects.filter(claimable).update(
-            state=JobState.RUNNING,
-            attempts=F("attempts") + 1,
-            started_at=now,
-            heartbeat_at=now,
-            worker_name=worker_name[:255],
-            next_attempt_at=None,
-            progress=0,
-            progress_message="",
-            rq_job_id=new_rq_id,
+    values = {
+        "state": JobState.RUNNING,
+        "attempts": F("attempts") + 1,
+        "started_at": now,
+        "heartbeat_at": now,
+        "worker_name": worker_name[:255],
+        "next_attempt_at": None,
+        "progress": 0,
+        "progress_message": "",
+        "rq_job_id": new_rq_id,
+    }
+    if not connections[Job.objects.db].features.has_select_for_update_skip_locked:
+        # SQLite: no row locks to wait on (a statement waiting for the write lock dies with its
+        # process), so one autocommit statement is the claim.
+        claimed = _update_returning(Job.objects.filter(claimable), job_id, **values)
+    else:
+        # PostgreSQL: one autocommit statement that never waits on a row lock (SKIP LOCKED).
+        # Only a row someone holds locked (a merge into it, a cancel) takes the transaction:
+        # a horse killed while its UPDATE waits on a row lock never sends the COMMIT, so its
+        # claim is rolled back (in autocommit PostgreSQL would still apply it once the lock
+        # frees, leaving a row "running" on a dead horse). BEGIN / COMMIT are two round trips
+        # more per job, so only there.
+        claimed = _update_returning(
+            Job.objects.filter(claimable, pk__in=_unlocked(job_id)), job_id, **values
         )
-    if claimed:
-        return Job.objects.get(pk=job_id), ""
+        if claimed is None:
+            with transaction.atomic():
+                claimed = _update_returning(Job.objects.filter(claimable), job_id, **values)
+    if claimed is not None:
+        return claimed, ""
     return None, _why_not_claimed(job_id, rq_job_id=rq_job_id)
+
+
+def _unlocked(job_id) -> RawSQL:
+    """The row's id if nobody holds it locked, else nothing (``FOR UPDATE SKIP LOCKED``); by
+    primary key only (the claim's own WHERE checks the rest), so there is no second query to
+    compile per job."""
+    connection = connections[Job.objects.db]
+    pk, quote = Job._meta.pk, connection.ops.quote_name
+    return RawSQL(
+        f"SELECT {quote(pk.column)} FROM {quote(Job._meta.db_table)} "
+        f"WHERE {quote(pk.column)} = %s FOR UPDATE SKIP LOCKED",
+        [pk.get_db_prep_value(pk.to_python(job_id), connection)],
+    )
+
+
+def _update_returning(rows: QuerySet, job_id, **values) -> Job | None:
+    """``rows.update(**values)`` for at most one row, returning that row as it is after the
+    UPDATE, or None if none matched: one ``UPDATE … RETURNING`` statement where the database
+    has it (PostgreSQL; SQLite 3.35+), instead of an UPDATE and a SELECT. The statement is
+    the one ``QuerySet.update`` compiles, with the model's columns returned."""
+    connection = connections[rows.db]
+    if not connection.features.can_return_columns_from_insert:
+        return Job.objects.filter(pk=job_id).first() if rows.update(**values) else None
+    query = rows.query.chain(sql.UpdateQuery)
+    query.add_update_values(values)
+    query.clear_select_clause()
+    update_sql, params = query.get_compiler(rows.db).as_sql()
+    fields = Job._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{update_sql} RETURNING {columns}", params)
+        found = cursor.fetchall()
+    if not found:
+        return None
+    converted = []
+    for field, value in zip(fields, found[0], strict=True):
+        col = field.get_col(Job._meta.db_table)
+        # The converters a SELECT of the column applies (SQLite: datetimes, UUIDs, booleans
+        # from text and integers; JSON fields on both).
+        for convert in (*connection.ops.get_db_converters(col), *col.get_db_converters(connection)):
+            value = convert(value, col, connection)
+        converted.append(value)
+    return Job.from_db(rows.db, [field.attname for field in fields], converted)
 
 
 def _why_not_claimed(job_id, *, rq_job_id: str) -> str:
@@ -257,7 +346,7 @@ def _execute(job: Job, rq_job, *, inline: bool = False) -> Job:
         try:
             kind = get_kind(job.kind)
             result = kind.run(ctx, dict(job.payload or {}))
-            if not isinstance(result, AwaitChildren):
+            if result is not None and not isinstance(result, AwaitChildren):
                 result = _jsonable(result)
         except JobCancelled:
             outcome = ("cancelled", None)

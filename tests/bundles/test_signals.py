@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from decimal import Decimal
 
 import django_rq
@@ -12,8 +14,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bundles.models import Bundle, BundleComponent, Product, ProductVariant
-from jobs.models import Job, JobState
-from tests.bundles.jobs_support import jobs, rq_queued, run_burst_worker
+from jobs.models import SETTLED_STATES, Job, JobState
+from tests.bundles.jobs_support import (
+    jobs,
+    rq_queued,
+    run_burst_worker,
+    wait_until,
+)
 from tests.factories import make_bundle, make_variant
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -145,11 +152,12 @@ def test_a_burst_of_saves_merges_into_one_pending_fanout(catalog):
     assert rq_queued("bundle-bulk-operation") == 1
 
 
-def test_a_new_fanout_waits_the_debounce_window_in_rqs_scheduler(catalog, settings):
+def test_a_new_fanout_goes_to_its_queue_at_once_marked_with_its_debounce_window(catalog, settings):
     from rq.registry import ScheduledJobRegistry
 
     settings.BUNDLES_FANOUT_DEBOUNCE_SECONDS = 1
     camera = fresh(catalog["camera"])
+    before = time.time()
     camera.price = Decimal("101.00")
     camera.save()
     camera.price = Decimal("102.00")
@@ -157,10 +165,45 @@ def test_a_new_fanout_waits_the_debounce_window_in_rqs_scheduler(catalog, settin
     fanout = jobs("fanout").get()
     assert fanout.merged_count == 1
     assert fanout.dispatched_at is not None
-    # Not on the queue yet: RQ's scheduler moves it there after the window
+    # On its queue already, not in RQ's scheduler (whole seconds, polled once a second): the
+    # worker that takes it waits out the window itself
     queue = django_rq.get_queue("bundle-bulk-operation")
-    assert queue.count == 0
-    assert ScheduledJobRegistry(queue=queue).get_job_ids() == [fanout.rq_job_id]
+    assert queue.job_ids == [fanout.rq_job_id]
+    assert ScheduledJobRegistry(queue=queue).get_job_ids() == []
+    not_before = queue.fetch_job(fanout.rq_job_id).meta["not_before"]
+    assert before + 1 <= not_before <= time.time() + 1
+
+
+def test_a_worker_holding_a_debounced_fanout_claims_it_only_after_the_window_and_merges_meanwhile(
+    catalog, settings, start_worker
+):
+    # Given a 2 s debounce (the longest a worker waits out itself) and a worker process
+    settings.BUNDLES_FANOUT_DEBOUNCE_SECONDS = 2
+    camera = fresh(catalog["camera"])
+    camera.price = Decimal("101.00")
+    camera.save()
+    fanout = jobs("fanout").get()
+    queue = django_rq.get_queue("bundle-bulk-operation")
+    start_worker()
+    # When the worker has taken the fan-out off the queue (it is waiting out the window)
+    wait_until(lambda: fanout.rq_job_id in queue.started_job_registry.get_job_ids())
+    held_at = timezone.now()
+    # and another variant changes meanwhile
+    battery = fresh(catalog["battery"])
+    battery.price = Decimal("11.00")
+    battery.save()
+    wait_until(lambda: not Job.objects.exclude(state__in=SETTLED_STATES).exists())
+    # Then that change merged into the held fan-out (one fan-out for both), which a worker
+    # claimed only once the window was over, and both changes reached the bundles
+    fanout.refresh_from_db()
+    assert jobs("fanout").count() == 1
+    assert fanout.merged_count == 1
+    assert fanout.payload["variant_ids"] == sorted([camera.pk, battery.pk])
+    assert fanout.started_at - fanout.dispatched_at >= timedelta(seconds=2)
+    assert held_at < fanout.started_at
+    assert fanout.state == JobState.COMPLETED
+    kit = Bundle.objects.get(pk=catalog["kit"].pk)
+    assert kit.computed_price == Decimal("123.00")  # 101 + 2 × 11
 
 
 def test_variants_changed_merges_the_variant_lists_of_a_pending_fanout(catalog):

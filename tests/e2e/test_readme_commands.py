@@ -132,7 +132,7 @@ def test_the_login_box_comes_after_the_workers_start_up_lines(demo):
     lines = list(demo["lines"])
     login = next(i for i, ln in enumerate(lines) if "Login:" in ln)
     listening = [i for i, ln in enumerate(lines) if "Listening on" in ln]
-    assert len(listening) == 5, lines  # four queues, two bulk workers
+    assert len(listening) == 6, lines  # four queues, two bulk and two recompute workers
     assert max(listening) < login
     assert not any("Traceback" in ln or "!!" in ln for ln in lines[:login]), lines
 
