@@ -83,6 +83,7 @@ def catalogs(draw):
             "shell_enabled",
             "shell_deleted",
             "shell_product_name",
+            "shell_relinked",
             "shell_flag",
             "shell_variant_missing",
             "shell_product_missing",
@@ -187,6 +188,9 @@ def build(spec) -> list[int]:
             ProductVariant.objects.filter(pk=b.shell_variant_id).update(deleted_at=now)
         elif drift == "shell_product_name":
             Product.objects.filter(pk=b.shell_product_id).update(name="old")
+        elif drift == "shell_relinked":  # the shell variant hangs under another product
+            stray = Product.objects.create(name="stray", slug=f"stray-{b.pk}")
+            ProductVariant.objects.filter(pk=b.shell_variant_id).update(product=stray)
         elif drift == "shell_flag":
             Product.objects.filter(pk=b.shell_product_id).update(is_bundle_shell=False)
         elif drift == "shell_variant_missing":
