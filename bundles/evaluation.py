@@ -583,7 +583,14 @@ BUNDLE_FIELDS = [
     "last_recomputed_at",
     "updated_at",
 ]
-_BUNDLE_VALUE_FIELDS = ["computed_price", "computed_availability", "no_saving", *BUNDLE_FIELDS[-2:]]
+# A bundle whose status and reasons stay: only its values and times.
+_BUNDLE_VALUE_FIELDS = [
+    "computed_price",
+    "computed_availability",
+    "no_saving",
+    "last_recomputed_at",
+    "updated_at",
+]
 SHELL_VARIANT_FIELDS = [
     "product",
     "name",
