@@ -54,6 +54,18 @@ def processes_with_env(marker: str) -> list[int]:
     return found
 
 
+def stop_demo(proc: subprocess.Popen, marker: str) -> None:
+    """Ctrl-C the demo as a user would (SIGKILL if it hangs), then SIGKILL anything it left."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for pid in processes_with_env(marker):
+        os.kill(pid, signal.SIGKILL)
+
+
 @contextlib.contextmanager
 def run_demo(tmp_path: Path, **extra_env: str):
     """``python -m config.demo`` on a free port with its var/ in ``tmp_path``, until its login
@@ -93,14 +105,7 @@ def run_demo(tmp_path: Path, **extra_env: str):
             "env": env,
         }
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for pid in processes_with_env(str(tmp_path)):
-            os.kill(pid, signal.SIGKILL)
+        stop_demo(proc, str(tmp_path))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ are restarted (with a limit), the scheduler waits the outage out, and everything
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ from rq.worker_registration import REDIS_WORKER_KEYS
 
 from config.embedded_redis import free_port, start_embedded_redis
 from jobs.heartbeat import HEARTBEAT_KEY
-from tests.e2e.test_demo import processes_with_env, wait_for
+from tests.e2e.test_demo import stop_demo, wait_for
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -55,12 +54,5 @@ def test_demo_keeps_running_through_a_redis_restart(tmp_path):
         assert "stopping everything" not in output, output[-3000:]
         print("".join(ln for ln in lines if ln.startswith(("!!", "==> restarting"))))
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for pid in processes_with_env(str(tmp_path)):
-            os.kill(pid, signal.SIGKILL)
+        stop_demo(proc, str(tmp_path))
         server.stop()

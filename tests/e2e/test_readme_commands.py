@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from config.embedded_redis import free_port
-from tests.e2e.test_demo import processes_with_env, wait_for
+from tests.e2e.test_demo import stop_demo, wait_for
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 README = (BASE_DIR / "README.md").read_text()
@@ -94,14 +94,7 @@ def demo(tmp_path_factory):
         )
         yield {"port": port, "var": tmp_path / "var", "lines": lines}
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for pid in processes_with_env(str(tmp_path)):
-            os.kill(pid, signal.SIGKILL)
+        stop_demo(proc, str(tmp_path))
 
 
 def terminal_env(var_dir: Path) -> dict[str, str]:
