@@ -389,3 +389,17 @@ def test_a_component_problem_costs_one_query_more_and_names_the_component():
     reasons = {r["code"]: r["message"] for b in result["broken_bundles"] for r in b["reasons"]}
     assert reasons == {"component_disabled": "Component V-3 (V 3) is disabled."}
     assert Bundle.objects.filter(status="broken").count() == result["broken"] > 0
+
+
+def test_sqlite_words_follow_component_ids_whatever_order_the_rows_came_in():
+    # Given the words of three components as group_concat listed them, beside their ids
+    sep = evaluation._SEP
+    words = sep.join(["n12", "S12", "p12", "n10", "S10", "p10", "n11", "S11", "p11"])
+    # Then they are put in component id order, three words per component
+    assert evaluation._words_in_id_order("12,10,11", words) == sep.join(
+        ["n10", "S10", "p10", "n11", "S11", "p11", "n12", "S12", "p12"]
+    )
+    # and words already in id order come back as they are (one id comes back as an integer)
+    in_order = sep.join(["a", "B", "c", "d", "E", "f"])
+    assert evaluation._words_in_id_order("3,7", in_order) == in_order
+    assert evaluation._words_in_id_order(5, "a" + sep + "B" + sep + "c") == sep.join("aBc")
