@@ -403,3 +403,24 @@ def test_sqlite_words_follow_component_ids_whatever_order_the_rows_came_in():
     in_order = sep.join(["a", "B", "c", "d", "E", "f"])
     assert evaluation._words_in_id_order("3,7", in_order) == in_order
     assert evaluation._words_in_id_order(5, "a" + sep + "B" + sep + "c") == sep.join("aBc")
+
+
+def test_a_batch_pauses_the_garbage_collector_and_always_turns_it_back_on():
+    import gc
+
+    seen = []
+    with evaluation._collector_paused():
+        seen.append(gc.isenabled())
+    assert seen == [False] and gc.isenabled()
+    # a batch that fails still turns it back on
+    with pytest.raises(ZeroDivisionError), evaluation._collector_paused():
+        1 / 0  # noqa: B018
+    assert gc.isenabled()
+    # and a process that runs with the collector off keeps it off
+    gc.disable()
+    try:
+        with evaluation._collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
