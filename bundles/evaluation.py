@@ -802,7 +802,7 @@ class RecomputeBatch:
     found: list[int]
     changed: int
     slow: list[int]  # found, but for the per-bundle path (shell or entry to create)
-    # bundle id -> what changed, compactly: {"price": [old, new], "availability": [...], ...}
+    # bundle id -> what changed, compactly: {"price": (old, new), "availability": (...), ...}
     changes: dict[int, dict] = field(default_factory=dict)
 
 
@@ -810,7 +810,11 @@ def change_of(
     *, old: tuple[Decimal | None, int, str], new: tuple[Decimal | None, int, str], currency: str
 ) -> dict:
     """The fields that differ between (price, availability, status) before and after, each as
-    [old, new] (prices as text in the currency's minor unit); {} when nothing differs."""
+    (old, new) (prices as text in the currency's minor unit); {} when nothing differs.
+
+    Pairs are tuples, JSON arrays in a job's result: a tuple of plain values drops out of the
+    garbage collector's lists, so a catalog's worth of changes is not walked by every collection.
+    """
     out: dict = {}
     if old[0] != new[0]:  # equal amounts print the same; only differing ones are formatted
         old_price, new_price = (
@@ -818,11 +822,11 @@ def change_of(
             for p in (old[0], new[0])
         )
         if old_price != new_price:
-            out["price"] = [old_price, new_price]
+            out["price"] = (old_price, new_price)
     if old[1] != new[1]:
-        out["availability"] = [old[1], new[1]]
+        out["availability"] = (old[1], new[1])
     if old[2] != new[2]:
-        out["status"] = [old[2], new[2]]
+        out["status"] = (old[2], new[2])
     return out
 
 

@@ -419,7 +419,8 @@ def bundles_recompute(
     """Recompute many bundles in batches; a bounded number of queries per batch.
 
     The result's ``changes`` maps each changed bundle's id (as text) to what changed, each
-    field as [old, new]: ``{"12": {"price": ["10.00", "20.00"], "availability": [5, 4]}}``.
+    field as (old, new): ``{"12": {"price": ("10.00", "20.00"), "availability": (5, 4)}}``
+    (arrays in a job's JSON result).
     """
     ids = _unique_ids(bundle_ids)
     recomputed = changed = 0
