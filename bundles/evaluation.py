@@ -260,8 +260,8 @@ def _load_aggregates(ids: Sequence[int]) -> dict[int, Aggregate]:
 def _words_in_id_order(ids: str, words: str) -> str:
     """Three words per component (``v.name, v.sku, p.name``), listed in the order of ``ids``
     ("12,10,11"): the same words in component id order."""
-    order = [int(i) for i in str(ids).split(",")]
-    if all(a < b for a, b in zip(order, order[1:], strict=False)):
+    order = list(map(int, (ids if isinstance(ids, str) else str(ids)).split(",")))
+    if order == sorted(order):
         return words
     parts = words.split(_SEP)
     if len(parts) != 3 * len(order):  # a name with the separator in it: order unknown
@@ -729,7 +729,7 @@ def entry_body(o: Outcome) -> str:
     words = [o.row.name, o.row.slug]
     if o.words:
         words += o.words.split(_SEP)
-    return " ".join(dict.fromkeys(w for w in words if w))
+    return " ".join(dict.fromkeys(filter(None, words)))
 
 
 def _index(outcomes: Sequence[Outcome]) -> None:
