@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from django.db import connection
 from django.utils import timezone
@@ -82,6 +83,10 @@ def _scaled(expr: str) -> str:
 
 def _money(scaled: int | None) -> Decimal | None:
     return None if scaled is None else Decimal(int(scaled)).scaleb(-MONEY_PLACES)
+
+
+# A catalog's rules repeat a few values (10 % off, 5.00 off): each is made a Decimal once.
+_rule_value = lru_cache(maxsize=4096)(_money)
 
 
 def _to_scaled(amount: Decimal | None) -> int | None:
@@ -425,7 +430,7 @@ def evaluate(
         other_currencies=others,
         raw_total=None if others or agg is None else _money(agg.total),
         rule=row.pricing_rule,
-        value=_money(row.rule_value),
+        value=_rule_value(row.rule_value),
         currency=row.currency,
     )
     if result.problem == pricing.CURRENCY_MISMATCH:
@@ -452,8 +457,8 @@ def evaluate(
         min_component=agg.min_available if agg is not None else 0,
         now=now,
         cap=row.availability_cap,
-        valid_from=_aware(row.valid_from),
-        valid_to=_aware(row.valid_to),
+        valid_from=None if row.valid_from is None else _aware(row.valid_from),
+        valid_to=None if row.valid_to is None else _aware(row.valid_to),
     )
     if fixable_issues and row.computed_price != price_scaled:
         issues.append(

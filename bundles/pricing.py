@@ -94,6 +94,10 @@ def components_total(lines: Sequence[Line]) -> Decimal:
 def apply_rule(total: Decimal, rule: str, value: Decimal) -> Decimal:
     """The rule applied to a total, unrounded; may be ≤ 0 (the caller reports that)."""
     validate_rule(rule, value)
+    return _rule_applied(total, rule, value)
+
+
+def _rule_applied(total: Decimal, rule: str, value: Decimal) -> Decimal:
     if rule == PERCENT_OFF:
         return total * (Decimal(100) - value) / Decimal(100)
     if rule == AMOUNT_OFF:
@@ -145,7 +149,7 @@ def price_from_aggregates(
     if raw_total is None:
         raise ValueError("raw_total is needed when every component is in the bundle's currency")
     total = quantize_money(raw_total, currency)
-    price = quantize_money(apply_rule(raw_total, rule, value), currency)
+    price = quantize_money(_rule_applied(raw_total, rule, value), currency)  # validated above
     if price <= 0:
         return PriceResult(price=None, total=total, problem=NON_POSITIVE_PRICE)
     no_saving = rule == FIXED_PRICE and price >= total
