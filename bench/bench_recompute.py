@@ -216,7 +216,7 @@ def main() -> None:
     parser.add_argument("--bundles", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=3, help="UPDATE / recompute pairs")
+    parser.add_argument("--rounds", type=int, default=5, help="UPDATE / recompute pairs")
     parser.add_argument(
         "--per-bundle", action="store_true", help="also time the per-bundle path (slow)"
     )
