@@ -17,7 +17,6 @@ import logging
 import time
 from typing import ClassVar
 
-import django_rq
 from django.conf import settings
 from django.db.models import Min, Q
 from django.http import JsonResponse
@@ -33,6 +32,7 @@ from redis.exceptions import RedisError
 from jobs import selectors
 from jobs.heartbeat import heartbeat_age
 from jobs.models import Job, JobState
+from jobs.redis_client import redis_for
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ DEFAULT_MAX_WAIT = 600
 
 
 def _redis():
-    return django_rq.get_connection(selectors.queue_names()[0])
+    return redis_for(selectors.queue_names()[0])
 
 
 def _unreachable(exc: Exception) -> ServiceUnavailable:

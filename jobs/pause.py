@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 
-import django_rq
-
 from jobs import conf
+from jobs.redis_client import redis_for
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +19,7 @@ PAUSED_QUEUES_KEY = "jobs:paused-queues"
 
 
 def _redis():
-    return django_rq.get_connection(conf.job_queues()[0])
+    return redis_for(conf.job_queues()[0])
 
 
 def queue_paused(name: str) -> bool:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import django_rq
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
@@ -43,6 +42,7 @@ from jobs.liveness import AWAITING_PREFIX, WorkerSeen, is_awaiting_children, wor
 from jobs.liveness import workers_seen as _workers_seen
 from jobs.models import SETTLED_STATES, Job, JobState, JobTarget
 from jobs.pause import paused_queues
+from jobs.redis_client import redis_for
 from jobs.rollup import settled_counts
 from jobs.scheduler_status import scheduler_status
 from jobs.targets import matching_target_ids
@@ -131,7 +131,7 @@ def settled_last_24h(*, now: datetime | None = None) -> Counter:
 
 
 def _redis():
-    return django_rq.get_connection(queue_names()[0])
+    return redis_for(queue_names()[0])
 
 
 def workers_by_queue() -> dict[str, int] | None:

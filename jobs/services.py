@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-import django_rq
 from django.db import transaction
 from django.utils import timezone
 from rq.job import Job as RQJob
@@ -21,6 +20,7 @@ from jobs.maintenance.prune import jobs_purge
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState, LastAction
 from jobs.parents import check_parent
 from jobs.pause import set_paused
+from jobs.redis_client import redis_for
 from jobs.selectors import job_get, parse_job_id, wait_for_job
 
 __all__ = [  # the reads and errors stay importable from here (their old home)
@@ -143,7 +143,7 @@ def _cancel_row(job: Job, *, user) -> None:
 def _drop_rq_job(queue_name: str, rq_job_id: str) -> None:
     """Best effort: take a cancelled job out of RQ (the runner skips it anyway)."""
     try:
-        conn = django_rq.get_connection(queue_name)
+        conn = redis_for(queue_name)
         rq_job = RQJob.fetch(rq_job_id, connection=conn)
         rq_job.cancel()
     except Exception:

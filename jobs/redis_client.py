@@ -1,0 +1,25 @@
+"""One Redis client per queue configuration and process.
+
+``django_rq.get_connection`` builds a new client, with a new connection pool, on every call:
+every admin strip, health probe, pause check and cancel paid a TCP connect and redis-py's
+handshake. A redis-py client is thread-safe and fork-safe (its pool starts afresh in a child
+process); a changed configuration (another URL) gets a client of its own.
+"""
+
+from __future__ import annotations
+
+import django_rq
+from django_rq import settings as rq_settings
+from redis import Redis
+
+_clients: dict[tuple[str, str], Redis] = {}
+
+
+def redis_for(queue_name: str) -> Redis:
+    """The Redis client of ``queue_name``'s configuration, made once per process."""
+    config = rq_settings.QUEUES[queue_name]
+    key = (queue_name, repr(sorted(config.items(), key=lambda item: item[0])))
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = django_rq.get_connection(queue_name)
+    return client
