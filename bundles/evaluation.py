@@ -636,63 +636,219 @@ SHELL_VARIANT_FIELDS = [
 ENTRY_FIELDS = ["title", "sku", "body", "price", "availability", "status", "indexed_at"]
 
 
-def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int]:
-    """``services._write_bundles`` (force off) and, with ``index``, ``services._index`` for
-    bundles whose shell and entry exist; returns the ids of bundles that changed.
+@dataclass(slots=True)
+class _Writes:
+    """What one batch writes, decided once for both databases (``_plan``)."""
 
-    Only the bundle rows travel from Python; a shell variant (and a search entry whose text
-    is unchanged) mirrors its bundle's new values, so one UPDATE per table copies them from
-    the bundle rows just written.
-    """
-    stamp = _stamp(now)
-    changed: set[int] = set()
-    products, bundles, values_only, touched = [], [], [], []
-    shells: dict[bool, list[int]] = {True: [], False: []}  # relinked to its product or not
+    changed: set[int] = field(default_factory=set)
+    products: list[Outcome] = field(default_factory=list)  # shell product renamed or re-flagged
+    stale: list[Outcome] = field(default_factory=list)  # bundle: status, reasons and values
+    values_only: list[Outcome] = field(default_factory=list)  # bundle: values and times only
+    touched: list[Outcome] = field(default_factory=list)  # recomputed, unchanged: only the time
+    shells: list[tuple[Outcome, bool]] = field(default_factory=list)  # (bundle, relinked?)
+    rewritten: list[tuple[Outcome, str]] = field(default_factory=list)  # entry text changed
+    copied: list[tuple[Outcome, bool]] = field(default_factory=list)  # (bundle, status changed?)
+    documents: list[int] = field(default_factory=list)  # bundles whose tsvector is refreshed
+
+
+def _plan(outcomes: Sequence[Outcome], *, index: bool) -> _Writes:
+    """``services._write_bundles`` (force off) and, with ``index``, ``services._index``, as
+    decisions: which bundles, shells, shell products and entries differ from what they should
+    be."""
+    w = _Writes()
     for o in outcomes:
         r = o.row
         relink = r.sv_product_id != r.shell_product_id
         variant_differs = relink or bool(o.variant_drift)
         if variant_differs:
-            shells[relink].append(r.id)
+            w.shells.append((o, relink))
         product_differs = r.sp_name != r.name or not r.sp_is_shell
         if product_differs:
-            products.append([r.name, True, stamp, r.shell_product_id])
+            w.products.append(o)
         if not (variant_differs or product_differs or o.bundle_fields_changed()):
-            touched.append(r.id)
+            w.touched.append(o)
+        else:
+            w.changed.add(r.id)
+            # status and reasons as they were: leave them (and SQLite's status index) alone
+            (w.stale if o.stale() else w.values_only).append(o)
+        if not index:
             continue
-        changed.add(r.id)
-        if o.stale():
-            bundles.append(
-                [
-                    _price_param(o.price),
-                    o.availability,
-                    o.no_saving,
-                    o.status,
-                    o.status_before_broken,
-                    json.dumps(o.broken_reasons) if o.broken_reasons else "[]",
-                    stamp,
-                    stamp,
-                    r.id,
-                ]
-            )
-        else:  # status and reasons as they were: leave them (and the status index) alone
-            values_only.append(
-                [_price_param(o.price), o.availability, o.no_saving, stamp, stamp, r.id]
-            )
-    _bulk_update(Product, ["name", "is_bundle_shell", "updated_at"], products)
-    _bulk_update(Bundle, BUNDLE_FIELDS, bundles)
-    _bulk_update(Bundle, _BUNDLE_VALUE_FIELDS, values_only)
-    if touched:  # recomputed, nothing to change: only the time is stamped
+        body = entry_body(o)
+        # The tsvector depends on title, SKU and body only.
+        if r.entry_title != r.name or r.entry_sku != r.sv_sku or r.entry_body != body:
+            w.rewritten.append((o, body))
+            w.documents.append(r.id)
+        elif (
+            r.entry_price != o.price_scaled
+            or r.entry_availability != o.availability
+            or r.entry_status != o.status
+        ):
+            w.copied.append((o, r.entry_status != o.status))
+            if r.entry_document_missing:
+                w.documents.append(r.id)
+    return w
+
+
+def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int]:
+    """``services._write_bundles`` (force off) and, with ``index``, ``services._index`` for
+    bundles whose shell and entry exist; returns the ids of bundles that changed.
+
+    A shell variant, and a search entry whose text is unchanged, mirror their bundle's new
+    values: SQLite copies them from the bundle rows just written (one ``UPDATE … FROM`` per
+    table); PostgreSQL writes bundles, shells and entries in one statement from one JSON array.
+    """
+    w = _plan(outcomes, index=index)
+    stamp = _stamp(now)
+    index_stamp = _stamp(timezone.now()) if index else stamp
+    _bulk_update(
+        Product,
+        ["name", "is_bundle_shell", "updated_at"],
+        [[o.row.name, True, stamp, o.row.shell_product_id] for o in w.products],
+    )
+    if connection.vendor == "postgresql":
+        _write_postgresql(w, stamp, index_stamp)
+    else:
+        _write_sqlite(w, stamp, index_stamp)
+    _bulk_update(
+        SearchEntry,
+        ENTRY_FIELDS,
+        [
+            [
+                o.row.name,
+                o.row.sv_sku,
+                body,
+                _price_param(o.price),
+                o.availability,
+                o.status,
+                index_stamp,
+                o.row.entry_id,
+            ]
+            for o, body in w.rewritten
+        ],
+    )
+    if w.documents:
+        refresh_documents(w.documents)
+    return w.changed
+
+
+def _reasons_param(o: Outcome) -> str:
+    return json.dumps(o.broken_reasons) if o.broken_reasons else "[]"
+
+
+def _write_sqlite(w: _Writes, stamp, index_stamp) -> None:
+    _bulk_update(
+        Bundle,
+        BUNDLE_FIELDS,
+        [
+            [
+                _price_param(o.price),
+                o.availability,
+                o.no_saving,
+                o.status,
+                o.status_before_broken,
+                _reasons_param(o),
+                stamp,
+                stamp,
+                o.row.id,
+            ]
+            for o in w.stale
+        ],
+    )
+    _bulk_update(
+        Bundle,
+        _BUNDLE_VALUE_FIELDS,
+        [
+            [_price_param(o.price), o.availability, o.no_saving, stamp, stamp, o.row.id]
+            for o in w.values_only
+        ],
+    )
+    if w.touched:  # recomputed, nothing to change: only the time is stamped
+        touched = [o.row.id for o in w.touched]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {_t(Bundle)} SET last_recomputed_at = %s WHERE id IN ({_in(touched)})",
                 [stamp, *_ids(touched)],
             )
-    _copy_to_shells(shells[False], stamp, relink=False)
-    _copy_to_shells(shells[True], stamp, relink=True)
-    if index:
-        _index(outcomes)
-    return changed
+    for relinked in (False, True):
+        _copy_to_shells([o.row.id for o, r in w.shells if r is relinked], stamp, relink=relinked)
+    entries, join = _t(SearchEntry), "t.bundle_id = b.id"
+    for status_changed in (False, True):
+        ids = [o.row.id for o, changed in w.copied if changed is status_changed]
+        assignments = f"status = b.status, {_ENTRY_FROM_BUNDLE}" if status_changed else None
+        _copy_from_bundles(entries, assignments or _ENTRY_FROM_BUNDLE, join, ids, index_stamp)
+
+
+def _write_postgresql(w: _Writes, stamp, index_stamp) -> None:
+    """Bundles, their shells and their entries' values in one statement: one JSON array of
+    every bundle of the batch, unpacked once, feeding an UPDATE per table (PostgreSQL's
+    writable CTEs). Indexed columns may be SET to the value they have: an update stays
+    heap-only (HOT) as long as their values do not change."""
+    shells = {o.row.id for o, _relink in w.shells}
+    copied = {o.row.id for o, _status in w.copied}
+    rows = [
+        [
+            o.row.id,
+            _price_param(o.price),
+            o.availability,
+            o.no_saving,
+            o.status,
+            o.status_before_broken,
+            _reasons_param(o),
+            what,
+            o.row.shell_variant_id,
+            o.row.shell_product_id,
+            o.row.name,
+            o.row.currency,
+            o.row.id in shells,
+            o.row.id in copied,
+        ]
+        for what, group in ((2, w.stale), (2, w.values_only), (1, w.touched))
+        for o in group
+    ]
+    if not rows:
+        return
+    qn = connection.ops.quote_name
+    db_type = {
+        name: Bundle._meta.get_field(name).db_type(connection)
+        for name in ("computed_price", "computed_availability", "broken_reasons")
+    }
+    bundles, variants, entries = _t(Bundle), _t(ProductVariant), _t(SearchEntry)
+    sql = f"""
+        WITH v AS MATERIALIZED (
+            SELECT (e->>0)::bigint AS pk, (e->>1)::{db_type["computed_price"]} AS price,
+                   (e->>2)::{db_type["computed_availability"]} AS avail,
+                   (e->>3)::boolean AS no_saving, e->>4 AS status, e->>5 AS before,
+                   (e->>6)::{db_type["broken_reasons"]} AS reasons, (e->>7)::integer AS what,
+                   (e->>8)::bigint AS shell_id, (e->>9)::bigint AS shell_product,
+                   e->>10 AS name, e->>11 AS currency, (e->>12)::boolean AS copy_shell,
+                   (e->>13)::boolean AS copy_entry
+            FROM json_array_elements(%s::json) AS e
+        ),
+        written AS (
+            UPDATE {bundles} AS t SET {qn("computed_price")} = v.price,
+                   {qn("computed_availability")} = v.avail, {qn("no_saving")} = v.no_saving,
+                   {qn("status")} = v.status, {qn("status_before_broken")} = v.before,
+                   {qn("broken_reasons")} = v.reasons, {qn("last_recomputed_at")} = %s,
+                   {qn("updated_at")} = %s
+            FROM v WHERE t.id = v.pk AND v.what = 2
+        ),
+        stamped AS (
+            UPDATE {bundles} AS t SET {qn("last_recomputed_at")} = %s FROM v
+            WHERE t.id = v.pk AND v.what = 1
+        ),
+        shells AS (
+            UPDATE {variants} AS t SET product_id = v.shell_product, name = v.name,
+                   price = COALESCE(v.price, 0), currency = v.currency, stock_on_hand = v.avail,
+                   allocated = 0, enabled = (v.status = '{_ACTIVE}'), deleted_at = NULL,
+                   updated_at = %s
+            FROM v WHERE t.id = v.shell_id AND v.copy_shell
+        )
+        UPDATE {entries} AS t SET price = v.price, availability = v.avail, status = v.status,
+               indexed_at = %s
+        FROM v WHERE t.bundle_id = v.pk AND v.copy_entry
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [json.dumps(rows), stamp, stamp, stamp, stamp, index_stamp])
 
 
 def _copy_from_bundles(table: str, assignments: str, join: str, ids: list[int], stamp) -> None:
@@ -735,49 +891,6 @@ def entry_body(o: Outcome) -> str:
     if o.words:
         words += o.words.split(_SEP)
     return " ".join(dict.fromkeys(filter(None, words)))
-
-
-def _index(outcomes: Sequence[Outcome]) -> None:
-    """``services._index`` for bundles written just before: an entry whose text changed gets
-    every field from here; one whose text is the same copies the rest from its bundle row."""
-    stamp = _stamp(timezone.now())
-    rewritten, documents = [], []
-    copied: dict[bool, list[int]] = {True: [], False: []}  # status changed or not
-    for o in outcomes:
-        r = o.row
-        body = entry_body(o)
-        text_differs = r.entry_title != r.name or r.entry_sku != r.sv_sku or r.entry_body != body
-        # The tsvector depends on title, SKU and body only.
-        if text_differs:
-            rewritten.append(
-                [
-                    r.name,
-                    r.sv_sku,
-                    body,
-                    _price_param(o.price),
-                    o.availability,
-                    o.status,
-                    stamp,
-                    r.entry_id,
-                ]
-            )
-            documents.append(r.id)
-        elif (
-            r.entry_price != o.price_scaled
-            or r.entry_availability != o.availability
-            or r.entry_status != o.status
-        ):
-            copied[r.entry_status != o.status].append(r.id)
-            if r.entry_document_missing:
-                documents.append(r.id)
-    _bulk_update(SearchEntry, ENTRY_FIELDS, rewritten)
-    entries, join = _t(SearchEntry), "t.bundle_id = b.id"
-    _copy_from_bundles(entries, _ENTRY_FROM_BUNDLE, join, copied[False], stamp)
-    _copy_from_bundles(
-        entries, f"status = b.status, {_ENTRY_FROM_BUNDLE}", join, copied[True], stamp
-    )
-    if documents:
-        refresh_documents(documents)
 
 
 # --- the two batch services' cores --------------------------------------------------------

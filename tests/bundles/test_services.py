@@ -272,3 +272,22 @@ def test_check_writes_a_bundle_whose_status_before_broken_is_stale():
     services.bundles_check(scope=[bundle.pk], fix=True)
     bundle.refresh_from_db()
     assert bundle.status == Bundle.Status.ACTIVE and bundle.status_before_broken == ""
+
+
+def test_a_recompute_that_changes_nothing_stamps_its_time_and_touches_nothing_else():
+    # Given a bundle that is right, and one whose price a component change moved
+    right, moved = make_bundle(), make_bundle()
+    before = {b.pk: Bundle.objects.get(pk=b.pk) for b in (right, moved)}
+    ProductVariant.objects.filter(pk=moved.components.first().variant_id).update(
+        price=Decimal("99.00")
+    )
+    # When both are recomputed (set-based)
+    result = services.bundles_recompute(bundle_ids=[right.pk, moved.pk])
+    # Then both carry the new recompute time, only the moved one changed
+    after = {b.pk: Bundle.objects.get(pk=b.pk) for b in (right, moved)}
+    assert result["changed"] == 1 and set(result["changes"]) == {str(moved.pk)}
+    for pk in (right.pk, moved.pk):
+        assert after[pk].last_recomputed_at > before[pk].last_recomputed_at
+    assert after[right.pk].updated_at == before[right.pk].updated_at
+    assert after[moved.pk].updated_at > before[moved.pk].updated_at
+    assert after[right.pk].computed_price == before[right.pk].computed_price
