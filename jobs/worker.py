@@ -1,8 +1,12 @@
 """The RQ worker class for ledger jobs.
 
 On top of ``rq.Worker`` it
-* closes Django's DB connections before forking, so a work horse never shares a socket or
-  SQLite handle with its parent;
+* claims a ledger job's row before forking its work horse, on the worker's own long-lived
+  connection, and records the outcome the horse reports once the horse has exited
+  (``jobs.runner.claim_for_horse`` / ``settle_after_horse``): a horse that opened a PostgreSQL
+  connection per job spent more on it than on the whole job;
+* never lets a horse use its connections: a PostgreSQL one is hidden from the horse across the
+  fork (kept by the worker), a SQLite one is closed before it;
 * settles the ledger row at once when a work horse dies (SIGKILL, OOM): RQ calls no job
   callback then, but it does call ``handle_work_horse_killed`` on the worker;
 * runs relay + reconcile every ``JOBS_RECONCILE_INTERVAL`` seconds (5) in a small thread of
