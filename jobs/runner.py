@@ -234,21 +234,30 @@ def _perform_handed_over(handover: Handover, rq_job) -> dict:
     return {"attempt": handover.job.attempts, "outcome": outcome.status, SETTLED_BY_WORKER: True}
 
 
+def forget_handover(handover: Handover) -> None:
+    """Drop a handover whose outcome will not be recorded here (its report file included)."""
+    _HANDOVERS.pop(handover.rq_job_id, None)
+    for path in (handover.report_path, f"{handover.report_path}.part"):
+        if path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
 def settle_after_horse(handover: Handover, *, how_it_ended: str) -> Job | None:
     """In the worker, once the horse is gone: record what it reported, or, if it reported
     nothing (killed, stopped, crashed), a failed attempt saying how it ended. Every write is
     conditional on the attempt, so a settle that reconcile got to first is left alone."""
-    _HANDOVERS.pop(handover.rq_job_id, None)
     job = handover.job
+    outcome = None
+    if job is not None:
+        with (
+            contextlib.suppress(FileNotFoundError),
+            open(handover.report_path, encoding="utf-8") as report,
+        ):
+            outcome = Outcome(**json.load(report))
+    forget_handover(handover)
     if job is None:
         return None
-    outcome = None
-    with contextlib.suppress(FileNotFoundError):
-        with open(handover.report_path, encoding="utf-8") as report:
-            outcome = Outcome(**json.load(report))
-        os.unlink(handover.report_path)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(f"{handover.report_path}.part")
     if outcome is not None:
         return _record(job, outcome, dispatch_retry=True)
     kind = None

@@ -39,7 +39,13 @@ from jobs.dispatch import RUNNER_ENTRYPOINT
 from jobs.maintenance.relay import relay_and_reconcile
 from jobs.models import Job, JobState
 from jobs.registry import UnknownJobKind, get_kind
-from jobs.runner import claim_for_horse, record_failure, record_undelivered, settle_after_horse
+from jobs.runner import (
+    claim_for_horse,
+    forget_handover,
+    record_failure,
+    record_undelivered,
+    settle_after_horse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -120,11 +126,18 @@ class JobsWorker(_LedgerMixin, Worker):
         self._handover = claim_for_horse(job, worker_name=self.name)
         self._horse_status = None
         try:
-            return super().execute_job(job, queue)  # fork + monitor; the horse never returns
-        finally:
-            handover, self._handover = self._handover, None
-            if handover is not None:
-                self._settle_handover(job, handover)
+            result = super().execute_job(job, queue)  # fork + monitor; the horse never returns
+        except BaseException:
+            # Cut short (cold shutdown: RQ killed the horse and raised SystemExit): the row
+            # stays running and reconcile settles it, as for any worker that died mid-job.
+            if self._handover is not None:
+                forget_handover(self._handover)
+            self._handover = None
+            raise
+        handover, self._handover = self._handover, None
+        if handover is not None:
+            self._settle_handover(job, handover)
+        return result
 
     def _settle_handover(self, job, handover) -> None:
         if self._stopped_job_id == job.id:
