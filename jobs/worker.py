@@ -128,8 +128,9 @@ class JobsWorker(_LedgerMixin, Worker):
         try:
             result = super().execute_job(job, queue)  # fork + monitor; the horse never returns
         except BaseException:
-            # Cut short (cold shutdown: RQ killed the horse and raised SystemExit): the row
-            # stays running and reconcile settles it, as for any worker that died mid-job.
+            # Cut short (cold shutdown: RQ killed the horse and raised SystemExit; or RQ's own
+            # loop failed, its horse perhaps still running): the row stays running and
+            # reconcile settles it, as for any worker that died mid-job.
             if self._handover is not None:
                 forget_handover(self._handover)
             self._handover = None
