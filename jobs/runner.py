@@ -9,10 +9,12 @@ can tell a slow job from a dead one.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -191,9 +193,7 @@ def claim_for_horse(rq_job, *, worker_name: str) -> Handover | None:
                 job = None  # SQLite's write lock is held: the horse waits for it instead
             if job is None:
                 return None
-            path = os.path.join(
-                tempfile.gettempdir(), f"jobs-outcome-{os.getpid()}-{rq_job.id}.json"
-            )
+            path = os.path.join(_report_dir(), f"{rq_job.id}.json")
             handover = Handover(rq_job.id, job, report_path=path)
     except Exception:
         logger.warning("Worker could not claim job %s; its horse will", job_id, exc_info=True)
@@ -201,6 +201,19 @@ def claim_for_horse(rq_job, *, worker_name: str) -> Handover | None:
         return None
     _HANDOVERS[rq_job.id] = handover
     return handover
+
+
+_report_dirs: dict[int, str] = {}
+
+
+def _report_dir() -> str:
+    """This worker process's own directory for its horses' reports: made private (0700, by
+    ``mkdtemp``) so no other local user can plant or read a report; removed when it exits."""
+    pid = os.getpid()
+    if pid not in _report_dirs:
+        _report_dirs[pid] = tempfile.mkdtemp(prefix="jobs-outcomes-")
+        atexit.register(shutil.rmtree, _report_dirs[pid], ignore_errors=True)
+    return _report_dirs[pid]
 
 
 @contextlib.contextmanager
