@@ -3,6 +3,8 @@ the horse reports after it (``jobs.runner.claim_for_horse`` / ``settle_after_hor
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 import time
 from datetime import timedelta
@@ -44,6 +46,8 @@ def test_the_worker_claims_and_the_horse_reports_and_the_worker_records(redis_co
     assert handover is not None and handover.job is not None
     assert (row.state, row.attempts, row.worker_name) == (JobState.RUNNING, 1, "w@host:1")
     assert row.rq_job_id == rq_job.id
+    # and the horse will report into a directory only this user can read or write
+    assert stat.S_IMODE(os.stat(os.path.dirname(handover.report_path)).st_mode) == 0o700
     # When the horse runs the handler (here, in this process), it reports and records nothing
     summary = _perform_handed_over(handover, rq_job)
     assert summary[SETTLED_BY_WORKER] is True and summary["outcome"] == "ok"
