@@ -9,12 +9,10 @@ can tell a slow job from a dead one.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import logging
 import os
-import shutil
 import socket
 import tempfile
 import threading
@@ -198,7 +196,10 @@ def claim_for_horse(rq_job, *, worker_name: str) -> Handover | None:
                 job = None  # SQLite's write lock is held: the horse waits for it instead
             if job is None:
                 return None
-            path = os.path.join(_report_dir(), f"{rq_job.id}.json")
+            # Made here, empty and private (0600, O_EXCL: no other local user can plant one):
+            # the horse writes into it, the worker reads it and removes it.
+            fd, path = tempfile.mkstemp(prefix="jobs-outcome-", suffix=".json")
+            os.close(fd)
             handover = Handover(rq_job.id, job, report_path=path)
     except Exception:
         logger.warning("Worker could not claim job %s; its horse will", job_id, exc_info=True)
@@ -206,19 +207,6 @@ def claim_for_horse(rq_job, *, worker_name: str) -> Handover | None:
         return None
     _HANDOVERS[rq_job.id] = handover
     return handover
-
-
-_report_dirs: dict[int, str] = {}
-
-
-def _report_dir() -> str:
-    """This worker process's own directory for its horses' reports: made private (0700, by
-    ``mkdtemp``) so no other local user can plant or read a report; removed when it exits."""
-    pid = os.getpid()
-    if pid not in _report_dirs:
-        _report_dirs[pid] = tempfile.mkdtemp(prefix="jobs-outcomes-")
-        atexit.register(shutil.rmtree, _report_dirs[pid], ignore_errors=True)
-    return _report_dirs[pid]
 
 
 @contextlib.contextmanager
@@ -245,20 +233,17 @@ def _perform_handed_over(handover: Handover, rq_job) -> dict:
     if handover.job is None:
         return {"skipped": handover.skipped}
     outcome = _run_handler(handover.job, rq_job)
-    partial = f"{handover.report_path}.part"
-    with open(partial, "w", encoding="utf-8") as report:
-        json.dump(outcome.__dict__, report)
-    os.replace(partial, handover.report_path)  # whole or not at all
+    with open(handover.report_path, "w", encoding="utf-8") as report:
+        json.dump(outcome.__dict__, report)  # cut short, it does not parse: no report
     return {"attempt": handover.job.attempts, "outcome": outcome.status, SETTLED_BY_WORKER: True}
 
 
 def forget_handover(handover: Handover) -> None:
     """Drop a handover whose outcome will not be recorded here (its report file included)."""
     _HANDOVERS.pop(handover.rq_job_id, None)
-    for path in (handover.report_path, f"{handover.report_path}.part"):
-        if path:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+    if handover.report_path:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(handover.report_path)
 
 
 def settle_after_horse(handover: Handover, *, how_it_ended: str) -> Job | None:
@@ -269,7 +254,7 @@ def settle_after_horse(handover: Handover, *, how_it_ended: str) -> Job | None:
     outcome = None
     if job is not None:
         with (
-            contextlib.suppress(FileNotFoundError),
+            contextlib.suppress(FileNotFoundError, ValueError),  # no report, or a partial one
             open(handover.report_path, encoding="utf-8") as report,
         ):
             outcome = Outcome(**json.load(report))

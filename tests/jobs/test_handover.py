@@ -46,8 +46,8 @@ def test_the_worker_claims_and_the_horse_reports_and_the_worker_records(redis_co
     assert handover is not None and handover.job is not None
     assert (row.state, row.attempts, row.worker_name) == (JobState.RUNNING, 1, "w@host:1")
     assert row.rq_job_id == rq_job.id
-    # and the horse will report into a directory only this user can read or write
-    assert stat.S_IMODE(os.stat(os.path.dirname(handover.report_path)).st_mode) == 0o700
+    # and the horse will report into a file only this user can read or write
+    assert stat.S_IMODE(os.stat(handover.report_path).st_mode) == 0o600
     # When the horse runs the handler (here, in this process), it reports and records nothing
     summary = _perform_handed_over(handover, rq_job)
     assert summary[SETTLED_BY_WORKER] is True and summary["outcome"] == "ok"
@@ -59,6 +59,7 @@ def test_the_worker_claims_and_the_horse_reports_and_the_worker_records(redis_co
     assert settled.state == row.state == JobState.COMPLETED
     assert row.result == {"ok": True, "payload": {"token": token}}
     assert row.progress == 100 and row.errors == []
+    assert not os.path.exists(handover.report_path)
 
 
 def test_a_horse_that_reported_nothing_is_a_failed_attempt_saying_how_it_ended(redis_conn, token):
@@ -75,6 +76,20 @@ def test_a_horse_that_reported_nothing_is_a_failed_attempt_saying_how_it_ended(r
         "Worker died: work horse killed (signal 9) while running attempt 1"
     )
     assert row.errors[0]["attempt"] == 1
+
+
+def test_a_report_cut_short_counts_as_no_report(redis_conn, token):
+    # Given a worker-claimed job whose horse died halfway through writing its report
+    job = enqueue("test_always_fails", payload={"token": token}, trigger="admin")
+    handover = claim_for_horse(_delivery(job, redis_conn), worker_name="w@host:1")
+    with open(handover.report_path, "w", encoding="utf-8") as report:
+        report.write('{"status": "ok", "res')
+    # When the worker settles it
+    settle_after_horse(handover, how_it_ended="killed (signal 9)")
+    # Then it is a failed attempt, not a completion, and the file is gone
+    row = Job.objects.get(pk=job.pk)
+    assert row.state == JobState.RETRYING and row.errors[0]["message"].startswith("Worker died")
+    assert not os.path.exists(handover.report_path)
 
 
 def test_an_attempt_reconcile_settled_first_is_left_alone(redis_conn, token):
