@@ -14,24 +14,23 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.core.mail import mail_admins
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections, transaction
-from django.db.models import CharField, F, Q, QuerySet, Value, sql
-from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Concat
+from django.db import OperationalError, connections, transaction
 from django.utils import timezone
 from rq import get_current_job
 
 from jobs import conf
 from jobs.context import JobCancelled, JobContext
-from jobs.dispatch import MAX_WORKER_DEBOUNCE, NOT_BEFORE, dispatch
+from jobs.dispatch import MAX_WORKER_DEBOUNCE, NOT_BEFORE, RUNNER_ENTRYPOINT, dispatch
 from jobs.liveness import INLINE_PREFIX
 from jobs.models import SETTLED_STATES, Job, JobState
 from jobs.parents import AwaitChildren, check_parent, child_settled, children_in_order, park
@@ -121,15 +120,15 @@ class _Heartbeats(threading.Thread):
 
 def perform(job_id: str) -> dict:
     """RQ entrypoint: run the ledger job ``job_id``. Returns a short summary for RQ's result."""
-    _drop_broken_connections()
     rq_job = get_current_job()
+    handover = _HANDOVERS.pop(rq_job.id, None) if rq_job is not None else None
+    if handover is not None:  # in a work horse whose worker claimed the row before forking
+        return _perform_handed_over(handover, rq_job)
+    _drop_broken_connections()
     if rq_job is not None:
         _wait_out_debounce(rq_job)
     if rq_job is not None and _paused(rq_job):
-        # Sent before the pause: hand it back undispatched; resuming the queue sends it again.
-        Job.objects.filter(
-            pk=job_id, rq_job_id=rq_job.id, state__in=(JobState.PENDING, JobState.RETRYING)
-        ).update(dispatched_at=None, rq_job_id="")
+        _hand_back(job_id, rq_job)
         return {"skipped": f"queue {rq_job.origin} is paused"}
     worker = (rq_job.worker_name if rq_job else None) or _local_name()
     job, skipped = _claim(job_id, worker_name=worker, rq_job_id=rq_job.id if rq_job else "")
@@ -138,6 +137,148 @@ def perform(job_id: str) -> dict:
         return {"skipped": skipped}
     job = _execute(job, rq_job)
     return {"state": job.state, "attempt": job.attempts}
+
+
+# -- the forking worker's share (``jobs.worker.JobsWorker``) ---------------------------------
+# A work horse that opened its own database connection paid for a new PostgreSQL backend
+# (fork, authentication, cold catalog caches) and for its first ORM queries in a fresh
+# copy-on-write heap: its claim took 15-17 ms, the worker's own claim and settle 2 ms each
+# (8 ms against 1.5 ms on SQLite, where only the cold ORM and schema read cost). So the
+# worker claims the row before it forks, on its own long-lived connection, and records the
+# outcome the horse reports once the horse has exited. The horse opens a connection only when
+# the handler touches the database (progress, cancel checks, its own queries, a heartbeat).
+
+# Key of a worker's finished RQ job result: the worker, not the horse, records the outcome.
+SETTLED_BY_WORKER = "settled_by_worker"
+# How long the worker's claim may wait for SQLite's write lock before leaving the claim to the
+# horse (which then waits as long as it takes, as it always has).
+SQLITE_CLAIM_WAIT_MS = 250
+
+_HANDOVERS: dict[str, Handover] = {}
+
+
+@dataclass
+class Handover:
+    """A delivery the worker claimed (or skipped) before forking the horse that runs it."""
+
+    rq_job_id: str
+    job: Job | None  # the claimed row; None: nothing to run
+    skipped: str = ""  # why not, when job is None
+    report_path: str = ""  # where the horse writes its Outcome
+
+
+def claim_for_horse(rq_job, *, worker_name: str) -> Handover | None:
+    """In the worker, before the fork: the claim, if it can be had without waiting.
+
+    None when the delivery is not a ledger job, or its row cannot be claimed at once (locked,
+    cancelled, settled, superseded) or the database is away: the horse then goes through
+    ``perform`` as a whole, as it would without a worker's help."""
+    if rq_job.func_name != RUNNER_ENTRYPOINT or not rq_job.args:
+        return None
+    not_before = (rq_job.meta or {}).get(NOT_BEFORE)
+    if not_before and float(not_before) > time.time():
+        # A debounced delivery (a fan-out) is held by its horse, which waits out the window
+        # as RQ's "started" job, merging requests meanwhile; rare, so no claim is saved here.
+        return None
+    job_id = rq_job.args[0]
+    try:
+        _drop_broken_connections()
+        if _paused(rq_job):
+            _hand_back(job_id, rq_job)
+            handover = Handover(rq_job.id, None, skipped=f"queue {rq_job.origin} is paused")
+        else:
+            try:
+                with _short_lock_wait():
+                    job = try_claim(job_id, worker_name=worker_name, rq_job_id=rq_job.id)
+            except OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                job = None  # SQLite's write lock is held: the horse waits for it instead
+            if job is None:
+                return None
+            # Made here, empty and private (0600, O_EXCL: no other local user can plant one):
+            # the horse writes into it, the worker reads it and removes it.
+            fd, path = tempfile.mkstemp(prefix="jobs-outcome-", suffix=".json")
+            os.close(fd)
+            handover = Handover(rq_job.id, job, report_path=path)
+    except Exception:
+        logger.warning("Worker could not claim job %s; its horse will", job_id, exc_info=True)
+        connections.close_all()
+        return None
+    _HANDOVERS[rq_job.id] = handover
+    return handover
+
+
+@contextlib.contextmanager
+def _short_lock_wait():
+    """SQLite: let the claim wait at most ``SQLITE_CLAIM_WAIT_MS`` for the write lock (raising
+    "database is locked" after), then restore the connection's own timeout. A no-op on
+    databases with row locks (the claim skips a locked row there)."""
+    connection = connections[Job.objects.db]
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        (previous,) = cursor.fetchone()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_CLAIM_WAIT_MS}")
+        try:
+            yield
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout = {int(previous)}")
+
+
+def _perform_handed_over(handover: Handover, rq_job) -> dict:
+    """In the horse: run the handler on the row its worker claimed; report, do not record."""
+    if handover.job is None:
+        return {"skipped": handover.skipped}
+    outcome = _run_handler(handover.job, rq_job)
+    with open(handover.report_path, "w", encoding="utf-8") as report:
+        json.dump(outcome.__dict__, report)  # cut short, it does not parse: no report
+    return {"attempt": handover.job.attempts, "outcome": outcome.status, SETTLED_BY_WORKER: True}
+
+
+def forget_handover(handover: Handover) -> None:
+    """Drop a handover whose outcome will not be recorded here (its report file included)."""
+    _HANDOVERS.pop(handover.rq_job_id, None)
+    if handover.report_path:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(handover.report_path)
+
+
+def settle_after_horse(handover: Handover, *, how_it_ended: str) -> Job | None:
+    """In the worker, once the horse is gone: record what it reported, or, if it reported
+    nothing (killed, stopped, crashed), a failed attempt saying how it ended. Every write is
+    conditional on the attempt, so a settle that reconcile got to first is left alone."""
+    job = handover.job
+    outcome = None
+    if job is not None:
+        with (
+            contextlib.suppress(FileNotFoundError, ValueError),  # no report, or a partial one
+            open(handover.report_path, encoding="utf-8") as report,
+        ):
+            outcome = Outcome(**json.load(report))
+    forget_handover(handover)
+    if job is None:
+        return None
+    if outcome is not None:
+        return _record(job, outcome, dispatch_retry=True)
+    kind = None
+    with contextlib.suppress(UnknownJobKind):
+        kind = get_kind(job.kind)
+    return record_failure(
+        job,
+        message=f"Worker died: work horse {how_it_ended} while running attempt {job.attempts}",
+        kind=kind,
+        expect_attempt=job.attempts,
+    )
+
+
+def _hand_back(job_id, rq_job) -> None:
+    """Sent before the pause: hand it back undispatched; resuming the queue sends it again."""
+    Job.objects.filter(
+        pk=job_id, rq_job_id=rq_job.id, state__in=(JobState.PENDING, JobState.RETRYING)
+    ).update(dispatched_at=None, rq_job_id="")
 
 
 def _wait_out_debounce(rq_job) -> None:
@@ -230,39 +371,11 @@ def _claim(job_id, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str
     One conditional ``UPDATE … RETURNING`` claims it and reads it back; only a claim that
     misses takes the locked path below to find out why (cancelled, settled, superseded).
     """
-    now = timezone.now()
-    sendable = (JobState.PENDING, JobState.RETRYING)
-    claimable = Q(pk=job_id, state__in=sendable, cancel_requested=False)
-    if rq_job_id:
-        # An older delivery of this row (a re-dispatch replaced it) must not run.
-        claimable &= Q(rq_job_id=rq_job_id) | Q(rq_job_id="")
-    # An inline run (``--sync``, a bulk parent running a child) gets an id of its own: any RQ
-    # copy of the row is then superseded, and reconcile knows to judge this run by its
-    # heartbeat alone (there is no RQ job or RQ worker to ask).
-    new_rq_id = (
-        Value(rq_job_id)
-        if rq_job_id
-        else Concat(
-            Value(f"{INLINE_PREFIX}{job_id}-"),
-            Cast(F("attempts") + 1, output_field=CharField()),
-            output_field=CharField(),
-        )
-    )
-    values = {
-        "state": JobState.RUNNING,
-        "attempts": F("attempts") + 1,
-        "started_at": now,
-        "heartbeat_at": now,
-        "worker_name": worker_name[:255],
-        "next_attempt_at": None,
-        "progress": 0,
-        "progress_message": "",
-        "rq_job_id": new_rq_id,
-    }
-    if not connections[Job.objects.db].features.has_select_for_update_skip_locked:
+    connection = connections[Job.objects.db]
+    if not connection.features.has_select_for_update_skip_locked:
         # SQLite: no row locks to wait on (a statement waiting for the write lock dies with its
         # process), so one autocommit statement is the claim.
-        claimed = _update_returning(Job.objects.filter(claimable), job_id, **values)
+        claimed = _claim_statement(job_id, worker_name=worker_name, rq_job_id=rq_job_id)
     else:
         # PostgreSQL: one autocommit statement that never waits on a row lock (SKIP LOCKED).
         # Only a row someone holds locked (a merge into it, a cancel) takes the transaction:
@@ -270,58 +383,121 @@ def _claim(job_id, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str
         # claim is rolled back (in autocommit PostgreSQL would still apply it once the lock
         # frees, leaving a row "running" on a dead horse). BEGIN / COMMIT are two round trips
         # more per job, so only there.
-        claimed = _update_returning(
-            Job.objects.filter(claimable, pk__in=_unlocked(job_id)), job_id, **values
-        )
+        claimed = try_claim(job_id, worker_name=worker_name, rq_job_id=rq_job_id)
         if claimed is None:
             with transaction.atomic():
-                claimed = _update_returning(Job.objects.filter(claimable), job_id, **values)
+                claimed = _claim_statement(job_id, worker_name=worker_name, rq_job_id=rq_job_id)
     if claimed is not None:
         return claimed, ""
     return None, _why_not_claimed(job_id, rq_job_id=rq_job_id)
 
 
-def _unlocked(job_id) -> RawSQL:
-    """The row's id if nobody holds it locked, else nothing (``FOR UPDATE SKIP LOCKED``); by
-    primary key only (the claim's own WHERE checks the rest), so there is no second query to
-    compile per job."""
-    connection = connections[Job.objects.db]
-    pk, quote = Job._meta.pk, connection.ops.quote_name
-    return RawSQL(
-        f"SELECT {quote(pk.column)} FROM {quote(Job._meta.db_table)} "
-        f"WHERE {quote(pk.column)} = %s FOR UPDATE SKIP LOCKED",
-        [pk.get_db_prep_value(pk.to_python(job_id), connection)],
+def try_claim(job_id, *, worker_name: str, rq_job_id: str) -> Job | None:
+    """The claim, if it can be had at once: on PostgreSQL a row someone holds locked is skipped
+    (``FOR UPDATE SKIP LOCKED``) rather than waited for. None when it was not claimed, for
+    whatever reason (``_claim`` finds out which)."""
+    skip_locked = connections[Job.objects.db].features.has_select_for_update_skip_locked
+    return _claim_statement(
+        job_id, worker_name=worker_name, rq_job_id=rq_job_id, skip_locked=skip_locked
     )
 
 
-def _update_returning(rows: QuerySet, job_id, **values) -> Job | None:
-    """``rows.update(**values)`` for at most one row, returning that row as it is after the
-    UPDATE, or None if none matched: one ``UPDATE … RETURNING`` statement where the database
-    has it (PostgreSQL; SQLite 3.35+), instead of an UPDATE and a SELECT. The statement is
-    the one ``QuerySet.update`` compiles, with the model's columns returned."""
-    connection = connections[rows.db]
-    if not connection.features.can_return_columns_from_insert:
-        return Job.objects.filter(pk=job_id).first() if rows.update(**values) else None
-    query = rows.query.chain(sql.UpdateQuery)
-    query.add_update_values(values)
-    query.clear_select_clause()
-    update_sql, params = query.get_compiler(rows.db).as_sql()
-    fields = Job._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+def _claim_statement(
+    job_id, *, worker_name: str, rq_job_id: str, skip_locked: bool = False
+) -> Job | None:
+    """The claim's one ``UPDATE … RETURNING``: the row as it is after the UPDATE, or None.
+
+    Written out rather than built with ``QuerySet.update``: compiling the ORM's UPDATE and
+    converting its RETURNING row cost about 1 ms per job, several times the statement itself
+    (see ``bench/bench_jobs.py``). The SQL text is made once per database and kept."""
+    connection = connections[Job.objects.db]
+    inline = not rq_job_id
+    sql = _claim_sql(connection, inline=inline, skip_locked=skip_locked)
+    pk, now = _pk_param(job_id, connection), _datetime_param(timezone.now(), connection)
+    # An inline run (``--sync``, a bulk parent running a child) gets an id of its own: any RQ
+    # copy of the row is then superseded, and reconcile knows to judge this run by its
+    # heartbeat alone (there is no RQ job or RQ worker to ask).
+    new_rq_id = f"{INLINE_PREFIX}{job_id}-" if inline else rq_job_id
+    params = [JobState.RUNNING, now, now, worker_name[:255], "", new_rq_id, pk]
+    params += [JobState.PENDING, JobState.RETRYING]
+    if not inline:
+        # An older delivery of this row (a re-dispatch replaced it) must not run.
+        params += [rq_job_id, ""]
+    if skip_locked:
+        params.append(pk)
     with connection.cursor() as cursor:
-        cursor.execute(f"{update_sql} RETURNING {columns}", params)
-        found = cursor.fetchall()
-    if not found:
-        return None
-    converted = []
-    for field, value in zip(fields, found[0], strict=True):
-        col = field.get_col(Job._meta.db_table)
-        # The converters a SELECT of the column applies (SQLite: datetimes, UUIDs, booleans
-        # from text and integers; JSON fields on both).
-        for convert in (*connection.ops.get_db_converters(col), *col.get_db_converters(connection)):
+        if not connection.features.can_return_columns_from_insert:  # SQLite < 3.35
+            cursor.execute(sql, params)
+            return Job.objects.filter(pk=job_id).first() if cursor.rowcount else None
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    return _job_from_row(connection, found) if found else None
+
+
+# Per database alias and vendor: the claim's SQL text by (inline, skip_locked), and the
+# RETURNING columns' converters.
+_SQL_CACHE: dict[tuple, str] = {}
+_CONVERTERS: dict[str, list] = {}
+
+
+def _claim_sql(connection, *, inline: bool, skip_locked: bool) -> str:
+    key = (connection.alias, connection.vendor, "claim", inline, skip_locked)
+    if key in _SQL_CACHE:
+        return _SQL_CACHE[key]
+    q = connection.ops.quote_name
+    table, pk = q(Job._meta.db_table), q(Job._meta.pk.column)
+    rq_id = q("rq_job_id")
+    # The new attempt's number is attempts + 1: SET expressions read the row before the UPDATE.
+    new_rq_id = f"%s || CAST({q('attempts')} + 1 AS TEXT)" if inline else "%s"
+    sql = (
+        f"UPDATE {table} SET {q('state')} = %s, {q('attempts')} = {q('attempts')} + 1, "
+        f"{q('started_at')} = %s, {q('heartbeat_at')} = %s, {q('worker_name')} = %s, "
+        f"{q('next_attempt_at')} = NULL, {q('progress')} = 0, {q('progress_message')} = %s, "
+        f"{rq_id} = {new_rq_id} "
+        f"WHERE {pk} = %s AND {q('state')} IN (%s, %s) AND NOT {q('cancel_requested')}"
+    )
+    if not inline:
+        sql += f" AND ({rq_id} = %s OR {rq_id} = %s)"
+    if skip_locked:
+        sql += f" AND {pk} IN (SELECT {pk} FROM {table} WHERE {pk} = %s FOR UPDATE SKIP LOCKED)"
+    if connection.features.can_return_columns_from_insert:
+        columns = ", ".join(q(field.column) for field in Job._meta.concrete_fields)
+        sql += f" RETURNING {columns}"
+    _SQL_CACHE[key] = sql
+    return sql
+
+
+def _job_from_row(connection, row) -> Job:
+    """A ``Job`` from a RETURNING row of every concrete column, converted as a SELECT of the
+    columns would be (SQLite: datetimes, UUIDs, booleans from text and integers; JSON fields on
+    both)."""
+    key = f"{connection.alias}:{connection.vendor}"
+    converters = _CONVERTERS.get(key)
+    if converters is None:
+        converters = []
+        for field in Job._meta.concrete_fields:
+            col = field.get_col(Job._meta.db_table)
+            found = (*connection.ops.get_db_converters(col), *col.get_db_converters(connection))
+            converters.append((col, found))
+        _CONVERTERS[key] = converters
+    values = []
+    for value, (col, found) in zip(row, converters, strict=True):
+        for convert in found:
             value = convert(value, col, connection)
-        converted.append(value)
-    return Job.from_db(rows.db, [field.attname for field in fields], converted)
+        values.append(value)
+    return Job.from_db(connection.alias, _ATTNAMES, values)
+
+
+_ATTNAMES = [field.attname for field in Job._meta.concrete_fields]
+
+
+def _pk_param(job_id, connection):
+    pk = Job._meta.pk
+    return pk.get_db_prep_value(pk.to_python(job_id), connection)
+
+
+def _datetime_param(value, connection):
+    return Job._meta.get_field("started_at").get_db_prep_value(value, connection)
 
 
 def _why_not_claimed(job_id, *, rq_job_id: str) -> str:
@@ -339,41 +515,59 @@ def _why_not_claimed(job_id, *, rq_job_id: str) -> str:
 
 
 def _execute(job: Job, rq_job, *, inline: bool = False) -> Job:
+    return _record(job, _run_handler(job, rq_job), dispatch_retry=not inline)
+
+
+@dataclass
+class Outcome:
+    """How one run of a handler ended, as plain data: a forked work horse hands it to its
+    worker, which records it (see :class:`Handover`)."""
+
+    status: str  # "ok", "await" (a parent waiting for its children), "cancelled", "error"
+    result: Any = None  # JSON-ready (ok, cancelled)
+    message: str = ""  # error: "ExcType: text"
+    traceback: str = ""
+
+
+def _run_handler(job: Job, rq_job) -> Outcome:
     ctx = JobContext(job, rq_job)
     heartbeats = _Heartbeats.get()
     heartbeats.watch(ctx)
     try:
-        try:
-            kind = get_kind(job.kind)
-            result = kind.run(ctx, dict(job.payload or {}))
-            if result is not None and not isinstance(result, AwaitChildren):
-                result = _jsonable(result)
-        except JobCancelled:
-            outcome = ("cancelled", None)
-        except Exception as exc:
-            outcome = ("error", (exc, traceback.format_exc()))
-        else:
-            outcome = ("cancelled", result) if ctx.cancel_seen else ("ok", result)
+        kind = get_kind(job.kind)
+        result = kind.run(ctx, dict(job.payload or {}))
+        if isinstance(result, AwaitChildren):
+            return Outcome("await")
+        if result is not None:
+            result = _jsonable(result)
+    except JobCancelled:
+        return Outcome("cancelled")
+    except Exception as exc:
+        return Outcome(
+            "error", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
     finally:
         heartbeats.unwatch(ctx)
+    return Outcome("cancelled" if ctx.cancel_seen else "ok", result)
 
-    status, value = outcome
-    if status == "ok" and isinstance(value, AwaitChildren):
+
+def _record(job: Job, outcome: Outcome, *, dispatch_retry: bool) -> Job:
+    """Store the outcome of ``job``'s current attempt (each write conditional on it)."""
+    if outcome.status == "await":
         return park(job)
-    if status == "ok":
-        return _finish(job, value)
-    if status == "cancelled":
-        return _finish_cancelled(job, value)
-    exc, tb = value
-    kind_or_none = None
+    if outcome.status == "ok":
+        return _finish(job, outcome.result)
+    if outcome.status == "cancelled":
+        return _finish_cancelled(job, outcome.result)
+    kind = None
     with contextlib.suppress(UnknownJobKind):
-        kind_or_none = get_kind(job.kind)
+        kind = get_kind(job.kind)
     return record_failure(
         job,
-        message=f"{type(exc).__name__}: {exc}",
-        tb=tb,
-        kind=kind_or_none,
-        dispatch_retry=not inline,
+        message=outcome.message,
+        tb=outcome.traceback,
+        kind=kind,
+        dispatch_retry=dispatch_retry,
     )
 
 
@@ -384,14 +578,20 @@ def _jsonable(value: Any) -> Any:
 
 def _finish(job: Job, result: Any) -> Job:
     now = timezone.now()
-    # One conditional UPDATE: if reconcile settled this attempt meanwhile, it wins.
-    settled = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
-        state=JobState.COMPLETED,
-        result=result,
-        progress=100,
-        settled_at=now,
-        next_attempt_at=None,
-    )
+    # One conditional UPDATE: if reconcile settled this attempt meanwhile, it wins. Written out
+    # like the claim's (the ORM's compile cost more than the statement).
+    connection = connections[Job.objects.db]
+    params = [
+        JobState.COMPLETED,
+        Job._meta.get_field("result").get_db_prep_save(result, connection),
+        _datetime_param(now, connection),
+        _pk_param(job.pk, connection),
+        JobState.RUNNING,
+        job.attempts,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_finish_sql(connection), params)
+        settled = cursor.rowcount
     if not settled:
         return Job.objects.get(pk=job.pk)
     # No read back: the row is what this UPDATE made it (progress messages were written by the
@@ -400,6 +600,18 @@ def _finish(job: Job, result: Any) -> Job:
     job.settled_at, job.next_attempt_at = now, None
     _on_settle(job)
     return job
+
+
+def _finish_sql(connection) -> str:
+    key = (connection.alias, connection.vendor, "finish")
+    if key not in _SQL_CACHE:
+        q = connection.ops.quote_name
+        _SQL_CACHE[key] = (
+            f"UPDATE {q(Job._meta.db_table)} SET {q('state')} = %s, {q('result')} = %s, "
+            f"{q('progress')} = 100, {q('settled_at')} = %s, {q('next_attempt_at')} = NULL "
+            f"WHERE {q(Job._meta.pk.column)} = %s AND {q('state')} = %s AND {q('attempts')} = %s"
+        )
+    return _SQL_CACHE[key]
 
 
 def _finish_cancelled(job: Job, result: Any) -> Job:

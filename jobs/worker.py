@@ -1,8 +1,12 @@
 """The RQ worker class for ledger jobs.
 
 On top of ``rq.Worker`` it
-* closes Django's DB connections before forking, so a work horse never shares a socket or
-  SQLite handle with its parent;
+* claims a ledger job's row before forking its work horse, on the worker's own long-lived
+  connection, and records the outcome the horse reports once the horse has exited
+  (``jobs.runner.claim_for_horse`` / ``settle_after_horse``): a horse that opened a PostgreSQL
+  connection per job spent more on it than on the whole job;
+* never lets a horse use its connections: a PostgreSQL one is hidden from the horse across the
+  fork (kept by the worker), a SQLite one is closed before it;
 * settles the ledger row at once when a work horse dies (SIGKILL, OOM): RQ calls no job
   callback then, but it does call ``handle_work_horse_killed`` on the worker;
 * runs relay + reconcile every ``JOBS_RECONCILE_INTERVAL`` seconds (5) in a small thread of
@@ -35,7 +39,13 @@ from jobs.dispatch import RUNNER_ENTRYPOINT
 from jobs.maintenance.relay import relay_and_reconcile
 from jobs.models import Job, JobState
 from jobs.registry import UnknownJobKind, get_kind
-from jobs.runner import record_failure, record_undelivered
+from jobs.runner import (
+    claim_for_horse,
+    forget_handover,
+    record_failure,
+    record_undelivered,
+    settle_after_horse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +120,43 @@ class JobsWorker(_LedgerMixin, Worker):
         finally:
             watch.stop()
 
+    def execute_job(self, job, queue):
+        # Claimed here, before the fork, on this process's own connection; recorded here too,
+        # once the horse has exited (jobs.runner.claim_for_horse).
+        self._handover = claim_for_horse(job, worker_name=self.name)
+        self._horse_status = None
+        try:
+            result = super().execute_job(job, queue)  # fork + monitor; the horse never returns
+        except BaseException:
+            # Cut short (cold shutdown: RQ killed the horse and raised SystemExit; or RQ's own
+            # loop failed, its horse perhaps still running): the row stays running and
+            # reconcile settles it, as for any worker that died mid-job.
+            if self._handover is not None:
+                forget_handover(self._handover)
+            self._handover = None
+            raise
+        handover, self._handover = self._handover, None
+        if handover is not None:
+            self._settle_handover(job, handover)
+        return result
+
+    def _settle_handover(self, job, handover) -> None:
+        if self._stopped_job_id == job.id:
+            how = "stopped (RQ stop-job command)"
+        elif self._horse_status is not None and os.WIFSIGNALED(self._horse_status):
+            how = f"killed (signal {os.WTERMSIG(self._horse_status)})"
+        elif self._horse_status is not None:
+            how = f"ended without reporting (exit status {self._horse_status})"
+        else:
+            how = "ended without reporting"
+        try:
+            settle_after_horse(handover, how_it_ended=how)
+        except Exception:  # reconcile will settle it; never take the worker down
+            logger.exception("Could not settle ledger for RQ job %s", job.id)
+            close_old_connections()
+
     def fork_work_horse(self, job, queue):
-        connections.close_all()
+        kept = _hide_connections_from_horse()
         # The horse shares the worker's heap copy-on-write. A garbage collection in it walks
         # every tracked object and so copies every page it touches (a no-op job through the
         # ledger ran 2-3x slower in a horse than in-process). Frozen before the fork, the
@@ -122,15 +167,49 @@ class JobsWorker(_LedgerMixin, Worker):
             super().fork_work_horse(job, queue)  # returns in the worker only (the horse exits)
         finally:
             gc.unfreeze()
+            _give_back(kept)
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        if getattr(self, "_handover", None) is not None:
+            self._horse_status = ret_val  # execute_job settles it, knowing how it ended
+            return
         try:
             settle_killed_delivery(job, ret_val, worker_name=self.name)
         except Exception:  # reconcile will settle it; never take the worker down
             logger.exception("Could not settle ledger for killed RQ job %s", job.id)
         finally:
             close_old_connections()
+
+
+def _hide_connections_from_horse() -> list:
+    """Before a fork: a work horse must never use or close its worker's database connections.
+
+    A PostgreSQL connection is a socket: the worker keeps it (a new one costs a backend fork and
+    cold caches) and only hides it from the horse, which opens its own if its handler needs one
+    (the horse never closes the hidden one: it ends with ``os._exit``, which runs no
+    finalizers). SQLite keeps lock state in the process, which a child must not inherit in use:
+    closed, and reopened by the worker when it next needs it (a local file, cheap to open).
+    """
+    kept = []
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is None:
+            continue
+        if conn.vendor == "sqlite" or conn.in_atomic_block:
+            conn.close()
+            continue
+        kept.append((conn, conn.connection))
+        conn.connection = None
+    return kept
+
+
+def _give_back(kept: list) -> None:
+    """After the fork, in the worker: its connections back, as they were."""
+    for conn, raw in kept:
+        if conn.connection is None:
+            conn.connection = raw
+        else:  # cannot happen (nothing ran in between); never leak the socket
+            raw.close()
 
 
 class JobsSimpleWorker(_LedgerMixin, SimpleWorker):

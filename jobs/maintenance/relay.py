@@ -39,7 +39,7 @@ from jobs.liveness import WorkerSeen, is_awaiting_children, is_inline, worker_de
 from jobs.models import Job, JobState
 from jobs.parents import check_parent
 from jobs.registry import UnknownJobKind, get_kind
-from jobs.runner import record_failure, record_undelivered
+from jobs.runner import SETTLED_BY_WORKER, record_failure, record_undelivered
 
 logger = logging.getLogger(__name__)
 
@@ -235,14 +235,16 @@ def _is_this_run(row: Job, rq_job: RQJob) -> bool:
     """Whether the RQ job's outcome tells anything about the row's current run.
 
     A copy that another worker took, or that the runner skipped (the row was already running),
-    ends ``finished`` while the real run goes on: its status is no sign of death.
+    ends ``finished`` while the real run goes on: its status is no sign of death. Nor is a
+    horse that finished and left the recording to its worker (``SETTLED_BY_WORKER``), which
+    does it a moment later; if that worker died first, ``worker_death`` tells.
     """
     if rq_job.worker_name and row.worker_name and rq_job.worker_name != row.worker_name:
         return False
     if _status(rq_job) == JobStatus.FINISHED.value:
         with contextlib.suppress(Exception):
             value = getattr(rq_job.latest_result(), "return_value", None)
-            if isinstance(value, dict) and "skipped" in value:
+            if isinstance(value, dict) and ("skipped" in value or SETTLED_BY_WORKER in value):
                 return False
     return True
 

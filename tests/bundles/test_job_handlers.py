@@ -18,7 +18,7 @@ from bundles.requests import InvalidJobOptions, bundles_bulk_enqueue
 from bundles.selectors import bulk_batch_jobs
 from jobs.enqueue import enqueue
 from jobs.models import Job, JobState
-from jobs.runner import JobContext, run_inline
+from jobs.runner import SETTLED_BY_WORKER, JobContext, run_inline
 from tests.bundles.jobs_support import jobs, rq_queued, run_burst_worker
 from tests.factories import make_bundle, make_variant
 from tests.support import grant, wait_until
@@ -460,7 +460,12 @@ def test_a_bulk_job_of_five_batches_completes_with_one_bulk_worker_and_says_5_of
     # the one worker (none inline inside the parent's process, so none to orphan if it dies)
     parent_delivery = RQJob.fetch(parent_rq_id, connection=django_rq.get_connection())
     assert parent_delivery.get_status() == "finished"
-    assert parent_delivery.return_value() == {"state": JobState.RUNNING, "attempt": 1}
+    # (the forking worker records what its horse reports: the horse returned "await")
+    assert parent_delivery.return_value() == {
+        "attempt": 1,
+        "outcome": "await",
+        SETTLED_BY_WORKER: True,
+    }
     assert parent.rq_job_id.startswith("children-") and parent.worker_name == ""
     workers = {c.worker_name for c in children}
     assert len(workers) == 1 and not workers.pop().startswith("inline")

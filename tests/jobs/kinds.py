@@ -108,3 +108,21 @@ def long_backoff(ctx, *, token: str) -> dict:
     if run == 1:
         raise RuntimeError("first run fails")
     return {"run": run}
+
+
+@job_kind("test_reads_its_row", queue=QUEUE, max_attempts=1, backoff=(0,), timeout=30)
+def reads_its_row(ctx, **payload) -> dict:
+    """Reads its own ledger row through the ORM, and says whether the process handed it an
+    open database connection (a work horse must never use its worker's)."""
+    from django.db import connection
+
+    from jobs.models import Job
+
+    inherited = connection.connection is not None
+    row = Job.objects.get(pk=ctx.job.pk)
+    return {
+        "inherited_connection": inherited,
+        "state": row.state,
+        "attempts": row.attempts,
+        "pid": os.getpid(),
+    }
