@@ -140,16 +140,17 @@ def _horse_of(worker) -> int | None:
 def test_a_horse_killed_before_claiming_is_a_failed_attempt_with_rqs_reason_within_15s(
     worker_process, redis_conn, token
 ):
-    # Given a job whose ledger row is locked, so the work horse cannot claim it yet
-    worker = worker_process()
-    wait_until(lambda: redis_conn.scard("rq:workers") >= 1, timeout=60)
+    # Given a job whose ledger row is locked, so the work horse cannot claim it yet (locked
+    # before any worker runs: a worker claims at once on its own connection, so a lock taken
+    # after the job reached one could come too late)
     with transaction.atomic():
         job = enqueue(
             "test_slow", payload={"token": token, "steps": 4, "step_seconds": 0.1}, trigger="admin"
         )
     with transaction.atomic():
         Job.objects.select_for_update().filter(pk=job.pk).update(reason="locked by the test")
-        horse = wait_until(lambda: _horse_of(worker), timeout=30)
+        worker = worker_process()
+        horse = wait_until(lambda: _horse_of(worker), timeout=60)
         # When the horse is killed before the runner claimed the row
         os.kill(horse, signal.SIGKILL)
         killed_at = time.monotonic()
