@@ -731,28 +731,25 @@ def write(outcomes: Sequence[Outcome], *, now: datetime, index: bool) -> set[int
     return w.changed
 
 
-def _reasons_param(o: Outcome) -> str:
-    return json.dumps(o.broken_reasons) if o.broken_reasons else "[]"
+def _bundle_values(o: Outcome) -> list:
+    """A written bundle's price, availability, no-saving flag, status, status before broken
+    and reasons, as parameters (the first six of ``BUNDLE_FIELDS``)."""
+    reasons = json.dumps(o.broken_reasons) if o.broken_reasons else "[]"
+    return [
+        _price_param(o.price),
+        o.availability,
+        o.no_saving,
+        o.status,
+        o.status_before_broken,
+        reasons,
+    ]
 
 
 def _write_sqlite(w: _Writes, stamp, index_stamp) -> None:
     _bulk_update(
         Bundle,
         BUNDLE_FIELDS,
-        [
-            [
-                _price_param(o.price),
-                o.availability,
-                o.no_saving,
-                o.status,
-                o.status_before_broken,
-                _reasons_param(o),
-                stamp,
-                stamp,
-                o.row.id,
-            ]
-            for o in w.stale
-        ],
+        [[*_bundle_values(o), stamp, stamp, o.row.id] for o in w.stale],
     )
     _bulk_update(
         Bundle,
@@ -788,12 +785,7 @@ def _write_postgresql(w: _Writes, stamp, index_stamp) -> None:
     rows = [
         [
             o.row.id,
-            _price_param(o.price),
-            o.availability,
-            o.no_saving,
-            o.status,
-            o.status_before_broken,
-            _reasons_param(o),
+            *_bundle_values(o),
             what,
             o.row.shell_variant_id,
             o.row.shell_product_id,

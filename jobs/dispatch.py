@@ -18,13 +18,13 @@ from typing import Any
 import django_rq
 from django.db.models import Case, Value, When
 from django.utils import timezone
-from django_rq import settings as rq_settings
 from redis.exceptions import RedisError
 from rq import Queue
 
 from jobs import conf
 from jobs.models import Job, JobState
 from jobs.pause import paused_on
+from jobs.redis_client import config_key
 from jobs.registry import get_kind
 
 logger = logging.getLogger(__name__)
@@ -137,8 +137,7 @@ def _queue(name: str) -> Queue:
     paid a TCP connect and redis-py's handshake. The client is fork-safe (redis-py resets its
     pool in a child process) and thread-safe; a changed configuration gets a client of its own.
     """
-    config = rq_settings.QUEUES[name]
-    key = (name, repr(sorted(config.items(), key=lambda item: item[0])))
+    key = config_key(name)
     queue = _queues.get(key)
     if queue is None:
         queue = _queues[key] = django_rq.get_queue(name)

@@ -15,10 +15,16 @@ from redis import Redis
 _clients: dict[tuple[str, str], Redis] = {}
 
 
+def config_key(queue_name: str) -> tuple[str, str]:
+    """``queue_name`` with its current django-rq configuration: what a cached client (or
+    queue) is kept under, so a changed configuration gets a new one."""
+    config = rq_settings.QUEUES[queue_name]
+    return queue_name, repr(sorted(config.items(), key=lambda item: item[0]))
+
+
 def redis_for(queue_name: str) -> Redis:
     """The Redis client of ``queue_name``'s configuration, made once per process."""
-    config = rq_settings.QUEUES[queue_name]
-    key = (queue_name, repr(sorted(config.items(), key=lambda item: item[0])))
+    key = config_key(queue_name)
     client = _clients.get(key)
     if client is None:
         client = _clients[key] = django_rq.get_connection(queue_name)
