@@ -49,8 +49,8 @@ from .integrity import (
     SHELL_MISSING,
     SHELL_OUT_OF_SYNC,
     Issue,
+    status_after,
     status_is_stale,
-    target_status,
 )
 from .models import Bundle, BundleComponent, Product, ProductVariant, SearchEntry
 from .search import refresh_documents
@@ -147,19 +147,20 @@ class Row:
     entry_document_missing: bool
 
 
-def _in(ids: Sequence[int]) -> str:
-    """``x IN (…)`` placeholders; PostgreSQL gets one parameter for all ids instead, see _ids."""
+def _in() -> str:
+    """The body of ``x IN (…)`` for ``_ids(ids)``: one parameter for the whole list."""
     if connection.vendor == "postgresql":
         return "SELECT unnest(string_to_array(%s, ',')::bigint[])"
-    return ", ".join(["%s"] * len(ids))
+    return "SELECT value FROM json_each(%s)"
 
 
 def _ids(ids: Sequence[int]) -> list:
-    # PostgreSQL: the ids as one text "1,2,3" (psycopg's list dumper checks every element in
-    # Python: a tenth of a catalog recompute's client time).
+    # One text parameter, not one per id: psycopg's list dumper checks every element in
+    # Python (a tenth of a catalog recompute's client time), and Django's SQLite cursor
+    # rewrites every ``%s`` of a statement with a regular expression.
     if connection.vendor == "postgresql":
         return [",".join(map(str, map(int, ids)))]
-    return list(ids)
+    return [json.dumps(list(map(int, ids)))]
 
 
 def _load_rows(ids: Sequence[int], *, lock: bool) -> list[Row]:
@@ -179,7 +180,7 @@ def _load_rows(ids: Sequence[int], *, lock: bool) -> list[Row]:
         LEFT JOIN {p} sp ON sp.id = b.shell_product_id
         LEFT JOIN {v} sv ON sv.id = b.shell_variant_id
         LEFT JOIN {e} se ON se.bundle_id = b.id
-        WHERE b.id IN ({_in(ids)})
+        WHERE b.id IN ({_in()})
         ORDER BY b.id
         {"FOR UPDATE OF b" if lock and pg else ""}
     """
@@ -203,7 +204,7 @@ class Aggregate:
     words: str  # component name, SKU and product name of each component, in id order
 
 
-def _components_from(ids: Sequence[int]) -> str:
+def _components_from() -> str:
     # ``b2``: the bundle whose shell this component's variant is, if any (a unique index:
     # one probe per component; an EXISTS became a hash of every shell on PostgreSQL).
     c, v, p, b = _t(BundleComponent), _t(ProductVariant), _t(Product), _t(Bundle)
@@ -212,7 +213,7 @@ def _components_from(ids: Sequence[int]) -> str:
         JOIN {v} v ON v.id = c.variant_id
         JOIN {p} p ON p.id = v.product_id
         LEFT JOIN {b} b2 ON b2.shell_variant_id = c.variant_id
-        WHERE c.bundle_id IN ({_in(ids)})
+        WHERE c.bundle_id IN ({_in()})
     """
 
 
@@ -224,7 +225,7 @@ def _nested_sql() -> str:
 
 def _load_aggregates(ids: Sequence[int]) -> dict[int, Aggregate]:
     pg = connection.vendor == "postgresql"
-    from_sql = _components_from(ids)
+    from_sql = _components_from()
     sep = "chr(31)" if pg else "char(31)"
     words = f"v.name || {sep} || v.sku || {sep} || p.name"
     columns = [
@@ -294,7 +295,7 @@ def _load_details(ids: Sequence[int]) -> dict[int, list[ComponentDetail]]:
     """Each component of these (problem) bundles, in id order: what their messages name."""
     if not ids:
         return {}
-    from_sql = _components_from(ids)
+    from_sql = _components_from()
     sql = (
         "SELECT c.bundle_id, v.sku, v.name, v.currency, v.deleted_at IS NOT NULL, v.enabled, "
         f"{_nested_sql()}, c.quantity {from_sql} ORDER BY c.bundle_id, c.id"
@@ -351,23 +352,14 @@ class Outcome:
             evaluated=(self.status, self.status_before_broken, self.broken_reasons),
         )
 
-    def bundle_fields_changed(self) -> bool:
+    def values_changed(self) -> bool:
+        """Price, availability or the no-saving flag differ from the stored ones."""
         r = self.row
         return (
             r.computed_price != self.price_scaled
             or r.computed_availability != self.availability
             or bool(r.no_saving) != self.no_saving
-            or self.stale()
         )
-
-
-class _StatusView:
-    """The two fields ``integrity.target_status`` reads, without a model instance."""
-
-    __slots__ = ("status", "status_before_broken")
-
-    def __init__(self, status: str, before: str) -> None:
-        self.status, self.status_before_broken = status, before
 
 
 def _component_issues(details: list[ComponentDetail]) -> list[Issue]:
@@ -471,15 +463,14 @@ def evaluate(
                 f"Stored availability {row.computed_availability}, computed {availability}.",
             )
         )
-    unfixable = [i for i in issues if not i.fixable]
-    status, before = target_status(_StatusView(row.status, row.status_before_broken), unfixable)
+    unfixable = [i for i in issues if not i.fixable] if issues else []
+    status, before = status_after(row.status, row.status_before_broken, bool(unfixable))
     variant_drift: list[str] = []
     if row.shell_product_id is None or row.shell_variant_id is None:
         issues.append(_issue(SHELL_MISSING, "The bundle's shell product or variant is missing."))
     else:
         variant_drift = _variant_drift(row, price_scaled or 0, availability, status)
-        drift = variant_drift + _product_drift(row)
-        if drift and fixable_issues:
+        if fixable_issues and (drift := variant_drift + _product_drift(row)):
             issues.append(_issue(SHELL_OUT_OF_SYNC, f"The shell differs in {', '.join(drift)}."))
     return Outcome(
         row=row,
@@ -489,7 +480,7 @@ def evaluate(
         no_saving=result.no_saving,
         status=status,
         status_before_broken=before,
-        broken_reasons=[i.as_dict() for i in unfixable],
+        broken_reasons=[i.as_dict() for i in unfixable] if unfixable else [],
         words=agg.words if agg is not None else "",
         unfixable=unfixable,
         price_scaled=price_scaled,
@@ -665,12 +656,13 @@ def _plan(outcomes: Sequence[Outcome], *, index: bool) -> _Writes:
         product_differs = r.sp_name != r.name or not r.sp_is_shell
         if product_differs:
             w.products.append(o)
-        if not (variant_differs or product_differs or o.bundle_fields_changed()):
+        stale = o.stale()
+        if not (variant_differs or product_differs or stale or o.values_changed()):
             w.touched.append(o)
         else:
             w.changed.add(r.id)
             # status and reasons as they were: leave them (and SQLite's status index) alone
-            (w.stale if o.stale() else w.values_only).append(o)
+            (w.stale if stale else w.values_only).append(o)
         if not index:
             continue
         body = entry_body(o)
@@ -763,7 +755,7 @@ def _write_sqlite(w: _Writes, stamp, index_stamp) -> None:
         touched = [o.row.id for o in w.touched]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {_t(Bundle)} SET last_recomputed_at = %s WHERE id IN ({_in(touched)})",
+                f"UPDATE {_t(Bundle)} SET last_recomputed_at = %s WHERE id IN ({_in()})",
                 [stamp, *_ids(touched)],
             )
     for relinked in (False, True):
@@ -850,7 +842,7 @@ def _copy_from_bundles(table: str, assignments: str, join: str, ids: list[int], 
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} AS t SET {assignments} FROM {_t(Bundle)} AS b "
-            f"WHERE {join} AND b.id IN ({_in(ids)})",
+            f"WHERE {join} AND b.id IN ({_in()})",
             [stamp, *_ids(ids)],
         )
 
@@ -879,9 +871,7 @@ def _copy_to_shells(bundle_ids: list[int], stamp, *, relink: bool) -> None:
 
 def entry_body(o: Outcome) -> str:
     """``search.entry_values``' body from the aggregated words (same words, same order)."""
-    words = [o.row.name, o.row.slug]
-    if o.words:
-        words += o.words.split(_SEP)
+    words = [o.row.name, o.row.slug, *o.words.split(_SEP)] if o.words else [o.row.name, o.row.slug]
     return " ".join(dict.fromkeys(filter(None, words)))
 
 
@@ -916,6 +906,10 @@ class RecomputeBatch:
     changes: dict[int, dict] = field(default_factory=dict)
 
 
+def _minor_text(price: Decimal | None, currency: str) -> str | None:
+    return None if price is None else str(pricing.quantize_money(price, currency))
+
+
 def change_of(
     *, old: tuple[Decimal | None, int, str], new: tuple[Decimal | None, int, str], currency: str
 ) -> dict:
@@ -927,10 +921,7 @@ def change_of(
     """
     out: dict = {}
     if old[0] != new[0]:  # equal amounts print the same; only differing ones are formatted
-        old_price, new_price = (
-            None if p is None else str(pricing.quantize_money(p, currency))
-            for p in (old[0], new[0])
-        )
+        old_price, new_price = _minor_text(old[0], currency), _minor_text(new[0], currency)
         if old_price != new_price:
             out["price"] = (old_price, new_price)
     if old[1] != new[1]:
@@ -961,7 +952,7 @@ def _recompute_batch(ids: Sequence[int], *, update_search: bool) -> RecomputeBat
         if o.row.id in changed:
             diff = change_of(
                 old=(_money(o.row.computed_price), o.row.computed_availability, o.row.status),
-                new=(_money(o.price_scaled), o.availability, o.status),
+                new=(o.price, o.availability, o.status),
                 currency=o.row.currency,
             )
             if diff:

@@ -182,21 +182,33 @@ def _label(component: BundleComponent) -> str:
 
 
 def target_status(bundle: Bundle, unfixable: list[Issue]) -> tuple[str, str]:
-    """(status, status_before_broken) after applying the unfixable issues.
+    """(status, status_before_broken) after applying the unfixable issues (``status_after``
+    for this bundle's stored fields)."""
+    return status_after(bundle.status, bundle.status_before_broken, bool(unfixable))
+
+
+_ARCHIVED, _BROKEN, _DRAFT = (
+    Bundle.Status.ARCHIVED.value,
+    Bundle.Status.BROKEN.value,
+    Bundle.Status.DRAFT.value,
+)
+
+
+def status_after(status: str, before: str, has_unfixable: bool) -> tuple[str, str]:
+    """(status, status_before_broken) after an evaluation, from the stored pair.
 
     Draft and active bundles with unfixable issues become broken and remember what they were;
     a clean broken bundle returns to it. Archived bundles keep their status (reasons are
     still stored, so they show).
     """
-    status, before = bundle.status, bundle.status_before_broken
-    if status == Bundle.Status.ARCHIVED:
+    if status == _ARCHIVED:
         return status, ""
-    if unfixable:
-        if status == Bundle.Status.BROKEN:
-            return status, before or Bundle.Status.DRAFT
-        return Bundle.Status.BROKEN, status
-    if status == Bundle.Status.BROKEN:
-        return before or Bundle.Status.DRAFT, ""
+    if has_unfixable:
+        if status == _BROKEN:
+            return status, before or _DRAFT
+        return _BROKEN, status
+    if status == _BROKEN:
+        return before or _DRAFT, ""
     return status, ""
 
 

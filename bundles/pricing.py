@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from typing import NamedTuple
 
 from iso4217 import Currency
 
@@ -46,8 +47,10 @@ class Line:
     deleted: bool = False
 
 
-@dataclass(frozen=True)
-class PriceResult:
+class PriceResult(NamedTuple):
+    """Immutable; a tuple because a catalog recompute builds one per bundle (a frozen
+    dataclass costs three times as much to make)."""
+
     price: Decimal | None  # None whenever there is a problem
     total: Decimal | None  # components' total, rounded; None with mixed currencies
     problem: str | None = None  # NO_COMPONENTS / CURRENCY_MISMATCH / NON_POSITIVE_PRICE
@@ -97,9 +100,12 @@ def apply_rule(total: Decimal, rule: str, value: Decimal) -> Decimal:
     return _rule_applied(total, rule, value)
 
 
+_HUNDRED = Decimal(100)
+
+
 def _rule_applied(total: Decimal, rule: str, value: Decimal) -> Decimal:
     if rule == PERCENT_OFF:
-        return total * (Decimal(100) - value) / Decimal(100)
+        return total * (_HUNDRED - value) / _HUNDRED
     if rule == AMOUNT_OFF:
         return total - value
     return value

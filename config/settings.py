@@ -116,8 +116,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
-        # WAL lets the web server read while a worker writes.
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        # WAL lets the web server read while a worker writes. A checkpoint (which syncs the
+        # file) every 10,000 pages rather than SQLite's 1,000: a catalog recompute commits a
+        # batch every few milliseconds, and every tenth commit paid for a checkpoint.
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=10000;"
+        ),
         "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
