@@ -194,22 +194,22 @@ class Aggregate:
     n: int
     total: int  # Σ price × quantity, 10⁻⁴ units
     min_available: int  # least floor((stock − allocated) ÷ quantity); may be < 0
-    n_deleted: int
-    n_disabled: int
-    n_nested: int
-    min_quantity: int
-    max_quantity: int
-    min_currency: str
-    max_currency: str
+    # Components that need a closer look (``_load_details``): deleted, disabled, a shell,
+    # quantity out of range, or priced in another currency than the bundle.
+    n_suspect: int
     words: str  # component name, SKU and product name of each component, in id order
 
 
-def _components_from() -> str:
+def _components_from(*, with_bundle: bool = False) -> str:
     # ``b2``: the bundle whose shell this component's variant is, if any (a unique index:
     # one probe per component; an EXISTS became a hash of every shell on PostgreSQL).
+    # ``b`` (``with_bundle``): the component's own bundle, for its currency; it costs little,
+    # its row stays in cache while its components are read.
     c, v, p, b = _t(BundleComponent), _t(ProductVariant), _t(Product), _t(Bundle)
+    own = f"JOIN {b} b ON b.id = c.bundle_id" if with_bundle else ""
     return f"""
         FROM {c} c
+        {own}
         JOIN {v} v ON v.id = c.variant_id
         JOIN {p} p ON p.id = v.product_id
         LEFT JOIN {b} b2 ON b2.shell_variant_id = c.variant_id
@@ -223,23 +223,26 @@ def _nested_sql() -> str:
     return "CASE WHEN p.is_bundle_shell OR b2.id IS NOT NULL THEN 1 ELSE 0 END"
 
 
+# A component with nothing for ``_component_issues`` or a currency mismatch to report.
+_UNSUSPECT = (
+    "v.deleted_at IS NULL AND v.enabled AND NOT p.is_bundle_shell AND b2.id IS NULL "
+    f"AND c.quantity BETWEEN {QUANTITY_MIN} AND {QUANTITY_MAX} AND v.currency = b.currency"
+)
+
+
 def _load_aggregates(ids: Sequence[int]) -> dict[int, Aggregate]:
     pg = connection.vendor == "postgresql"
-    from_sql = _components_from()
+    from_sql = _components_from(with_bundle=True)
     sep = "chr(31)" if pg else "char(31)"
     words = f"v.name || {sep} || v.sku || {sep} || p.name"
+    # The rare cases share one sum, and currencies are compared with the bundle's row by row:
+    # a least and a greatest currency per bundle cost more than the bundle lookup.
     columns = [
         "COUNT(*)",
         f"SUM({_scaled('v.price')} * c.quantity)",
         "MIN(CASE WHEN c.quantity >= 1 THEN (v.stock_on_hand - v.allocated) / c.quantity"
         " ELSE 0 END)",
-        "SUM(CASE WHEN v.deleted_at IS NULL THEN 0 ELSE 1 END)",
-        "SUM(CASE WHEN v.enabled THEN 0 ELSE 1 END)",
-        f"SUM({_nested_sql()})",
-        "MIN(c.quantity)",
-        "MAX(c.quantity)",
-        "MIN(v.currency)",
-        "MAX(v.currency)",
+        f"SUM(CASE WHEN {_UNSUSPECT} THEN 0 ELSE 1 END)",
     ]
     if pg:
         sql = (
@@ -259,8 +262,8 @@ def _load_aggregates(ids: Sequence[int]) -> dict[int, Aggregate]:
         cursor.execute(sql, _ids(ids))
         rows = cursor.fetchall()
     if pg:
-        return {r[0]: Aggregate(*r[1:12]) for r in rows}
-    return {r[0]: Aggregate(*r[1:11], _words_in_id_order(r[11], r[12])) for r in rows}
+        return {r[0]: Aggregate(*r[1:6]) for r in rows}
+    return {r[0]: Aggregate(*r[1:5], _words_in_id_order(r[5], r[6])) for r in rows}
 
 
 def _words_in_id_order(ids: str, words: str) -> str:
@@ -387,16 +390,8 @@ def _component_issues(details: list[ComponentDetail]) -> list[Issue]:
     return issues
 
 
-def _needs_details(row: Row, agg: Aggregate | None) -> bool:
-    return agg is not None and bool(
-        agg.n_deleted
-        or agg.n_disabled
-        or agg.n_nested
-        or agg.min_quantity < QUANTITY_MIN
-        or agg.max_quantity > QUANTITY_MAX
-        or agg.min_currency != row.currency
-        or agg.max_currency != row.currency
-    )
+def _needs_details(agg: Aggregate | None) -> bool:
+    return agg is not None and agg.n_suspect > 0
 
 
 def evaluate(
@@ -444,8 +439,9 @@ def evaluate(
     price_scaled = _to_scaled(price)
     availability = pricing.availability_from_aggregates(
         n_lines=n,
-        any_unusable=agg is not None
-        and bool(agg.n_deleted or agg.n_disabled or agg.min_quantity < 1),
+        # only a suspect component can be unusable, and suspects' details are loaded
+        any_unusable=bool(details)
+        and any(d.deleted or not d.enabled or d.quantity < 1 for d in details),
         min_component=agg.min_available if agg is not None else 0,
         now=now,
         cap=row.availability_cap,
@@ -530,7 +526,7 @@ def evaluate_batch(
         return []
     found = [r.id for r in rows]
     aggregates = _load_aggregates(found)
-    problem = [r.id for r in rows if _needs_details(r, aggregates.get(r.id))]
+    problem = [r.id for r in rows if _needs_details(aggregates.get(r.id))]
     details = _load_details(problem)
     return [
         evaluate(r, aggregates.get(r.id), details.get(r.id), now, fixable_issues=fixable_issues)
