@@ -310,7 +310,7 @@ def _drop_broken_connections() -> None:
 
     Not ``close_old_connections``: with ``CONN_MAX_AGE = 0`` it closes every connection, so a
     worker that runs jobs in its own process (``JobsSimpleWorker``) would open a fresh one per
-    job. A forking worker's horse starts without one anyway (closed before the fork).
+    job. A forking worker's horse starts without one anyway (hidden across the fork).
     """
     for conn in connections.all(initialized_only=True):
         if conn.connection is not None and conn.errors_occurred:

@@ -5,8 +5,8 @@ On top of ``rq.Worker`` it
   connection, and records the outcome the horse reports once the horse has exited
   (``jobs.runner.claim_for_horse`` / ``settle_after_horse``): a horse that opened a PostgreSQL
   connection per job spent more on it than on the whole job;
-* never lets a horse use its connections: a PostgreSQL one is hidden from the horse across the
-  fork (kept by the worker), a SQLite one is closed before it;
+* never lets a horse use or close its connections: they are hidden from the horse across the
+  fork (kept by the worker; one in a transaction is closed before it);
 * settles the ledger row at once when a work horse dies (SIGKILL, OOM): RQ calls no job
   callback then, but it does call ``handle_work_horse_killed`` on the worker;
 * runs relay + reconcile every ``JOBS_RECONCILE_INTERVAL`` seconds (5) in a small thread of
@@ -185,17 +185,20 @@ class JobsWorker(_LedgerMixin, Worker):
 def _hide_connections_from_horse() -> list:
     """Before a fork: a work horse must never use or close its worker's database connections.
 
-    A PostgreSQL connection is a socket: the worker keeps it (a new one costs a backend fork and
-    cold caches) and only hides it from the horse, which opens its own if its handler needs one
-    (the horse never closes the hidden one: it ends with ``os._exit``, which runs no
-    finalizers). SQLite keeps lock state in the process, which a child must not inherit in use:
-    closed, and reopened by the worker when it next needs it (a local file, cheap to open).
+    The worker keeps them and only hides them from the horse, which opens its own if its
+    handler needs one (the horse never closes the hidden ones: it ends with ``os._exit``, which
+    runs no finalizers). PostgreSQL: a new connection costs a backend fork and cold caches.
+    SQLite: closing the last connection to a WAL database checkpoints and deletes the WAL, a
+    fifth of a no-op job's time; SQLite allows a connection to be carried across ``fork()`` as
+    long as the child neither uses nor closes it (sqlite.org/howtocorrupt.html, 2.6). One in a
+    transaction is closed instead (it holds locks a child must not inherit; it cannot be
+    carried anyway: the horse runs outside any transaction).
     """
     kept = []
     for conn in connections.all(initialized_only=True):
         if conn.connection is None:
             continue
-        if conn.vendor == "sqlite" or conn.in_atomic_block:
+        if conn.in_atomic_block or (conn.vendor == "sqlite" and conn.connection.in_transaction):
             conn.close()
             continue
         kept.append((conn, conn.connection))

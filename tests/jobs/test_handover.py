@@ -171,3 +171,51 @@ def test_a_handler_in_a_forked_horse_gets_a_connection_of_its_own(worker_process
     assert row.result["inherited_connection"] is False
     assert row.result["state"] == JobState.RUNNING and row.result["attempts"] == 1
     assert row.result["pid"] != worker.pid
+
+
+def test_the_forking_worker_keeps_its_connection_across_jobs_and_horses_open_their_own(
+    redis_conn,
+):
+    # Given ledger jobs, some of whose handlers query the database in their horse, and a
+    # forking worker run in this very process (so its connections can be watched)
+    import django_rq
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+
+    from jobs.worker import JobsWorker
+    from tests.jobs.kinds import QUEUE
+
+    jobs = [
+        enqueue("test_reads_its_row" if n % 2 else "test_noop", payload={}, trigger="admin")
+        for n in range(6)
+    ]
+    opened = []
+
+    def count(sender, connection, **kwargs):
+        opened.append(os.getpid())
+
+    connection_created.connect(count)
+    try:
+        # When it drains the queue
+        worker = JobsWorker([django_rq.get_queue(QUEUE)], connection=redis_conn)
+        worker.work(burst=True, logging_level="WARNING")
+    finally:
+        connection_created.disconnect(count)
+    # Then every job completed, claimed and recorded by the worker on one connection (opened
+    # after the start-up maintenance pass closed the one it had; never closed for a fork) ...
+    rows = {r.pk: r for r in Job.objects.filter(pk__in=[j.pk for j in jobs])}
+    assert all(r.state == JobState.COMPLETED and r.attempts == 1 for r in rows.values()), [
+        (r.kind, r.state, r.errors) for r in rows.values()
+    ]
+    assert opened.count(os.getpid()) <= 1, f"the worker opened {opened.count(os.getpid())}"
+    # ... while each horse that queried opened a connection of its own and saw its row running
+    readers = [rows[j.pk].result for j in jobs if j.kind == "test_reads_its_row"]
+    assert readers and all(
+        r["inherited_connection"] is False and r["state"] == JobState.RUNNING for r in readers
+    )
+    assert {r["pid"] for r in readers}.isdisjoint({os.getpid()})
+    # and the database is intact
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA integrity_check")
+            assert cursor.fetchone() == ("ok",)
