@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> None:
             outcomes = evaluation.evaluate_batch(
                 bundle_ids[start : start + 2000], lock=False, now=timezone.now()
             )
-            bad += sum(1 for o in outcomes if o.bundle_fields_changed())
+            bad += sum(1 for o in outcomes if o.values_changed() or o.stale())
         return bad
 
     def flow(change) -> tuple[float, int]:
