@@ -63,8 +63,8 @@ _ARCHIVED = Bundle.Status.ARCHIVED.value
 
 
 def supported() -> bool:
-    """The SQL here is written for PostgreSQL and SQLite ≥ 3.33 (``UPDATE … FROM``); other
-    backends use the slow path."""
+    """The SQL here is written for PostgreSQL and SQLite ≥ 3.33 (``UPDATE … FROM``; and
+    ``json_each``, which Django's JSONField needs anyway); other backends use the slow path."""
     if connection.vendor == "sqlite":
         return sqlite3.sqlite_version_info >= (3, 33)
     return connection.vendor == "postgresql"
