@@ -204,6 +204,7 @@ def test_the_forking_worker_keeps_its_connection_across_jobs_and_horses_open_the
     # Then every job completed, claimed and recorded by the worker on one connection (opened
     # after the start-up maintenance pass closed the one it had; never closed for a fork) ...
     rows = {r.pk: r for r in Job.objects.filter(pk__in=[j.pk for j in jobs])}
+    assert len(rows) == len(jobs)
     assert all(r.state == JobState.COMPLETED and r.attempts == 1 for r in rows.values()), [
         (r.kind, r.state, r.errors) for r in rows.values()
     ]
