@@ -217,15 +217,18 @@ def _components_from(*, with_bundle: bool = False) -> str:
     """
 
 
+# A component that is some bundle's shell variant (its own or another's), or a variant of a
+# shell product: the same test as ``integrity._is_shell_variant``.
+_NESTED = "(p.is_bundle_shell OR b2.id IS NOT NULL)"
+
+
 def _nested_sql() -> str:
-    # A component that is some bundle's shell variant (its own or another's), or a variant
-    # of a shell product: the same test as ``integrity._is_shell_variant``.
-    return "CASE WHEN p.is_bundle_shell OR b2.id IS NOT NULL THEN 1 ELSE 0 END"
+    return f"CASE WHEN {_NESTED} THEN 1 ELSE 0 END"
 
 
 # A component with nothing for ``_component_issues`` or a currency mismatch to report.
 _UNSUSPECT = (
-    "v.deleted_at IS NULL AND v.enabled AND NOT p.is_bundle_shell AND b2.id IS NULL "
+    f"v.deleted_at IS NULL AND v.enabled AND NOT {_NESTED} "
     f"AND c.quantity BETWEEN {QUANTITY_MIN} AND {QUANTITY_MAX} AND v.currency = b.currency"
 )
 
@@ -441,7 +444,7 @@ def evaluate(
         n_lines=n,
         # only a suspect component can be unusable, and suspects' details are loaded
         any_unusable=bool(details)
-        and any(d.deleted or not d.enabled or d.quantity < 1 for d in details),
+        and any(pricing.unusable(d.deleted, d.enabled, d.quantity) for d in details),
         min_component=agg.min_available if agg is not None else 0,
         now=now,
         cap=row.availability_cap,

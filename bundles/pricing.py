@@ -169,6 +169,11 @@ def component_availability(line: Line) -> int:
     return max(0, (line.stock_on_hand - line.allocated) // line.quantity)
 
 
+def unusable(deleted: bool, enabled: bool, quantity: int) -> bool:
+    """A component no bundle can be made of: deleted, disabled or with quantity < 1."""
+    return deleted or not enabled or quantity < 1
+
+
 def compute_availability(
     *,
     lines: Sequence[Line],
@@ -179,7 +184,7 @@ def compute_availability(
 ) -> int:
     return availability_from_aggregates(
         n_lines=len(lines),
-        any_unusable=any(line.deleted or not line.enabled or line.quantity < 1 for line in lines),
+        any_unusable=any(unusable(line.deleted, line.enabled, line.quantity) for line in lines),
         min_component=min((component_availability(line) for line in lines), default=0),
         now=now,
         cap=cap,
