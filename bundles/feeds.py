@@ -59,16 +59,15 @@ def variants_changed_feed(
     trigger: str = "command",
     requested_by=None,
     dispatch_on_commit: bool = True,
-) -> Job:
-    """Schedule the recomputes of every bundle using these variants (a fan-out job that fills
-    coalesced recompute batches). Validates first: bad or unknown ids create no job."""
+) -> list[Job]:
+    """Schedule the recomputes of every bundle using these variants (fan-out jobs that fill
+    coalesced recompute batches; several for a feed bigger than one fan-out holds). Validates
+    first: bad or unknown ids create no job. Returns every fan-out, in order."""
     ids = variant_ids_checked(variant_ids)
-    job = requests.variants_changed(
+    return requests.variants_changed(
         variant_ids=ids,
         trigger=trigger,
         reason=reason or f"Feed changed {len(ids)} variant{'s' if len(ids) != 1 else ''}",
         requested_by=requested_by,
         dispatch_on_commit=dispatch_on_commit,
     )
-    assert job is not None  # ids is not empty
-    return job

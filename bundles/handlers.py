@@ -29,7 +29,6 @@ from bundles.errors import BundleNotFound
 from bundles.kinds import BulkOperation, Kind
 from bundles.models import Bundle
 from bundles.selectors import (
-    bulk_batch_jobs,
     bundle_ids_split,
     bundle_ids_using_products,
     bundle_ids_using_variants,
@@ -38,6 +37,7 @@ from jobs import batches
 from jobs.context import JobContext
 from jobs.maintenance.prune import prune_settled_jobs
 from jobs.models import Job, JobState
+from jobs.parents import ordered_children
 from jobs.registry import job_kind
 from jobs.runner import run_inline
 
@@ -261,7 +261,7 @@ def fanout(
 
 
 def _few(ids: Sequence[int], shown: int = 10) -> str:
-    """"1, 2, 3" — or the first ``shown`` and "+N more", so a feed's reason stays short."""
+    """ "1, 2, 3" — or the first ``shown`` and "+N more", so a feed's reason stays short."""
     ids = list(ids)
     more = f" (+{len(ids) - shown} more)" if len(ids) > shown else ""
     return ", ".join(map(str, ids[:shown])) + more
@@ -391,12 +391,19 @@ def bulk_batch(
     batches: int = 1,
 ) -> dict:
     """One batch of a bulk operation (a child of the ``bulk_operation`` job)."""
-    ids, missing = bundle_ids_split(bundle_ids)
-    outcome = (
-        BATCH_OPERATIONS[operation](ids, continue_on_error, ctx.set_progress)
-        if ids
-        else {"ok": 0, "errors": []}
-    )
+    if operation == BulkOperation.RECOMPUTE:
+        # The engine skips and reports vanished bundles itself: no separate existence check.
+        ids = [int(i) for i in bundle_ids]
+        outcome = _batch_recompute(ids, continue_on_error, ctx.set_progress)
+        missing = outcome.get("details", {}).get("missing", [])
+        ids = [i for i in ids if i not in set(missing)] if missing else ids
+    else:
+        ids, missing = bundle_ids_split(bundle_ids)
+        outcome = (
+            BATCH_OPERATIONS[operation](ids, continue_on_error, ctx.set_progress)
+            if ids
+            else {"ok": 0, "errors": []}
+        )
     result = {
         "operation": operation,
         "batch": batch,
@@ -411,8 +418,8 @@ def bulk_batch(
     return result
 
 
-def _summarize_parent(parent: Job, children: list[Job]) -> dict:
-    return _summarize(parent.payload.get("operation", ""), bulk_batch_jobs(parent=parent))
+def _summarize_parent(parent: Job) -> dict:
+    return _summarize(parent.payload.get("operation", ""), parent.pk)
 
 
 @job_kind(
@@ -428,7 +435,7 @@ def bulk_operation(
     *,
     operation: str,
     bundle_ids: Sequence[int],
-    batch_size: int = 100,
+    batch_size: int = requests.DEFAULT_BULK_BATCH_SIZE,
     continue_on_error: bool = True,
 ):
     """Parent of a bulk operation: one child job per batch; settles when every child has.
@@ -441,38 +448,37 @@ def bulk_operation(
     """
     if operation not in BATCH_OPERATIONS:
         raise ValueError(f"Unknown bulk operation {operation!r}")
-    children = _children(ctx.job)
-    if not children:
+    if not Job.objects.filter(parent=ctx.job).exists():
         # A parent recorded without its batches: through ``enqueue`` itself (a schedule, run
         # now) or by an earlier version, which made them only when the parent ran.
         with transaction.atomic():
             requests.bulk_batches_enqueue(parent=ctx.job, dispatch_on_commit=not _is_inline(ctx))
     elif ctx.job.attempts > 1:  # a re-run (retry): the batches that did not complete run again
-        batches.retry_unfinished(ctx.job, children)
+        batches.retry_unfinished(ctx.job)
     return batches.await_children()
 
 
-def _children(parent: Job) -> list[Job]:
-    return bulk_batch_jobs(parent=parent)
-
-
-def _summarize(operation: str, children: Sequence[Job]) -> dict:
-    ok = 0
+def _summarize(operation: str, parent_id) -> dict:
+    """The bulk result from its batches, read once, streamed: only the fields it needs."""
+    ok = batches_count = 0
     errors: list[dict] = []
     failed_batches: list[dict] = []
-    for child in children:
-        result = child.result or {}
-        ok += int(result.get("ok", 0))
-        errors.extend(result.get("errors", []))
-        if child.state != JobState.COMPLETED:
-            message = child.errors[-1]["message"] if child.errors else child.state
-            failed_batches.append(
-                {"batch": child.payload.get("batch"), "job": str(child.pk), "message": message}
-            )
+    rows = (
+        ordered_children(parent_id)
+        .filter(kind=Kind.BULK_BATCH)
+        .values_list("pk", "state", "payload__batch", "result__ok", "result__errors", "errors")
+    )
+    for pk, state, batch, batch_ok, batch_errors, attempt_errors in rows.iterator(2000):
+        batches_count += 1
+        ok += int(batch_ok or 0)
+        errors.extend(batch_errors or [])
+        if state != JobState.COMPLETED:
+            message = attempt_errors[-1]["message"] if attempt_errors else state
+            failed_batches.append({"batch": batch, "job": str(pk), "message": message})
     return {
         "operation": operation,
-        "batches": len(children),
-        "completed_batches": len(children) - len(failed_batches),
+        "batches": batches_count,
+        "completed_batches": batches_count - len(failed_batches),
         "failed_batches": failed_batches,
         "ok": ok,
         "errors": errors,

@@ -9,7 +9,7 @@ signal: same payload, same dedup key, same target. Bad input raises a ``BundleEr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import transaction
@@ -26,7 +26,7 @@ from bundles.selectors import (
 from jobs.enqueue import dispatch, enqueue, enqueue_coalesced, enqueue_many
 from jobs.models import Job
 from jobs.request_registry import register_request
-from jobs.targets import Target, register_target
+from jobs.targets import Target, TargetIds, register_target
 
 BULK_OPERATIONS = tuple(BulkOperation)
 MIN_BATCH_SIZE = 1
@@ -43,6 +43,15 @@ DEFAULT_RECOMPUTE_BATCH_SIZE = 500
 DEFAULT_FANOUT_MAX_VARIANTS = 10_000
 RECOMPUTE_BATCH_KEY = "recompute_batch:open"
 FANOUT_KEY = "fanout:variants:open"
+
+
+# Bundles per child job of a bulk operation (``BUNDLES_BULK_BATCH_SIZE``): the engine's own
+# batch, so a catalog-wide door costs what the engine does (a child's ledger work is ~1 % of it).
+DEFAULT_BULK_BATCH_SIZE = 500
+
+
+def bulk_batch_size() -> int:
+    return int(getattr(settings, "BUNDLES_BULK_BATCH_SIZE", DEFAULT_BULK_BATCH_SIZE))
 
 
 def recompute_batch_size() -> int:
@@ -126,9 +135,9 @@ def _bundle_target(bundle_id: int, label: str | None) -> Target:
     return Target("bundle", str(bundle_id), label or f"Bundle #{bundle_id}")
 
 
-def _bundle_links(ids: Iterable[int]) -> list[Target]:
+def _bundle_links(ids: Sequence[int]) -> TargetIds:
     """One link per bundle a job touches, so each bundle's page and filter find the job."""
-    return [Target("bundle", str(i)) for i in ids]
+    return TargetIds("bundle", ids)
 
 
 # --- single bundle ----------------------------------------------------------------------------
@@ -355,7 +364,7 @@ def bundles_bulk_enqueue(
     *,
     operation: str,
     bundle_ids: Sequence[int],
-    batch_size: int = 100,
+    batch_size: int | None = None,
     continue_on_error: bool = True,
     trigger: str,
     reason: str = "",
@@ -363,7 +372,8 @@ def bundles_bulk_enqueue(
     dispatch_on_commit: bool = True,
 ) -> Job:
     """One parent job and, in the same transaction, its child jobs, one per batch of
-    ``batch_size``; returns the parent (``bulk_batch_jobs(parent=...)`` gives the children).
+    ``batch_size`` (default ``BUNDLES_BULK_BATCH_SIZE``, 500); returns the parent
+    (``bulk_batch_jobs(parent=...)`` gives the children).
 
     The children exist from the start, so every door can name them at once; they go to RQ
     with the parent on commit (the parent runs any that no worker has started yet).
@@ -375,7 +385,7 @@ def bundles_bulk_enqueue(
         raise InvalidJobOptions(
             f"Unknown bulk operation {operation!r} (expected one of {', '.join(BULK_OPERATIONS)})."
         )
-    batch_size = batch_size_checked(batch_size)
+    batch_size = batch_size_checked(bulk_batch_size() if batch_size is None else batch_size)
     ids = existing_bundle_ids(bundle_ids)
     if not ids:
         raise InvalidJobOptions("No bundles selected.")
@@ -408,7 +418,7 @@ def bulk_batches_enqueue(*, parent: Job, dispatch_on_commit: bool = True) -> lis
     """
     operation = parent.payload["operation"]
     ids = [int(i) for i in parent.payload["bundle_ids"]]
-    size = int(parent.payload.get("batch_size") or 100)
+    size = int(parent.payload.get("batch_size") or bulk_batch_size())
     chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
     total = len(chunks)
     payloads = [
@@ -483,19 +493,21 @@ def variants_changed(
     label: str | None = None,
     reindex_only: bool = False,
     dispatch_on_commit: bool = True,
-) -> Job | None:
+) -> list[Job]:
     """Tell the bundles that these variants changed (signals, imports, ``QuerySet.update``).
 
-    Enqueues one fan-out job, which finds the bundles using the variants and enqueues their
-    recomputes — or only their reindexes with ``reindex_only`` (a renamed variant or a new
-    SKU changes what search shows, not prices). Requests for the same variants merge while the
+    Enqueues fan-out jobs (one, or one per ``BUNDLES_FANOUT_MAX_VARIANTS`` for a big feed),
+    each of which finds the bundles using its variants and enqueues their recomputes — or
+    only their reindexes with ``reindex_only`` (a renamed variant or a new SKU changes what
+    search shows, not prices). Requests for the same variants merge while the
     fan-out has not started, and a new fan-out is handed to RQ only after
     ``BUNDLES_FANOUT_DEBOUNCE_SECONDS`` (default 1), so a burst of saves makes a handful of
-    fan-outs rather than one per worker cycle. Returns None when there is nothing to tell.
+    fan-outs rather than one per worker cycle. Returns every fan-out the call filled, in order
+    (none when there is nothing to tell): a ``--sync`` caller runs them all.
     """
     ids = sorted({int(i) for i in variant_ids})
     if not ids:
-        return None
+        return []
     if not reindex_only:
         # One open fan-out absorbs every change until a worker starts it (after the debounce):
         # a burst of saves of different variants makes one fan-out, hence a few batches.
@@ -516,21 +528,23 @@ def variants_changed(
             dispatch_on_commit=dispatch_on_commit,
             debounce=fanout_debounce_seconds(),
         )
-        return jobs[-1] if jobs else None
+        return list(jobs)
     if len(ids) == 1:
         target = Target("variant", str(ids[0]), label or f"Variant #{ids[0]}")
     else:
         target = Target("variant", "", f"{len(ids)} variants")
     payload: dict = {"variant_ids": ids, "reason": reason, "reindex_only": True}
-    return _enqueue_fanout(
-        payload=payload,
-        trigger=trigger,
-        reason=reason,
-        requested_by=requested_by,
-        target=target,
-        dedup_key=variant_fanout_dedup_key(ids),
-        dispatch_on_commit=dispatch_on_commit,
-    )
+    return [
+        _enqueue_fanout(
+            payload=payload,
+            trigger=trigger,
+            reason=reason,
+            requested_by=requested_by,
+            target=target,
+            dedup_key=variant_fanout_dedup_key(ids),
+            dispatch_on_commit=dispatch_on_commit,
+        )
+    ]
 
 
 def products_renamed(

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from django.db.models import Q
 
 from jobs.models import Job
+from jobs.parents import ordered_children
 
 from .errors import BundleNotFound, InvalidScope
 from .kinds import Kind
@@ -36,15 +37,23 @@ def bundle_ids_for_scope(*, scope: str | Sequence[int]) -> list[int]:
     return existing_bundle_ids(wanted)
 
 
+# Past this many ids, the existence check reads the whole id column instead of chunks.
+WHOLE_TABLE_AFTER = 5000
+
+
 def bundle_ids_split(bundle_ids: Iterable[int]) -> tuple[list[int], list[int]]:
     """(ids that exist, ids that don't), each de-duplicated in the given order: the one
     existence check of bundle ids (doors refuse unknown ones, handlers skip vanished ones)."""
     wanted = list(dict.fromkeys(int(i) for i in bundle_ids))
     found: set[int] = set()
-    # Chunked so a huge id list stays under the database's parameter limit.
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        found.update(Bundle.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+    if len(wanted) > WHOLE_TABLE_AFTER:
+        # A catalog-wide list: reading every id once is cheaper than a query per 500.
+        found.update(Bundle.objects.values_list("pk", flat=True).order_by())
+    else:
+        # Chunked so a long id list stays under the database's parameter limit.
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found.update(Bundle.objects.filter(pk__in=chunk).values_list("pk", flat=True))
     return [i for i in wanted if i in found], [i for i in wanted if i not in found]
 
 
@@ -92,9 +101,14 @@ def bundle_search(*, term: str, limit: int = 50) -> list[SearchEntry]:
 
 def bulk_batch_jobs(*, parent: Job) -> list[Job]:
     """The batch jobs of a bulk job, in batch order (batch 1 first)."""
-    children = Job.objects.filter(parent=parent, kind=Kind.BULK_BATCH)
-    # Rows written by one INSERT can share a creation time; the payload numbers the batches.
-    return sorted(children, key=lambda c: (int(c.payload.get("batch") or 0), c.created_at))
+    return list(ordered_children(parent.pk).filter(kind=Kind.BULK_BATCH))
+
+
+def bulk_batch_job_ids(*, parent: Job) -> list:
+    """The ids of a bulk job's batch jobs, in batch order (no payloads read)."""
+    return list(
+        ordered_children(parent.pk).filter(kind=Kind.BULK_BATCH).values_list("pk", flat=True)
+    )
 
 
 def bundle_ids_matching(term: str, *, limit: int = 200) -> list[int]:

@@ -59,9 +59,10 @@ def _noted(request_function):
 
     def call(**kwargs):
         kwargs.setdefault("requested_by", current_user())
-        job = request_function(**kwargs)
-        note_queued(job)
-        return job
+        made = request_function(**kwargs)
+        for job in made if isinstance(made, list) else [made]:
+            note_queued(job)
+        return made
 
     return call
 

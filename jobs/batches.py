@@ -11,13 +11,11 @@ A ``--sync`` run (``run_inline``) runs the children in the calling process inste
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from jobs.models import Job, JobState, LastAction
-from jobs.parents import AWAIT_CHILDREN, AwaitChildren, cancel_unstarted, progress_of
+from jobs.parents import AWAIT_CHILDREN, AwaitChildren
 from jobs.services import job_retry
 
-__all__ = ["await_children", "cancel_unstarted", "progress_of", "retry_unfinished"]
+__all__ = ["await_children", "retry_unfinished"]
 
 
 def await_children() -> AwaitChildren:
@@ -25,13 +23,13 @@ def await_children() -> AwaitChildren:
     return AWAIT_CHILDREN
 
 
-def retry_unfinished(parent: Job, children: Sequence[Job]) -> None:
+def retry_unfinished(parent: Job) -> None:
     """A retried parent runs its failed and cancelled children again.
 
     Each gets a new attempt on its own row (errors kept, who asked recorded), exactly like
     a retry from the admin; completed children are not run twice.
     """
     who = parent.last_action_by if parent.last_action == LastAction.RETRY else None
-    for child in children:
-        if child.state in (JobState.FAILED, JobState.CANCELLED):
-            job_retry(job_id=child.pk, user=who)
+    stopped = Job.objects.filter(parent=parent, state__in=(JobState.FAILED, JobState.CANCELLED))
+    for child_id in list(stopped.values_list("pk", flat=True)):
+        job_retry(job_id=child_id, user=who)

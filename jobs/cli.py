@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -20,6 +21,7 @@ from jobs.runner import run_inline
 from jobs.services import wait_for_job
 
 TRIGGER = JobTrigger.COMMAND
+T = TypeVar("T")
 
 
 def add_job_arguments(parser: CommandParser) -> None:
@@ -60,7 +62,7 @@ def parse_ids(values, what: str = "id") -> list[int]:
     return list(dict.fromkeys(ids))
 
 
-def create_job(request: Callable[[], Job | None]) -> Job | None:
+def create_job(request: Callable[[], T]) -> T:
     """Call a request function in one transaction; a refused request becomes CommandError.
 
     Refusals are the exceptions that follow the error protocol (an ``api_code`` and a
@@ -108,6 +110,30 @@ def report_job(command: BaseCommand, job: Job, *, wait: bool, sync: bool, timeou
         )
         return job
     return finish(command, job)
+
+
+def report_jobs(
+    command: BaseCommand, jobs: list[Job], *, wait: bool, sync: bool, timeout=None
+) -> list[Job]:
+    """``report_job`` for each of several jobs one request made (a feed bigger than one
+    fan-out holds), in order: every one runs (``--sync``), is waited for or announced, even
+    when an earlier one failed; then CommandError names the ones that did not complete."""
+    if not jobs:
+        raise CommandError("Nothing to do: no job was needed.")
+    if len(jobs) == 1:
+        return [report_job(command, jobs[0], wait=wait, sync=sync, timeout=timeout)]
+    command.stdout.write(f"{len(jobs)} jobs:")
+    done, failures = [], []
+    for job in jobs:
+        try:
+            done.append(report_job(command, job, wait=wait, sync=sync, timeout=timeout))
+        except CommandError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise CommandError(
+            f"{len(failures)} of {len(jobs)} jobs did not complete: " + "; ".join(failures)
+        )
+    return done
 
 
 def _wait_with_bar(command: BaseCommand, job: Job, *, timeout) -> Job:

@@ -26,7 +26,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import F
 
 from jobs.dispatch import (  # noqa: F401 (public import path)
@@ -36,7 +36,7 @@ from jobs.dispatch import (  # noqa: F401 (public import path)
 )
 from jobs.models import Job, JobState, JobTarget, JobTrigger
 from jobs.registry import JobKind, get_kind
-from jobs.targets import Target
+from jobs.targets import Target, TargetIds
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def enqueue(
     reason: str = "",
     requested_by=None,
     target: Target | tuple[str, str, str] | None = None,
-    targets: Iterable[Target] = (),
+    targets: Iterable[Target] | TargetIds = (),
     dedup_key: str | None = None,
     parent: Job | None = None,
     merge: Merge | None = None,
@@ -132,7 +132,7 @@ def enqueue_many(
     reason_for: Callable[[int, dict], str] | None = None,
     requested_by=None,
     targets: Sequence[Target | tuple[str, str, str] | None] | None = None,
-    links: Sequence[Iterable[Target]] | None = None,
+    links: Sequence[Iterable[Target] | TargetIds] | None = None,
     parent: Job | None = None,
     dispatch_on_commit: bool = True,
 ) -> list[Job]:
@@ -179,13 +179,10 @@ def enqueue_many(
     ]
     # Primary keys are UUIDs made in Python, so the rows know their ids without a read back.
     jobs = Job.objects.bulk_create(rows)
-    JobTarget.objects.bulk_create(
-        [
-            JobTarget(job_id=job.pk, target_type=t.type, target_id=t.id, label=t.label)
-            for index, job in enumerate(jobs)
-            for t in _links(mains[index], links[index] if links is not None else ())
-        ],
-        ignore_conflicts=True,
+    insert_links(
+        (job.pk, row)
+        for index, job in enumerate(jobs)
+        for row in _links(mains[index], links[index] if links is not None else ())
     )
 
     if dispatch_on_commit:
@@ -256,7 +253,7 @@ def enqueue_coalesced(
                 job = Job.objects.create(**fields)
         except IntegrityError:
             continue  # another request opened a job for the key meanwhile: fill that one
-        _link(job.pk, [Target(target_type, str(i)) for i in take])
+        _link(job.pk, _links(None, TargetIds(target_type, take)))
         if dispatch_on_commit:
             job_id = job.pk
             transaction.on_commit(lambda job_id=job_id: dispatch(job_id, debounce=debounce))
@@ -304,7 +301,7 @@ def _absorb_into_open(
         )
         if not updated:
             return None
-        _link(job.pk, [Target(target_type, str(i)) for i in take])
+        _link(job.pk, _links(None, TargetIds(target_type, take)))
     job.refresh_from_db()
     return job, rest
 
@@ -340,26 +337,76 @@ def _row_fields(
     }
 
 
-def _links(main: Target | None, more: Iterable[Target]) -> list[Target]:
-    """The targets to link, main first, each once; groups (no id) are not linked."""
-    out: dict[tuple[str, str], Target] = {}
-    for target in (main, *more):
+LinkRow = tuple[str, str, str]  # (target type, target id, label)
+
+
+def _links(main: Target | None, more: Iterable[Target] | TargetIds) -> list[LinkRow]:
+    """The link rows, main first; groups (no id) are not linked. A repeated target is
+    skipped by the insert, so the first one (with its label) is kept."""
+    rows: list[LinkRow] = []
+    if main is not None and main.type and main.id:
+        rows.append((main.type[:32], str(main.id)[:64], main.label[:255]))
+    if isinstance(more, TargetIds):
+        kind = more.type[:32]
+        rows.extend((kind, str(i)[:64], "") for i in more.ids)
+        return rows
+    for target in more:
         target = Target.of(target)
         if target is not None and target.type and target.id:
-            clipped = Target(target.type[:32], str(target.id)[:64], target.label[:255])
-            out.setdefault((clipped.type, clipped.id), clipped)
-    return list(out.values())
+            rows.append((target.type[:32], str(target.id)[:64], target.label[:255]))
+    return rows
 
 
-def _link(job_pk, targets: list[Target]) -> None:
-    if targets:
-        JobTarget.objects.bulk_create(
-            [
-                JobTarget(job_id=job_pk, target_type=t.type, target_id=t.id, label=t.label)
-                for t in targets
-            ],
-            ignore_conflicts=True,  # a merged request may name targets the job already has
+def _link(job_pk, rows: list[LinkRow]) -> None:
+    insert_links((job_pk, row) for row in rows)
+
+
+# Link rows per statement: a catalog-wide job links 100,000s of bundles.
+LINKS_PER_STATEMENT = 50_000
+
+
+def insert_links(links: Iterable[tuple[Any, LinkRow]]) -> None:
+    """Write (job id, target) link rows; one already there is skipped (a merged request may
+    name targets its job has). One statement per ``LINKS_PER_STATEMENT`` rows on SQLite and
+    PostgreSQL (the rows travel as one JSON / array parameter): ``bulk_create`` compiled SQL
+    per row, which cost more than the bundles' own recompute."""
+    connection = connections[JobTarget.objects.db]
+    pk_field = Job._meta.pk
+    chunk: list[tuple] = []
+    for job_pk, (kind, target_id, label) in links:
+        chunk.append((pk_field.get_db_prep_value(job_pk, connection), kind, target_id, label))
+        if len(chunk) >= LINKS_PER_STATEMENT:
+            _insert_link_rows(connection, chunk)
+            chunk = []
+    if chunk:
+        _insert_link_rows(connection, chunk)
+
+
+def _insert_link_rows(connection, rows: list[tuple]) -> None:
+    table = connection.ops.quote_name(JobTarget._meta.db_table)
+    columns = "job_id, target_type, target_id, label"
+    if connection.vendor == "sqlite":
+        sql = (
+            f"INSERT OR IGNORE INTO {table} ({columns}) SELECT json_extract(value, '$[0]'), "
+            "json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+            "json_extract(value, '$[3]') FROM json_each(%s)"
         )
+        params = [json.dumps(rows, default=str)]
+    elif connection.vendor == "postgresql":
+        sql = (
+            f"INSERT INTO {table} ({columns}) SELECT * FROM "
+            "unnest(%s::uuid[], %s::varchar[], %s::varchar[], %s::varchar[]) "
+            "ON CONFLICT DO NOTHING"
+        )
+        params = [list(column) for column in zip(*rows, strict=True)]
+    else:
+        JobTarget.objects.bulk_create(
+            [JobTarget(job_id=r[0], target_type=r[1], target_id=r[2], label=r[3]) for r in rows],
+            ignore_conflicts=True,
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _check_trigger(trigger: str) -> None:

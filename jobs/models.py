@@ -85,6 +85,13 @@ class Job(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
+    # A parked parent's counts of its children (``jobs.parents``): a child's settle moves them,
+    # so nobody re-reads the siblings. ``counted_by_parent`` on a child: it is in them.
+    children_total = models.PositiveIntegerField(default=0)
+    children_settled = models.PositiveIntegerField(default=0)
+    children_failed = models.PositiveIntegerField(default=0)
+    children_cancelled = models.PositiveIntegerField(default=0)
+    counted_by_parent = models.BooleanField(default=False)
     dedup_key = models.CharField(max_length=200, null=True, blank=True)
     merged_count = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
@@ -117,6 +124,16 @@ class Job(models.Model):
             # per queue, from the index alone (no heap reads for 10,000s of pending rows).
             models.Index(
                 fields=["state", "queue", "created_at"], name="job_state_queue_created_idx"
+            ),
+            # Reconcile's repair: settled children whose on-settle hook was lost (a handful).
+            models.Index(
+                fields=["parent"],
+                condition=Q(
+                    parent__isnull=False,
+                    counted_by_parent=False,
+                    state__in=["completed", "failed", "cancelled"],
+                ),
+                name="job_uncounted_child_idx",
             ),
         ]
         constraints = [

@@ -43,8 +43,9 @@ class JobKind:
     description: str = ""
     # Extra keyword arguments for RQ's enqueue of one row (e.g. ``at_front``), from its payload.
     dispatch_options: Callable[[dict], dict] | None = None
-    # A parent kind's result once all its children settled: summarize(parent, children).
-    summarize: Callable[[Any, list], dict] | None = None
+    # A parent kind's result once all its children settled: summarize(parent), called once
+    # (it streams what it needs from the children; never load them all with their payloads).
+    summarize: Callable[[Any], dict] | None = None
 
     def backoff_for(self, attempt: int) -> int:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
@@ -75,7 +76,7 @@ def job_kind(
     backoff: Sequence[int] = (10, 60, 300),
     timeout: int = 600,
     description: str = "",
-    summarize: Callable[[Any, list], dict] | None = None,
+    summarize: Callable[[Any], dict] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register the decorated function as the handler of job kind ``name``."""
     queues = getattr(settings, "RQ_QUEUES", {})

@@ -33,7 +33,14 @@ from jobs.context import JobCancelled, JobContext
 from jobs.dispatch import MAX_WORKER_DEBOUNCE, NOT_BEFORE, RUNNER_ENTRYPOINT, dispatch
 from jobs.liveness import INLINE_PREFIX
 from jobs.models import SETTLED_STATES, Job, JobState
-from jobs.parents import AwaitChildren, check_parent, child_settled, children_in_order, park
+from jobs.parents import (
+    AwaitChildren,
+    check_parent,
+    child_settled,
+    ordered_children,
+    park,
+    park_if_parent,
+)
 from jobs.pause import paused_on
 from jobs.registry import JobKind, UnknownJobKind, get_kind
 from jobs.selectors import wait_for_job
@@ -263,6 +270,9 @@ def settle_after_horse(handover: Handover, *, how_it_ended: str) -> Job | None:
         return None
     if outcome is not None:
         return _record(job, outcome, dispatch_retry=True)
+    parked = park_if_parent(job)
+    if parked is not None:  # its children carry the work: nothing of it died
+        return parked
     kind = None
     with contextlib.suppress(UnknownJobKind):
         kind = get_kind(job.kind)
@@ -343,15 +353,18 @@ def run_inline(job: Job) -> Job:
 
 
 def _run_children_inline(parent: Job) -> Job:
-    for child in children_in_order(parent.pk):
-        if child.state in (JobState.PENDING, JobState.RETRYING):
-            if child.next_attempt_at and child.next_attempt_at > timezone.now():
-                # A batch waiting out its retry's backoff runs when it is due, not before.
-                time.sleep((child.next_attempt_at - timezone.now()).total_seconds())
-            run_inline(child)  # its settle checks the parent
-        if check_parent(parent.pk) is not None or Job.objects.get(pk=parent.pk).is_settled:
+    """Run a parked parent's unfinished children here, batch 1 first. Each child's settle
+    counts it on the parent (the same hook as in a worker); one read of the parent's state per
+    child tells whether it settled (stop on error, a cancel)."""
+    waiting = ordered_children(parent.pk).filter(state__in=(JobState.PENDING, JobState.RETRYING))
+    for child_id, due in list(waiting.values_list("pk", "next_attempt_at")):
+        if due is not None:
+            # A batch waiting out its retry's backoff runs when it is due, not before.
+            time.sleep(max(0.0, (due - timezone.now()).total_seconds()))
+        run_inline(Job(pk=child_id))
+        if Job.objects.filter(pk=parent.pk, state__in=SETTLED_STATES).exists():
             break
-    check_parent(parent.pk)
+    check_parent(parent.pk)  # one recount: a hook that failed here is made good at once
     return Job.objects.get(pk=parent.pk)
 
 

@@ -18,7 +18,7 @@ from jobs.errors import JobError, JobNotFound, JobPermissionDenied, JobStateErro
 from jobs.liveness import is_awaiting_children
 from jobs.maintenance.prune import jobs_purge
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState, LastAction
-from jobs.parents import check_parent
+from jobs.parents import check_parent, child_reopened, child_settled
 from jobs.pause import set_paused
 from jobs.redis_client import redis_for
 from jobs.selectors import job_get, parse_job_id, wait_for_job
@@ -74,6 +74,7 @@ def job_retry(*, job_id, user=None, actor: str = "") -> Job:
             job.dedup_key = None
         now = timezone.now()
         who = _user_or_none(user)
+        was = job.state
         job.state = JobState.PENDING
         # A manual retry always gets at least one more attempt; earlier errors stay.
         job.max_attempts = max(job.max_attempts, job.attempts + 1)
@@ -86,6 +87,7 @@ def job_retry(*, job_id, user=None, actor: str = "") -> Job:
         job.progress_message = f"Retry requested{' by ' + by if by else ''}"[:255]
         job.last_action, job.last_action_by, job.last_action_at = LastAction.RETRY, who, now
         job.save()
+        child_reopened(job, was=was)
         audit_jobs(user=who, jobs=[job], message=RETRIED)
         transaction.on_commit(lambda: dispatch(pk))
     return job
@@ -137,6 +139,8 @@ def _cancel_row(job: Job, *, user) -> None:
         rq_id = job.rq_job_id
         if rq_id:
             transaction.on_commit(lambda: _drop_rq_job(job.queue, rq_id))
+        if job.parent_id:
+            transaction.on_commit(lambda: child_settled(job))
     job.save()
 
 

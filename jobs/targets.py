@@ -17,7 +17,7 @@ A job names its targets with :class:`Target`; the ledger keeps each one as a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
@@ -38,6 +38,15 @@ class Target:
             return value
         type_, id_, label = (*value, "", "")[:3]
         return cls(type=str(type_), id=str(id_), label=str(label))
+
+
+@dataclass(frozen=True)
+class TargetIds:
+    """Many objects of one type a job works on, linked without labels (a batch's 500 bundles):
+    one value instead of a :class:`Target` each."""
+
+    type: str
+    ids: Sequence = ()
 
 
 @dataclass(frozen=True)

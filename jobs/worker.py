@@ -38,6 +38,7 @@ from jobs import conf
 from jobs.dispatch import RUNNER_ENTRYPOINT
 from jobs.maintenance.relay import relay_and_reconcile
 from jobs.models import Job, JobState
+from jobs.parents import park_if_parent
 from jobs.registry import UnknownJobKind, get_kind
 from jobs.runner import (
     claim_for_horse,
@@ -251,8 +252,8 @@ def settle_killed_delivery(rq_job, ret_val, *, worker_name: str = "") -> None:
             ),
         )
         return
-    if row.state != JobState.RUNNING:
-        return
+    if row.state != JobState.RUNNING or park_if_parent(row) is not None:
+        return  # settled, or a parent whose children carry the work: nothing of it died
     how = f"signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else ret_val
     try:
         kind = get_kind(row.kind)

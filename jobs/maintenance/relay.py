@@ -37,7 +37,8 @@ from jobs import conf
 from jobs.dispatch import dispatch
 from jobs.liveness import WorkerSeen, is_awaiting_children, is_inline, worker_death, workers_seen
 from jobs.models import Job, JobState
-from jobs.parents import check_parent
+from jobs.parents import park_if_parent
+from jobs.parents import repair as repair_parents
 from jobs.registry import UnknownJobKind, get_kind
 from jobs.runner import SETTLED_BY_WORKER, record_failure, record_undelivered
 
@@ -169,16 +170,14 @@ def reconcile(*, stale_after: int | None = None) -> list[Job]:
     """Settle running rows whose worker died. Returns the rows it changed."""
     stale_after = stale_after or conf.stale_after_seconds()
     now = timezone.now()
+    # Parked parents: their children settle them; this counts a settle hook lost with a dying
+    # process (only those children, through a partial index).
+    changed = [Job.objects.get(pk=pk) for pk in repair_parents()]
     # Payload, result and errors are not needed to judge (record_failure reads the row again).
     running = list(Job.objects.filter(state=JobState.RUNNING).defer("payload", "result", "errors"))
-    if not running:
-        return []
-    changed = []
-    for parent in [r for r in running if is_awaiting_children(r)]:
-        # Its children settle it; this catches a settle hook lost with a dying process.
-        if check_parent(parent.pk):
-            changed.append(Job.objects.get(pk=parent.pk))
     running = [r for r in running if not is_awaiting_children(r)]
+    if not running:
+        return changed
     rq_ids = [r.rq_job_id for r in running if r.rq_job_id and not is_inline(r)]
     rq_jobs = _fetch_rq_jobs(rq_ids) if rq_ids else {}
     seen = _workers_seen()
@@ -188,6 +187,12 @@ def reconcile(*, stale_after: int | None = None) -> list[Job]:
             _escalate_cancel(row, now=now)
             continue
         logger.warning("Job %s (attempt %s): %s", row.pk, row.attempts, reason)
+        parked = park_if_parent(row)
+        if parked is not None:  # its children carry the work: it waits for them, not failed
+            if parked.is_settled:
+                changed.append(parked)
+            _stop_rq_job(row)
+            continue
         try:
             kind = get_kind(row.kind)
         except UnknownJobKind:

@@ -7,8 +7,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import F
+from django.utils.timezone import now
 
-from bundles import feeds
+from bundles import evaluation, feeds
 from bundles.errors import VariantNotFound
 from bundles.models import Bundle, ProductVariant
 from bundles.requests import InvalidJobOptions
@@ -45,7 +47,7 @@ def availability(kits) -> list[int]:
 
 def test_the_feed_service_recomputes_the_bundles_using_the_changed_variants(imported):
     variants, kits = imported
-    job = feeds.variants_changed_feed(
+    (job,) = feeds.variants_changed_feed(
         variant_ids=[v.pk for v in variants[:3]], reason="supplier feed"
     )
     assert job.kind == "fanout" and job.reason == "supplier feed"
@@ -94,3 +96,53 @@ def test_the_command_refuses_unknown_ids_and_a_missing_file(imported, tmp_path):
     with pytest.raises(CommandError, match="not a valid variant id"):
         call_command("variants_changed", "--ids", "abc", stdout=StringIO())
     assert Job.objects.count() == 0
+
+
+@pytest.fixture
+def big_feed(redis_conn, settings, tmp_path):
+    """A catalog of 12,000 variants (24,000 bundles) whose every variant an import changed,
+    and a feed file naming all of them; a fan-out holds 5,000 variants here, so the feed
+    makes three fan-outs."""
+    settings.BUNDLES_FANOUT_MAX_VARIANTS = 5000
+    call_command("seed_demo", bundles=24_000, reset=True, stdout=StringIO())
+    components = ProductVariant.objects.filter(product__is_bundle_shell=False)
+    ids = list(components.order_by("pk").values_list("pk", flat=True))
+    assert len(ids) >= 12_000
+    ids = ids[:12_000]
+    ProductVariant.objects.filter(pk__in=ids).update(price=F("price") + 1, stock_on_hand=7)
+    feed = tmp_path / "feed.txt"
+    feed.write_text("\n".join(map(str, ids)))
+    return feed
+
+
+def wrong_bundles() -> int:
+    """Bundles whose stored values differ from a fresh evaluation."""
+    ids = list(Bundle.objects.order_by("pk").values_list("pk", flat=True))
+    bad = 0
+    for start in range(0, len(ids), 2000):
+        outcomes = evaluation.evaluate_batch(ids[start : start + 2000], lock=False, now=now())
+        bad += sum(1 for o in outcomes if o.values_changed() or o.stale())
+    return bad
+
+
+def test_a_feed_bigger_than_one_fanout_runs_every_fanout_with_sync(big_feed):
+    assert wrong_bundles() > 10_000  # the import changed nearly every bundle
+    out = StringIO()
+    call_command("variants_changed", "--file", str(big_feed), "--sync", stdout=out)
+    fanouts = jobs("fanout")
+    assert fanouts.count() == 3
+    assert set(fanouts.values_list("state", flat=True)) == {JobState.COMPLETED}
+    assert out.getvalue().count("completed") >= 3  # the command reports every one
+    assert wrong_bundles() == 0
+
+
+def test_a_feed_bigger_than_one_fanout_reaches_every_bundle_through_workers(big_feed):
+    out = StringIO()
+    call_command("variants_changed", "--file", str(big_feed), stdout=out)
+    fanouts = jobs("fanout")
+    assert fanouts.count() == 3
+    for fanout in fanouts:
+        assert str(fanout.pk) in out.getvalue()  # announced, every one
+    run_burst_worker()
+    assert set(fanouts.values_list("state", flat=True)) == {JobState.COMPLETED}
+    assert wrong_bundles() == 0

@@ -205,7 +205,7 @@ def test_import_through_queryset_update_reaches_bundles_via_variants_changed(red
     kit = make_bundle(components=[(a, 1), (b, 1)])
     ProductVariant.objects.filter(pk__in=[a.pk, b.pk]).update(price=Decimal("5.00"))
     assert Job.objects.count() == 0
-    job = requests.variants_changed(variant_ids=[a.pk, b.pk], reason="nightly import")
+    (job,) = requests.variants_changed(variant_ids=[a.pk, b.pk], reason="nightly import")
     run_burst_worker()
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED

@@ -154,7 +154,7 @@ def test_fanout_puts_the_bundles_using_the_variants_into_the_pending_batch(redis
     # One batch is already pending with the kit: the fan-out fills it rather than adding one
     (pending,) = requests.bundles_recompute_coalesced(bundle_ids=[kit.pk], trigger="admin")
 
-    fanout = requests.variants_changed(variant_ids=[camera.pk, battery.pk], reason="import")
+    (fanout,) = requests.variants_changed(variant_ids=[camera.pk, battery.pk], reason="import")
     # Run just the fan-out (inline, through the runner) to look at what it enqueued
     fanout = run_inline(fanout)
 
@@ -169,7 +169,6 @@ def test_fanout_puts_the_bundles_using_the_variants_into_the_pending_batch(redis
     )
 
 
-
 def test_cancelling_a_running_fanout_keeps_the_batches_it_opened(redis_conn):
     """A batch is shared: other changes merge into it, so cancelling the fan-out that opened
     it (it is listed as its child) must not cancel the batch — bulk parents' children go."""
@@ -178,7 +177,7 @@ def test_cancelling_a_running_fanout_keeps_the_batches_it_opened(redis_conn):
     camera, other = make_variant(), make_variant()
     kit = make_bundle(components=[(camera, 1)])
     solo = make_bundle(components=[(other, 1)])
-    fanout = requests.variants_changed(variant_ids=[camera.pk], reason="import")
+    (fanout,) = requests.variants_changed(variant_ids=[camera.pk], reason="import")
     # The fan-out runs and opens a batch (as its handler does); another change merges in
     Job.objects.filter(pk=fanout.pk).update(state=JobState.RUNNING)
     (batch,) = requests.bundles_recompute_coalesced(
@@ -391,9 +390,7 @@ def drafts(redis_conn):
     return [make_bundle(status="draft", name=f"Draft {i}") for i in range(7)]
 
 
-def test_bulk_operation_runs_one_child_per_batch_and_its_progress_follows_them(
-    drafts, monkeypatch
-):
+def test_bulk_operation_runs_one_child_per_batch_and_its_progress_follows_them(drafts, monkeypatch):
     from bundles import handlers as bundle_jobs
 
     ids = [b.pk for b in drafts]

@@ -209,12 +209,12 @@ def test_a_worker_holding_a_debounced_fanout_claims_it_only_after_the_window_and
 def test_variants_changed_merges_the_variant_lists_of_a_pending_fanout(catalog):
     from bundles.requests import variants_changed
 
-    first = variants_changed(variant_ids=[catalog["camera"].pk, catalog["battery"].pk])
-    again = variants_changed(variant_ids=[catalog["battery"].pk, catalog["camera"].pk])
+    (first,) = variants_changed(variant_ids=[catalog["camera"].pk, catalog["battery"].pk])
+    (again,) = variants_changed(variant_ids=[catalog["battery"].pk, catalog["camera"].pk])
     assert again.pk == first.pk
     assert again.merged_count == 1
     assert again.payload["variant_ids"] == sorted([catalog["camera"].pk, catalog["battery"].pk])
-    assert variants_changed(variant_ids=[]) is None
+    assert variants_changed(variant_ids=[]) == []
 
 
 def test_a_rolled_back_price_change_leaves_no_ledger_row_and_no_rq_job(catalog):

@@ -12,6 +12,7 @@ import time
 
 import django_rq
 
+from jobs.batches import await_children
 from jobs.registry import job_kind
 
 QUEUE = "bundle-recompute"
@@ -126,3 +127,22 @@ def reads_its_row(ctx, **payload) -> dict:
         "attempts": row.attempts,
         "pid": os.getpid(),
     }
+
+
+def _parent_summary(parent) -> dict:
+    # Streams one column of the children, as a real summarize must (never their payloads).
+    states = list(parent.children.values_list("state", flat=True))
+    return {"children": len(states), "completed": states.count("completed")}
+
+
+@job_kind(
+    "test_parent",
+    queue=QUEUE,
+    max_attempts=1,
+    backoff=(),
+    timeout=30,
+    summarize=_parent_summary,
+)
+def parent(ctx, **options):
+    """A parent whose children were recorded with it: it waits for them, holding no worker."""
+    return await_children()

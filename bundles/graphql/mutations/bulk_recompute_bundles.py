@@ -13,14 +13,16 @@ from django.db import transaction
 from api.graphql_utils import parse_int_ids
 from api.permissions import require_staff
 from bundles.graphql.mutations.common import CHANGE_BUNDLE, TRIGGER
-from bundles.requests import batch_size_checked, bundles_bulk_enqueue
-from bundles.selectors import bulk_batch_jobs
+from bundles.requests import batch_size_checked, bulk_batch_size, bundles_bulk_enqueue
+from bundles.selectors import bulk_batch_job_ids
 
 
 class BulkRecomputeBundles(graphene.Mutation):
     class Arguments:
         bundle_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
-        batch_size = graphene.Int(default_value=10, description="Bundles per batch, 1-1000")
+        batch_size = graphene.Int(
+            description="Bundles per batch, 1-1000 (default BUNDLES_BULK_BATCH_SIZE, 500)"
+        )
 
     job_ids = graphene.List(
         graphene.NonNull(graphene.ID),
@@ -35,8 +37,10 @@ class BulkRecomputeBundles(graphene.Mutation):
     message = graphene.String(required=True)
 
     @staticmethod
-    def mutate(root, info, bundle_ids, batch_size=10):
+    def mutate(root, info, bundle_ids, batch_size=None):
         user = require_staff(info, CHANGE_BUNDLE)
+        if batch_size is None:
+            batch_size = bulk_batch_size()
         batch_size = batch_size_checked(batch_size)  # the rule's own error, field batchSize
         ids = list(dict.fromkeys(parse_int_ids(bundle_ids, field="bundleIds")))
         batches = -(-len(ids) // batch_size)
@@ -49,9 +53,9 @@ class BulkRecomputeBundles(graphene.Mutation):
                 reason=f"Bulk recompute of {len(ids)} bundles over GraphQL",
                 requested_by=user,
             )  # unknown ids → BundleNotFound (naming them) → NOT_FOUND
-            batch_jobs = bulk_batch_jobs(parent=job)
+            batch_job_ids = bulk_batch_job_ids(parent=job)
         return BulkRecomputeBundles(
-            job_ids=[str(child.pk) for child in batch_jobs],
+            job_ids=[str(pk) for pk in batch_job_ids],
             bulk_job_id=str(job.pk),
             total_bundles=len(ids),
             batch_count=batches,

@@ -28,8 +28,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=int,
-            default=100,
-            help="Bundles per child job for several ids or --all (1–1000, default 100).",
+            default=None,
+            help=(
+                "Bundles per child job for several ids or --all "
+                "(1–1000; default BUNDLES_BULK_BATCH_SIZE, 500)."
+            ),
         )
         parser.add_argument("--reason", default="", help="Why; shown on the job.")
         parser.add_argument(
@@ -46,7 +49,9 @@ class Command(BaseCommand):
         if chosen > 1:
             raise CommandError("Give only one of: bundle ids, --all, --variants.")
         try:
-            batch_size = requests.batch_size_checked(options["batch_size"])
+            batch_size = requests.batch_size_checked(
+                options["batch_size"] or requests.bulk_batch_size()
+            )
         except requests.InvalidJobOptions as exc:
             raise CommandError(f"--batch-size: {exc.message}") from exc
         reason = options["reason"] or "Requested from the command line"
@@ -54,8 +59,12 @@ class Command(BaseCommand):
         dispatch = not options["sync"]
 
         if variant_ids:
-            job = jobcli.create_job(lambda: self._fanout(variant_ids, reason, dispatch))
-        elif len(ids) == 1:
+            jobs = jobcli.create_job(lambda: self._fanout(variant_ids, reason, dispatch))
+            jobcli.report_jobs(
+                self, jobs, wait=options["wait"], sync=options["sync"], timeout=options["timeout"]
+            )
+            return
+        if len(ids) == 1:
             job = jobcli.create_job(
                 lambda: requests.bundle_recompute_request(
                     bundle_id=ids[0],

@@ -37,7 +37,7 @@ class Command(BaseCommand):
         ids = jobcli.parse_ids(values, "variant id")
         if not ids:
             raise CommandError("No variant ids given.")
-        job = jobcli.create_job(
+        jobs = jobcli.create_job(
             lambda: feeds.variants_changed_feed(
                 variant_ids=ids,
                 reason=options["reason"],
@@ -45,8 +45,8 @@ class Command(BaseCommand):
                 dispatch_on_commit=not options["sync"],
             )
         )
-        jobcli.report_job(
-            self, job, wait=options["wait"], sync=options["sync"], timeout=options["timeout"]
+        jobcli.report_jobs(
+            self, jobs, wait=options["wait"], sync=options["sync"], timeout=options["timeout"]
         )
 
     def _read(self, path: str) -> list[str]:
