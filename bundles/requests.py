@@ -402,8 +402,8 @@ def bundles_bulk_enqueue(
             trigger=trigger,
             reason=reason or f"Bulk {operation} of {len(ids)} bundles in {batches} batches",
             requested_by=requested_by,
+            # Its batches link every bundle (one link per bundle and batch, not two).
             target=Target("bundle", "", f"{operation.capitalize()} {len(ids)} bundles"),
-            targets=_bundle_links(ids),
             dispatch_on_commit=dispatch_on_commit,
         )
         bulk_batches_enqueue(parent=parent, dispatch_on_commit=dispatch_on_commit)

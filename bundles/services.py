@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Count, ProtectedError
 from django.utils import timezone
@@ -558,7 +559,9 @@ def bundles_check(
     Counts: ``ok`` (no issues), ``broken`` (unfixable issues), ``fixed`` (fixable issues or
     a stale status, repaired), ``needs_fix`` (the same, left alone because ``fix`` is off),
     ``errors`` (bundles that could not be checked; details in ``error_details``).
-    ``broken_bundles`` lists every bundle with issues still present after the run.
+    ``broken_bundles`` lists the bundles with issues still present after the run, the first
+    ``BUNDLES_CHECK_MAX_LISTED`` (1,000) of them; ``unlisted`` counts the rest (a check of a
+    drifted catalog without ``fix`` would otherwise hold every bundle's reasons in memory).
     """
     ids = bundle_ids_for_scope(scope=scope)
     result: dict = {
@@ -590,11 +593,20 @@ def bundles_check(
                     partial["error_details"].append({"id": bundle_id, "message": str(exc)})
         for key, value in partial.items():
             result[key] += value
+        _cap_listed(result)
         done += len(chunk)
         _report(progress, int(done * 100 / len(ids)), f"checked {done}/{len(ids)}")
     if not ids:
         _report(progress, 100, "nothing to check")
     return result
+
+
+def _cap_listed(result: dict) -> None:
+    cap = int(getattr(settings, "BUNDLES_CHECK_MAX_LISTED", 1000))
+    over = len(result["broken_bundles"]) - cap
+    if over > 0:
+        del result["broken_bundles"][cap:]
+        result["unlisted"] = result.get("unlisted", 0) + over
 
 
 # --- status -----------------------------------------------------------------------------------
