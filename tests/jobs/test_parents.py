@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from django.db.models.signals import post_init
@@ -12,7 +13,7 @@ from jobs.enqueue import enqueue, enqueue_many
 from jobs.maintenance.relay import reconcile
 from jobs.models import Job, JobState
 from jobs.parents import child_settled, park
-from jobs.runner import run_inline
+from jobs.runner import Handover, run_inline, settle_after_horse
 from jobs.services import job_cancel, job_retry
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -183,3 +184,56 @@ def test_an_inline_run_runs_every_child_and_completes_the_parent_from_its_counte
     assert done.state == JobState.COMPLETED
     assert (done.children_total, done.children_settled) == (5, 5)
     assert done.result == {"children": 5, "completed": 5}
+
+
+def claimed_parent(children: int) -> tuple[Job, list[Job]]:
+    """A parent a worker claimed (running, not parked yet), its children recorded with it."""
+    parent = enqueue("test_parent", payload={}, trigger="command", dispatch_on_commit=False)
+    kids = enqueue_many(
+        "test_noop",
+        payloads=[{"n": i} for i in range(children)],
+        trigger="command",
+        parent=parent,
+        dispatch_on_commit=False,
+    )
+    long_ago = timezone.now() - timedelta(minutes=10)
+    Job.objects.filter(pk=parent.pk).update(
+        state=JobState.RUNNING,
+        attempts=1,
+        started_at=long_ago,
+        heartbeat_at=long_ago,
+        worker_name="gone@nowhere:1",
+        rq_job_id=f"job-{parent.pk}-1",
+    )
+    parent.refresh_from_db()
+    return parent, kids
+
+
+def test_a_parent_whose_horse_died_before_parking_waits_for_its_children_not_failed(tmp_path):
+    # Given a worker claimed the parent and its horse was killed before it reported
+    parent, kids = claimed_parent(2)
+    handover = Handover(
+        f"job-{parent.pk}-1", parent, report_path=str(tmp_path / "never-written.json")
+    )
+    # When the worker settles what the horse left
+    settle_after_horse(handover, how_it_ended="killed (signal 9)")
+    # Then the parent is parked, not failed; its children settle it
+    parent.refresh_from_db()
+    assert parent.state == JobState.RUNNING and parent.errors == []
+    assert parent.rq_job_id.startswith("children-")
+    for kid in kids:
+        run_inline(kid)
+    parent.refresh_from_db()
+    assert parent.state == JobState.COMPLETED and parent.errors == []
+    assert parent.result == {"children": 2, "completed": 2}
+
+
+def test_reconcile_parks_a_parent_whose_worker_died_instead_of_failing_it():
+    parent, kids = claimed_parent(2)
+    for kid in kids:
+        run_inline(kid)
+    reconcile()
+    parent.refresh_from_db()
+    assert parent.state == JobState.COMPLETED, parent.errors
+    assert "Worker died" not in parent.progress_message
+    assert parent.result == {"children": 2, "completed": 2}
