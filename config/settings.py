@@ -181,6 +181,12 @@ JOBS_STALE_AFTER_SECONDS = int(os.environ.get("JOBS_STALE_AFTER_SECONDS", "90"))
 BUNDLES_FANOUT_DEBOUNCE_SECONDS = float(os.environ.get("BUNDLES_FANOUT_DEBOUNCE_SECONDS", "1"))
 # Bundles per coalesced recompute batch job (fan-outs, feeds).
 BUNDLES_RECOMPUTE_BATCH_SIZE = int(os.environ.get("BUNDLES_RECOMPUTE_BATCH_SIZE", "500"))
+# Bundles per batch job of a bulk operation when its caller names no batch size.
+BUNDLES_BULK_BATCH_SIZE = int(os.environ.get("BUNDLES_BULK_BATCH_SIZE", "500"))
+# Variants per fan-out job (a bigger feed makes several).
+BUNDLES_FANOUT_MAX_VARIANTS = int(os.environ.get("BUNDLES_FANOUT_MAX_VARIANTS", "10000"))
+# Bundles a consistency check's result lists with their reasons (``unlisted`` counts the rest).
+BUNDLES_CHECK_MAX_LISTED = int(os.environ.get("BUNDLES_CHECK_MAX_LISTED", "1000"))
 # Cron schedules (UTC), all periodic work in one list. Each names a request function (the same
 # one the admin, GraphQL and commands call) and its JSON arguments. Ids must stay stable.
 JOBS_SCHEDULES = [
