@@ -299,6 +299,16 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
+# Behind N reverse proxies that append to X-Forwarded-For, the client is the N-th entry from the
+# right; 0 (the default): REMOTE_ADDR, the header ignored. The login throttling above and the
+# /metrics allow-list both take the client's address from jobs.client_ip.
+_proxies = os.environ.get("TRUSTED_PROXIES", "0").strip() or "0"
+if not _proxies.isdigit():
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXIES is a number of proxies (0 or more), not {_proxies!r}."
+    )
+TRUSTED_PROXIES = int(_proxies)
+AXES_CLIENT_IP_CALLABLE = "jobs.client_ip.client_ip"
 
 LOGGING = {
     "version": 1,
