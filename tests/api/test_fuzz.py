@@ -438,7 +438,11 @@ JSON = st.recursive(
 )
 
 
-@HYPOTHESIS
+@settings(
+    max_examples=300,  # a request is a few milliseconds: many shapes for little time
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     payload=st.one_of(
         JSON,
