@@ -71,9 +71,17 @@ def _request_params(request, data) -> tuple[str | None, dict | None, str | None,
 
 
 def _bad_param(name: str, wanted: str, value) -> HttpError:
-    got = "null" if value is None else type(value).__name__.replace("dict", "object")
-    got = {"str": "string", "bool": "boolean", "int": "number", "float": "number"}.get(got, got)
-    return HttpError(HttpResponseBadRequest(f"'{name}' must be {wanted}, not a {got}."))
+    got = _JSON_TYPES.get(type(value), type(value).__name__)
+    return HttpError(HttpResponseBadRequest(f"'{name}' must be {wanted}, not {got}."))
+
+
+_JSON_TYPES = {
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    list: "a list",
+    dict: "an object",
+}
 
 
 def _is_staff(user) -> bool:

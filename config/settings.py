@@ -303,7 +303,7 @@ AXES_ENABLED = env_bool("AXES_ENABLED", True)
 # right; 0 (the default): REMOTE_ADDR, the header ignored. The login throttling above and the
 # /metrics allow-list both take the client's address from jobs.client_ip.
 _proxies = os.environ.get("TRUSTED_PROXIES", "0").strip() or "0"
-if not _proxies.isdigit():
+if not _proxies.isdecimal():
     raise ImproperlyConfigured(
         f"TRUSTED_PROXIES is a number of proxies (0 or more), not {_proxies!r}."
     )
