@@ -37,6 +37,15 @@ def api_token_create(*, username: str, name: str) -> tuple[ApiToken, str]:
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise ApiTokenError(f"No user {username!r}.")
+    # The API serves active staff only (api/permissions.py): anyone else's token could only
+    # ever be answered FORBIDDEN, so it is refused here rather than handed out silently.
+    if not user.is_active:
+        raise ApiTokenError(f"User {username!r} is not active: the API serves active staff only.")
+    if not user.is_staff:
+        raise ApiTokenError(
+            f"User {username!r} is not staff: the API serves staff users only "
+            "(give them staff status and the permissions their script needs first)."
+        )
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user, name=name, prefix=key[:PREFIX_LENGTH], key_hash=hash_key(key)

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
-from graphene_django.views import GraphQLView
+from graphene_django.views import GraphQLView, HttpError
 from graphql import (
     ExecutionResult,
     GraphQLError,
@@ -47,6 +47,41 @@ def csrf_failure_reason(request) -> str | None:
 def _json_error(status: int, message: str, code: str) -> HttpResponse:
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return HttpResponse(json.dumps(body), status=status, content_type="application/json")
+
+
+def _request_params(request, data) -> tuple[str | None, dict | None, str | None, object]:
+    """graphene's (query, variables, operationName, id), each of the type GraphQL wants.
+
+    A JSON body can put any JSON value in each of them; graphql-core assumes a string, an
+    object and a string, and answered anything else with a TypeError (500). A wrong type is
+    the client's input: a typed 400 naming the parameter. An empty value counts as absent.
+    """
+    query, variables, operation_name, id_ = GraphQLView.get_graphql_params(request, data)
+    if query is not None and not isinstance(query, str):
+        raise _bad_param("query", "a string (the GraphQL document)", query)
+    if variables in (None, ""):
+        variables = None  # also JSON null in the querystring, which graphene decodes
+    elif not isinstance(variables, dict):
+        raise _bad_param("variables", "a JSON object of variable values", variables)
+    if operation_name in (None, ""):
+        operation_name = None
+    elif not isinstance(operation_name, str):
+        raise _bad_param("operationName", "a string (the name of an operation)", operation_name)
+    return query, variables, operation_name, id_
+
+
+def _bad_param(name: str, wanted: str, value) -> HttpError:
+    got = _JSON_TYPES.get(type(value), type(value).__name__)
+    return HttpError(HttpResponseBadRequest(f"'{name}' must be {wanted}, not {got}."))
+
+
+_JSON_TYPES = {
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    list: "a list",
+    dict: "an object",
+}
 
 
 def _is_staff(user) -> bool:
@@ -144,6 +179,10 @@ class ApiGraphQLView(GraphQLView):
         return _is_staff(getattr(request, "user", None)) and super().can_display_graphiql(
             request, data
         )
+
+    @staticmethod
+    def get_graphql_params(request, data):
+        return _request_params(request, data)
 
     def format_error(self, error):
         return errors.format_error(error)

@@ -66,7 +66,12 @@ def demo_password() -> str:
     """A random password, made once per checkout and kept in var/ so the login stays the same."""
     path = VAR_DIR / "demo-password"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(12))
+        # Owner-only (0600), like demo-env.json: it is the admin's password.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(12))
+    elif path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # made by an older version: tighten it
     return path.read_text().strip()
 
 

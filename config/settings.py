@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from datetime import timedelta
@@ -35,12 +36,19 @@ if not SECRET_KEY:
     if not DEBUG and not env_bool("ALLOW_INSECURE_KEY"):
         raise ImproperlyConfigured("Set SECRET_KEY (or DEBUG=1 for a generated development key).")
     # Generated once per checkout so sessions survive restarts of the demo.
+    # Owner-only (0600), like var/demo-env.json: the key signs sessions and password resets.
     key_file = VAR_DIR / "dev-secret-key"
     if not key_file.exists():
         from django.core.management.utils import get_random_secret_key
 
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(get_random_secret_key())
+        with contextlib.suppress(FileExistsError):  # another process just made it
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(get_random_secret_key())
+    elif key_file.stat().st_mode & 0o077:
+        with contextlib.suppress(OSError):  # made by an older version: tighten it
+            key_file.chmod(0o600)
     SECRET_KEY = key_file.read_text().strip()
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
@@ -297,6 +305,16 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
+# Behind N reverse proxies that append to X-Forwarded-For, the client is the N-th entry from the
+# right; 0 (the default): REMOTE_ADDR, the header ignored. The login throttling above and the
+# /metrics allow-list both take the client's address from jobs.client_ip.
+_proxies = os.environ.get("TRUSTED_PROXIES", "0").strip() or "0"
+if not _proxies.isdecimal():
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXIES is a number of proxies (0 or more), not {_proxies!r}."
+    )
+TRUSTED_PROXIES = int(_proxies)
+AXES_CLIENT_IP_CALLABLE = "jobs.client_ip.client_ip"
 
 LOGGING = {
     "version": 1,

@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     # jobs.view_job always may. Neither set: staff only.
     "JOBS_METRICS_TOKEN": None,
     "JOBS_METRICS_ALLOWED_IPS": [],
+    # Reverse proxies in front of the site that append to X-Forwarded-For: the client is the
+    # entry this far from the right (``jobs.client_ip``). 0: REMOTE_ADDR, the header ignored.
+    "TRUSTED_PROXIES": 0,
 }
 
 
@@ -110,3 +113,7 @@ def metrics_token() -> str | None:
 
 def metrics_allowed_ips() -> list[str]:
     return list(get("JOBS_METRICS_ALLOWED_IPS") or [])
+
+
+def trusted_proxies() -> int:
+    return max(0, int(get("TRUSTED_PROXIES") or 0))

@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.utils import floatToGoString
 
 from jobs import conf, selectors
+from jobs.client_ip import client_ip
 from jobs.heartbeat import heartbeat_age
 from jobs.models import Job, JobState
 
@@ -150,7 +151,7 @@ def scrape_allowed(request: HttpRequest) -> bool:
         and hmac.compare_digest(header[7:].strip().encode(), token.encode())
     ):
         return True
-    address = request.META.get("REMOTE_ADDR", "")
+    address = client_ip(request) or ""  # behind TRUSTED_PROXIES: the forwarded client
     for allowed in conf.metrics_allowed_ips():
         try:
             if ipaddress.ip_address(address) in ipaddress.ip_network(allowed, strict=False):

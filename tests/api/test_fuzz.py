@@ -323,3 +323,140 @@ def test_every_schema_field_never_fails_on_hostile_arguments(
     assert codes <= SCHEMA_CODES, response.errors
     if response.errors:
         assert Job.objects.count() == before, f"refused input made a job: {variables!r}"
+
+
+# --- the request itself: bodies and parameters of every JSON type ---------------------------
+# Without login, as anyone on the internet could send them. A body that is not a JSON object, or
+# a ``query`` that is not a string, ``variables`` that are not an object, an ``operationName``
+# that is not a string: a typed 400, never a server error.
+
+JSON_VALUES = {
+    "null": None,
+    "true": True,
+    "false": False,
+    "zero": 0,
+    "int": 5,
+    "float": 1.5,
+    "huge": 1e308,
+    "empty-string": "",
+    "string": "x",
+    "empty-list": [],
+    "list": ["{ ping }"],
+    "empty-object": {},
+    "object": {"a": 1},
+}
+# What each parameter may be; any other JSON type is refused as BAD_USER_INPUT.
+ACCEPTED = {"query": (str,), "variables": (dict,), "operationName": (str,)}
+
+
+def is_wrong_type(field: str, value) -> bool:
+    if value in (None, ""):
+        return False  # null and "" count as absent
+    if field == "variables" and isinstance(value, str):
+        return True  # graphene decodes a string as JSON: "x" is no object either
+    return not isinstance(value, ACCEPTED[field])
+
+
+# Codes a request error may carry (graphql-core's own refusals of a document included).
+REQUEST_CODES = {
+    "BAD_USER_INPUT",
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "UNAUTHENTICATED",
+}
+
+
+def post_raw(client, payload) -> tuple[int, dict]:
+    raw = client.post("/graphql/", data=json.dumps(payload), content_type="application/json")
+    return raw.status_code, json.loads(raw.content)
+
+
+def assert_typed(status: int, body: dict, *, expect_400: bool) -> set[str]:
+    assert "Traceback" not in json.dumps(body)
+    if expect_400:
+        assert status == 400, body
+    assert status in {200, 400}, body
+    codes = {e.get("extensions", {}).get("code") for e in body.get("errors") or []}
+    assert codes <= REQUEST_CODES, body
+    if status == 400:
+        assert codes, body
+    return codes
+
+
+@pytest.mark.parametrize("value", JSON_VALUES.values(), ids=JSON_VALUES.keys())
+def test_a_body_that_is_not_a_json_object_is_a_typed_400(client, db, value):
+    if isinstance(value, dict):
+        value = [value]  # the two objects are tried as parameters below
+    status, body = post_raw(client, value)
+    assert assert_typed(status, body, expect_400=True) == {"BAD_USER_INPUT"}
+
+
+@pytest.mark.parametrize("field", ["query", "variables", "operationName"])
+@pytest.mark.parametrize("value", JSON_VALUES.values(), ids=JSON_VALUES.keys())
+def test_every_json_type_in_each_parameter_is_answered_typed(client, db, field, value):
+    payload = {"query": "query Q { ping }", field: value}
+    status, body = post_raw(client, payload)
+    wrong_type = is_wrong_type(field, value)
+    codes = assert_typed(status, body, expect_400=wrong_type)
+    if wrong_type:
+        assert codes == {"BAD_USER_INPUT"}
+        assert field.lower() in body["errors"][0]["message"].lower(), body
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"query": "{ ping }", "variables": "5"}, "BAD_USER_INPUT"),
+        ({"query": "{ ping }", "variables": "[1]"}, "BAD_USER_INPUT"),
+        ({"query": "{ ping }", "variables": "true"}, "BAD_USER_INPUT"),
+        ({"query": "{ ping }", "variables": '"x"'}, "BAD_USER_INPUT"),
+        ({"query": "{ ping }", "variables": "{"}, "BAD_USER_INPUT"),
+        ({"query": "{ ping }", "operationName": "5"}, "GRAPHQL_VALIDATION_FAILED"),
+        ({"query": "5"}, "GRAPHQL_PARSE_FAILED"),
+        ({"variables": "{}"}, "BAD_USER_INPUT"),
+        ({}, "BAD_USER_INPUT"),
+        ({"query": "{ ping }", "variables": "null", "operationName": "null"}, None),
+    ],
+)
+def test_querystring_parameters_of_any_shape_are_answered_typed(client, db, params, code):
+    # GET /graphql/?query=…&variables=…: graphene decodes variables as JSON.
+    raw = client.get("/graphql/", params, HTTP_ACCEPT="application/json")
+    body = json.loads(raw.content)
+    codes = assert_typed(raw.status_code, body, expect_400=code is not None)
+    if code is not None:
+        assert codes == {code}, body
+    if params.get("query") and "variables" in params and code == "BAD_USER_INPUT":
+        assert "variables" in body["errors"][0]["message"].lower(), body
+
+
+JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(
+    max_examples=300,  # a request is a few milliseconds: many shapes for little time
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    payload=st.one_of(
+        JSON,
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "query": st.one_of(st.sampled_from(["{ ping }", "query Q { ping }"]), JSON),
+                "variables": JSON,
+                "operationName": st.one_of(st.just("Q"), JSON),
+            },
+        ),
+    )
+)
+def test_any_json_body_is_answered_typed_without_login(client, db, payload):
+    status, body = post_raw(client, payload)
+    codes = assert_typed(status, body, expect_400=False)
+    event(f"{status}: {', '.join(sorted(codes)) or 'ok'}")

@@ -65,6 +65,22 @@ def test_api_token_command_refuses_unknown_users_and_tokens(db):
         _command("revoke", "12345")
 
 
+@pytest.mark.parametrize(
+    ("username", "why"),
+    [("bob", "is not staff"), ("gone", "is not active")],
+)
+def test_api_token_command_refuses_users_whose_token_could_only_be_forbidden(db, username, why):
+    # Only active staff may use the API (api/permissions.py): a token for anyone else would
+    # answer FORBIDDEN to every request, so creating one is refused, and nothing is stored.
+    make_user("bob", staff=False)
+    gone = make_user("gone")
+    gone.is_active = False
+    gone.save()
+    with pytest.raises(CommandError, match=f"{username!r} {why}"):
+        _command("create", "--user", username, "--name", "x")
+    assert not ApiToken.objects.exists()
+
+
 def test_token_request_records_last_use_and_acts_as_its_user(client, operator):
     # Given
     key = _command("create", "--user", "ops", "--name", "CI", "--quiet").strip()

@@ -88,3 +88,23 @@ def test_an_allowed_address_or_staff_with_view_permission_may_scrape(client, led
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
     client.force_login(grant(User.objects.create_user("op", is_staff=True), "jobs.view_job"))
     assert client.get("/metrics").status_code == 200
+
+
+@override_settings(JOBS_METRICS_ALLOWED_IPS=["203.0.113.0/24"], TRUSTED_PROXIES=1)
+def test_behind_a_declared_proxy_the_allow_list_sees_the_address_the_proxy_forwarded(
+    client, ledger
+):
+    # The proxy (10.0.0.1) appends the address it saw to X-Forwarded-For: the last entry.
+    proxied = {"REMOTE_ADDR": "10.0.0.1"}
+    allowed = client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.5", **proxied)
+    assert allowed.status_code == 200
+    # What a client writes in the header itself stays left of what the proxy appended.
+    spoofed = client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.5, 198.51.100.7", **proxied)
+    assert spoofed.status_code == 403
+
+
+@override_settings(JOBS_METRICS_ALLOWED_IPS=["203.0.113.0/24"], TRUSTED_PROXIES=0)
+def test_without_a_declared_proxy_the_allow_list_ignores_x_forwarded_for(client, ledger):
+    forged = client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.5", REMOTE_ADDR="10.0.0.1")
+    assert forged.status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 200

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client, override_settings
 
 from tests.support import ROOT
 
@@ -46,6 +50,60 @@ def test_a_right_password_before_the_limit_logs_in_and_resets_the_count(client, 
     login(client, "wrong")
     login(client, "wrong")
     assert login(client, PASSWORD).status_code == 302  # the success reset the failures
+
+
+def settings_from_environment(**env: str) -> dict:
+    """The settings config/settings.py makes from this environment (read in a throwaway module,
+    the way a server started with it would), limited to what HTTPS and the proxy change."""
+    spec = importlib.util.spec_from_file_location("_settings_probe", ROOT / "config/settings.py")
+    module = importlib.util.module_from_spec(spec)
+    with mock.patch.dict(os.environ, {"SECRET_KEY": "probe-" + "k" * 50, **env}):
+        spec.loader.exec_module(module)
+    wanted = ("SECURE_", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "TRUSTED_PROXIES", "AXES_")
+    return {k: getattr(module, k) for k in dir(module) if k.startswith(wanted)}
+
+
+def login_from(client, address: str, password: str):
+    """The admin login through one TLS proxy at 10.0.0.1 for a client at ``address``."""
+    return client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "ops", "password": password},
+        REMOTE_ADDR="10.0.0.1",
+        HTTP_X_FORWARDED_FOR=address,
+        HTTP_X_FORWARDED_PROTO="https",
+    )
+
+
+def test_behind_a_declared_proxy_one_clients_wrong_passwords_lock_out_only_that_client(staff):
+    behind_proxy = settings_from_environment(HTTPS="1", TRUSTED_PROXIES="1")
+    assert behind_proxy["TRUSTED_PROXIES"] == 1 and behind_proxy["SECURE_SSL_REDIRECT"]
+    with override_settings(**{**behind_proxy, "AXES_FAILURE_LIMIT": 5}):
+        attacker, admin = Client(), Client()
+        for _ in range(4):
+            assert login_from(attacker, "203.0.113.5", "wrong").status_code == 200
+        assert login_from(attacker, "203.0.113.5", "wrong").status_code == 429
+        assert login_from(attacker, "203.0.113.5", PASSWORD).status_code == 429
+        # The admin at another address behind the same proxy logs in.
+        response = login_from(admin, "198.51.100.7", PASSWORD)
+        assert response.status_code == 302 and "_auth_user_id" in admin.session
+        # A client that writes the admin's address into the header itself gains nothing: the
+        # proxy appends the address it saw, and that last entry is the one counted.
+        assert login_from(attacker, "198.51.100.7, 203.0.113.5", PASSWORD).status_code == 429
+
+
+def test_without_a_declared_proxy_everyone_behind_it_shares_the_lockout(staff):
+    direct = settings_from_environment(HTTPS="1")
+    assert direct["TRUSTED_PROXIES"] == 0
+    with override_settings(**{**direct, "AXES_FAILURE_LIMIT": 5}):
+        for _ in range(5):
+            login_from(Client(), "203.0.113.5", "wrong")
+        # X-Forwarded-For is not trusted: both clients are the proxy's REMOTE_ADDR.
+        assert login_from(Client(), "198.51.100.7", PASSWORD).status_code == 429
+
+
+def test_a_trusted_proxies_value_that_is_not_a_count_stops_the_start():
+    with pytest.raises(ImproperlyConfigured, match="TRUSTED_PROXIES"):
+        settings_from_environment(TRUSTED_PROXIES="yes")
 
 
 def test_pages_carry_a_content_security_policy_without_unsafe_scripts(client, staff):
