@@ -6,10 +6,10 @@
   claimed it gets a failed attempt with RQ's reason first.
 * ``reconcile()`` settles running rows whose worker is gone: the work horse was killed (RQ
   failed the job without callbacks), the whole worker died (``jobs.liveness``: gone from RQ's
-  registry or silent, and the row silent too), or the row's heartbeat is older than
-  ``JOBS_STALE_AFTER_SECONDS``. Each becomes a failed attempt with a clear message, retried by
-  the kind's policy or failed for good. A parent awaiting its children (``jobs.parents``) is
-  checked instead: settled if its children are.
+  registry or silent, and the row silent too; an RQ job Redis lost is no sign of death), or
+  the row's heartbeat is older than ``JOBS_STALE_AFTER_SECONDS``. Each becomes a failed
+  attempt with a clear message, retried by the kind's policy or failed for good. A parent
+  awaiting its children (``jobs.parents``) is checked instead: settled if its children are.
 
 Both run every few seconds in one live worker (``jobs.worker.LedgerWatch``), every minute from
 the scheduler (``relay-and-reconcile``) and from ``manage.py jobs relay``, always through
@@ -210,8 +210,9 @@ def _death_reason(row: Job, rq_jobs, seen: WorkerSeen, *, now, stale_after: int)
     if not inline and row.rq_job_id and row.rq_job_id in rq_jobs:
         rq_job = rq_jobs[row.rq_job_id]
         started_long_ago = row.started_at and (now - row.started_at).total_seconds() > 5
-        if rq_job is None and started_long_ago:
-            return f"Worker died: RQ no longer knows job {row.rq_job_id} (worker {row.worker_name})"
+        # RQ no longer knowing the job (Redis restarted empty, its key expired) says nothing
+        # about the worker running it, which may well be alive and heartbeating the row:
+        # only the worker's silence and the row's tell (``worker_death`` below).
         if rq_job is not None and started_long_ago and _is_this_run(row, rq_job):
             status = _status(rq_job)
             if status in _RQ_DEAD:

@@ -106,6 +106,58 @@ def _running_row(*, attempts: int, max_attempts: int, silent_for: int) -> Job:
     return job
 
 
+def _live_rq_worker(redis_conn, name: str):
+    """An RQ worker registered under ``name`` with a fresh heartbeat (nothing runs in it)."""
+    from rq.worker import Worker
+
+    worker = Worker([django_rq.get_queue("bundle-recompute")], name=name, connection=redis_conn)
+    worker.register_birth()
+    return worker
+
+
+def test_reconcile_leaves_a_job_alone_whose_rq_job_redis_lost_while_its_row_heartbeats(
+    redis_conn,
+):
+    # Given a row running for 30 s whose RQ job Redis no longer has (restarted empty), and
+    # whose worker is gone from RQ's registry too, but whose own heartbeat is fresh
+    job = _running_row(attempts=1, max_attempts=3, silent_for=30)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+    # When
+    changed = reconcile()
+    # Then it is not declared dead: the horse running it is still reporting
+    assert changed == []
+    job.refresh_from_db()
+    assert (job.state, job.attempts, job.errors) == (JobState.RUNNING, 1, [])
+
+
+def test_reconcile_leaves_a_job_alone_whose_rq_job_redis_lost_while_its_worker_heartbeats(
+    redis_conn,
+):
+    # Given a row silent for 30 s whose RQ job Redis lost, on a worker heartbeating RQ
+    job = _running_row(attempts=1, max_attempts=3, silent_for=30)
+    _live_rq_worker(redis_conn, "gone-worker")
+    # When
+    changed = reconcile()
+    # Then the worker is alive: the job is not declared dead
+    assert changed == []
+    job.refresh_from_db()
+    assert (job.state, job.attempts) == (JobState.RUNNING, 1)
+
+
+def test_reconcile_settles_a_job_whose_rq_job_and_worker_are_gone_and_row_silent(redis_conn):
+    # Given a row whose RQ job Redis lost, whose worker is gone and whose row is silent 30 s
+    job = _running_row(attempts=1, max_attempts=3, silent_for=30)
+    # When
+    changed = reconcile()
+    # Then it is dead, and says why: the worker, not Redis's lost record
+    assert [j.pk for j in changed] == [job.pk]
+    job.refresh_from_db()
+    assert job.state == JobState.RETRYING
+    assert job.errors[0]["message"].startswith(
+        "Worker died: worker gone-worker is gone from RQ's registry"
+    )
+
+
 def test_reconcile_retries_a_running_job_whose_worker_vanished(redis_conn):
     # Given a row running on a worker RQ has never heard of, silent for 2 minutes
     job = _running_row(attempts=1, max_attempts=3, silent_for=120)
