@@ -75,7 +75,7 @@ class JobContext:
             try:
                 self.rq_job.meta["progress"] = pct
                 self.rq_job.meta["progress_message"] = message
-                self.rq_job.save_meta()
+                _save_meta_if_present(self.rq_job)
             except Exception:  # Redis hiccup: the ledger has the progress, that is enough.
                 logger.debug("Could not save RQ meta for %s", self.job.pk, exc_info=True)
 
@@ -111,3 +111,19 @@ class JobContext:
                 self.job.attempts,
             )
         self._superseded = True
+
+
+# RQ's ``save_meta`` is a plain HSET: on a job Redis lost (restarted empty) it would leave a hash
+# holding only ``meta``, which RQ cannot read back ("Unexpected job format").
+_SAVE_META_IF_PRESENT = """
+if redis.call('exists', KEYS[1]) == 1 then
+    return redis.call('hset', KEYS[1], 'meta', ARGV[1])
+end
+return -1
+"""
+
+
+def _save_meta_if_present(rq_job) -> None:
+    rq_job.connection.eval(
+        _SAVE_META_IF_PRESENT, 1, rq_job.key, rq_job.serializer.dumps(rq_job.meta)
+    )

@@ -30,6 +30,7 @@ from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.command import send_stop_job_command
+from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 
@@ -71,9 +72,22 @@ def _fetch_rq_jobs(ids: list[str]) -> dict[str, RQJob | None]:
     found: dict[str, RQJob | None] = {}
     for start in range(0, len(ids), 200):
         chunk = ids[start : start + 200]
-        for rq_id, rq_job in zip(chunk, RQJob.fetch_many(chunk, connection=conn), strict=True):
-            found[rq_id] = rq_job
+        try:
+            rq_jobs = RQJob.fetch_many(chunk, connection=conn)
+        except NoSuchJobError:
+            # A hash RQ cannot read ("Unexpected job format": Redis lost the job, then a late
+            # write put a few fields back, such as RQ's own bookkeeping when a horse finishes)
+            # must not stop the whole pass: one by one, and such a job counts as gone.
+            rq_jobs = [_fetch_or_none(rq_id, conn) for rq_id in chunk]
+        found.update(zip(chunk, rq_jobs, strict=True))
     return found
+
+
+def _fetch_or_none(rq_id: str, conn) -> RQJob | None:
+    try:
+        return RQJob.fetch(rq_id, connection=conn)
+    except NoSuchJobError:
+        return None
 
 
 def relay(*, grace_seconds: int = DISPATCH_GRACE_SECONDS, limit: int = 1000) -> int:

@@ -158,6 +158,37 @@ def test_reconcile_settles_a_job_whose_rq_job_and_worker_are_gone_and_row_silent
     )
 
 
+def test_a_job_hash_rq_cannot_read_does_not_stop_the_reconcile_pass(redis_conn):
+    # Given a row whose RQ job Redis lost, then got a late write back (only a "meta" field),
+    # and, in the same pass, a row whose worker is dead
+    unreadable = _running_row(attempts=1, max_attempts=3, silent_for=0)
+    redis_conn.hset(f"rq:job:{unreadable.rq_job_id}", "meta", b"late progress")
+    dead = _running_row(attempts=1, max_attempts=3, silent_for=120)
+    Job.objects.filter(pk=dead.pk).update(rq_job_id="job-gone-dead")
+    # When
+    changed = reconcile()
+    # Then the dead one is settled, and the one whose horse still reports is left alone
+    assert [j.pk for j in changed] == [dead.pk]
+    assert Job.objects.get(pk=unreadable.pk).state == JobState.RUNNING
+
+
+def test_a_progress_write_does_not_put_back_an_rq_job_redis_lost(redis_conn, token):
+    from rq.job import Job as RQJob
+
+    from jobs.context import JobContext
+
+    # Given a running job whose RQ job Redis lost (restarted empty)
+    job = enqueue("test_noop", payload={"token": token}, trigger="command")
+    rq_job = RQJob.fetch(Job.objects.get(pk=job.pk).rq_job_id, connection=redis_conn)
+    claimed, _ = _claim(job.pk, worker_name="w@host:1", rq_job_id=rq_job.id)
+    redis_conn.flushall()
+    # When the handler reports progress
+    JobContext(claimed, rq_job).set_progress(50, "half")
+    # Then the ledger has it and Redis has no unreadable half of a job
+    assert Job.objects.get(pk=job.pk).progress == 50
+    assert not redis_conn.exists(rq_job.key)
+
+
 def test_reconcile_retries_a_running_job_whose_worker_vanished(redis_conn):
     # Given a row running on a worker RQ has never heard of, silent for 2 minutes
     job = _running_row(attempts=1, max_attempts=3, silent_for=120)

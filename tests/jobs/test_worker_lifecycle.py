@@ -18,9 +18,12 @@ from rq.worker import Worker
 
 from jobs import selectors
 from jobs.enqueue import enqueue
+from jobs.maintenance.relay import relay_and_reconcile
 from jobs.models import Job, JobState
 from jobs.worker import JobsSimpleWorker
 from tests.jobs.kinds import runs_key
+from tests.jobs.test_health import health, scheduler_process  # noqa: F401 - a fixture
+from tests.redis_plugin import embedded_server
 from tests.support import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -130,3 +133,60 @@ def test_burst_workers_start_and_stop_within_5_seconds_on_a_busy_machine(
     # Then each finished within the limit (a wait on RQ's pub/sub thread took 60 s)
     assert max(in_process) < WORKER_RUN_LIMIT, in_process
     assert max(subprocesses) < WORKER_RUN_LIMIT, subprocesses
+
+
+# The job that runs while Redis restarts: 60 steps of 0.5 s.
+LONG_JOB_STEPS, LONG_JOB_STEP_SECONDS = 60, 0.5
+
+
+def test_a_30s_job_runs_once_through_a_redis_restart_and_its_worker_is_seen_again(
+    client,
+    redis_conn,
+    worker_process,
+    scheduler_process,  # noqa: F811 - the fixture imported above
+    token,
+):
+    server = embedded_server()
+    if server is None:
+        pytest.skip("REDIS_URL points at an external server; cannot restart it")
+    # Given a forking worker on every queue and the scheduler, all healthy
+    worker = worker_process()
+    wait_until(lambda: health(client)[0] == 200, timeout=60)
+    # and a 30 s job running in the worker's horse
+    job = enqueue(
+        "test_slow",
+        payload={"token": token, "steps": LONG_JOB_STEPS, "step_seconds": LONG_JOB_STEP_SECONDS},
+        trigger="admin",
+    )
+    wait_until(lambda: redis_conn.get(f"test:started:{token}"), timeout=30)
+    horse = int(redis_conn.get(f"test:pid:{token}"))
+    worker_name = Job.objects.values_list("worker_name", flat=True).get(pk=job.pk)
+    # When Redis restarts empty (no persistence) a few seconds into it
+    server.stop()
+    server.start()
+    restarted = time.monotonic()
+    assert redis_conn.dbsize() == 0
+    # Then the worker is listed again and /health/ answers 200 within 30 s, while the job
+    # goes on in the same horse: one attempt, never declared dead (the worker's own ledger
+    # pass runs every 5 s; one more here for good measure)
+    seen_again = None
+    while seen_again is None or Job.objects.get(pk=job.pk).state == JobState.RUNNING:
+        relay_and_reconcile()
+        row = Job.objects.get(pk=job.pk)
+        assert (row.attempts, row.errors) == (1, []), row.errors
+        assert redis_conn.get(f"test:started:{token}") is None, "a second copy started"
+        if seen_again is None:
+            listed = [w.name for w in selectors.workers() or []]
+            if worker_name in listed and health(client)[0] == 200:
+                seen_again = time.monotonic() - restarted
+        assert time.monotonic() - restarted < 90, "the job did not settle within 90 s"
+        time.sleep(0.5)
+    print(f"worker listed and /health/ 200 again {seen_again:.1f}s after the restart")
+    assert seen_again <= 30
+    # and the job completed once, in the horse that started it
+    row = Job.objects.get(pk=job.pk)
+    assert (row.state, row.attempts, row.errors) == (JobState.COMPLETED, 1, [])
+    assert row.result == {"steps": LONG_JOB_STEPS, "run": 1}
+    assert redis_conn.get(f"test:finished:{token}") == b"1"
+    assert row.worker_name == worker_name
+    assert worker.proc.poll() is None and horse not in worker.children()
