@@ -9,13 +9,18 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
+from pathlib import Path
 
 import django_rq
 import pytest
 from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
 from redis.client import PubSub
 from rq.worker import Worker
 
+import tests.jobs.superseded_kinds  # noqa: F401 - registers test_silent
 from jobs import selectors
 from jobs.enqueue import enqueue
 from jobs.maintenance.relay import relay_and_reconcile
@@ -190,3 +195,51 @@ def test_a_30s_job_runs_once_through_a_redis_restart_and_its_worker_is_seen_agai
     assert redis_conn.get(f"test:finished:{token}") == b"1"
     assert row.worker_name == worker_name
     assert worker.proc.poll() is None and horse not in worker.children()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _supersede(job: Job):
+    """What reconcile and another worker do to a row: attempt 2 claimed, silent since."""
+    long_ago = timezone.now() - timedelta(seconds=60)
+    Job.objects.filter(pk=job.pk).update(attempts=F("attempts") + 1, heartbeat_at=long_ago)
+    return long_ago
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        ("test_slow", {"steps": 80, "step_seconds": 0.25}),  # reports progress
+        ("test_silent", {"seconds": 40}),  # never does: its heartbeat finds out
+    ],
+)
+def test_a_work_horse_whose_attempt_moved_on_stops_and_leaves_the_new_attempt_alone(
+    worker_process, redis_conn, token, kind, payload
+):
+    # Given a job running in a forking worker's horse
+    worker = worker_process("--import", "tests.jobs.superseded_kinds")
+    job = enqueue(kind, payload={"token": token, **payload}, trigger="admin")
+    horse = int(wait_until(lambda: redis_conn.get(f"test:pid:{token}"), timeout=30))
+    # When its attempt is superseded (judged dead, attempt 2 claimed elsewhere)
+    long_ago = _supersede(job)
+    # Then the horse stops within seconds, never finishing the work
+    wait_until(lambda: not _pid_alive(horse), timeout=10)
+    assert redis_conn.get(f"test:finished:{token}") is None
+    # and the new attempt's row is as it was: nothing kept it alive, nothing recorded for it
+    # (the worker is done with it, whatever it recorded, once it has run the next job)
+    after = enqueue("test_noop", payload={"token": f"{token}-after"}, trigger="admin")
+    wait_until(lambda: Job.objects.get(pk=after.pk).state == JobState.COMPLETED, timeout=30)
+    row = Job.objects.get(pk=job.pk)
+    assert (row.state, row.attempts, row.heartbeat_at, row.errors) == (
+        JobState.RUNNING,
+        2,
+        long_ago,
+        [],
+    )
+    assert worker.proc.poll() is None
