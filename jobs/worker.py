@@ -14,7 +14,12 @@ On top of ``rq.Worker`` it
   turn (``RECONCILE_DUE_KEY``, set with NX), and the pass itself holds the same Redis lock as the
   cron entry and the command (``maintenance.relay.relay_and_reconcile``). A whole worker that
   died is found by the others within seconds (``jobs.liveness``: RQ's worker heartbeat and the
-  row's own). RQ's maintenance pass does the same, for ``JobsSimpleWorker`` (tests).
+  row's own). RQ's maintenance pass does the same, for ``JobsSimpleWorker`` (tests);
+* registers again with RQ when Redis no longer lists it (restarted empty), within one
+  heartbeat, so System -> Workers, GraphQL ``workers`` and ``/health/`` see it;
+* never waits on RQ's pub/sub thread when it stops (``_LedgerMixin.unsubscribe``);
+* marks its work horse (``jobs.runner.mark_work_horse``): a horse whose attempt is no longer
+  the row's current one ends itself at its next heartbeat.
 
 Cost at the defaults, per minute: 12 passes, each two indexed SELECTs (running rows, waiting
 rows) and a few Redis calls; plus one heartbeat UPDATE per running job every 15 s (400 a minute
