@@ -384,20 +384,26 @@ def bundle_recompute(
 
     Without ``force`` only what differs is written; ``force`` rewrites shell and entry anyway.
     """
+    # The steps are reported once the transaction is over: a progress write inside it would be
+    # seen by nobody until the commit and, on PostgreSQL, would hold the job's row locked so
+    # that a cancel waited for the recompute (one bundle's transaction is short anyway).
+    steps: list[tuple[int, str]] = []
     with transaction.atomic():
         loaded = _load([bundle_id], lock=True)
         if not loaded:
             raise BundleNotFound([bundle_id])
         bundle = loaded[0]
-        _report(progress, 25, "loaded")
+        steps.append((25, "loaded"))
         now = timezone.now()
         evaluation = evaluate_bundle(bundle, now=now)
-        _report(progress, 50, "priced")
+        steps.append((50, "priced"))
         changed = _write_bundles([evaluation], now=now, force=force)
-        _report(progress, 75, "saved, shell synced")
+        steps.append((75, "saved, shell synced"))
         if update_search:
             _index(loaded, force=force)
-        _report(progress, 100, "indexed" if update_search else "done")
+        steps.append((100, "indexed" if update_search else "done"))
+    for pct, message in steps:
+        _report(progress, pct, message)
     return {
         "bundle_id": bundle.pk,
         # Always in the currency's minor unit ("30.00"), whether read back or just computed.

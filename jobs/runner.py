@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import tempfile
 import threading
@@ -29,7 +30,7 @@ from django.utils import timezone
 from rq import get_current_job
 
 from jobs import conf
-from jobs.context import JobCancelled, JobContext
+from jobs.context import AttemptSuperseded, JobCancelled, JobContext
 from jobs.dispatch import MAX_WORKER_DEBOUNCE, NOT_BEFORE, RUNNER_ENTRYPOINT, dispatch
 from jobs.liveness import INLINE_PREFIX
 from jobs.models import SETTLED_STATES, Job, JobState
@@ -107,22 +108,48 @@ class _Heartbeats(threading.Thread):
             if not self.due:
                 connections.close_all()  # idle: do not hold this thread's connection
 
-    @staticmethod
-    def _beat(ctx: JobContext) -> None:
+    def _beat(self, ctx: JobContext) -> None:
         try:
             # One query per beat: the UPDATE skips a row asked to cancel, and only then is the
             # flag read (once), so 100 running jobs cost 100 UPDATEs per interval, not 200.
-            rows = Job.objects.filter(pk=ctx.job.pk, state=JobState.RUNNING)
+            # Only this attempt's row: an old attempt's copy must not keep a new one alive.
+            rows = ctx.current_attempt()
             if ctx._cancel:
-                rows.update(heartbeat_at=timezone.now())
-                return
-            touched = rows.filter(cancel_requested=False).update(heartbeat_at=timezone.now())
-            if not touched and rows.filter(cancel_requested=True).exists():
-                ctx._mark_cancel()
-                rows.update(heartbeat_at=timezone.now())
+                touched = rows.update(heartbeat_at=timezone.now())
+            else:
+                touched = rows.filter(cancel_requested=False).update(heartbeat_at=timezone.now())
+                if not touched and rows.filter(cancel_requested=True).exists():
+                    ctx._mark_cancel()
+                    touched = rows.update(heartbeat_at=timezone.now())
         except Exception:
             logger.warning("Heartbeat for job %s failed", ctx.job.pk, exc_info=True)
             connections.close_all()
+            return
+        if not touched:
+            self._superseded(ctx)
+
+    def _superseded(self, ctx: JobContext) -> None:
+        """This attempt is no longer the row's current one: stop beating for it, and stop it."""
+        with self.changed:
+            if self.due.pop(ctx, None) is None:
+                return  # the handler already returned (and its result may be recorded): done
+        ctx._mark_superseded()  # its next set_progress / check_cancelled raises
+        if _in_work_horse:
+            # A forked work horse runs one job: whatever it does next would run the job twice,
+            # and a handler that never reports progress would go on. Its worker sees the horse
+            # killed and records nothing (its write is conditional on this old attempt).
+            logger.warning("Job %s: ending this work horse (attempt moved on)", ctx.job.pk)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+# Set in a forked work horse (``jobs.worker.JobsWorker.main_work_horse``): one job, its own
+# process, so a superseded attempt's horse may end itself.
+_in_work_horse = False
+
+
+def mark_work_horse() -> None:
+    global _in_work_horse
+    _in_work_horse = True
 
 
 def perform(job_id: str) -> dict:
@@ -536,7 +563,9 @@ class Outcome:
     """How one run of a handler ended, as plain data: a forked work horse hands it to its
     worker, which records it (see :class:`Handover`)."""
 
-    status: str  # "ok", "await" (a parent waiting for its children), "cancelled", "error"
+    # "ok", "await" (a parent waiting for its children), "cancelled", "error", "superseded"
+    # (the attempt is no longer the row's current one: nothing to record)
+    status: str
     result: Any = None  # JSON-ready (ok, cancelled)
     message: str = ""  # error: "ExcType: text"
     traceback: str = ""
@@ -553,6 +582,8 @@ def _run_handler(job: Job, rq_job) -> Outcome:
             return Outcome("await")
         if result is not None:
             result = _jsonable(result)
+    except AttemptSuperseded:
+        return Outcome("superseded")
     except JobCancelled:
         return Outcome("cancelled")
     except Exception as exc:
@@ -566,6 +597,8 @@ def _run_handler(job: Job, rq_job) -> Outcome:
 
 def _record(job: Job, outcome: Outcome, *, dispatch_retry: bool) -> Job:
     """Store the outcome of ``job``'s current attempt (each write conditional on it)."""
+    if outcome.status == "superseded":
+        return Job.objects.filter(pk=job.pk).first() or job
     if outcome.status == "await":
         return park(job)
     if outcome.status == "ok":

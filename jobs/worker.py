@@ -14,7 +14,12 @@ On top of ``rq.Worker`` it
   turn (``RECONCILE_DUE_KEY``, set with NX), and the pass itself holds the same Redis lock as the
   cron entry and the command (``maintenance.relay.relay_and_reconcile``). A whole worker that
   died is found by the others within seconds (``jobs.liveness``: RQ's worker heartbeat and the
-  row's own). RQ's maintenance pass does the same, for ``JobsSimpleWorker`` (tests).
+  row's own). RQ's maintenance pass does the same, for ``JobsSimpleWorker`` (tests);
+* registers again with RQ when Redis no longer lists it (restarted empty), within one
+  heartbeat, so System -> Workers, GraphQL ``workers`` and ``/health/`` see it;
+* never waits on RQ's pub/sub thread when it stops (``_LedgerMixin.unsubscribe``);
+* marks its work horse (``jobs.runner.mark_work_horse``): a horse whose attempt is no longer
+  the row's current one ends itself at its next heartbeat.
 
 Cost at the defaults, per minute: 12 passes, each two indexed SELECTs (running rows, waiting
 rows) and a few Redis calls; plus one heartbeat UPDATE per running job every 15 s (400 a minute
@@ -23,6 +28,7 @@ at 100 running jobs).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -32,6 +38,7 @@ from collections.abc import Callable
 
 from django.db import close_old_connections, connections
 from redis.exceptions import RedisError
+from rq import worker_registration
 from rq.worker import SimpleWorker, Worker
 
 from jobs import conf
@@ -43,6 +50,7 @@ from jobs.registry import UnknownJobKind, get_kind
 from jobs.runner import (
     claim_for_horse,
     forget_handover,
+    mark_work_horse,
     record_failure,
     record_undelivered,
     settle_after_horse,
@@ -98,10 +106,83 @@ class LedgerWatch(threading.Thread):
         self.join(timeout=10)
 
 
+# How long stopping a worker waits for RQ's pub/sub thread before closing its connection anyway.
+PUBSUB_STOP_WAIT = 1.0
+
+
 class _LedgerMixin:
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
         ledger_pass_if_due(self.connection, self.name, self.log)
+
+    # -- back in RQ's registry after Redis lost it -----------------------------------------
+    def heartbeat(self, timeout=None, pipeline=None):
+        """RQ's heartbeat, plus: if Redis no longer lists this worker (restarted empty), register
+        it again, so System -> Workers, GraphQL ``workers`` and ``/health/`` see it within one
+        heartbeat (idle: every ``WORKER_TTL - 15`` s; busy: ``maintain_heartbeats``). RQ 3.0.0
+        only puts the worker's hash back, busy, and never its place in ``rq:workers``.
+
+        Pipelined: one round trip where RQ's own took three."""
+        if pipeline is not None:
+            return super().heartbeat(timeout, pipeline)
+        with self.connection.pipeline() as pipe:
+            super().heartbeat(timeout, pipeline=pipe)
+            pipe.sismember(self.redis_workers_keys, self.key)
+            registered = pipe.execute()[-1]
+        if not registered:
+            self._register_again()
+        return None
+
+    def maintain_heartbeats(self, job, execution):
+        super().maintain_heartbeats(job, execution)  # every job_monitoring_interval while busy
+        if not self.connection.sismember(self.redis_workers_keys, self.key):
+            self._register_again()
+
+    def register_death(self):
+        self._registered_dead = True  # never registered again after this
+        super().register_death()
+
+    def _register_again(self) -> None:
+        if getattr(self, "_registered_dead", False) or self.birth_date is None:
+            return
+        self.log.warning(
+            "Worker %s: Redis no longer lists this worker; registering again", self.name
+        )
+        with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+            worker_registration.register(self, pipe)
+            pipe.expire(self.key, self.worker_ttl + 60)
+            pipe.execute()
+
+    # -- never wait on RQ's pub/sub thread -------------------------------------------------
+    def unsubscribe(self):
+        """RQ's ``unsubscribe`` without its up-to-60 s wait (checked: rq 3.0.0, redis-py 8.2.0).
+
+        RQ sends UNSUBSCRIBE, then calls ``PubSubWorkerThread.stop()``, which since redis-py 8
+        joins the thread with no time limit. The thread reads the UNSUBSCRIBE reply itself;
+        if it does so before ``stop()`` clears its running flag, its next
+        ``get_message(timeout=60)`` finds nothing subscribed and waits 60 s on
+        ``subscribed_event`` (seen with ``sys._current_frames()`` on a stuck worker: 1 stop
+        in 40 on an idle machine, far more on a loaded one). So the flag is cleared first: the
+        reply then ends the thread at once. Redis away, the thread is left to end by itself (a
+        daemon), its connection closed after ``PUBSUB_STOP_WAIT``.
+        """
+        thread, pubsub = self.pubsub_thread, self.pubsub
+        if thread is None or pubsub is None:
+            return
+        self.log.info(
+            "Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name
+        )
+        try:
+            thread.stop(timeout=0)  # redis-py >= 8: clears the flag, waits for nothing
+        except TypeError:
+            thread.stop()  # redis-py < 8: clears the flag and never waited
+        with contextlib.suppress(RedisError, OSError):
+            pubsub.unsubscribe()  # its reply wakes the thread's read
+        thread.join(timeout=PUBSUB_STOP_WAIT)
+        with contextlib.suppress(RedisError, OSError):
+            pubsub.close()
+        self.pubsub_thread = None
 
 
 class JobsWorker(_LedgerMixin, Worker):
@@ -169,6 +250,10 @@ class JobsWorker(_LedgerMixin, Worker):
         finally:
             gc.unfreeze()
             _give_back(kept)
+
+    def main_work_horse(self, job, queue):
+        mark_work_horse()  # in the horse: a superseded attempt may end it (jobs.runner)
+        return super().main_work_horse(job, queue)
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)

@@ -6,10 +6,10 @@
   claimed it gets a failed attempt with RQ's reason first.
 * ``reconcile()`` settles running rows whose worker is gone: the work horse was killed (RQ
   failed the job without callbacks), the whole worker died (``jobs.liveness``: gone from RQ's
-  registry or silent, and the row silent too), or the row's heartbeat is older than
-  ``JOBS_STALE_AFTER_SECONDS``. Each becomes a failed attempt with a clear message, retried by
-  the kind's policy or failed for good. A parent awaiting its children (``jobs.parents``) is
-  checked instead: settled if its children are.
+  registry or silent, and the row silent too; an RQ job Redis lost is no sign of death), or
+  the row's heartbeat is older than ``JOBS_STALE_AFTER_SECONDS``. Each becomes a failed
+  attempt with a clear message, retried by the kind's policy or failed for good. A parent
+  awaiting its children (``jobs.parents``) is checked instead: settled if its children are.
 
 Both run every few seconds in one live worker (``jobs.worker.LedgerWatch``), every minute from
 the scheduler (``relay-and-reconcile``) and from ``manage.py jobs relay``, always through
@@ -30,6 +30,7 @@ from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.command import send_stop_job_command
+from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 
@@ -72,9 +73,22 @@ def _fetch_rq_jobs(ids: list[str]) -> dict[str, RQJob | None]:
     found: dict[str, RQJob | None] = {}
     for start in range(0, len(ids), 200):
         chunk = ids[start : start + 200]
-        for rq_id, rq_job in zip(chunk, RQJob.fetch_many(chunk, connection=conn), strict=True):
-            found[rq_id] = rq_job
+        try:
+            rq_jobs = RQJob.fetch_many(chunk, connection=conn)
+        except NoSuchJobError:
+            # A hash RQ cannot read ("Unexpected job format": Redis lost the job, then a late
+            # write put a few fields back, such as RQ's own bookkeeping when a horse finishes)
+            # must not stop the whole pass: one by one, and such a job counts as gone.
+            rq_jobs = [_fetch_or_none(rq_id, conn) for rq_id in chunk]
+        found.update(zip(chunk, rq_jobs, strict=True))
     return found
+
+
+def _fetch_or_none(rq_id: str, conn) -> RQJob | None:
+    try:
+        return RQJob.fetch(rq_id, connection=conn)
+    except NoSuchJobError:
+        return None
 
 
 def relay(*, grace_seconds: int = DISPATCH_GRACE_SECONDS, limit: int = 1000) -> int:
@@ -215,8 +229,9 @@ def _death_reason(row: Job, rq_jobs, seen: WorkerSeen, *, now, stale_after: int)
     if not inline and row.rq_job_id and row.rq_job_id in rq_jobs:
         rq_job = rq_jobs[row.rq_job_id]
         started_long_ago = row.started_at and (now - row.started_at).total_seconds() > 5
-        if rq_job is None and started_long_ago:
-            return f"Worker died: RQ no longer knows job {row.rq_job_id} (worker {row.worker_name})"
+        # RQ no longer knowing the job (Redis restarted empty, its key expired) says nothing
+        # about the worker running it, which may well be alive and heartbeating the row:
+        # only the worker's silence and the row's tell (``worker_death`` below).
         if rq_job is not None and started_long_ago and _is_this_run(row, rq_job):
             status = _status(rq_job)
             if status in _RQ_DEAD:

@@ -106,6 +106,89 @@ def _running_row(*, attempts: int, max_attempts: int, silent_for: int) -> Job:
     return job
 
 
+def _live_rq_worker(redis_conn, name: str):
+    """An RQ worker registered under ``name`` with a fresh heartbeat (nothing runs in it)."""
+    from rq.worker import Worker
+
+    worker = Worker([django_rq.get_queue("bundle-recompute")], name=name, connection=redis_conn)
+    worker.register_birth()
+    return worker
+
+
+def test_reconcile_leaves_a_job_alone_whose_rq_job_redis_lost_while_its_row_heartbeats(
+    redis_conn,
+):
+    # Given a row running for 30 s whose RQ job Redis no longer has (restarted empty), and
+    # whose worker is gone from RQ's registry too, but whose own heartbeat is fresh
+    job = _running_row(attempts=1, max_attempts=3, silent_for=30)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+    # When
+    changed = reconcile()
+    # Then it is not declared dead: the horse running it is still reporting
+    assert changed == []
+    job.refresh_from_db()
+    assert (job.state, job.attempts, job.errors) == (JobState.RUNNING, 1, [])
+
+
+def test_reconcile_leaves_a_job_alone_whose_rq_job_redis_lost_while_its_worker_heartbeats(
+    redis_conn,
+):
+    # Given a row silent for 30 s whose RQ job Redis lost, on a worker heartbeating RQ
+    job = _running_row(attempts=1, max_attempts=3, silent_for=30)
+    _live_rq_worker(redis_conn, "gone-worker")
+    # When
+    changed = reconcile()
+    # Then the worker is alive: the job is not declared dead
+    assert changed == []
+    job.refresh_from_db()
+    assert (job.state, job.attempts) == (JobState.RUNNING, 1)
+
+
+def test_reconcile_settles_a_job_whose_rq_job_and_worker_are_gone_and_row_silent(redis_conn):
+    # Given a row whose RQ job Redis lost, whose worker is gone and whose row is silent 30 s
+    job = _running_row(attempts=1, max_attempts=3, silent_for=30)
+    # When
+    changed = reconcile()
+    # Then it is dead, and says why: the worker, not Redis's lost record
+    assert [j.pk for j in changed] == [job.pk]
+    job.refresh_from_db()
+    assert job.state == JobState.RETRYING
+    assert job.errors[0]["message"].startswith(
+        "Worker died: worker gone-worker is gone from RQ's registry"
+    )
+
+
+def test_a_job_hash_rq_cannot_read_does_not_stop_the_reconcile_pass(redis_conn):
+    # Given a row whose RQ job Redis lost, then got a late write back (only a "meta" field),
+    # and, in the same pass, a row whose worker is dead
+    unreadable = _running_row(attempts=1, max_attempts=3, silent_for=0)
+    redis_conn.hset(f"rq:job:{unreadable.rq_job_id}", "meta", b"late progress")
+    dead = _running_row(attempts=1, max_attempts=3, silent_for=120)
+    Job.objects.filter(pk=dead.pk).update(rq_job_id="job-gone-dead")
+    # When
+    changed = reconcile()
+    # Then the dead one is settled, and the one whose horse still reports is left alone
+    assert [j.pk for j in changed] == [dead.pk]
+    assert Job.objects.get(pk=unreadable.pk).state == JobState.RUNNING
+
+
+def test_a_progress_write_does_not_put_back_an_rq_job_redis_lost(redis_conn, token):
+    from rq.job import Job as RQJob
+
+    from jobs.context import JobContext
+
+    # Given a running job whose RQ job Redis lost (restarted empty)
+    job = enqueue("test_noop", payload={"token": token}, trigger="command")
+    rq_job = RQJob.fetch(Job.objects.get(pk=job.pk).rq_job_id, connection=redis_conn)
+    claimed, _ = _claim(job.pk, worker_name="w@host:1", rq_job_id=rq_job.id)
+    redis_conn.flushall()
+    # When the handler reports progress
+    JobContext(claimed, rq_job).set_progress(50, "half")
+    # Then the ledger has it and Redis has no unreadable half of a job
+    assert Job.objects.get(pk=job.pk).progress == 50
+    assert not redis_conn.exists(rq_job.key)
+
+
 def test_reconcile_retries_a_running_job_whose_worker_vanished(redis_conn):
     # Given a row running on a worker RQ has never heard of, silent for 2 minutes
     job = _running_row(attempts=1, max_attempts=3, silent_for=120)

@@ -221,3 +221,130 @@ def test_heartbeat_is_refreshed_while_a_silent_handler_runs(settings):
     beat = datetime.fromisoformat(job.result["heartbeat_at"])
     started = datetime.fromisoformat(job.result["started_at"])
     assert (beat - started).total_seconds() >= 0.6
+
+
+# -- one copy of an attempt: an old attempt's writes never keep a new one alive --------------
+
+
+def _superseded_attempt(token: str):
+    """Attempt 1 claimed (its context kept), judged dead, and attempt 2 claimed elsewhere.
+
+    Returns (attempt 1's context, attempt 2's heartbeat, set a minute back)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.context import JobContext
+    from jobs.registry import get_kind
+    from jobs.runner import _claim, record_failure
+
+    job = enqueue(
+        "test_flaky",
+        payload={"token": token, "fail_times": 0},
+        trigger="command",
+        dispatch_on_commit=False,
+    )
+    first, _ = _claim(job.pk, worker_name="old@host:1", rq_job_id="")
+    old_ctx = JobContext(first)
+    record_failure(
+        first,
+        message="Worker died (test)",
+        expect_attempt=1,
+        dispatch_retry=False,
+        kind=get_kind(job.kind),
+    )
+    second, _ = _claim(job.pk, worker_name="new@host:2", rq_job_id="")
+    assert second is not None and second.attempts == 2
+    long_ago = timezone.now() - timedelta(seconds=60)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=long_ago)
+    return old_ctx, long_ago
+
+
+def test_an_old_attempts_progress_write_raises_and_leaves_the_new_attempt_alone(token):
+    from jobs.context import AttemptSuperseded
+
+    # Given attempt 1 superseded by attempt 2, whose row has been silent for a minute
+    old_ctx, long_ago = _superseded_attempt(token)
+    # When attempt 1's handler reports progress
+    with pytest.raises(AttemptSuperseded):
+        old_ctx.set_progress(100, "still going")
+    # Then the new attempt's row is untouched: its silence is its own
+    row = Job.objects.get(pk=old_ctx.job.pk)
+    assert (row.attempts, row.heartbeat_at, row.progress) == (2, long_ago, 0)
+    assert row.progress_message != "still going"
+
+
+def test_an_old_attempts_heartbeat_neither_keeps_the_new_attempt_alive_nor_goes_on(token, settings):
+    from jobs.context import AttemptSuperseded
+    from jobs.runner import _Heartbeats
+    from tests.support import wait_until
+
+    # Given attempt 1 superseded by attempt 2, and a heartbeat every 0.1 s
+    settings.JOBS_HEARTBEAT_INTERVAL = 0.1
+    old_ctx, long_ago = _superseded_attempt(token)
+    beats = _Heartbeats.get()
+    # When attempt 1's heartbeat thread comes round
+    beats.watch(old_ctx)
+    try:
+        # Then it stops beating for attempt 1 (in a work horse, it would end the horse)
+        wait_until(lambda: old_ctx not in beats.due, timeout=10)
+    finally:
+        beats.unwatch(old_ctx)
+    # and never touched the new attempt's row
+    assert Job.objects.get(pk=old_ctx.job.pk).heartbeat_at == long_ago
+    # and the handler stops at its next check
+    with pytest.raises(AttemptSuperseded):
+        old_ctx.check_cancelled()
+
+
+def test_a_superseded_handler_stops_and_records_nothing_for_its_attempt(token):
+    from jobs.context import AttemptSuperseded
+    from jobs.runner import Outcome, _record
+
+    # Given attempt 1 superseded while its handler ran
+    old_ctx, _ = _superseded_attempt(token)
+    with pytest.raises(AttemptSuperseded):
+        old_ctx.set_progress(50)
+    # When the runner records how it ended
+    row = _record(old_ctx.job, Outcome("superseded"), dispatch_retry=False)
+    # Then attempt 2 is still running, with no error added by attempt 1
+    assert (row.state, row.attempts, len(row.errors)) == (JobState.RUNNING, 2, 1)
+
+
+def test_a_parent_waiting_for_a_childs_retry_never_sleeps_a_negative_time(token, monkeypatch):
+    """``_run_children_inline`` checks that a child's retry is due later, then sleeps until it:
+    the clock moves on between the two reads."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    import jobs.runner as runner
+
+    # Given a parent whose child waits for its retry
+    parent = enqueue(
+        "test_noop", payload={"token": f"{token}-p"}, trigger="command", dispatch_on_commit=False
+    )
+    Job.objects.filter(pk=parent.pk).update(state=JobState.RUNNING, attempts=1)
+    child = enqueue(
+        "test_noop", payload={"token": token}, trigger="command", dispatch_on_commit=False
+    )
+    start = timezone.now()
+    Job.objects.filter(pk=child.pk).update(
+        parent=parent, state=JobState.RETRYING, next_attempt_at=start + timedelta(seconds=1.5)
+    )
+
+    # and a clock that moves a second between every two reads (a busy machine): due in 0.5 s
+    # at the check, overdue by 0.5 s when the wait is computed
+    class Clock:
+        at = start
+
+        @classmethod
+        def now(cls):
+            cls.at += timedelta(seconds=1)
+            return cls.at
+
+    monkeypatch.setattr(runner, "timezone", Clock)
+    # When the parent runs its children inline, it neither raises nor waits
+    runner._run_children_inline(Job.objects.get(pk=parent.pk))
+    # Then the child ran
+    assert Job.objects.get(pk=child.pk).state == JobState.COMPLETED
