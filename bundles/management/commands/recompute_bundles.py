@@ -49,8 +49,9 @@ class Command(BaseCommand):
         if chosen > 1:
             raise CommandError("Give only one of: bundle ids, --all, --variants.")
         try:
+            chosen_size = options["batch_size"]
             batch_size = requests.batch_size_checked(
-                options["batch_size"] or requests.bulk_batch_size()
+                requests.bulk_batch_size() if chosen_size is None else chosen_size
             )
         except requests.InvalidJobOptions as exc:
             raise CommandError(f"--batch-size: {exc.message}") from exc
