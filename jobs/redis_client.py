@@ -29,3 +29,15 @@ def redis_for(queue_name: str) -> Redis:
     if client is None:
         client = _clients[key] = django_rq.get_connection(queue_name)
     return client
+
+
+def server_key(client: Redis) -> tuple:
+    """Which server and database ``client`` talks to: clients of queues configured alike share
+    one (one pipeline for them all), a queue with a Redis of its own gets its own."""
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    return (
+        type(pool).__name__,
+        getattr(pool, "service_name", None),  # Sentinel: the service, not a host
+        *(kwargs.get(k) for k in ("host", "port", "path", "db", "username")),
+    )

@@ -38,6 +38,7 @@ from jobs.dispatch import dispatch
 from jobs.liveness import WorkerSeen, is_awaiting_children, is_inline, worker_death, workers_seen
 from jobs.models import Job, JobState
 from jobs.parents import check_parent
+from jobs.pause import sync_paused
 from jobs.registry import UnknownJobKind, get_kind
 from jobs.runner import SETTLED_BY_WORKER, record_failure, record_undelivered
 
@@ -296,6 +297,7 @@ def relay_and_reconcile(*, lock_timeout: float = 0) -> dict:
             "skipped": f"another relay/reconcile pass is running (lock {RECONCILE_LOCK_KEY})",
         }
     try:
+        sync_paused()  # an emptied or restored Redis gets the table's pauses before any relay
         try:
             out["reconciled"] = len(reconcile())
         except Exception:
