@@ -64,7 +64,8 @@ def processes_of_run(run_id: str) -> list[int]:
     """Live processes of this user whose environment carries ``RUN_ENV=run_id``."""
     needle = f"{RUN_ENV}={run_id}".encode()
     found = []
-    for entry in Path("/proc").iterdir():
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else ():  # no /proc (macOS): none found
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
@@ -87,10 +88,11 @@ def stop_leftovers(var_dir: Path, *, timeout: float = 10.0) -> list[int]:
     """
     try:
         data = json.loads((var_dir / RUN_FILE).read_text())
-        pid, started, run_id = int(data["pid"]), int(data["start_time"]), str(data["run_id"])
+        pid, started, run_id = int(data["pid"]), data["start_time"], str(data["run_id"])
     except (OSError, ValueError, KeyError, TypeError):
         return []
-    if start_time(pid) == started:
+    still_running = _alive(pid) if started is None else start_time(pid) == started
+    if still_running:
         raise AnotherRunRunning(
             f"another bin/run (pid {pid}) is using {var_dir}; stop it first (Ctrl-C there)"
         )
@@ -102,6 +104,17 @@ def stop_leftovers(var_dir: Path, *, timeout: float = 10.0) -> list[int]:
     while processes_of_run(run_id) and time.monotonic() < deadline:
         time.sleep(0.1)  # SIGKILL is not refusable; the kernel takes a moment to reap
     return leftovers
+
+
+def _alive(pid: int) -> bool:
+    """Without /proc (no start time to compare) the pid alone has to do."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def record_run(var_dir: Path) -> str:
