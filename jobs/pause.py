@@ -16,13 +16,12 @@ meanwhile, so a pause or resume racing a re-sync is never lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from django.db import transaction
 
 from jobs import conf
 from jobs.models import QueuePause
-from jobs.redis_client import redis_for, server_key
+from jobs.redis_client import by_server, redis_for
 
 logger = logging.getLogger(__name__)
 
@@ -82,19 +81,8 @@ def set_paused(name: str, paused: bool, *, user=None) -> bool:
 def sync_paused() -> int:
     """Write the table into every job queue's Redis (once per server). Returns how many
     servers were written; never raises (the ledger pass runs it unattended)."""
-    written = 0
-    for connection in _distinct_connections(conf.job_queues()):
-        if _write_quietly(connection):
-            written += 1
-    return written
-
-
-def _distinct_connections(names: Iterable[str]) -> list:
-    seen: dict[tuple, object] = {}
-    for name in names:
-        connection = redis_for(name)
-        seen.setdefault(server_key(connection), connection)
-    return list(seen.values())
+    servers = by_server(conf.job_queues()).values()
+    return sum(1 for names in servers if _write_quietly(redis_for(names[0])))
 
 
 def _write(connection) -> set[str]:

@@ -8,6 +8,8 @@ process); a changed configuration (another URL) gets a client of its own.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import django_rq
 from django_rq import settings as rq_settings
 from redis import Redis
@@ -41,3 +43,11 @@ def server_key(client: Redis) -> tuple:
         getattr(pool, "service_name", None),  # Sentinel: the service, not a host
         *(kwargs.get(k) for k in ("host", "port", "path", "db", "username")),
     )
+
+
+def by_server(queue_names: Iterable[str]) -> dict[tuple, list[str]]:
+    """``queue_names`` grouped by the Redis server their configuration points at (in order)."""
+    groups: dict[tuple, list[str]] = {}
+    for name in queue_names:
+        groups.setdefault(server_key(redis_for(name)), []).append(name)
+    return groups

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import django_rq
 import pytest
 import redis
+from django.utils import timezone
 from django_rq import settings as rq_settings
+from rq.job import Job as RQJob
+from rq.worker import Worker
 
 from config.embedded_redis import start_embedded_redis
 from jobs.dispatch import dispatch, dispatch_many
 from jobs.enqueue import enqueue
+from jobs.maintenance.relay import reconcile, relay
 from jobs.models import Job, JobState
 from jobs.pause import PAUSED_QUEUES_KEY, paused_queues
 from jobs.services import queue_pause, queue_resume
@@ -80,3 +87,47 @@ def test_bulk_dispatch_sends_each_queues_rows_to_its_own_redis(own_redis, redis_
     assert _queued_ids(redis_conn, SHARED) == [ids[rows[0].pk], ids[rows[2].pk]]
     assert _queued_ids(own_redis, OWN) == [ids[rows[1].pk], ids[rows[3].pk]]
     assert _queued_ids(redis_conn, OWN) == [] and _queued_ids(own_redis, SHARED) == []
+
+
+def _age(job: Job, seconds: int) -> None:
+    past = timezone.now() - timedelta(seconds=seconds)
+    Job.objects.filter(pk=job.pk).update(created_at=past, dispatched_at=past)
+
+
+def test_the_relay_leaves_a_job_waiting_in_its_queues_own_redis_alone(own_redis, redis_conn):
+    # Given a row of OWN sent a minute ago, its RQ job waiting on OWN's Redis
+    job = _row(OWN)
+    assert dispatch(job.pk)
+    _age(job, 60)
+    sent_as = Job.objects.get(pk=job.pk).rq_job_id
+    # When the relay looks for rows RQ lost
+    assert relay() == 0
+    # Then it found the RQ job where it is, and sent nothing again
+    assert Job.objects.get(pk=job.pk).rq_job_id == sent_as
+    assert _queued_ids(own_redis, OWN) == [sent_as]
+
+
+def test_reconcile_sees_a_live_worker_on_its_queues_own_redis(own_redis, redis_conn):
+    # Given a row of OWN running for 60 s in a worker registered (and heartbeating) on OWN's
+    # Redis, its RQ job started there; the row's own heartbeat is 30 s old
+    job = _row(OWN)
+    assert dispatch(job.pk)
+    rq_id = Job.objects.get(pk=job.pk).rq_job_id
+    connection = django_rq.get_queue(OWN).connection
+    worker = Worker([django_rq.get_queue(OWN)], connection=connection, name="own-worker")
+    worker.register_birth()
+    worker.heartbeat()
+    RQJob.fetch(rq_id, connection=connection).set_status("started")
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk).update(
+        state=JobState.RUNNING,
+        attempts=1,
+        worker_name="own-worker",
+        started_at=now - timedelta(seconds=60),
+        heartbeat_at=now - timedelta(seconds=30),
+    )
+    # When reconcile looks for dead workers
+    changed = reconcile()
+    # Then the live run is left alone
+    assert changed == []
+    assert Job.objects.get(pk=job.pk).state == JobState.RUNNING
