@@ -3,8 +3,12 @@
 It starts a private Redis (unless ``REDIS_URL`` is set), migrates, loads demo data once, makes a
 demo superuser, then supervises RQ workers for the four queues (``WORKERS``), the cron
 scheduler and the web server.
-Every child runs in its own process group and dies with this process (PR_SET_PDEATHSIG), so
-Ctrl-C — or a crash of this supervisor — leaves no redis, worker or web process behind.
+Every child runs in its own process group and dies with this process, SIGKILL of it included
+(Linux's parent-death signal, ``config.supervise``): workers get SIGKILL, and each work horse
+dies with its worker the same way (``run_worker`` arranges it); Redis, the scheduler and the web
+server get SIGTERM. A start first stops whatever a crashed earlier run left behind (found by the
+run id every process of a run carries, recorded in ``var/demo-run.json``), and refuses to start
+while another ``bin/run`` uses the same ``var/``.
 
 Stopping (Ctrl-C or SIGTERM): RQ moves each work horse into a process group of its own
 (``os.setpgrp()`` in rq 3.0's ``Worker.fork_work_horse``), so a signal to a worker's group
@@ -33,7 +37,15 @@ import time
 from pathlib import Path
 
 from config.demo_env import write_demo_env
-from config.embedded_redis import die_with_parent, free_port, start_embedded_redis
+from config.embedded_redis import free_port, start_embedded_redis
+from config.supervise import (
+    AnotherRunRunning,
+    dies_with_this_process,
+    forget_run,
+    processes_of_run,
+    record_run,
+    stop_leftovers,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -59,7 +71,7 @@ def manage(*args: str) -> list[str]:
 
 def run_step(title: str, argv: list[str]) -> None:
     print(f"==> {title}", flush=True)
-    subprocess.run(argv, check=True, cwd=BASE_DIR)  # noqa: S603 - our own manage.py
+    subprocess.run(argv, check=True, cwd=BASE_DIR, preexec_fn=dies_with_this_process())  # noqa: S603
 
 
 def demo_password() -> str:
@@ -124,8 +136,11 @@ class Supervisor:
 
     def spawn(self, name: str, argv: list[str]) -> None:
         self.argv[name] = argv
+        # A worker's SIGTERM is RQ's warm shutdown, which waits for the running job: a worker
+        # whose supervisor is gone gets SIGKILL (its horse follows it, see run_worker).
+        sig = signal.SIGKILL if name.startswith("worker") else signal.SIGTERM
         self.children[name] = subprocess.Popen(  # noqa: S603 - our own commands
-            argv, cwd=BASE_DIR, start_new_session=True, preexec_fn=die_with_parent
+            argv, cwd=BASE_DIR, start_new_session=True, preexec_fn=dies_with_this_process(sig)
         )
 
     def watch(self) -> str | None:
@@ -238,6 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     VAR_DIR.mkdir(exist_ok=True)
+    try:
+        left = stop_leftovers(VAR_DIR)
+    except AnotherRunRunning as exc:
+        print(f"!! {exc}", file=sys.stderr)
+        return 1
+    if left:
+        print(f"==> stopped {len(left)} process(es) left by an earlier run", flush=True)
+    run_id = record_run(VAR_DIR)  # every process started from here on carries it
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     # The demo runs with DEBUG off; this lets settings use a generated key kept in var/.
     os.environ.setdefault("ALLOW_INSECURE_KEY", "1")
@@ -307,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         supervisor.stop_all()
         if redis:
             redis.stop()
+        if not processes_of_run(run_id):
+            forget_run(VAR_DIR)
 
 
 if __name__ == "__main__":

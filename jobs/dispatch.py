@@ -24,7 +24,7 @@ from rq import Queue
 from jobs import conf
 from jobs.models import Job, JobState
 from jobs.pause import paused_on
-from jobs.redis_client import config_key
+from jobs.redis_client import config_key, server_key
 from jobs.registry import get_kind
 
 logger = logging.getLogger(__name__)
@@ -162,18 +162,20 @@ def _options(job: Job, job_kind, rq_id: str, timeout: int) -> dict[str, Any]:
     return options
 
 
-# How many rows one claim UPDATE and one Redis pipeline carry in ``dispatch_many``.
+# How many rows one claim UPDATE carries in ``dispatch_many``.
 DISPATCH_CHUNK = 500
 
 
 def dispatch_many(job_ids: Sequence) -> int:
     """Hand many never-sent rows to RQ: per chunk of ``DISPATCH_CHUNK`` rows one SELECT, one
-    claim UPDATE, one read-back of the claim, and one Redis pipeline. Returns how many were sent.
+    pause check per queue, one claim UPDATE, one read-back of the claim, and one Redis pipeline
+    per Redis server (each queue's jobs on its own connection). Returns how many were sent.
 
     The claim is ``dispatch``'s (a row whose ``dispatched_at`` is no longer unset, or that
     started or was cancelled, is skipped), so a row is sent once even with a relay racing.
-    Rows held back (``run_after``) go through ``dispatch`` one by one. If Redis fails, the
-    chunk's claims are undone and the relay sends those rows later; never raises for it.
+    Rows held back (``run_after``) go through ``dispatch`` one by one; rows of a paused queue
+    are not claimed (they wait, pending). If a Redis fails, the claims of the rows meant for it
+    are undone and the relay sends those rows later; never raises for it.
     """
     ids = list(dict.fromkeys(job_ids))
     sent = 0
@@ -195,6 +197,8 @@ def _dispatch_chunk(ids: list) -> int:
     later = [row for row in rows if row.next_attempt_at and row.next_attempt_at > now]
     rows = [row for row in rows if row not in later]
     sent = sum(1 for row in later if dispatch(row.pk))
+    held = _held_queues({row.queue for row in rows})
+    rows = [row for row in rows if row.queue not in held]  # they wait, visibly pending
     if not rows:
         return sent
     rq_ids = {row.pk: rq_job_id_for(row) for row in rows}
@@ -211,16 +215,36 @@ def _dispatch_chunk(ids: list) -> int:
         .values_list("pk", flat=True)
     )
     rows = [row for row in rows if row.pk in claimed]
-    if not rows:
-        return sent
+    # One pipeline per Redis server: each queue's jobs go to its own (RQ_QUEUES may give a
+    # queue a Redis of its own); queues configured alike share one pipeline.
+    by_server: dict[tuple, list[Job]] = {}
+    for row in rows:
+        by_server.setdefault(server_key(_queue(row.queue).connection), []).append(row)
+    return sent + sum(_send_group(group, rq_ids) for group in by_server.values())
+
+
+def _held_queues(names: set[str]) -> set[str]:
+    """Of ``names``, the queues not to send to now: paused, or whose Redis cannot say."""
+    held = set()
+    for name in names:
+        try:
+            if paused_on(_queue(name).connection, name):
+                held.add(name)
+        except Exception as exc:  # Redis down: the relay sends them later
+            logger.warning("Could not ask whether queue %s is paused (%s)", name, exc)
+            held.add(name)
+    return held
+
+
+def _send_group(rows: list[Job], rq_ids: dict) -> int:
+    """Send claimed ``rows`` (of queues on one Redis server) in one pipeline; on failure undo
+    their claims (the relay sends them later). Returns how many were sent."""
     try:
-        connection = _queue(rows[0].queue).connection
-        with connection.pipeline() as pipe:
+        with _queue(rows[0].queue).connection.pipeline() as pipe:
             by_queue: dict[str, list] = {}
             for row in rows:
                 by_queue.setdefault(row.queue, []).append(row)
             for name, queued in by_queue.items():
-                queue = _queue(name)
                 datas = []
                 for row in queued:
                     try:
@@ -232,15 +256,15 @@ def _dispatch_chunk(ids: list) -> int:
                     )
                     options["timeout"] = options.pop("job_timeout")
                     datas.append(Queue.prepare_data(RUNNER_ENTRYPOINT, **options))
-                queue.enqueue_many(datas, pipeline=pipe)
+                _queue(name).enqueue_many(datas, pipeline=pipe)
             pipe.execute()
     except Exception as exc:  # Redis down or anything else: the relay sends them later
         logger.warning("Could not dispatch %d jobs to RQ (%s); relay will retry", len(rows), exc)
         Job.objects.filter(
             pk__in=[row.pk for row in rows], rq_job_id__in=[rq_ids[row.pk] for row in rows]
         ).update(dispatched_at=None)
-        return sent
-    return sent + len(rows)
+        return 0
+    return len(rows)
 
 
 def _unclaim(job_pk, rq_id: str) -> None:

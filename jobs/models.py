@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class JobState(models.TextChoices):
@@ -282,3 +283,28 @@ class ScheduleFire(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule_id} @ {self.fire_at:%Y-%m-%d %H:%M} ({self.outcome})"
+
+
+class QueuePause(models.Model):
+    """A paused queue: an operator's decision, kept here (who, when) rather than only in Redis.
+
+    A row means the queue is paused. ``jobs.pause`` mirrors the rows into each queue's Redis
+    (the set the dispatcher and the workers read), and writes them back whenever that Redis
+    comes back empty, so a pause survives any Redis or demo restart.
+    """
+
+    queue = models.CharField(max_length=64, unique=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    paused_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["queue"]
+
+    def __str__(self) -> str:
+        return f"{self.queue} (paused)"

@@ -8,6 +8,8 @@ process); a changed configuration (another URL) gets a client of its own.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import django_rq
 from django_rq import settings as rq_settings
 from redis import Redis
@@ -29,3 +31,23 @@ def redis_for(queue_name: str) -> Redis:
     if client is None:
         client = _clients[key] = django_rq.get_connection(queue_name)
     return client
+
+
+def server_key(client: Redis) -> tuple:
+    """Which server and database ``client`` talks to: clients of queues configured alike share
+    one (one pipeline for them all), a queue with a Redis of its own gets its own."""
+    pool = client.connection_pool
+    kwargs = pool.connection_kwargs
+    return (
+        type(pool).__name__,
+        getattr(pool, "service_name", None),  # Sentinel: the service, not a host
+        *(kwargs.get(k) for k in ("host", "port", "path", "db", "username")),
+    )
+
+
+def by_server(queue_names: Iterable[str]) -> dict[tuple, list[str]]:
+    """``queue_names`` grouped by the Redis server their configuration points at (in order)."""
+    groups: dict[tuple, list[str]] = {}
+    for name in queue_names:
+        groups.setdefault(server_key(redis_for(name)), []).append(name)
+    return groups

@@ -41,7 +41,7 @@ from jobs.errors import JobNotFound
 from jobs.liveness import AWAITING_PREFIX, WorkerSeen, is_awaiting_children, worker_death
 from jobs.liveness import workers_seen as _workers_seen
 from jobs.models import SETTLED_STATES, Job, JobState, JobTarget
-from jobs.pause import paused_queues
+from jobs.pause import pauses
 from jobs.redis_client import redis_for
 from jobs.rollup import settled_counts
 from jobs.scheduler_status import scheduler_status
@@ -64,6 +64,8 @@ class QueueOverview:
     completed_24h: int
     workers: int | None  # None: Redis could not be asked
     paused: bool = False
+    paused_by: str = ""  # who paused it ("" for the system or a deleted user)
+    paused_at: datetime | None = None
     oldest_waiting_seconds: float | None = None  # age of the oldest pending job (None: none)
     completed_per_minute: float = 0.0  # over the last 15 minutes
     failed_per_minute: float = 0.0
@@ -209,6 +211,12 @@ def job_is_stale(job: Job, *, stale_after: int | None = None, now: datetime | No
     return seen is not None and worker_death(job, seen, now=now) is not None
 
 
+def pause_author(pause) -> str:
+    """Who paused a queue, for display: a user name, or "" (the system, a deleted user)."""
+    user = getattr(pause, "paused_by", None)
+    return user.get_username() if user is not None else ""
+
+
 # The strip counts stale jobs up to this many and then says "more than" (a bounded scan).
 STALE_COUNT_CAP = 1000
 
@@ -219,13 +227,15 @@ def system_health(*, now: datetime | None = None, settled: Counter | None = None
     counts = queue_counts(now=now, settled=settled)
     workers = workers_by_queue()
     status = scheduler_status()
-    paused = paused_queues() or set()
+    paused = pauses()
     latency = queue_latency(now=now)
     queues = [
         QueueOverview(
             name=name,
             workers=None if workers is None else workers.get(name, 0),
             paused=name in paused,
+            paused_by=pause_author(paused.get(name)),
+            paused_at=paused[name].paused_at if name in paused else None,
             **latency.get(name, {}),
             **c,
         )

@@ -206,11 +206,12 @@ def _check_queue(queue: str) -> None:
 def queue_pause(*, queue: str, user=None) -> bool:
     """Hold ``queue`` on every worker: its jobs stay pending (visibly) until it is resumed.
 
+    Kept in the database with who and when (``jobs.pause``), so it outlives any Redis restart.
     True if it was running before. Checks ``jobs.pause_queue``; audited.
     """
     _check_permission(user, "jobs.pause_queue")
     _check_queue(queue)
-    changed = set_paused(queue, True)
+    changed = set_paused(queue, True, user=_user_or_none(user))
     audit_note(user=_user_or_none(user), title=f"Queue {queue}", message=f"Paused queue {queue}")
     logger.info("Queue %s paused by %s", queue, _user_or_none(user) or "the system")
     return changed
@@ -223,7 +224,7 @@ def queue_resume(*, queue: str, user=None) -> int:
     """
     _check_permission(user, "jobs.pause_queue")
     _check_queue(queue)
-    set_paused(queue, False)
+    set_paused(queue, False, user=_user_or_none(user))
     audit_note(user=_user_or_none(user), title=f"Queue {queue}", message=f"Resumed queue {queue}")
     waiting = Job.objects.filter(
         queue=queue,

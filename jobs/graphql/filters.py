@@ -17,7 +17,7 @@ from api.errors import BadUserInput
 from api.graphql_utils import clean_text, decode_cursor, encode_cursor, parse_int_id
 from jobs import selectors
 from jobs.models import Job, JobState
-from jobs.pause import paused_queues
+from jobs.pause import pauses
 from jobs.registry import all_kinds, is_filterable_kind
 from jobs.selectors import queue_names
 from jobs.targets import all_target_types, get_target_type
@@ -155,7 +155,7 @@ def queue_counts() -> list[dict]:
     counts = selectors.queue_counts()
     workers = selectors.workers_by_queue()
     queued = _rq_lengths()
-    paused = paused_queues() or set()
+    paused = pauses()
     latency = selectors.queue_latency()
     out = []
     for name in queue_names():
@@ -170,6 +170,8 @@ def queue_counts() -> list[dict]:
                 "workers": None if workers is None else workers.get(name, 0),
                 "rq_queued": queued.get(name),
                 "paused": name in paused,
+                "paused_by": selectors.pause_author(paused.get(name)) or None,
+                "paused_at": paused[name].paused_at if name in paused else None,
                 "oldest_waiting_seconds": latency.get(name, {}).get("oldest_waiting_seconds"),
                 "completed_per_minute": latency.get(name, {}).get("completed_per_minute", 0.0),
                 "failed_per_minute": latency.get(name, {}).get("failed_per_minute", 0.0),

@@ -155,6 +155,8 @@ class JobQueue(graphene.ObjectType):
     workers = graphene.Int(description="Workers listening to the queue (null: Redis down)")
     rq_queued = graphene.Int(description="Jobs in RQ's queue right now (null: Redis down)")
     paused = graphene.Boolean(required=True, description="Held by pauseQueue: its jobs wait")
+    paused_by = graphene.String(description="Who paused it (null: running, or the system)")
+    paused_at = graphene.DateTime(description="When it was paused (null: running)")
     oldest_waiting_seconds = graphene.Float(description="Age of the oldest pending job")
     completed_per_minute = graphene.Float(required=True, description="Last 15 minutes")
     failed_per_minute = graphene.Float(required=True, description="Last 15 minutes")

@@ -40,6 +40,8 @@ from jobs.liveness import WorkerSeen, is_awaiting_children, is_inline, worker_de
 from jobs.models import Job, JobState
 from jobs.parents import park_if_parent
 from jobs.parents import repair as repair_parents
+from jobs.pause import sync_paused
+from jobs.redis_client import by_server, redis_for
 from jobs.registry import UnknownJobKind, get_kind
 from jobs.runner import SETTLED_BY_WORKER, record_failure, record_undelivered
 
@@ -68,19 +70,23 @@ def _connection():
     return django_rq.get_connection(conf.job_queues()[0])
 
 
-def _fetch_rq_jobs(ids: list[str]) -> dict[str, RQJob | None]:
-    conn = _connection()
+def _fetch_rq_jobs(rows: list[Job]) -> dict[str, RQJob | None]:
+    """The RQ job of each row's ``rq_job_id``, asked on its queue's own Redis (RQ_QUEUES may
+    give a queue a server of its own: asked elsewhere, its jobs would look lost)."""
     found: dict[str, RQJob | None] = {}
-    for start in range(0, len(ids), 200):
-        chunk = ids[start : start + 200]
-        try:
-            rq_jobs = RQJob.fetch_many(chunk, connection=conn)
-        except NoSuchJobError:
-            # A hash RQ cannot read ("Unexpected job format": Redis lost the job, then a late
-            # write put a few fields back, such as RQ's own bookkeeping when a horse finishes)
-            # must not stop the whole pass: one by one, and such a job counts as gone.
-            rq_jobs = [_fetch_or_none(rq_id, conn) for rq_id in chunk]
-        found.update(zip(chunk, rq_jobs, strict=True))
+    for names in by_server({row.queue for row in rows}).values():
+        conn = redis_for(names[0])
+        ids = [row.rq_job_id for row in rows if row.queue in names]
+        for start in range(0, len(ids), 200):
+            chunk = ids[start : start + 200]
+            try:
+                rq_jobs = RQJob.fetch_many(chunk, connection=conn)
+            except NoSuchJobError:
+                # A hash RQ cannot read ("Unexpected job format": Redis lost the job, then a
+                # late write put a few fields back, such as RQ's own bookkeeping when a horse
+                # finishes) must not stop the whole pass: one by one, and it counts as gone.
+                rq_jobs = [_fetch_or_none(rq_id, conn) for rq_id in chunk]
+            found.update(zip(chunk, rq_jobs, strict=True))
     return found
 
 
@@ -102,13 +108,13 @@ def relay(*, grace_seconds: int = DISPATCH_GRACE_SECONDS, limit: int = 1000) -> 
         Job.objects.filter(waiting, cancel_requested=False)
         .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=cutoff))
         .order_by("created_at")
-        .only("pk", "rq_job_id", "dispatched_at", "state", "next_attempt_at")[:limit]
+        .only("pk", "queue", "rq_job_id", "dispatched_at", "state", "next_attempt_at")[:limit]
     )
     if not rows:
         return 0
-    dispatched_ids = [r.rq_job_id for r in rows if r.dispatched_at and r.rq_job_id]
-    rq_jobs = _fetch_rq_jobs(dispatched_ids) if dispatched_ids else {}
-    seen = _workers_seen() if dispatched_ids else WorkerSeen({})
+    dispatched = [r for r in rows if r.dispatched_at and r.rq_job_id]
+    rq_jobs = _fetch_rq_jobs(dispatched) if dispatched else {}
+    seen = _workers_seen() if dispatched else WorkerSeen({})
     sent = 0
     for row in rows:
         if row.dispatched_at and row.rq_job_id:
@@ -160,7 +166,11 @@ def relay(*, grace_seconds: int = DISPATCH_GRACE_SECONDS, limit: int = 1000) -> 
 
 
 def _workers_seen() -> WorkerSeen:
-    return workers_seen(_connection())
+    """RQ's live workers on every job queue's Redis (a queue may have a server of its own)."""
+    heartbeats: dict = {}
+    for names in by_server(conf.job_queues()).values():
+        heartbeats.update(workers_seen(redis_for(names[0])).heartbeats)
+    return WorkerSeen(heartbeats)
 
 
 def _rq_failure(rq_job: RQJob) -> str:
@@ -192,8 +202,8 @@ def reconcile(*, stale_after: int | None = None) -> list[Job]:
     running = [r for r in running if not is_awaiting_children(r)]
     if not running:
         return changed
-    rq_ids = [r.rq_job_id for r in running if r.rq_job_id and not is_inline(r)]
-    rq_jobs = _fetch_rq_jobs(rq_ids) if rq_ids else {}
+    delivered = [r for r in running if r.rq_job_id and not is_inline(r)]
+    rq_jobs = _fetch_rq_jobs(delivered) if delivered else {}
     seen = _workers_seen()
     for row in running:
         reason = _death_reason(row, rq_jobs, seen, now=now, stale_after=stale_after)
@@ -276,7 +286,7 @@ def _stop_rq_job(row: Job) -> None:
 
     # Raises when the job is not executing any more (the usual case).
     with contextlib.suppress(Exception):
-        send_stop_job_command(_connection(), row.rq_job_id)
+        send_stop_job_command(redis_for(row.queue), row.rq_job_id)
 
 
 CANCEL_ESCALATE_AFTER_SECONDS = 30
@@ -316,6 +326,7 @@ def relay_and_reconcile(*, lock_timeout: float = 0) -> dict:
             "skipped": f"another relay/reconcile pass is running (lock {RECONCILE_LOCK_KEY})",
         }
     try:
+        sync_paused()  # an emptied or restored Redis gets the table's pauses before any relay
         try:
             out["reconciled"] = len(reconcile())
         except Exception:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from jobs.enqueue import enqueue
 from jobs.errors import JobNotFound, JobPermissionDenied
-from jobs.models import Job, JobState
-from jobs.pause import paused_queues, queue_paused
+from jobs.maintenance.relay import relay_and_reconcile
+from jobs.models import Job, JobState, QueuePause
+from jobs.pause import PAUSED_QUEUES_KEY, paused_queues, queue_paused
 from jobs.services import queue_pause, queue_resume
 from tests.jobs.conftest import wait_until
 from tests.support import grant
@@ -88,3 +92,54 @@ def test_an_unknown_queue_is_refused_and_nothing_is_paused(redis_conn):
     with pytest.raises(JobNotFound, match="No queue 'nope'"):
         queue_pause(queue="nope")
     assert paused_queues() == set()
+
+
+def test_a_pause_is_kept_in_the_database_with_who_and_when(redis_conn):
+    operator = grant(User.objects.create_user("op", is_staff=True), "jobs.pause_queue")
+    queue_pause(queue=QUEUE, user=operator)
+    pause = QueuePause.objects.get(queue=QUEUE)
+    assert pause.paused_by == operator
+    assert timezone.now() - pause.paused_at < timedelta(minutes=1)
+    queue_resume(queue=QUEUE, user=operator)
+    assert not QueuePause.objects.exists()
+
+
+def test_a_paused_queue_stays_paused_when_redis_comes_back_empty(run_burst, redis_conn, token):
+    # Given a paused queue
+    queue_pause(queue=QUEUE)
+    # When Redis loses everything (restarted without persistence)
+    redis_conn.flushall()
+    # Then a new job of the queue is held, not sent
+    job = enqueue("test_noop", payload={"token": token}, trigger="command")
+    job.refresh_from_db()
+    assert (job.state, job.dispatched_at) == (JobState.PENDING, None)
+    assert redis_conn.llen(f"rq:queue:{QUEUE}") == 0
+    # And the workers' flag is back in Redis, written from the table
+    assert redis_conn.sismember(PAUSED_QUEUES_KEY, QUEUE)
+    assert queue_paused(QUEUE)
+
+
+def test_a_job_in_rq_when_redis_forgot_the_pause_is_handed_back_not_run(
+    run_burst, redis_conn, token
+):
+    # Given a job already sent to RQ, then its queue paused and the flag lost from Redis
+    job = enqueue("test_noop", payload={"token": token}, trigger="command")
+    queue_pause(queue=QUEUE)
+    redis_conn.delete(PAUSED_QUEUES_KEY)
+    # When a worker takes it
+    run_burst()
+    # Then it did not run: the worker asked the table through the re-synced flag
+    job.refresh_from_db()
+    assert (job.state, job.attempts, job.dispatched_at) == (JobState.PENDING, 0, None)
+    assert redis_conn.get(f"test:runs:{token}") is None
+
+
+def test_a_stale_flag_in_redis_is_corrected_by_the_ledger_pass(redis_conn):
+    # Given Redis holding a flag the table does not (a Redis restored from an old snapshot)
+    queue_pause(queue=QUEUE)
+    QueuePause.objects.all().delete()
+    assert redis_conn.sismember(PAUSED_QUEUES_KEY, QUEUE)
+    # When the relay + reconcile pass runs
+    relay_and_reconcile()
+    # Then Redis says what the table says
+    assert not redis_conn.sismember(PAUSED_QUEUES_KEY, QUEUE)

@@ -2,13 +2,50 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib
+import os
+import signal
+import sys
+import threading
 
 import django_rq
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs.worker import JobsSimpleWorker, JobsWorker, work_through_redis_outages
+
+_PR_SET_PDEATHSIG = 1
+_fork_hook_installed = False
+
+
+def forks_die_with_this_process() -> None:
+    """Every process this one forks from its main thread (RQ's work horse, RQ's scheduler
+    process) gets SIGKILL from Linux when this process dies, SIGKILL included.
+
+    RQ's horse calls ``os.setpgrp()``, so no signal to the worker's group reaches it, and a
+    worker that dies without killing it (SIGKILL, OOM, its supervisor's parent-death signal)
+    would leave it running its job, reparented to PID 1, while the job is retried elsewhere.
+    Forks from other threads are left alone: the signal follows the forking thread's death.
+    """
+    global _fork_hook_installed
+    if _fork_hook_installed or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    forker: dict[str, int] = {}
+
+    def before() -> None:
+        forker["pid"] = os.getpid() if threading.current_thread() is threading.main_thread() else 0
+
+    def after_in_child() -> None:
+        if not forker.get("pid"):
+            return
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if os.getppid() != forker["pid"]:  # the worker died before the prctl: go now
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    os.register_at_fork(before=before, after_in_child=after_in_child)
+    _fork_hook_installed = True
 
 
 class Command(BaseCommand):
@@ -65,6 +102,7 @@ class Command(BaseCommand):
                 f"Unknown queue(s): {', '.join(unknown)}. Known: {', '.join(settings.RQ_QUEUES)}"
             )
         rq_queues = [django_rq.get_queue(q) for q in names]
+        forks_die_with_this_process()
         worker_class = JobsSimpleWorker if simple else JobsWorker
         work_through_redis_outages(
             lambda: worker_class(rq_queues, connection=rq_queues[0].connection, name=name),
