@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - one benchmark, read t
     from api.services import api_token_create
     from bundles import evaluation
     from bundles.models import Bundle, BundleComponent, ProductVariant
+    from bundles.services import bundles_recompute
     from jobs.models import SETTLED_STATES, Job
 
     call_command("migrate", verbosity=0)
@@ -233,6 +234,11 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - one benchmark, read t
                 wrong=bad,
             )
 
+        # The engine alone, in this process (no door, no ledger): what the doors add is the rest.
+        update_s = yardstick()
+        started = time.perf_counter()
+        bundles_recompute(bundle_ids=ids)
+        record("(engine alone: bundles_recompute)", time.perf_counter() - started, update_s, 0)
         sync_door("recompute_bundles --all --sync", ["recompute_bundles", "--all", "--sync"], ids)
         sync_door(
             "check_bundles --scope all --sync", ["check_bundles", "--scope", "all", "--sync"], None

@@ -496,8 +496,9 @@ def variants_changed(
 ) -> list[Job]:
     """Tell the bundles that these variants changed (signals, imports, ``QuerySet.update``).
 
-    Enqueues fan-out jobs (one, or one per ``BUNDLES_FANOUT_MAX_VARIANTS`` for a big feed),
-    each of which finds the bundles using its variants and enqueues their recomputes — or
+    Enqueues fan-out jobs (usually one: the ids join the open fan-out while it has room under
+    ``BUNDLES_FANOUT_MAX_VARIANTS``, or the request's own size if bigger; the rest opens
+    another), each of which finds the bundles using its variants and enqueues their recomputes — or
     only their reindexes with ``reindex_only`` (a renamed variant or a new SKU changes what
     search shows, not prices). Requests for the same variants merge while the
     fan-out has not started, and a new fan-out is handed to RQ only after
@@ -516,7 +517,9 @@ def variants_changed(
             key=FANOUT_KEY,
             ids_field="variant_ids",
             ids=ids,
-            capacity=fanout_max_variants(),
+            # One request is never split by the cap (only an open fan-out's growth is): split
+            # fan-outs of one feed each recompute the bundles that use variants of both.
+            capacity=max(fanout_max_variants(), len(ids)),
             payload={"reason": reason},
             trigger=trigger,
             reason=reason,
