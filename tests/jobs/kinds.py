@@ -13,6 +13,7 @@ import time
 import django_rq
 
 from jobs.registry import job_kind
+from jobs.request_registry import register_request
 
 QUEUE = "bundle-recompute"
 
@@ -126,3 +127,24 @@ def reads_its_row(ctx, **payload) -> dict:
         "attempts": row.attempts,
         "pid": os.getpid(),
     }
+
+
+def noop_request(
+    *, token: str = "", dedup_key: str | None = None, trigger: str, requested_by=None, reason=""
+):
+    """A test_noop job (what the tests' schedules ask for)."""
+    from jobs.enqueue import enqueue
+
+    return enqueue(
+        "test_noop",
+        payload={"token": token},
+        trigger=trigger,
+        reason=reason,
+        requested_by=requested_by,
+        dedup_key=dedup_key,
+    )
+
+
+register_request(
+    "tests.noop", noop_request, permission="jobs.view_job", queue=QUEUE, kind="test_noop"
+)

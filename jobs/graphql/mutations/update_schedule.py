@@ -1,8 +1,10 @@
 """updateSchedule(id, cron, enabled, arguments): edit a stored schedule, like the admin's form.
 
-Same permission (``jobs.change_schedule``) and the same validation as the admin: a bad cron,
-an unknown request function or arguments it does not take are ``BAD_USER_INPUT`` errors naming
-the field, and change nothing. The service writes the admin log entry.
+Same permissions (``jobs.change_schedule`` and those of the schedule's request, before and
+after the edit: else FORBIDDEN, logged) and the same validation as the admin: a bad cron, an
+unknown request function or arguments it refuses (a bad scope, a retention below the floor) are
+``BAD_USER_INPUT`` errors naming the field, and change nothing. The service writes the admin
+log entry.
 """
 
 from __future__ import annotations
