@@ -249,3 +249,59 @@ def test_run_now_of_a_request_that_fails_at_run_time_is_a_schedule_error():
     with pytest.raises(ScheduleError) as caught:
         run_now("reindex-gone")
     assert "reindex" in caught.value.message.lower()
+
+
+# --- the real scheduler path: rq-scheduler queues fire(), a worker runs it --------------------
+
+
+def _fire_through_the_scheduler(redis_conn, run_burst, name: str) -> None:
+    """Register the schedules, make ``name`` due now, let run_scheduler queue its fire and a
+    burst worker run it (what happens at the cron time)."""
+    from django.core.management import call_command
+
+    from jobs.schedules import get_scheduler, register_schedules
+
+    Schedule.objects.exclude(name=name).update(enabled=False)
+    register_schedules(get_scheduler())
+    redis_conn.zadd("rq:scheduler:scheduled_jobs", {f"schedule-{name}": timezone.now().timestamp() - 1})
+    call_command("run_scheduler", "--burst")
+    run_burst()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_real_fire_of_a_row_the_schedule_only_user_last_changed_purges_nothing(
+    redis_conn, run_burst
+):
+    # Given an old settled job, and the weekly maintenance last changed by the schedule-only
+    # user to keep one day (a row from before this rule: they can no longer save it)
+    scheduler_only = user_with(*SCHEDULE_ONLY)
+    old = Job.objects.create(
+        queue="bundle-recompute",
+        kind="test_noop",
+        trigger="admin",
+        state="completed",
+        settled_at=timezone.now() - timedelta(days=3),
+    )
+    Schedule.objects.filter(name="weekly-maintenance").update(
+        changed_by=scheduler_only, arguments={"retention_days": 1}
+    )
+    # When the scheduler fires it
+    _fire_through_the_scheduler(redis_conn, run_burst, "weekly-maintenance")
+    # Then the fire was refused: no maintenance job, the old job is still there
+    row = Schedule.objects.get(name="weekly-maintenance")
+    assert "refused" in row.last_skipped_note and "jobs.delete_job" in row.last_skipped_note
+    assert not Job.objects.filter(kind="maintenance").exists()
+    assert Job.objects.filter(pk=old.pk).exists()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_real_fire_runs_as_the_user_with_both_permissions_who_last_changed_it(
+    redis_conn, run_burst
+):
+    user = user_with(*BOTH)
+    schedule_update(schedule_id="nightly-consistency-check", user=user, cron="* * * * *")
+    _fire_through_the_scheduler(redis_conn, run_burst, "nightly-consistency-check")
+    job = Job.objects.get(schedule_id="nightly-consistency-check")
+    assert job.requested_by == user and job.trigger == "schedule"
