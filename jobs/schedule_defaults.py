@@ -10,9 +10,6 @@ from __future__ import annotations
 from jobs import conf
 
 RELAY_REQUEST = "jobs.relay"
-# The removed generic request ("any kind, any payload"): it let a schedule do work its editor
-# had no permission for. Migration 0012 disables rows that still name it.
-REMOVED_ENQUEUE_REQUEST = "jobs.enqueue"
 DEFAULT_GRACE_SECONDS = 3600
 
 
@@ -26,7 +23,8 @@ def default_fields(item: dict) -> dict:
     else:
         raise ValueError(
             f"JOBS_SCHEDULES entry {item.get('id', '')!r}: name a registered request function "
-            "('request' and 'kwargs'); the kind + payload form is gone"
+            "('request' and 'kwargs'); the kind + payload form (the generic jobs.enqueue, which "
+            "let a schedule do work its editor had no permission for) is gone"
         )
     return {
         "name": item.get("id", ""),

@@ -31,7 +31,7 @@ from jobs.admin.links import jobs_changelist_url, jobs_queued_message
 from jobs.cron import in_words
 from jobs.errors import JobPermissionDenied
 from jobs.models import Job, Schedule, ScheduleFire
-from jobs.request_registry import all_requests
+from jobs.request_registry import UnknownRequest, all_requests, get_request
 from jobs.scheduler_status import scheduler_status
 from jobs.schedules import (
     EDITABLE,
@@ -129,6 +129,14 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def has_run_permission(self, request) -> bool:
         return request.user.has_perm("jobs.run_schedule")
+
+    def _may_do_the_work(self, request, obj: Schedule) -> bool:
+        """Whether the user holds what the schedule's request needs (buttons they could not
+        use are not shown; the service refuses them anyway)."""
+        try:
+            return not get_request(obj.request).missing_permissions(request.user)
+        except UnknownRequest:
+            return True  # nothing to check: running it says the request is unknown
 
     # -- saving through the service (it validates, logs and re-registers) ----------------------
     def save_model(self, request, obj, form, change):
@@ -242,6 +250,8 @@ class ScheduleAdmin(admin.ModelAdmin):
     def row_buttons(self, obj: Schedule):
         request = self._request
         parts = []
+        if not self._may_do_the_work(request, obj):
+            return ""
         if self.has_run_permission(request):
             parts.append(
                 self._post_button(reverse("admin:jobs_schedule_run", args=[obj.pk]), "Run now")
@@ -326,8 +336,10 @@ class ScheduleAdmin(admin.ModelAdmin):
                 in_words=in_words(schedule.cron, schedule.timezone),
                 run_url=reverse("admin:jobs_schedule_run", args=[schedule.pk]),
                 toggle_url=reverse("admin:jobs_schedule_toggle", args=[schedule.pk]),
-                can_run=self.has_run_permission(request),
-                can_toggle=self.has_change_permission(request, schedule),
+                can_run=self.has_run_permission(request)
+                and self._may_do_the_work(request, schedule),
+                can_toggle=self.has_change_permission(request, schedule)
+                and self._may_do_the_work(request, schedule),
                 scheduler=scheduler_status(),
                 arguments_json=json.dumps(schedule.arguments, indent=2),
             )

@@ -13,6 +13,7 @@ from django.contrib.admin.models import DELETION, LogEntry
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
+import tests.jobs.kinds  # noqa: F401 - registers the tests.noop request (needs jobs.view_job)
 from jobs.enqueue import enqueue
 from jobs.models import Job, JobState, Schedule
 from tests.admin.conftest import client_for, make_user
@@ -199,3 +200,14 @@ def test_discard_failed_matching_leaves_a_log_entry_per_deleted_job():
     assert not Job.objects.filter(pk__in=[j.pk for j in failed]).exists()
     logged = LogEntry.objects.filter(user=user, action_flag=DELETION)
     assert sorted(logged.values_list("object_id", flat=True)) == sorted(str(j.pk) for j in failed)
+
+
+def test_buttons_are_shown_only_for_schedules_whose_work_the_user_may_do(scheduler_only):
+    Schedule.objects.create(name="probe", cron="0 0 * * *", request="tests.noop")
+    page = client_for(scheduler_only).get(LIST).content.decode()
+    assert reverse("admin:jobs_schedule_run", args=[row("probe").pk]) in page
+    assert (
+        reverse("admin:jobs_schedule_run", args=[row("nightly-consistency-check").pk]) not in page
+    )
+    detail = client_for(scheduler_only).get(change_url("weekly-maintenance"))
+    assert detail.context["can_run"] is False and detail.context["can_toggle"] is False
