@@ -160,7 +160,9 @@ def schedule_check_permission(
     if missing:
         message = f"You need the permission {', '.join(missing)} to {action} schedule {name}."
         audit_refusal(user=user, title=f"Schedule {name}", message=message, obj=schedule)
-        raise JobPermissionDenied(message)
+        refused = JobPermissionDenied(message)
+        refused.permissions = missing  # GraphQL names them (extensions.permissions)
+        raise refused
 
 
 def schedule_check_write(*, user, schedule: Schedule | None, fields: dict) -> None:

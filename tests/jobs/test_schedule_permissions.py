@@ -263,7 +263,8 @@ def _fire_through_the_scheduler(redis_conn, run_burst, name: str) -> None:
 
     Schedule.objects.exclude(name=name).update(enabled=False)
     register_schedules(get_scheduler())
-    redis_conn.zadd("rq:scheduler:scheduled_jobs", {f"schedule-{name}": timezone.now().timestamp() - 1})
+    due = timezone.now().timestamp() - 1
+    redis_conn.zadd("rq:scheduler:scheduled_jobs", {f"schedule-{name}": due})
     call_command("run_scheduler", "--burst")
     run_burst()
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import graphene
 
-from api.errors import NotFound
+from api.errors import Forbidden, NotFound
 from api.permissions import require_staff
+from jobs.errors import JobPermissionDenied
 from jobs.models import JobTrigger
 from jobs.schedules import ScheduleNotFound, run_now, schedule_is_enabled
 
@@ -39,6 +40,8 @@ class RunSchedule(graphene.Mutation):
             job = run_now(schedule_id, user=user, trigger=JobTrigger.GRAPHQL)
         except ScheduleNotFound as exc:
             raise NotFound(exc.message, ids=[id]) from None
+        except JobPermissionDenied as exc:
+            raise Forbidden(exc.message, permissions=getattr(exc, "permissions", [])) from None
         if job is None:
             return RunSchedule(job_id=None, message=f"Schedule {schedule_id} ran inline{note}.")
         return RunSchedule(

@@ -12,7 +12,9 @@ from __future__ import annotations
 import graphene
 from graphene.types.generic import GenericScalar
 
+from api.errors import Forbidden
 from api.permissions import require_staff
+from jobs.errors import JobPermissionDenied
 from jobs.graphql.types import Schedule
 from jobs.schedules import CHANGE_PERMISSION, list_schedules, schedule_update
 
@@ -32,6 +34,9 @@ class UpdateSchedule(graphene.Mutation):
     @staticmethod
     def mutate(root, info, id, **changes):
         user = require_staff(info, CHANGE_PERMISSION)
-        schedule_update(schedule_id=str(id), user=user, **changes)
+        try:
+            schedule_update(schedule_id=str(id), user=user, **changes)
+        except JobPermissionDenied as exc:
+            raise Forbidden(exc.message, permissions=getattr(exc, "permissions", [])) from None
         item = next(s for s in list_schedules() if s["id"] == str(id))
         return UpdateSchedule(schedule=item, message=f"Schedule {id} saved.")
