@@ -515,14 +515,14 @@ def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
     when = _fire_time(schedule, fire_at)
     now = timezone.now()
     late = (now - when).total_seconds()
-    note = ""
+    refusal = ""
     if late > schedule.grace_seconds:
         note = (
             f"Fire at {when:%Y-%m-%d %H:%M} UTC skipped: {late:.0f}s late, "
             f"beyond the grace period of {schedule.grace_seconds}s"
         )
     else:
-        note = _fire_refusal(schedule, when)
+        note = refusal = _fire_refusal(schedule, when)
     outcome = FireOutcome.SKIPPED if note else FireOutcome.RAN
     with transaction.atomic():
         try:
@@ -535,6 +535,13 @@ def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
         ScheduleFire.objects.filter(schedule=schedule, created_at__lt=now - FIRE_HISTORY).delete()
         if outcome == FireOutcome.SKIPPED:
             logger.warning("Schedule %s: %s", schedule.name, note)
+            if refusal:  # once per fire (after the fire row), in the admin log of that person
+                audit_refusal(
+                    user=schedule.changed_by,
+                    title=f"Schedule {schedule.name}",
+                    message=refusal,
+                    obj=schedule,
+                )
             Schedule.objects.filter(pk=schedule.pk).update(
                 last_skipped_at=when, last_skipped_note=note[:255]
             )
@@ -551,18 +558,15 @@ def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
 
 
 def _fire_refusal(schedule: Schedule, when: datetime) -> str:
-    """Why the person who last changed the schedule may not have it run now ("" if they may),
-    written to the admin log as their refusal."""
+    """Why the person who last changed the schedule may not have it run now ("" if they may)."""
     user = schedule.changed_by
     missing = _missing(user, _request_permissions(schedule.request))
     if not missing:
         return ""
-    note = (
+    return (
         f"Fire at {when:%Y-%m-%d %H:%M} UTC refused: {user.get_username()}, who last changed "
         f"it, lacks {', '.join(missing)}"
     )
-    audit_refusal(user=user, title=f"Schedule {schedule.name}", message=note, obj=schedule)
-    return note
 
 
 def run_now(schedule_id: str, user=None, *, trigger: str = JobTrigger.ADMIN) -> Job | None:
