@@ -45,8 +45,11 @@ class UnknownRequest(LookupError):
 
 
 class InvalidRequestArguments(ValueError):
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, audit: bool = False) -> None:
         self.message = message
+        # A refusal worth an admin log entry (a validator's error with ``audit = True``, such
+        # as a retention below the floor), not just a typo.
+        self.audit = audit
         super().__init__(message)
 
 
@@ -88,7 +91,9 @@ class RequestFunction:
                 if not isinstance(exc, ValueError) and getattr(exc, "api_code", None) is None:
                     raise  # a bug in the validator, not bad arguments
                 message = getattr(exc, "message", None) or str(exc)
-                raise InvalidRequestArguments(f"{self.name}: {message}") from exc
+                raise InvalidRequestArguments(
+                    f"{self.name}: {message}", audit=bool(getattr(exc, "audit", False))
+                ) from exc
 
     def missing_permissions(self, user) -> list[str]:
         """The permissions ``user`` lacks for this work (none for ``None``, the system)."""

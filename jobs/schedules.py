@@ -73,10 +73,11 @@ class ScheduleError(Exception):
     api_code = "BAD_USER_INPUT"
     code = "schedule_invalid"
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, *, audit: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.audit = audit  # a refusal the admin log keeps (see schedule_validate_as)
 
 
 class ScheduleNotFound(ScheduleError):
@@ -133,8 +134,21 @@ def schedule_validate(fields: dict) -> dict:
         except UnknownRequest as exc:
             raise ScheduleError(exc.message, "request") from None
         except InvalidRequestArguments as exc:
-            raise ScheduleError(exc.message, "arguments") from None
+            raise ScheduleError(exc.message, "arguments", audit=exc.audit) from None
     return out
+
+
+def schedule_validate_as(*, user, fields: dict, schedule: Schedule | None = None) -> dict:
+    """``schedule_validate``, with the refusals that matter logged for ``user`` (a retention
+    below the floor: an attempt worth seeing; a typo is only a form error)."""
+    try:
+        return schedule_validate(fields)
+    except ScheduleError as exc:
+        if not exc.audit:
+            raise
+        name = schedule.name if schedule else str(fields.get("name") or "")
+        audit_refusal(user=user, title=f"Schedule {name}", message=exc.message, obj=schedule)
+        raise
 
 
 def _request_permissions(request: str) -> tuple[str, ...]:
@@ -209,7 +223,7 @@ def schedule_create(*, user=None, **fields) -> Schedule:
     schedule_check_write(user=user, schedule=None, fields=fields)
     fields.setdefault("timezone", "UTC")
     fields.setdefault("arguments", {})
-    cleaned = schedule_validate(fields)
+    cleaned = schedule_validate_as(user=user, fields=fields)
     if Schedule.objects.filter(name=cleaned["name"]).exists():
         raise ScheduleError(f"A schedule named {cleaned['name']!r} exists already.", "name")
     with transaction.atomic():
@@ -229,7 +243,11 @@ def schedule_update(*, schedule_id: str, user=None, **changes) -> Schedule:
         raise ScheduleError(f"Not editable: {', '.join(sorted(unknown))}")
     changes = {k: v for k, v in changes.items() if v is not None}
     # Checked (and a refusal logged) before the transaction, which a refusal would roll back.
-    schedule_check_write(user=user, schedule=schedule_get(schedule_id), fields=changes)
+    current = schedule_get(schedule_id)
+    schedule_check_write(user=user, schedule=current, fields=changes)
+    schedule_validate_as(
+        user=user, schedule=current, fields={f: getattr(current, f) for f in EDITABLE} | changes
+    )
     with transaction.atomic():
         schedule = (
             Schedule.objects.select_for_update().filter(pk=schedule_get(schedule_id).pk).first()

@@ -42,7 +42,7 @@ from jobs.schedules import (
     schedule_create,
     schedule_set_enabled,
     schedule_update,
-    schedule_validate,
+    schedule_validate_as,
 )
 from jobs.timefmt import reltime
 
@@ -79,7 +79,13 @@ class ScheduleForm(forms.ModelForm):
             schedule_check_write(
                 user=self.user, schedule=self.instance if self.instance.pk else None, fields=fields
             )
-            data.update(schedule_validate(fields))
+            data.update(
+                schedule_validate_as(
+                    user=self.user,
+                    schedule=self.instance if self.instance.pk else None,
+                    fields=fields,
+                )
+            )
         except JobPermissionDenied as exc:
             self.add_error("request" if "request" in self.fields else None, exc.message)
         except ScheduleError as exc:

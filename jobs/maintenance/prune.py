@@ -28,6 +28,7 @@ def prune_settled_jobs(*, older_than_days: int | None = None) -> tuple[int, int]
 class RetentionTooShort(JobError):
     api_code = "BAD_USER_INPUT"
     code = "retention_too_short"
+    audit = True  # asking to wipe recent evidence is logged, not only refused
 
 
 def check_retention(days: object) -> None:

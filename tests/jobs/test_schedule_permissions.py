@@ -306,3 +306,13 @@ def test_a_real_fire_runs_as_the_user_with_both_permissions_who_last_changed_it(
     _fire_through_the_scheduler(redis_conn, run_burst, "nightly-consistency-check")
     job = Job.objects.get(schedule_id="nightly-consistency-check")
     assert job.requested_by == user and job.trigger == "schedule"
+
+
+def test_a_refused_argument_is_logged_as_a_refusal_too():
+    user = user_with(*BOTH)
+    with pytest.raises(ScheduleError):
+        schedule_update(
+            schedule_id="weekly-maintenance", user=user, arguments={"retention_days": 0}
+        )
+    assert any("at least" in m for m in refusals(user)), refusals(user)
+    assert Schedule.objects.get(name="weekly-maintenance").arguments == {}
