@@ -181,6 +181,8 @@ warnings.filterwarnings("ignore", message=r"Version 0\.22\.0\+ of crontab", cate
 
 # --- jobs -----------------------------------------------------------------------------------
 JOBS_RETENTION_DAYS = int(os.environ.get("JOBS_RETENTION_DAYS", "30"))
+# No purge keeps fewer days (a schedule's retention_days is refused below it).
+JOBS_MIN_RETENTION_DAYS = int(os.environ.get("JOBS_MIN_RETENTION_DAYS", "1"))
 # A running job whose worker has not reported for this long is considered dead.
 JOBS_STALE_AFTER_SECONDS = int(os.environ.get("JOBS_STALE_AFTER_SECONDS", "90"))
 # A new fan-out job is started no sooner than this after its first change, so a burst of saves

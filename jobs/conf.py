@@ -13,6 +13,9 @@ from django.conf import settings
 DEFAULTS: dict[str, Any] = {
     # Settled jobs older than this many days are pruned (weekly maintenance, ``jobs purge``).
     "JOBS_RETENTION_DAYS": 30,
+    # No purge (a schedule's retention_days, a maintenance run) keeps fewer days than this: the
+    # ledger is the evidence of what ran, so nobody can wipe yesterday's jobs with a schedule.
+    "JOBS_MIN_RETENTION_DAYS": 1,
     # A running job whose worker has not reported for this long is considered dead.
     "JOBS_STALE_AFTER_SECONDS": 90,
     # Cron schedules (UTC): dicts with id, cron, request (a registered request function),
@@ -57,6 +60,10 @@ def get(name: str) -> Any:
 
 def retention_days() -> int:
     return int(get("JOBS_RETENTION_DAYS"))
+
+
+def min_retention_days() -> int:
+    return int(get("JOBS_MIN_RETENTION_DAYS"))
 
 
 def stale_after_seconds() -> int:

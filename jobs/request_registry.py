@@ -5,7 +5,19 @@ takes keyword arguments only, among them ``trigger``, ``requested_by`` and ``rea
 returns the ledger job it recorded or merged into (or None when there was nothing to do). An app
 registers its own in its ``requests`` module::
 
-    register_request("bundles.check", bundles_check_enqueue, queue="bundle-consistency-check")
+    register_request(
+        "bundles.check",
+        bundles_check_enqueue,
+        permission="bundles.change_bundle",  # what the work needs, whoever asks
+        validate=check_arguments,  # called when a schedule is saved
+        queue="bundle-consistency-check",
+    )
+
+Each request declares the permission(s) its work needs: a person creating, editing, enabling or
+running a schedule needs them besides the schedule permission (``jobs.schedules`` checks), and a
+cron fire runs as the person who last changed the schedule. ``validate`` gets the schedule's
+arguments and raises (``InvalidRequestArguments``, ``ValueError`` or any error with an
+``api_code`` and ``message``) when they would fail, so a bad argument is refused on save.
 
 A schedule then names ``"bundles.check"`` with JSON ``kwargs`` (``{"scope": "active"}``), so the
 nightly check and the admin's "check active" button are the same request: one pending job,
@@ -16,7 +28,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +45,11 @@ class UnknownRequest(LookupError):
 
 
 class InvalidRequestArguments(ValueError):
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, audit: bool = False) -> None:
         self.message = message
+        # A refusal worth an admin log entry (a validator's error with ``audit = True``, such
+        # as a retention below the floor), not just a typo.
+        self.audit = audit
         super().__init__(message)
 
 
@@ -42,6 +57,10 @@ class InvalidRequestArguments(ValueError):
 class RequestFunction:
     name: str
     func: Callable[..., Any]
+    # The permissions (``app.codename``) the work needs; a person asks only with all of them.
+    permissions: tuple[str, ...]
+    # Checks the arguments beyond the signature (scope names, retention floor…); may be None.
+    validate: Callable[[dict], None] | None = None
     # The queue whose workers run a schedule's cron entry for this request (None: the first).
     queue: str | None = None
     # The job kind it asks for, for display (schedules list it).
@@ -63,6 +82,24 @@ class RequestFunction:
             inspect.signature(self.func).bind(trigger="schedule", **kwargs)
         except TypeError as exc:
             raise InvalidRequestArguments(f"{self.name}: {exc}") from exc
+        if self.validate is not None:
+            try:
+                self.validate(dict(kwargs))
+            except InvalidRequestArguments:
+                raise
+            except Exception as exc:
+                if not isinstance(exc, ValueError) and getattr(exc, "api_code", None) is None:
+                    raise  # a bug in the validator, not bad arguments
+                message = getattr(exc, "message", None) or str(exc)
+                raise InvalidRequestArguments(
+                    f"{self.name}: {message}", audit=bool(getattr(exc, "audit", False))
+                ) from exc
+
+    def missing_permissions(self, user) -> list[str]:
+        """The permissions ``user`` lacks for this work (none for ``None``, the system)."""
+        if user is None:
+            return []
+        return [perm for perm in self.permissions if not user.has_perm(perm)]
 
     def call(self, kwargs: dict, *, trigger: str, requested_by=None, reason: str = ""):
         self.check_kwargs(kwargs)
@@ -82,16 +119,26 @@ def register_request(
     name: str,
     func: Callable[..., Any],
     *,
+    permission: str | Sequence[str],
+    validate: Callable[[dict], None] | None = None,
     queue: str | None = None,
     kind: str = "",
     description: str = "",
 ) -> RequestFunction:
-    """Register ``func`` as the request function ``name`` (re-registering replaces it)."""
+    """Register ``func`` as the request function ``name`` (re-registering replaces it).
+
+    ``permission`` is required: the permission (or permissions) its work needs, checked for
+    whoever asks through a schedule."""
     if "trigger" not in inspect.signature(func).parameters:
         raise ValueError(f"Request function {name!r} must take a 'trigger' keyword argument")
+    permissions = (permission,) if isinstance(permission, str) else tuple(permission)
+    if not permissions or not all(isinstance(p, str) and "." in p for p in permissions):
+        raise ValueError(f"Request function {name!r}: permission is 'app.codename' (or several)")
     entry = RequestFunction(
         name=name,
         func=func,
+        permissions=permissions,
+        validate=validate,
         queue=queue,
         kind=str(kind),
         description=description or (func.__doc__ or "").strip().split("\n")[0],

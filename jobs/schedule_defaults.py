@@ -10,25 +10,22 @@ from __future__ import annotations
 from jobs import conf
 
 RELAY_REQUEST = "jobs.relay"
-ENQUEUE_REQUEST = "jobs.enqueue"
 DEFAULT_GRACE_SECONDS = 3600
 
 
 def default_fields(item: dict) -> dict:
-    """One ``JOBS_SCHEDULES`` entry as ``Schedule`` fields. The older ``kind`` + ``payload``
-    form becomes the ``jobs.enqueue`` request (dedup key ``schedule:<id>``)."""
+    """One ``JOBS_SCHEDULES`` entry as ``Schedule`` fields. Each names a request function (its
+    permission and validation come with it); ``kind: relay`` is the relay's older spelling."""
     if "request" in item:
         request, arguments = item["request"], dict(item.get("kwargs") or {})
     elif item.get("kind") == "relay":
         request, arguments = RELAY_REQUEST, {}
     else:
-        request = ENQUEUE_REQUEST
-        arguments = {
-            "kind": item.get("kind", ""),
-            "payload": dict(item.get("payload") or {}),
-            # A backlog never piles up copies of the same schedule's job.
-            "dedup_key": f"schedule:{item.get('id', '')}",
-        }
+        raise ValueError(
+            f"JOBS_SCHEDULES entry {item.get('id', '')!r}: name a registered request function "
+            "('request' and 'kwargs'); the kind + payload form (the generic jobs.enqueue, which "
+            "let a schedule do work its editor had no permission for) is gone"
+        )
     return {
         "name": item.get("id", ""),
         "cron": item.get("cron", ""),

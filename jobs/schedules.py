@@ -16,8 +16,13 @@ the RQ job). A ``ScheduleFire`` row, unique per schedule and fire time, makes ea
 once whoever asks (two schedulers, a restart at the fire time, a catch-up). A fire that runs
 later than the schedule's grace period is recorded as skipped and shown, never run late.
 
-Writes (create, update, enable, run now) check the permission and write the admin log entry
-here, so the admin, GraphQL and commands leave the same trace.
+Permissions follow the work, not the door. Writes (create, update, enable, run now) need the
+schedule permission *and* every permission the request declares (``bundles.check`` needs
+``bundles.change_bundle``…), for the request before and after an edit; a refusal changes
+nothing and is written to the admin log. A cron fire runs as the person who last changed the
+schedule (the job's ``requested_by``), and only while they still hold the request's
+permissions; a schedule nobody edited since it was created from settings runs as the system.
+Writes and refusals are logged here, so the admin, GraphQL and commands leave the same trace.
 """
 
 from __future__ import annotations
@@ -33,21 +38,19 @@ from django.utils import timezone
 from rq import get_current_job
 
 from jobs import conf
-from jobs.audit import audit_jobs, audit_note
+from jobs.audit import audit_jobs, audit_note, audit_refusal
 from jobs.cron import next_run, previous_run, validate, validate_timezone
-from jobs.enqueue import enqueue
 from jobs.errors import JobPermissionDenied
 from jobs.heartbeat import HeartbeatScheduler as Scheduler  # also writes the /health/ heartbeat
 from jobs.maintenance.relay import relay_and_reconcile
 from jobs.models import FireOutcome, Job, JobTrigger, Schedule, ScheduleFire
-from jobs.registry import UnknownJobKind, get_kind
 from jobs.request_registry import (
     InvalidRequestArguments,
     UnknownRequest,
     get_request,
     register_request,
 )
-from jobs.schedule_defaults import ENQUEUE_REQUEST, RELAY_REQUEST, defaults
+from jobs.schedule_defaults import RELAY_REQUEST, defaults
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ FIRE_HISTORY = timedelta(days=7)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
 CHANGE_PERMISSION = "jobs.change_schedule"
 ADD_PERMISSION = "jobs.add_schedule"
+RUN_PERMISSION = "jobs.run_schedule"
 EDITABLE = ("description", "cron", "timezone", "request", "arguments", "enabled", "grace_seconds")
 
 
@@ -69,10 +73,11 @@ class ScheduleError(Exception):
     api_code = "BAD_USER_INPUT"
     code = "schedule_invalid"
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, *, audit: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.audit = audit  # a refusal the admin log keeps (see schedule_validate_as)
 
 
 class ScheduleNotFound(ScheduleError):
@@ -85,28 +90,8 @@ def _relay_request(*, trigger: str) -> None:
     relay_and_reconcile()
 
 
-def _enqueue_request(
-    *,
-    kind: str,
-    payload: dict,
-    dedup_key: str | None = None,
-    trigger: str,
-    requested_by=None,
-    reason: str = "",
-) -> Job:
-    """A job of ``kind`` with ``payload`` (the schedules' older ``kind`` + ``payload`` form)."""
-    return enqueue(
-        kind,
-        payload=payload,
-        trigger=trigger,
-        reason=reason,
-        requested_by=requested_by,
-        dedup_key=dedup_key,
-    )
-
-
-register_request(RELAY_REQUEST, _relay_request, kind="relay")
-register_request(ENQUEUE_REQUEST, _enqueue_request)
+# The relay re-sends jobs and settles dead ones: what a person does with "retry".
+register_request(RELAY_REQUEST, _relay_request, permission="jobs.retry_job", kind="relay")
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -149,13 +134,68 @@ def schedule_validate(fields: dict) -> dict:
         except UnknownRequest as exc:
             raise ScheduleError(exc.message, "request") from None
         except InvalidRequestArguments as exc:
-            raise ScheduleError(exc.message, "arguments") from None
+            raise ScheduleError(exc.message, "arguments", audit=exc.audit) from None
     return out
 
 
-def _check_permission(user, permission: str) -> None:
-    if user is not None and not user.has_perm(permission):
-        raise JobPermissionDenied(f"You need the permission {permission} for this.")
+def schedule_validate_as(*, user, fields: dict, schedule: Schedule | None = None) -> dict:
+    """``schedule_validate``, with the refusals that matter logged for ``user`` (a retention
+    below the floor: an attempt worth seeing; a typo is only a form error)."""
+    try:
+        return schedule_validate(fields)
+    except ScheduleError as exc:
+        if not exc.audit:
+            raise
+        name = schedule.name if schedule else str(fields.get("name") or "")
+        audit_refusal(user=user, title=f"Schedule {name}", message=exc.message, obj=schedule)
+        raise
+
+
+def _request_permissions(request: str) -> tuple[str, ...]:
+    """What the request's work needs (nothing for an unknown name: validation refuses it)."""
+    try:
+        return get_request(request).permissions
+    except UnknownRequest:
+        return ()
+
+
+def _missing(user, permissions) -> list[str]:
+    if user is None:  # the system: settings, migrations, a command without --user
+        return []
+    return [p for p in dict.fromkeys(permissions) if not user.has_perm(p)]
+
+
+def schedule_check_permission(
+    *, user, name: str, action: str, permissions, schedule: Schedule | None = None
+) -> None:
+    """Raise ``JobPermissionDenied`` naming what ``user`` lacks, after writing the refusal to
+    the admin log (callers run this outside the transaction a refusal would roll back)."""
+    missing = _missing(user, permissions)
+    if missing:
+        message = f"You need the permission {', '.join(missing)} to {action} schedule {name}."
+        audit_refusal(user=user, title=f"Schedule {name}", message=message, obj=schedule)
+        refused = JobPermissionDenied(message)
+        refused.permissions = missing  # GraphQL names them (extensions.permissions)
+        raise refused
+
+
+def schedule_check_write(*, user, schedule: Schedule | None, fields: dict) -> None:
+    """The permission check of a create (``schedule`` None) or an update: the schedule
+    permission, and what the request needs, before and after the change."""
+    if schedule is None:
+        perms = [ADD_PERMISSION, *_request_permissions(str(fields.get("request") or ""))]
+        name, action = str(fields.get("name") or ""), "add"
+    else:
+        new_request = fields.get("request") or schedule.request
+        perms = [
+            CHANGE_PERMISSION,
+            *_request_permissions(schedule.request),
+            *_request_permissions(str(new_request)),
+        ]
+        name, action = schedule.name, "change"
+    schedule_check_permission(
+        user=user, name=name, action=action, permissions=perms, schedule=schedule
+    )
 
 
 def _who(user):
@@ -178,11 +218,12 @@ def _log(user, schedule: Schedule, message: str, *, added: bool = False) -> None
 
 
 def schedule_create(*, user=None, **fields) -> Schedule:
-    """A new schedule (validated; ``jobs.add_schedule`` for a user). Registered on commit."""
-    _check_permission(user, ADD_PERMISSION)
+    """A new schedule (validated; ``jobs.add_schedule`` and the request's permissions for a
+    user). Registered on commit."""
+    schedule_check_write(user=user, schedule=None, fields=fields)
     fields.setdefault("timezone", "UTC")
     fields.setdefault("arguments", {})
-    cleaned = schedule_validate(fields)
+    cleaned = schedule_validate_as(user=user, fields=fields)
     if Schedule.objects.filter(name=cleaned["name"]).exists():
         raise ScheduleError(f"A schedule named {cleaned['name']!r} exists already.", "name")
     with transaction.atomic():
@@ -194,19 +235,28 @@ def schedule_create(*, user=None, **fields) -> Schedule:
 
 def schedule_update(*, schedule_id: str, user=None, **changes) -> Schedule:
     """Change a schedule's fields (only those given; ``None`` means "leave it"). Validates
-    first and changes nothing on error; checks ``jobs.change_schedule``; writes the admin log
+    first and changes nothing on error; checks ``jobs.change_schedule`` and the permissions
+    of the request before and after the change (refusals are logged); writes the admin log
     entry naming what changed; re-registers it on commit (the loop would within a cycle)."""
-    _check_permission(user, CHANGE_PERMISSION)
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise ScheduleError(f"Not editable: {', '.join(sorted(unknown))}")
     changes = {k: v for k, v in changes.items() if v is not None}
+    # Checked (and a refusal logged) before the transaction, which a refusal would roll back.
+    current = schedule_get(schedule_id)
+    schedule_check_write(user=user, schedule=current, fields=changes)
+    schedule_validate_as(
+        user=user, schedule=current, fields={f: getattr(current, f) for f in EDITABLE} | changes
+    )
     with transaction.atomic():
         schedule = (
             Schedule.objects.select_for_update().filter(pk=schedule_get(schedule_id).pk).first()
         )
         if schedule is None:
             raise ScheduleNotFound(_not_found_message(schedule_id))
+        if _missing(user, _request_permissions(schedule.request)):
+            # Its request changed since the check above (a concurrent edit): check again.
+            schedule_check_write(user=user, schedule=schedule, fields=changes)
         merged = {f: getattr(schedule, f) for f in EDITABLE} | changes
         cleaned = schedule_validate(merged)
         changed = [f for f in EDITABLE if cleaned[f] != getattr(schedule, f)]
@@ -276,7 +326,6 @@ def _as_item(schedule: Schedule) -> dict:
         kind = get_request(request).kind
     except UnknownRequest:
         kind = ""
-    enqueue_form = request == ENQUEUE_REQUEST
     return {
         "id": schedule.name,
         "pk": schedule.pk,
@@ -285,8 +334,8 @@ def _as_item(schedule: Schedule) -> dict:
         "request": request,
         "kwargs": kwargs,
         # For display: the job kind it makes, and its arguments as the payload.
-        "kind": kwargs.get("kind", "") if enqueue_form else kind,
-        "payload": kwargs.get("payload", {}) if enqueue_form else kwargs,
+        "kind": kind,
+        "payload": kwargs,
         "description": schedule.description,
         "enabled": schedule.enabled,
         "grace_seconds": schedule.grace_seconds,
@@ -330,11 +379,6 @@ def schedule_queue(item: dict) -> str:
         queue = get_request(item["request"]).queue
     except UnknownRequest:
         queue = None
-    if queue is None and item["request"] == ENQUEUE_REQUEST:
-        try:
-            queue = get_kind(item["kwargs"].get("kind", "")).queue
-        except UnknownJobKind:
-            queue = None
     return queue or conf.job_queues()[0]
 
 
@@ -469,10 +513,12 @@ def _fire_time(schedule: Schedule, fire_at) -> datetime:
 def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
     """The cron entry point (runs in a worker): run the fire at ``fire_at`` once.
 
-    ``fire_at`` defaults to the cron time the scheduler stamped on the RQ job. Returns a
+    ``fire_at`` defaults to the cron time the scheduler stamped on the RQ job. The request runs
+    as the person who last changed the schedule, and is skipped (with a note on the schedule
+    and a refusal in the admin log) when they no longer hold its permissions. Returns a
     summary for RQ's result (never read by callers): the job, or why nothing ran.
     """
-    schedule = Schedule.objects.filter(name=schedule_id).first()
+    schedule = Schedule.objects.select_related("changed_by").filter(name=schedule_id).first()
     if schedule is None:
         return {"skipped": "schedule deleted"}
     if not schedule.enabled:
@@ -487,7 +533,15 @@ def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
     when = _fire_time(schedule, fire_at)
     now = timezone.now()
     late = (now - when).total_seconds()
-    outcome = FireOutcome.SKIPPED if late > schedule.grace_seconds else FireOutcome.RAN
+    refusal = ""
+    if late > schedule.grace_seconds:
+        note = (
+            f"Fire at {when:%Y-%m-%d %H:%M} UTC skipped: {late:.0f}s late, "
+            f"beyond the grace period of {schedule.grace_seconds}s"
+        )
+    else:
+        note = refusal = _fire_refusal(schedule, when)
+    outcome = FireOutcome.SKIPPED if note else FireOutcome.RAN
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -498,16 +552,19 @@ def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
             return {"skipped": f"the fire at {when.isoformat()} ran already"}
         ScheduleFire.objects.filter(schedule=schedule, created_at__lt=now - FIRE_HISTORY).delete()
         if outcome == FireOutcome.SKIPPED:
-            note = (
-                f"Fire at {when:%Y-%m-%d %H:%M} UTC skipped: {late:.0f}s late, "
-                f"beyond the grace period of {schedule.grace_seconds}s"
-            )
             logger.warning("Schedule %s: %s", schedule.name, note)
+            if refusal:  # once per fire (after the fire row), in the admin log of that person
+                audit_refusal(
+                    user=schedule.changed_by,
+                    title=f"Schedule {schedule.name}",
+                    message=refusal,
+                    obj=schedule,
+                )
             Schedule.objects.filter(pk=schedule.pk).update(
-                last_skipped_at=when, last_skipped_note=note
+                last_skipped_at=when, last_skipped_note=note[:255]
             )
             return {"skipped": note}
-        job = _call(_as_item(schedule), trigger=JobTrigger.SCHEDULE, user=None)
+        job = _call(_as_item(schedule), trigger=JobTrigger.SCHEDULE, user=schedule.changed_by)
         record.job = job
         record.save(update_fields=["job"])
         Schedule.objects.filter(pk=schedule.pk).update(
@@ -518,31 +575,72 @@ def fire(schedule_id: str, fire_at: str | datetime | None = None) -> dict:
     return {"job": str(job.pk) if job else None}
 
 
+def _fire_refusal(schedule: Schedule, when: datetime) -> str:
+    """Why the person who last changed the schedule may not have it run now ("" if they may)."""
+    user = schedule.changed_by
+    missing = _missing(user, _request_permissions(schedule.request))
+    if not missing:
+        return ""
+    return (
+        f"Fire at {when:%Y-%m-%d %H:%M} UTC refused: {user.get_username()}, who last changed "
+        f"it, lacks {', '.join(missing)}"
+    )
+
+
 def run_now(schedule_id: str, user=None, *, trigger: str = JobTrigger.ADMIN) -> Job | None:
     """Run a schedule's request now (admin / GraphQL "run now"). Returns the ledger job; the
     relay runs here and returns None. Unknown ids raise ``ScheduleNotFound``; a user without
-    ``jobs.run_schedule`` gets ``JobPermissionDenied``. Writes the audit entry.
+    ``jobs.run_schedule`` or the request's permissions gets ``JobPermissionDenied`` (logged as
+    a refusal). A request that refuses to run (arguments no longer valid, data gone) raises
+    ``ScheduleError`` saying why, after writing it to the admin log. Writes the audit entry.
 
     A disabled schedule runs too: disabling stops the cron, and an operator pressing "run now"
     asked for this run explicitly.
     """
-    if user is not None and not user.has_perm("jobs.run_schedule"):
-        raise JobPermissionDenied("You need the permission jobs.run_schedule for this.")
     schedule = schedule_get(schedule_id)
+    schedule_check_permission(
+        user=user,
+        name=schedule.name,
+        action="run",
+        permissions=[RUN_PERMISSION, *_request_permissions(schedule.request)],
+        schedule=schedule,
+    )
     item = _as_item(schedule)
     note = " (schedule disabled: run once on request)" if not schedule.enabled else ""
     message = f"Schedule {schedule_id} run now{note}"
-    with transaction.atomic():
-        job = _call(item, trigger=trigger, user=user)
-        updates = {"last_run_at": timezone.now()}
-        if job is not None:
-            updates["last_job"] = job
-        Schedule.objects.filter(pk=schedule.pk).update(**updates)
-        if job is None:
-            audit_note(user=user, title=f"Schedule {schedule_id}", message=message)
-        else:
-            audit_jobs(user=user, jobs=[job], message=message, added=True)
+    try:
+        with transaction.atomic():
+            job = _call(item, trigger=trigger, user=user)
+            updates = {"last_run_at": timezone.now()}
+            if job is not None:
+                updates["last_job"] = job
+            Schedule.objects.filter(pk=schedule.pk).update(**updates)
+            if job is None:
+                audit_note(user=user, title=f"Schedule {schedule_id}", message=message)
+            else:
+                audit_jobs(user=user, jobs=[job], message=message, added=True)
+    except (UnknownRequest, InvalidRequestArguments) as exc:
+        raise _run_failed(user, schedule, exc.message) from exc
+    except Exception as exc:
+        if getattr(exc, "api_code", None) is None:
+            raise  # a bug or an outage, not a refusal: the door reports it
+        raise _run_failed(user, schedule, getattr(exc, "message", str(exc))) from exc
     return job
+
+
+def _run_failed(user, schedule: Schedule, reason: str) -> ScheduleError:
+    """The error of a run-now whose request refused to run, logged (after the rollback)."""
+    message = f"Schedule {schedule.name} did not run: {reason}"
+    logger.warning("%s", message)
+    if _who(user) is not None:
+        LogEntry.objects.log_actions(
+            user_id=user.pk,
+            queryset=[schedule],
+            action_flag=CHANGE,
+            change_message=message,
+            single_object=True,
+        )
+    return ScheduleError(message, "arguments")
 
 
 def _call(item: dict, *, trigger: str, user) -> Job | None:

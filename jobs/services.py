@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rq.job import Job as RQJob
 
 from jobs import conf
-from jobs.audit import CANCELLED, RETRIED, RETRIED_NOW, audit_jobs, audit_note
+from jobs.audit import CANCELLED, RETRIED, RETRIED_NOW, audit_deleted, audit_jobs, audit_note
 from jobs.dispatch import dispatch
 from jobs.errors import JobError, JobNotFound, JobPermissionDenied, JobStateError
 from jobs.liveness import is_awaiting_children
@@ -86,11 +86,26 @@ def job_retry(*, job_id, user=None, actor: str = "") -> Job:
         by = getattr(who, "get_username", lambda: "")() if who else actor
         job.progress_message = f"Retry requested{' by ' + by if by else ''}"[:255]
         job.last_action, job.last_action_by, job.last_action_at = LastAction.RETRY, who, now
-        job.save()
+        _save_pending(job)
         child_reopened(job, was=was)
         audit_jobs(user=who, jobs=[job], message=RETRIED)
         transaction.on_commit(lambda: dispatch(pk))
     return job
+
+
+def _save_pending(job: Job) -> None:
+    """Save a row going back to pending. An enqueue with the same dedup key can land between
+    the look above and this write (the key is unique among pending rows): then that job
+    covers the key and this row runs on its own, as if the look had seen it."""
+    if not job.dedup_key:
+        job.save()
+        return
+    try:
+        with transaction.atomic():  # a savepoint: the lost race leaves the transaction usable
+            job.save()
+    except IntegrityError:
+        job.dedup_key = None
+        job.save()
 
 
 def job_cancel(*, job_id, user=None) -> Job:
@@ -161,17 +176,23 @@ def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:
     Pending, running and retrying jobs are kept, and so is a settled parent whose children are
     still active (deleting it would cascade to them). A malformed id raises
     :class:`JobNotFound` and deletes nothing; ids of jobs that no longer exist are ignored.
+    Checks ``jobs.delete_job`` for ``user`` and writes a deletion entry per job deleted
+    (children included), whichever door asked.
     """
+    _check_permission(user, "jobs.delete_job")
     pks = [parse_job_id(job_id) for job_id in job_ids]
-    chosen = (
-        Job.objects.filter(pk__in=pks, state__in=SETTLED_STATES)
-        .exclude(children__state__in=ACTIVE_STATES)
-        .values_list("pk", flat=True)
-    )
-    with transaction.atomic():
-        _, per_model = Job.objects.filter(pk__in=list(chosen)).delete()
-    deleted = per_model.get(Job._meta.label, 0)
     who = _user_or_none(user)
+    with transaction.atomic():
+        chosen = list(
+            Job.objects.filter(pk__in=pks, state__in=SETTLED_STATES)
+            .exclude(children__state__in=ACTIVE_STATES)
+            .values_list("pk", flat=True)
+        )
+        # The entries name every row that goes: the chosen jobs and their (settled) children.
+        going = Job.objects.filter(pk__in=chosen) | Job.objects.filter(parent_id__in=chosen)
+        audit_deleted(user=who, jobs=going.order_by("created_at"))
+        _, per_model = Job.objects.filter(pk__in=chosen).delete()
+    deleted = per_model.get(Job._meta.label, 0)
     logger.info("%s deleted %d settled job(s)", who or "someone", deleted)
     return deleted
 

@@ -820,12 +820,10 @@ class JobAdmin(admin.ModelAdmin):
                 button="Yes, delete them",
             )
         ids = list(queryset.values_list("pk", flat=True))
-        chosen = list(Job.objects.filter(pk__in=ids, state__in=SETTLED_STATES))
-        # The service keeps active jobs and parents with active children (the purge's rule).
+        # The service keeps active jobs and parents with active children (the purge's rule),
+        # and writes the deletion entries.
         count = jobs_delete_settled(job_ids=ids, user=request.user)
-        remaining = set(Job.objects.filter(pk__in=ids).values_list("pk", flat=True))
-        self.log_deletions(request, [job for job in chosen if job.pk not in remaining])
-        kept = len(remaining)
+        kept = Job.objects.filter(pk__in=ids).count()
         self.message_user(
             request,
             f"{count} settled job(s) deleted"

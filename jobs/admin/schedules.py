@@ -6,12 +6,15 @@ schedule's history (its jobs and fires) on its page. Writes go through ``jobs.sc
 which checks the permission and writes the admin log entry, so the admin does not log again.
 
 Permissions: ``jobs.view_schedule`` (or ``jobs.view_job``) to see, ``jobs.add_schedule`` /
-``jobs.change_schedule`` to add, edit, enable and disable, ``jobs.run_schedule`` for run now.
+``jobs.change_schedule`` to add, edit, enable and disable, ``jobs.run_schedule`` for run now —
+each together with the permissions the schedule's request declares (the service checks; a
+refusal is a form error or a message, never a 403 page or a 500).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 from django import forms
@@ -28,25 +31,29 @@ from jobs.admin.links import jobs_changelist_url, jobs_queued_message
 from jobs.cron import in_words
 from jobs.errors import JobPermissionDenied
 from jobs.models import Job, Schedule, ScheduleFire
-from jobs.request_registry import all_requests
+from jobs.request_registry import UnknownRequest, all_requests, get_request
 from jobs.scheduler_status import scheduler_status
 from jobs.schedules import (
     EDITABLE,
     ScheduleError,
     registered_runs,
     run_now,
+    schedule_check_write,
     schedule_create,
     schedule_set_enabled,
     schedule_update,
-    schedule_validate,
+    schedule_validate_as,
 )
 from jobs.timefmt import reltime
 
+logger = logging.getLogger(__name__)
 HISTORY_ROWS = 20
 
 
 class ScheduleForm(forms.ModelForm):
     arguments = forms.JSONField(required=False, initial=dict, widget=forms.Textarea({"rows": 4}))
+    # Set by ScheduleAdmin.get_form: whose permissions the request is checked against.
+    user = None
 
     class Meta:
         model = Schedule
@@ -67,7 +74,20 @@ class ScheduleForm(forms.ModelForm):
         if fields.get("arguments") is None:
             fields["arguments"] = {}
         try:
-            data.update(schedule_validate(fields))
+            # The permission first, as the service does: a refusal is a form error, logged
+            # (here, where nothing rolls it back: the admin saves in a transaction).
+            schedule_check_write(
+                user=self.user, schedule=self.instance if self.instance.pk else None, fields=fields
+            )
+            data.update(
+                schedule_validate_as(
+                    user=self.user,
+                    schedule=self.instance if self.instance.pk else None,
+                    fields=fields,
+                )
+            )
+        except JobPermissionDenied as exc:
+            self.add_error("request" if "request" in self.fields else None, exc.message)
         except ScheduleError as exc:
             self.add_error(exc.field if exc.field in self.fields else None, exc.message)
         return data
@@ -102,6 +122,10 @@ class ScheduleAdmin(admin.ModelAdmin):
         # The name is the schedule's stable id (jobs and Redis refer to it).
         return (*self.readonly_fields, "name") if obj else self.readonly_fields
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
+
     def get_fields(self, request, obj=None):
         return ["name", *EDITABLE, *(self.readonly_fields if obj else ())]
 
@@ -111,6 +135,14 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def has_run_permission(self, request) -> bool:
         return request.user.has_perm("jobs.run_schedule")
+
+    def _may_do_the_work(self, request, obj: Schedule) -> bool:
+        """Whether the user holds what the schedule's request needs (buttons they could not
+        use are not shown; the service refuses them anyway)."""
+        try:
+            return not get_request(obj.request).missing_permissions(request.user)
+        except UnknownRequest:
+            return True  # nothing to check: running it says the request is unknown
 
     # -- saving through the service (it validates, logs and re-registers) ----------------------
     def save_model(self, request, obj, form, change):
@@ -224,6 +256,8 @@ class ScheduleAdmin(admin.ModelAdmin):
     def row_buttons(self, obj: Schedule):
         request = self._request
         parts = []
+        if not self._may_do_the_work(request, obj):
+            return ""
         if self.has_run_permission(request):
             parts.append(
                 self._post_button(reverse("admin:jobs_schedule_run", args=[obj.pk]), "Run now")
@@ -281,7 +315,10 @@ class ScheduleAdmin(admin.ModelAdmin):
     def run_selected(self, request, queryset):
         jobs = []
         for name in queryset.values_list("name", flat=True):
-            jobs.append(run_now(name, user=request.user))
+            try:
+                jobs.append(self._run(request, name))
+            except (_RunRefused, JobPermissionDenied) as exc:
+                self.message_user(request, f"{name}: {exc}", messages.ERROR)
         queued = [j for j in jobs if j is not None]
         inline = len(jobs) - len(queued)
         if queued:
@@ -305,8 +342,10 @@ class ScheduleAdmin(admin.ModelAdmin):
                 in_words=in_words(schedule.cron, schedule.timezone),
                 run_url=reverse("admin:jobs_schedule_run", args=[schedule.pk]),
                 toggle_url=reverse("admin:jobs_schedule_toggle", args=[schedule.pk]),
-                can_run=self.has_run_permission(request),
-                can_toggle=self.has_change_permission(request, schedule),
+                can_run=self.has_run_permission(request)
+                and self._may_do_the_work(request, schedule),
+                can_toggle=self.has_change_permission(request, schedule)
+                and self._may_do_the_work(request, schedule),
                 scheduler=scheduler_status(),
                 arguments_json=json.dumps(schedule.arguments, indent=2),
             )
@@ -339,9 +378,11 @@ class ScheduleAdmin(admin.ModelAdmin):
             return self._back(request, pk)
         note = "" if schedule.enabled else " (schedule disabled: run once on request)"
         try:
-            job = run_now(schedule.name, user=request.user)
-        except ScheduleError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
+            job = self._run(request, schedule.name)
+        except JobPermissionDenied:
+            raise PermissionDenied from None  # like every button: 403 (the service logged it)
+        except _RunRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
         else:
             if job is None:  # the relay runs inline: nothing queued
                 self.message_user(request, f"{schedule.name} ran now{note}.", messages.SUCCESS)
@@ -350,6 +391,21 @@ class ScheduleAdmin(admin.ModelAdmin):
                     request, jobs_queued_message([job], what=f"Run {schedule.name}{note}")
                 )
         return self._back(request, pk)
+
+    def _run(self, request, name: str):
+        """``run_now`` with every failure as a ``_RunRefused`` saying why: a refusal, bad
+        arguments (the service logged both), or an unexpected error (logged here)."""
+        try:
+            return run_now(name, user=request.user)
+        except ScheduleError as exc:
+            raise _RunRefused(exc.message) from exc
+        except JobPermissionDenied:
+            raise  # the caller answers it (403 for the button, a message for the action)
+        except Exception as exc:
+            logger.exception("Run now of schedule %s failed", name)
+            raise _RunRefused(
+                f"Schedule {name} did not run: {type(exc).__name__} (see the server log)."
+            ) from exc
 
     def toggle_view(self, request, pk: int):
         if request.method != "POST":
@@ -363,6 +419,8 @@ class ScheduleAdmin(admin.ModelAdmin):
             return self._back(request, pk)
         try:
             schedule_set_enabled(schedule_id=schedule.name, enabled=enable, user=request.user)
+        except JobPermissionDenied:
+            raise PermissionDenied from None  # like every button: 403 (the service logged it)
         except ScheduleError as exc:
             self.message_user(request, exc.message, messages.ERROR)
         else:
@@ -372,3 +430,7 @@ class ScheduleAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
         return self._back(request, pk)
+
+
+class _RunRefused(Exception):
+    """A run-now that did not run; its text is the admin message."""

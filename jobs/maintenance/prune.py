@@ -25,13 +25,30 @@ def prune_settled_jobs(*, older_than_days: int | None = None) -> tuple[int, int]
     return deleted, days
 
 
+class RetentionTooShort(JobError):
+    api_code = "BAD_USER_INPUT"
+    code = "retention_too_short"
+    audit = True  # asking to wipe recent evidence is logged, not only refused
+
+
+def check_retention(days: object) -> None:
+    """Refuse a retention that is no whole number or is below ``JOBS_MIN_RETENTION_DAYS``."""
+    floor = conf.min_retention_days()
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise RetentionTooShort(f"Retention days must be a whole number, at least {floor}.")
+    if days < floor:
+        raise RetentionTooShort(
+            f"Retention days must be at least {floor} (JOBS_MIN_RETENTION_DAYS)."
+        )
+
+
 def jobs_purge(*, older_than_days: int) -> int:
     """Delete settled jobs that settled more than ``older_than_days`` days ago. Returns the count.
 
-    A parent whose children are still active is kept.
+    A parent whose children are still active is kept. Fewer days than
+    ``JOBS_MIN_RETENTION_DAYS`` raise :class:`RetentionTooShort` and delete nothing.
     """
-    if not isinstance(older_than_days, int) or older_than_days < 0:
-        raise JobError("older_than_days must be a whole number of days, 0 or more")
+    check_retention(older_than_days)
     cutoff = timezone.now() - timedelta(days=older_than_days)
     candidates = Job.objects.filter(state__in=SETTLED_STATES, settled_at__lt=cutoff).exclude(
         Q(children__state__in=ACTIVE_STATES)

@@ -19,6 +19,7 @@ ALL_PERMS = [
     "jobs.cancel_job",
     "jobs.run_schedule",
     "jobs.change_schedule",
+    "jobs.delete_job",  # the weekly maintenance's request purges the ledger
     "jobs.pause_queue",
     "bundles.view_bundle",
     "bundles.change_bundle",

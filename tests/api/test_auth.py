@@ -81,10 +81,12 @@ OPERATIONS = [
               lambda w: {}, mutation=True, needs=VIEW_JOB),
     Operation("runSchedule", "jobs.run_schedule",
               'mutation { runSchedule(id: "nightly-consistency-check") { jobId message } }',
-              lambda w: {}, mutation=True),
+              lambda w: {}, mutation=True,
+              needs=("bundles.change_bundle",)),  # what the nightly check's request needs
     Operation("updateSchedule", "jobs.change_schedule",
               'mutation { updateSchedule(id: "weekly-maintenance", enabled: false) { message } }',
-              lambda w: {}, mutation=True),
+              lambda w: {}, mutation=True,
+              needs=("bundles.change_bundle", "jobs.delete_job")),  # the maintenance's
 ]  # fmt: skip
 
 ACTORS = ["anonymous", "non_staff", "staff_without_perm", "staff_with_perm", "token", "revoked"]
@@ -128,7 +130,8 @@ def _state_snapshot():
     return (
         Job.objects.count(),
         sorted(Job.objects.values_list("state", flat=True)),
-        LogEntry.objects.count(),
+        # Refusals are logged on purpose; anything else logged means something happened.
+        LogEntry.objects.exclude(change_message__startswith="Refused").count(),
     )
 
 

@@ -14,6 +14,7 @@ import django_rq
 
 from jobs.batches import await_children
 from jobs.registry import job_kind
+from jobs.request_registry import register_request
 
 QUEUE = "bundle-recompute"
 
@@ -146,3 +147,24 @@ def _parent_summary(parent) -> dict:
 def parent(ctx, **options):
     """A parent whose children were recorded with it: it waits for them, holding no worker."""
     return await_children()
+
+
+def noop_request(
+    *, token: str = "", dedup_key: str | None = None, trigger: str, requested_by=None, reason=""
+):
+    """A test_noop job (what the tests' schedules ask for)."""
+    from jobs.enqueue import enqueue
+
+    return enqueue(
+        "test_noop",
+        payload={"token": token},
+        trigger=trigger,
+        reason=reason,
+        requested_by=requested_by,
+        dedup_key=dedup_key,
+    )
+
+
+register_request(
+    "tests.noop", noop_request, permission="jobs.view_job", queue=QUEUE, kind="test_noop"
+)

@@ -37,8 +37,8 @@ def probe_schedule(*, grace: int = 3600, cron: str = "* * * * *") -> Schedule:
     return Schedule.objects.create(
         name=NAME,
         cron=cron,
-        request="jobs.enqueue",
-        arguments={"kind": "test_noop", "payload": {"token": "probe"}},
+        request="tests.noop",
+        arguments={"token": "probe"},
         grace_seconds=grace,
         description="probe",
     )
@@ -282,8 +282,8 @@ def test_missed_fire_within_grace_runs_once_on_recovery_beyond_grace_is_skipped(
     probe = probe_schedule(grace=3600)
     other_schedules_off()
     late = Schedule.objects.create(
-        name="hourly-probe", cron="0 * * * *", request="jobs.enqueue",
-        arguments={"kind": "test_noop", "payload": {"token": "late"}}, grace_seconds=600,
+        name="hourly-probe", cron="0 * * * *", request="tests.noop",
+        arguments={"token": "late"}, grace_seconds=600,
     )  # fmt: skip
     register_schedules()
     now = time.time()

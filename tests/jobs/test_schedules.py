@@ -32,8 +32,8 @@ TEST_SCHEDULES = [
     {
         "id": "test-every-minute",
         "cron": "* * * * *",
-        "kind": "test_noop",
-        "payload": {"token": "from-schedule"},
+        "request": "tests.noop",
+        "kwargs": {"token": "from-schedule", "dedup_key": "schedule:test-every-minute"},
         "description": "Test schedule",
     },
     {"id": "relay-and-reconcile", "cron": "* * * * *", "kind": "relay", "payload": {}},
@@ -127,7 +127,7 @@ def test_a_due_schedule_enqueues_its_job_which_runs(redis_conn, run_burst):
 def test_run_now_enqueues_once_and_records_who_asked(redis_conn, django_user_model):
     # Given
     user = django_user_model.objects.create_user("ops", password="x", is_staff=True)
-    user = grant(user, "jobs.run_schedule")
+    user = grant(user, "jobs.run_schedule", "jobs.view_job")
     # When pressed twice before the job starts
     first = run_now("test-every-minute", user)
     second = run_now("test-every-minute", user)
@@ -186,7 +186,8 @@ def test_run_now_runs_a_disabled_schedules_job_because_the_operator_asked(
 
     # Given a schedule an operator disabled
     user = django_user_model.objects.create_user("ops", password="x", is_staff=True)
-    user = grant(user, "jobs.run_schedule")
+    # the relay's request re-sends and settles jobs: it needs jobs.retry_job
+    user = grant(user, "jobs.run_schedule", "jobs.view_job", "jobs.retry_job")
     register_schedules()
     schedule_set_enabled(schedule_id="test-every-minute", enabled=False)
     # When someone presses "run now"

@@ -70,3 +70,80 @@ def test_purge_keeps_an_old_settled_parent_whose_children_are_still_active():
     # Then the busy parent and its running child stay; the other parent goes with its child
     assert set(Job.objects.values_list("pk", flat=True)) == {busy.pk, running.pk}
     assert deleted == 2
+
+
+def test_delete_settled_refuses_a_user_without_delete_job_and_deletes_nothing():
+    from django.contrib.auth.models import User
+
+    from jobs.services import JobPermissionDenied
+    from tests.support import grant
+
+    viewer = grant(User.objects.create_user("viewer", is_staff=True), "jobs.view_job")
+    done = row(JobState.COMPLETED)
+    with pytest.raises(JobPermissionDenied, match="jobs.delete_job"):
+        jobs_delete_settled(job_ids=[done.pk], user=viewer)
+    assert Job.objects.filter(pk=done.pk).exists()
+
+
+def test_delete_settled_writes_a_deletion_log_entry_per_deleted_job():
+    from django.contrib.admin.models import DELETION, LogEntry
+    from django.contrib.auth.models import User
+
+    from tests.support import grant
+
+    operator = grant(User.objects.create_user("op", is_staff=True), "jobs.delete_job")
+    parent = row(JobState.COMPLETED)
+    child = row(JobState.COMPLETED, parent=parent)
+    kept = row(JobState.PENDING)
+    jobs_delete_settled(job_ids=[parent.pk, kept.pk], user=operator)
+    logged = LogEntry.objects.filter(user=operator, action_flag=DELETION)
+    assert sorted(logged.values_list("object_id", flat=True)) == sorted(
+        [str(parent.pk), str(child.pk)]
+    )
+
+
+@pytest.mark.redis
+def test_retry_racing_an_enqueue_with_the_same_dedup_key_never_raises_integrity_error(
+    monkeypatch,
+):
+    # Given a failed job with a dedup key, and no pending job with that key
+    from django.db import transaction
+
+    import jobs.services
+    from jobs.services import job_retry
+
+    failed = Job.objects.create(
+        queue="bundle-recompute",
+        kind="test_noop",
+        trigger="admin",
+        state=JobState.FAILED,
+        dedup_key="race:key",
+        attempts=1,
+        max_attempts=1,
+    )
+    # When an enqueue with that key lands between the retry's look and its write (the race
+    # made deterministic: the competing row is inserted just after the retry checked)
+    real_now = jobs.services.timezone.now
+    raced = []
+
+    def now_after_a_racing_enqueue():
+        if not raced:
+            raced.append(None)  # before the insert: its own timestamps call now() too
+            raced[0] = Job.objects.create(
+                queue="bundle-recompute",
+                kind="test_noop",
+                trigger="admin",
+                state=JobState.PENDING,
+                dedup_key="race:key",
+            )
+        return real_now()
+
+    monkeypatch.setattr(jobs.services.timezone, "now", now_after_a_racing_enqueue)
+    with transaction.atomic():
+        job = job_retry(job_id=failed.pk)
+    monkeypatch.undo()
+    # Then the retry went through on its own (no dedup key); the enqueue's row keeps the key
+    assert raced, "the race was not staged"
+    job.refresh_from_db()
+    assert job.state == JobState.PENDING and job.dedup_key is None
+    assert Job.objects.get(pk=raced[0].pk).dedup_key == "race:key"

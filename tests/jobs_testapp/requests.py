@@ -38,4 +38,9 @@ register_target(
     search=widget_ids_matching,
     filter_argument="widget_id",
 )
-register_request("testapp.polish", widgets_polish_request, kind="widget_polish")
+register_request(
+    "testapp.polish",
+    widgets_polish_request,
+    permission="jobs_testapp.change_widget",
+    kind="widget_polish",
+)

@@ -1,5 +1,8 @@
 """runSchedule(id): run a cron schedule's job now, like the admin's "run now".
 
+Needs ``jobs.run_schedule`` and the permissions of the schedule's request (FORBIDDEN, logged);
+a request that refuses to run is BAD_USER_INPUT saying why.
+
 A disabled schedule runs too: disabling stops its cron runs, while this is an explicit request
 (the audit entry and the message say the schedule is disabled).
 """
@@ -7,10 +10,10 @@ A disabled schedule runs too: disabling stops its cron runs, while this is an ex
 from __future__ import annotations
 
 import graphene
-from django.db import transaction
 
-from api.errors import NotFound
+from api.errors import Forbidden, NotFound
 from api.permissions import require_staff
+from jobs.errors import JobPermissionDenied
 from jobs.models import JobTrigger
 from jobs.schedules import ScheduleNotFound, run_now, schedule_is_enabled
 
@@ -31,12 +34,14 @@ class RunSchedule(graphene.Mutation):
             if not schedule_is_enabled(schedule_id=schedule_id)
             else ""
         )
-        with transaction.atomic():
-            try:
-                # The service checks the permission again and writes the audit entry.
-                job = run_now(schedule_id, user=user, trigger=JobTrigger.GRAPHQL)
-            except ScheduleNotFound as exc:
-                raise NotFound(exc.message, ids=[id]) from None
+        try:
+            # The service checks the request's permissions too and writes the audit entry, or
+            # the refusal (no transaction here: a refusal's log entry must outlive it).
+            job = run_now(schedule_id, user=user, trigger=JobTrigger.GRAPHQL)
+        except ScheduleNotFound as exc:
+            raise NotFound(exc.message, ids=[id]) from None
+        except JobPermissionDenied as exc:
+            raise Forbidden(exc.message, permissions=getattr(exc, "permissions", [])) from None
         if job is None:
             return RunSchedule(job_id=None, message=f"Schedule {schedule_id} ran inline{note}.")
         return RunSchedule(

@@ -1,8 +1,10 @@
 """updateSchedule(id, cron, enabled, arguments): edit a stored schedule, like the admin's form.
 
-Same permission (``jobs.change_schedule``) and the same validation as the admin: a bad cron,
-an unknown request function or arguments it does not take are ``BAD_USER_INPUT`` errors naming
-the field, and change nothing. The service writes the admin log entry.
+Same permissions (``jobs.change_schedule`` and those of the schedule's request, before and
+after the edit: else FORBIDDEN, logged) and the same validation as the admin: a bad cron, an
+unknown request function or arguments it refuses (a bad scope, a retention below the floor) are
+``BAD_USER_INPUT`` errors naming the field, and change nothing. The service writes the admin
+log entry.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import graphene
 from graphene.types.generic import GenericScalar
 
+from api.errors import Forbidden
 from api.permissions import require_staff
+from jobs.errors import JobPermissionDenied
 from jobs.graphql.types import Schedule
 from jobs.schedules import CHANGE_PERMISSION, list_schedules, schedule_update
 
@@ -30,6 +34,9 @@ class UpdateSchedule(graphene.Mutation):
     @staticmethod
     def mutate(root, info, id, **changes):
         user = require_staff(info, CHANGE_PERMISSION)
-        schedule_update(schedule_id=str(id), user=user, **changes)
+        try:
+            schedule_update(schedule_id=str(id), user=user, **changes)
+        except JobPermissionDenied as exc:
+            raise Forbidden(exc.message, permissions=getattr(exc, "permissions", [])) from None
         item = next(s for s in list_schedules() if s["id"] == str(id))
         return UpdateSchedule(schedule=item, message=f"Schedule {id} saved.")
