@@ -168,3 +168,19 @@ def noop_request(
 register_request(
     "tests.noop", noop_request, permission="jobs.view_job", queue=QUEUE, kind="test_noop"
 )
+
+
+@job_kind(
+    "test_parent_dies",
+    queue=QUEUE,
+    max_attempts=1,
+    backoff=(),
+    timeout=30,
+    summarize=_parent_summary,
+)
+def parent_dies(ctx, **options):
+    """A parent whose work horse is SIGKILLed just as its handler would return
+    await_children(): before the runner parked it (its children were recorded with it)."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)

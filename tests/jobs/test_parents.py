@@ -15,6 +15,7 @@ from jobs.models import Job, JobState
 from jobs.parents import child_settled, park
 from jobs.runner import Handover, run_inline, settle_after_horse
 from jobs.services import job_cancel, job_retry
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -237,3 +238,22 @@ def test_reconcile_parks_a_parent_whose_worker_died_instead_of_failing_it():
     assert parent.state == JobState.COMPLETED, parent.errors
     assert "Worker died" not in parent.progress_message
     assert parent.result == {"children": 2, "completed": 2}
+
+
+def test_a_parent_whose_real_horse_is_killed_as_it_parks_completes_with_its_children(
+    worker_process,
+):
+    # Given a parent whose work horse dies (SIGKILL) as its handler returns, and 3 children
+    parent = enqueue("test_parent_dies", payload={}, trigger="command")
+    enqueue_many(
+        "test_noop", payloads=[{"n": i} for i in range(3)], trigger="command", parent=parent
+    )
+    # When a real forking worker runs them all
+    worker = worker_process("bundle-recompute")
+    # Then the parent ends completed with its children's summary, never "Worker died"
+    wait_until(lambda: Job.objects.get(pk=parent.pk).is_settled, timeout=60)
+    worker.stop()
+    parent.refresh_from_db()
+    assert parent.state == JobState.COMPLETED, (parent.progress_message, parent.errors)
+    assert parent.errors == [] and "died" not in parent.progress_message
+    assert parent.result == {"children": 3, "completed": 3}
