@@ -195,7 +195,12 @@ def run(args, redis, log, procs) -> None:
     base = f"http://127.0.0.1:{args.port}"
     web_proc = spawn(manage("runserver", f"127.0.0.1:{args.port}", "--noreload", "--insecure"), log)
     procs.append(web_proc)
-    workers = [spawn(manage("run_worker", *QUEUES), log) for _ in range(args.workers)]
+    # Every handler run is recorded (bench/soak_probe.py) to count double runs at the end.
+    runs_file = ROOT / "var" / "soak-runs.jsonl"
+    runs_file.unlink(missing_ok=True)
+    os.environ["SOAK_RUNS_FILE"] = str(runs_file)
+    worker_argv = manage("run_worker", *QUEUES, "--import", "bench.soak_probe")
+    workers = [spawn(worker_argv, log) for _ in range(args.workers)]
     procs.extend(workers)
     procs.append(spawn(manage("run_scheduler"), log))
     deadline = time.monotonic() + 60
@@ -263,7 +268,7 @@ def run(args, redis, log, procs) -> None:
             victim = rnd.choice(workers)
             kill_whole(victim)
             workers.remove(victim)
-            fresh = spawn(manage("run_worker", *QUEUES), log)
+            fresh = spawn(worker_argv, log)
             workers.append(fresh)
             procs.append(fresh)
             counts["workers killed"] += 1
@@ -315,6 +320,20 @@ def run(args, redis, log, procs) -> None:
         f"{[(j.kind, (j.errors or [{}])[-1].get('message', '')[:80]) for j in failed[:5]]}"
     )
     print(f"server errors: {len(web.errors)} {web.errors[:5]}")
+    runs: dict[tuple, list] = {}
+    for line in runs_file.read_text().splitlines() if runs_file.exists() else []:
+        job_id, attempt, pid, start, end = json.loads(line)
+        runs.setdefault((job_id, attempt), []).append((start, end, pid))
+    doubles = {key: spans for key, spans in runs.items() if len(spans) > 1}
+    overlapping = sum(
+        1
+        for spans in doubles.values()
+        if any(a[1] > b[0] for a, b in zip(sorted(spans), sorted(spans)[1:], strict=False))
+    )
+    print(
+        f"handler runs recorded: {sum(map(len, runs.values()))}; attempts run more than once: "
+        f"{len(doubles)} (two copies at the same time: {overlapping}) {list(doubles)[:3]}"
+    )
     print(f"web RSS: start {rss_start} kB, end {rss_end} kB")
 
 
