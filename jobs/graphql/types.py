@@ -89,6 +89,13 @@ class Job(graphene.ObjectType):
     parent_id = graphene.ID()
     parent = graphene.Field(lambda: Job)
     children = graphene.List(graphene.NonNull(lambda: Job), required=True)
+    children_total = graphene.Int(required=True, description="A parent's children")
+    children_settled = graphene.Int(required=True, description="…of which settled")
+    children_failed = graphene.Int(required=True, description="…of which failed")
+    children_cancelled = graphene.Int(required=True, description="…of which cancelled")
+    counted_by_parent = graphene.Boolean(
+        required=True, description="A child: its settle is counted on its parent"
+    )
     dedup_key = graphene.String()
     merged_count = graphene.Int(required=True, description="Requests merged into this job")
     cancel_requested = graphene.Boolean(required=True)

@@ -22,6 +22,7 @@ JOB_FIELDS = """
   lastError { message } trigger reason requestedBy { id username } lastAction
   lastActionBy { username } lastActionAt scheduleId parentId parent { id kind }
   children { id state requestedBy { username } } dedupKey mergedCount cancelRequested
+  childrenTotal childrenSettled childrenFailed childrenCancelled countedByParent
   workerName rqJobId nextAttemptAt createdAt dispatchedAt startedAt settledAt heartbeatAt
   isSettled isStale
 """
