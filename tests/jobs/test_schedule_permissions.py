@@ -94,7 +94,7 @@ def test_the_migration_disables_schedules_that_used_jobs_enqueue():
         request="jobs.enqueue",
         arguments={"kind": "bulk_operation", "payload": {"operation": "archive"}},
     )
-    migration = importlib.import_module("jobs.migrations.0012_schedule_request_permissions")
+    migration = importlib.import_module("jobs.migrations.0014_schedule_request_permissions")
     migration.disable_generic_enqueue_schedules(django_apps, None)
     row.refresh_from_db()
     assert row.enabled is False
