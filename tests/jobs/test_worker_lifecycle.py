@@ -35,6 +35,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
 # Each start-and-stop of a worker must take less than this, on a machine kept busy.
 WORKER_RUN_LIMIT = 5.0
+# A ``run_worker --burst`` process also pays Python's and Django's start-up: 1-2.5 s with one
+# busy-loop beside it, up to 6.6 s seen when CI's second suite shares the two cores too. The
+# wait this guards against is RQ's pub/sub thread's 60 s, far above either.
+PROCESS_RUN_LIMIT = 15.0
 
 
 def _queues():
@@ -137,7 +141,7 @@ def test_burst_workers_start_and_stop_within_5_seconds_on_a_busy_machine(
     )
     # Then each finished within the limit (a wait on RQ's pub/sub thread took 60 s)
     assert max(in_process) < WORKER_RUN_LIMIT, in_process
-    assert max(subprocesses) < WORKER_RUN_LIMIT, subprocesses
+    assert max(subprocesses) < PROCESS_RUN_LIMIT, subprocesses
 
 
 # The job that runs while Redis restarts: 60 steps of 0.5 s.
