@@ -221,9 +221,7 @@ def _seed_targets_postgresql(connection) -> None:
                 FROM generate_series(0, 19999) n
                 """
             )
-            cursor.execute(
-                "SELECT setval(pg_get_serial_sequence('bundles_bundle', 'id'), 20000)"
-            )
+            cursor.execute("SELECT setval(pg_get_serial_sequence('bundles_bundle', 'id'), 20000)")
         cursor.execute(
             """
             INSERT INTO jobs_jobtarget (job_id, target_type, target_id, label)

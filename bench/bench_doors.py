@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("ALLOW_INSECURE_KEY", "1")  # a generated key in var/; DEBUG stays off
-from bench._scratch import scratch_services  # noqa: E402
+from bench._scratch import scratch_services, wrong_bundles  # noqa: E402
 from bench.bench_recompute import yardstick_sql  # noqa: E402
 from bench.bench_throughput import Workers  # noqa: E402
 from config.demo import WORKERS  # noqa: E402 (bin/run's worker layout; imports no Django)
@@ -118,7 +118,6 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - one benchmark, read t
     from django.utils import timezone
 
     from api.services import api_token_create
-    from bundles import evaluation
     from bundles.models import Bundle, BundleComponent, ProductVariant
     from bundles.services import bundles_recompute
     from jobs.models import SETTLED_STATES, Job
@@ -159,14 +158,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - one benchmark, read t
         change_every_component()
         return seconds
 
-    def wrong(ids) -> int:
-        bad = 0
-        for start in range(0, len(ids), 2000):
-            outcomes = evaluation.evaluate_batch(
-                ids[start : start + 2000], lock=False, now=timezone.now()
-            )
-            bad += sum(1 for o in outcomes if o.values_changed() or o.stale())
-        return bad
+    wrong = wrong_bundles
 
     def wait_settled(since, timeout: float) -> tuple[float, int]:
         """Seconds until every job made since ``since`` settled (polled), and how many."""
@@ -327,6 +319,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - one benchmark, read t
                 lambda: run_command(["recompute_bundles", "--all"]),
                 ids,
             )
+
             def every_bundle() -> None:
                 # The API takes at most 10,000 ids per request: an integration sends several.
                 for start in range(0, len(ids), 10_000):

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("ALLOW_INSECURE_KEY", "1")  # a generated key in var/; DEBUG stays off
+from bench._scratch import wrong_bundles  # noqa: E402
 from config.demo import WORKERS  # noqa: E402 (bin/run's worker layout; imports no Django)
 
 
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
     from django.db.models import F, Max
     from django.utils import timezone
 
-    from bundles import evaluation, feeds, services
+    from bundles import feeds, services
     from bundles.models import Bundle, BundleComponent, Product, ProductVariant
     from jobs.models import SETTLED_STATES, Job
 
@@ -121,15 +122,7 @@ def run(args: argparse.Namespace) -> None:
             cursor.execute("VACUUM ANALYZE")
     print(f"seeded and recomputed in {time.perf_counter() - started:.1f} s")
 
-    def wrong(bundle_ids) -> int:
-        """Bundles whose stored values differ from a fresh evaluation (0 = all right)."""
-        bad = 0
-        for start in range(0, len(bundle_ids), 2000):
-            outcomes = evaluation.evaluate_batch(
-                bundle_ids[start : start + 2000], lock=False, now=timezone.now()
-            )
-            bad += sum(1 for o in outcomes if o.values_changed() or o.stale())
-        return bad
+    wrong = wrong_bundles
 
     def flow(change) -> tuple[float, int]:
         """Run ``change`` (which commits); wait until every job made since settled."""

@@ -17,6 +17,7 @@ import tests.jobs.kinds  # noqa: F401 - registers the tests.noop request (needs 
 from jobs.enqueue import enqueue
 from jobs.models import Job, JobState, Schedule
 from tests.admin.conftest import client_for, make_user
+from tests.admin.test_schedules_admin import form_data
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
 
@@ -38,20 +39,6 @@ def snapshot(name: str) -> dict:
 
 def change_url(name: str) -> str:
     return reverse("admin:jobs_schedule_change", args=[row(name).pk])
-
-
-def form_data(obj: Schedule, **changes) -> dict:
-    data = {
-        "description": obj.description,
-        "cron": obj.cron,
-        "timezone": obj.timezone,
-        "request": obj.request,
-        "arguments": json.dumps(obj.arguments),
-        "enabled": "on" if obj.enabled else "",
-        "grace_seconds": str(obj.grace_seconds),
-    }
-    data.update(changes)
-    return {k: v for k, v in data.items() if v != ""}
 
 
 def texts(response) -> list[str]:

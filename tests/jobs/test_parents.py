@@ -24,9 +24,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 SETTLE_QUERIES = 6
 
 
-def parked_parent(children: int, **payload) -> tuple[Job, list[Job]]:
-    """A running parent with ``children`` pending test_noop children, parked as the runner
-    parks it when its handler returns await_children()."""
+def parent_with_children(children: int, **payload) -> tuple[Job, list[Job]]:
+    """A pending test_parent and its ``children`` pending test_noop children (not sent)."""
     parent = enqueue("test_parent", payload=payload, trigger="command", dispatch_on_commit=False)
     kids = enqueue_many(
         "test_noop",
@@ -35,6 +34,13 @@ def parked_parent(children: int, **payload) -> tuple[Job, list[Job]]:
         parent=parent,
         dispatch_on_commit=False,
     )
+    return parent, kids
+
+
+def parked_parent(children: int, **payload) -> tuple[Job, list[Job]]:
+    """A running parent with ``children`` pending test_noop children, parked as the runner
+    parks it when its handler returns await_children()."""
+    parent, kids = parent_with_children(children, **payload)
     Job.objects.filter(pk=parent.pk).update(
         state=JobState.RUNNING, attempts=1, started_at=timezone.now()
     )
@@ -173,14 +179,7 @@ def test_a_retried_child_no_longer_counts_until_it_settles_again():
 
 
 def test_an_inline_run_runs_every_child_and_completes_the_parent_from_its_counters():
-    parent = enqueue("test_parent", payload={}, trigger="command", dispatch_on_commit=False)
-    enqueue_many(
-        "test_noop",
-        payloads=[{"n": i} for i in range(5)],
-        trigger="command",
-        parent=parent,
-        dispatch_on_commit=False,
-    )
+    parent, _kids = parent_with_children(5)
     done = run_inline(parent)
     assert done.state == JobState.COMPLETED
     assert (done.children_total, done.children_settled) == (5, 5)
@@ -189,14 +188,7 @@ def test_an_inline_run_runs_every_child_and_completes_the_parent_from_its_counte
 
 def claimed_parent(children: int) -> tuple[Job, list[Job]]:
     """A parent a worker claimed (running, not parked yet), its children recorded with it."""
-    parent = enqueue("test_parent", payload={}, trigger="command", dispatch_on_commit=False)
-    kids = enqueue_many(
-        "test_noop",
-        payloads=[{"n": i} for i in range(children)],
-        trigger="command",
-        parent=parent,
-        dispatch_on_commit=False,
-    )
+    parent, kids = parent_with_children(children)
     long_ago = timezone.now() - timedelta(minutes=10)
     Job.objects.filter(pk=parent.pk).update(
         state=JobState.RUNNING,
