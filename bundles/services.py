@@ -468,7 +468,8 @@ def bundles_recompute(
         missing += [i for i in chunk if i not in found]
         recomputed += len(found)
         done += len(chunk)
-        _report(progress, int(done * 100 / len(ids)), f"{done}/{len(ids)} bundles")
+        if done < len(ids):  # the last chunk's 100 % is the job's own finish (one write less)
+            _report(progress, int(done * 100 / len(ids)), f"{done}/{len(ids)} bundles")
     return {"recomputed": recomputed, "changed": changed, "missing": missing, "changes": changes}
 
 
