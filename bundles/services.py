@@ -468,8 +468,7 @@ def bundles_recompute(
         missing += [i for i in chunk if i not in found]
         recomputed += len(found)
         done += len(chunk)
-        if done < len(ids):  # the last chunk's 100 % is the job's own finish (one write less)
-            _report(progress, int(done * 100 / len(ids)), f"{done}/{len(ids)} bundles")
+        _report(progress, int(done * 100 / len(ids)), f"{done}/{len(ids)} bundles")
     return {"recomputed": recomputed, "changed": changed, "missing": missing, "changes": changes}
 
 
