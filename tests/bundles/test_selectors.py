@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.core.management import call_command
 
 from bundles.errors import BundleNotFound, InvalidScope
-from bundles.selectors import bundle_ids_for_scope, bundle_ids_using_variants
+from bundles.models import Bundle
+from bundles.selectors import bundle_ids_for_scope, bundle_ids_split, bundle_ids_using_variants
 from bundles.services import variant_soft_delete
 from tests.bundles.jobs_support import run_burst_worker
 from tests.factories import make_bundle, make_variant
@@ -51,3 +53,26 @@ def test_bundles_using_variants_are_found_once_each():
     make_bundle()
     assert bundle_ids_using_variants(variant_ids=[shared.pk, other.pk]) == sorted([a.pk, b.pk])
     assert bundle_ids_using_variants(variant_ids=[]) == []
+
+
+def test_a_dense_id_list_is_checked_in_one_read_of_its_range_and_reads_nothing_outside(
+    django_assert_num_queries,
+):
+    # Given 700 bundles, and a selection of 600 of them plus two ids that do not exist
+    call_command("seed_demo", bundles=700, reset=True, verbosity=0)
+    ids = sorted(Bundle.objects.values_list("pk", flat=True))
+    wanted = [*ids[50:650], ids[-1] + 1000, ids[0] - 1]
+    # When they are split: one query (a range read), not one per 500
+    with django_assert_num_queries(1) as captured:
+        found, missing = bundle_ids_split(wanted)
+    # Then the split is exact, in the given order, and the range is the selection's own
+    assert found == ids[50:650] and missing == [ids[-1] + 1000, ids[0] - 1]
+    assert "BETWEEN" in captured.captured_queries[0]["sql"]
+
+
+def test_a_sparse_id_list_is_checked_in_chunks_not_by_reading_its_whole_range():
+    call_command("seed_demo", bundles=700, reset=True, verbosity=0)
+    ids = sorted(Bundle.objects.values_list("pk", flat=True))
+    wanted = [*ids[:600], 10_000_000]  # one id far away: a range read would span millions
+    found, missing = bundle_ids_split(wanted)
+    assert found == ids[:600] and missing == [10_000_000]
