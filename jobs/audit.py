@@ -57,6 +57,20 @@ def audit_deleted(*, user, jobs: Iterable[Job]) -> None:
         )
 
 
+def audit_change(*, user, obj: models.Model, message: str, added: bool = False) -> None:
+    """An entry on ``obj`` by ``user``: changed, or ``added``. Anonymous or system callers
+    write none."""
+    if not getattr(user, "is_authenticated", False):
+        return
+    LogEntry.objects.log_actions(
+        user_id=user.pk,
+        queryset=[obj],
+        action_flag=ADDITION if added else CHANGE,
+        change_message=message,
+        single_object=True,
+    )
+
+
 def audit_refusal(*, user, title: str, message: str, obj: models.Model | None = None) -> None:
     """An entry saying ``user`` was refused (a permission they lack, an argument below a
     floor), on ``obj`` when there is one. Write it outside a transaction that the refusal
@@ -65,13 +79,7 @@ def audit_refusal(*, user, title: str, message: str, obj: models.Model | None = 
         return
     text = f"{REFUSED}: {message}"
     if obj is not None and obj.pk is not None:
-        LogEntry.objects.log_actions(
-            user_id=user.pk,
-            queryset=[obj],
-            action_flag=CHANGE,
-            change_message=text,
-            single_object=True,
-        )
+        audit_change(user=user, obj=obj, message=text)
     else:
         LogEntry.objects.create(
             user_id=user.pk, object_repr=title[:200], action_flag=CHANGE, change_message=text

@@ -32,13 +32,12 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import django_rq
-from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rq import get_current_job
 
 from jobs import conf
-from jobs.audit import audit_jobs, audit_note, audit_refusal
+from jobs.audit import audit_change, audit_jobs, audit_note, audit_refusal
 from jobs.cron import next_run, previous_run, validate, validate_timezone
 from jobs.errors import JobPermissionDenied
 from jobs.heartbeat import HeartbeatScheduler as Scheduler  # also writes the /health/ heartbeat
@@ -202,18 +201,6 @@ def _who(user):
     return user if getattr(user, "is_authenticated", False) else None
 
 
-def _log(user, schedule: Schedule, message: str, *, added: bool = False) -> None:
-    if _who(user) is None:
-        return
-    LogEntry.objects.log_actions(
-        user_id=user.pk,
-        queryset=[schedule],
-        action_flag=ADDITION if added else CHANGE,
-        change_message=message,
-        single_object=True,
-    )
-
-
 # --- writes ----------------------------------------------------------------------------------
 
 
@@ -228,7 +215,12 @@ def schedule_create(*, user=None, **fields) -> Schedule:
         raise ScheduleError(f"A schedule named {cleaned['name']!r} exists already.", "name")
     with transaction.atomic():
         schedule = Schedule.objects.create(**cleaned, changed_by=_who(user))
-        _log(user, schedule, f"Added schedule {schedule.name} ({schedule.cron})", added=True)
+        audit_change(
+            user=user,
+            obj=schedule,
+            message=f"Added schedule {schedule.name} ({schedule.cron})",
+            added=True,
+        )
         transaction.on_commit(sync_scheduler)
     return schedule
 
@@ -272,7 +264,7 @@ def schedule_update(*, schedule_id: str, user=None, **changes) -> Schedule:
             next_run(schedule.cron, tz=schedule.timezone) if schedule.enabled else None
         )
         schedule.save()
-        _log(user, schedule, _change_message(schedule, changed))
+        audit_change(user=user, obj=schedule, message=_change_message(schedule, changed))
         transaction.on_commit(sync_scheduler)
     return schedule
 
@@ -632,14 +624,7 @@ def _run_failed(user, schedule: Schedule, reason: str) -> ScheduleError:
     """The error of a run-now whose request refused to run, logged (after the rollback)."""
     message = f"Schedule {schedule.name} did not run: {reason}"
     logger.warning("%s", message)
-    if _who(user) is not None:
-        LogEntry.objects.log_actions(
-            user_id=user.pk,
-            queryset=[schedule],
-            action_flag=CHANGE,
-            change_message=message,
-            single_object=True,
-        )
+    audit_change(user=user, obj=schedule, message=message)
     return ScheduleError(message, "arguments")
 
 
