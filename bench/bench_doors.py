@@ -21,6 +21,7 @@ Async doors run against ``manage.py run_worker`` processes in ``bin/run``'s layo
 runs from the door's call until the last job it caused settled, then every bundle is checked
 right (stored values equal a fresh evaluation):
 
+- the admin's "Recompute all bundles" on System → Jobs (its view, through Django's test client);
 - ``recompute_bundles --all`` (a process, like a user in a second terminal);
 - ``bulkRecomputeBundles`` through ``/graphql/`` on a ``runserver`` with an API token: every
   bundle (default batch size), and the original's 1,000 bundles with ``batchSize: 10``;
@@ -52,6 +53,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("ALLOW_INSECURE_KEY", "1")  # a generated key in var/; DEBUG stays off
+# The admin door is driven by Django's test client, whose requests name host "testserver".
+os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 from bench._scratch import scratch_services, wrong_bundles  # noqa: E402
 from bench.bench_recompute import yardstick_sql  # noqa: E402
 from bench.bench_throughput import Workers  # noqa: E402
@@ -115,6 +118,8 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - one benchmark, read t
     from django.core.management import call_command
     from django.db import connection, transaction
     from django.db.models import F
+    from django.test import Client
+    from django.urls import reverse
     from django.utils import timezone
 
     from api.services import api_token_create
@@ -314,6 +319,13 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901 - one benchmark, read t
                     wrong=wrong(check_ids),
                 )
 
+            admin = Client()
+            admin.force_login(user)
+            async_door(
+                "admin: Recompute all bundles (workers)",
+                lambda: admin.post(reverse("admin:jobs_job_quick", args=["recompute-all"])),
+                ids,
+            )
             async_door(
                 "recompute_bundles --all (workers)",
                 lambda: run_command(["recompute_bundles", "--all"]),
