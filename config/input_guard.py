@@ -84,6 +84,10 @@ def _malformed_selection(model_admin, request: HttpRequest) -> str | None:
 class GuardedAdminSite(AdminSite):
     """The project's admin site: Django's, with the selection check on every admin view."""
 
+    # What templates/admin/base_site.html shows, for the pages and e-mails that read the site.
+    site_header = "Bundle jobs"
+    site_title = "Bundle jobs"
+
     def _registered_shortcut(self, request, content_type_id, object_id):
         try:
             content_type = ContentType.objects.get(pk=int(content_type_id))

@@ -100,7 +100,9 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],  # each app ships its own templates (jobs/templates, bundles/templates)
+        # The project's own overrides (admin branding, error pages); each app still ships its
+        # own templates (jobs/templates, bundles/templates), so jobs stays reusable.
+        "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -151,6 +153,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]  # the project's own files (the favicon)
 
 # --- redis and RQ ---------------------------------------------------------------------------
 # With no REDIS_URL the demo command and the test suite start a private server and set it.
@@ -324,5 +327,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"rq.worker": {"level": os.environ.get("RQ_LOG_LEVEL", "INFO")}},
+    "loggers": {
+        "rq.worker": {"level": os.environ.get("RQ_LOG_LEVEL", "INFO")},
+        # django-axes logs its configuration at INFO each time a process starts (every
+        # manage.py command, a dozen times in bin/run); its lockout warnings stay.
+        "axes.apps": {"level": "WARNING"},
+    },
 }

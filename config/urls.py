@@ -4,12 +4,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 
 from api.views import ApiGraphQLView
+from config.views import favicon
 from jobs.health import HealthView
 from jobs.metrics import metrics_view
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("favicon.ico", favicon, name="favicon"),
     # CSRF is checked inside the view for session requests; token requests don't need it.
     # For probes: JSON, 200 or 503 naming the failing part; no login (it shows no data).
     path("health/", HealthView.as_view(), name="health"),
