@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
@@ -173,6 +174,11 @@ class ApiGraphQLView(GraphQLView):
             if not (user.is_active and user.is_staff):
                 return HttpResponse("GraphiQL is for staff users only.", status=403)
         return super().dispatch(request, *args, **kwargs)
+
+    def render_graphiql(self, request, **data):
+        # The page seeds GraphiQL's editor with this when the browser has no query of its own.
+        data["default_query"] = getattr(settings, "GRAPHIQL_DEFAULT_QUERY", "")
+        return super().render_graphiql(request, **data)
 
     @classmethod
     def can_display_graphiql(cls, request, data):

@@ -266,6 +266,37 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 
 # --- graphql --------------------------------------------------------------------------------
 GRAPHENE = {"SCHEMA": "config.schema.schema"}
+# What GraphiQL opens on for a staff user who has not typed a query there before (its own
+# local storage keeps what they type afterwards): a first look at this API, not the generic
+# welcome text.
+GRAPHIQL_DEFAULT_QUERY = """# Bundle jobs: queues and the newest jobs. Run it with Ctrl-Enter.
+# The Docs panel lists every query and mutation: jobs, workers, schedules, bundles,
+# recomputeBundle, bulkRecomputeBundles, runConsistencyCheck, retryJob, pauseQueue...
+query Overview {
+  jobQueues {
+    name
+    waiting
+    running
+    failed
+    paused
+    oldestWaitingSeconds
+  }
+  jobs(first: 10) {
+    totalCount
+    edges {
+      node {
+        id
+        kind
+        state
+        progress
+        progressMessage
+        targetLabel
+        attempts
+      }
+    }
+  }
+}
+"""
 
 # --- security -------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -61,3 +61,26 @@ def test_graphiql_renders_and_runs_a_query_offline(guarded):
     assert json.loads(answer.value.body())["data"] == {"ping": "pong"}
     expect(tab.locator(".result-window")).to_contain_text('"pong"')
     assert_no_violation(tab)
+
+
+def test_graphiql_opens_on_an_example_of_this_api_that_runs(guarded):
+    """A first visit shows the project's example query (not GraphiQL's welcome text), and
+    running it answers data, no errors: the example stays true to the schema."""
+    tab, base = guarded
+    tab.goto(f"{base}/graphql/")
+    expect(tab.locator(".graphiql-container")).to_be_visible()
+    editor = tab.locator(".graphiql-query-editor")
+    expect(editor).to_contain_text("query Overview")
+    expect(editor).not_to_contain_text("Welcome to GraphiQL")
+
+    def is_overview(response) -> bool:
+        return response.request.method == "POST" and "Overview" in (
+            response.request.post_data or ""
+        )
+
+    with tab.expect_response(is_overview) as answer:
+        tab.locator(".graphiql-execute-button").click()
+    body = json.loads(answer.value.body())
+    assert "errors" not in body, body
+    assert {"jobQueues", "jobs"} <= set(body["data"])
+    assert_no_violation(tab)
