@@ -164,17 +164,9 @@ def _drain(worker_class, queue, expected: int) -> float:
     for both sides and would only dilute the difference."""
     from django.db import connections
 
-    class Timed(worker_class):
-        first = last = None
+    from jobs.rq_compat import with_execution_timer
 
-        def execute_job(self, job, queue):
-            if Timed.first is None:
-                Timed.first = time.perf_counter()
-            try:
-                return super().execute_job(job, queue)
-            finally:
-                Timed.last = time.perf_counter()
-
+    Timed = with_execution_timer(worker_class)  # noqa: N806 (a class)
     connections.close_all()
     worker = Timed([queue], connection=queue.connection)
     worker.last_cleaned_at = _now()  # skip the start-up maintenance pass in both runs

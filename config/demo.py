@@ -105,15 +105,15 @@ def wait_until_started(supervisor: Supervisor, *, workers: int, timeout: float =
     """Block until the workers are registered in Redis and the scheduler's loop has beaten, so
     the login box comes after their start-up lines instead of scrolling away among them."""
     import redis
-    from rq.worker_registration import REDIS_WORKER_KEYS
 
     from jobs.heartbeat import HEARTBEAT_KEY
+    from jobs.rq_compat import WORKERS_REGISTRY_KEY
 
     conn = redis.Redis.from_url(os.environ["REDIS_URL"], socket_connect_timeout=2)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not supervisor.first_exited():
         try:
-            if conn.scard(REDIS_WORKER_KEYS) >= workers and conn.exists(HEARTBEAT_KEY):
+            if conn.scard(WORKERS_REGISTRY_KEY) >= workers and conn.exists(HEARTBEAT_KEY):
                 return
         except redis.RedisError:
             pass

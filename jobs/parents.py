@@ -1,7 +1,7 @@
 """A parent job that waits for its children holding no worker, settled when its last child is.
 
 GoodJob's batch callback is the model (``app/models/good_job/batch.rb``): nobody sits in a loop.
-A parent's handler creates its children and returns :data:`AWAIT_CHILDREN`; the runner then
+A parent's handler creates its children and returns :func:`await_children`; the runner then
 *parks* the row: it stays ``running`` (to people it is running: its children are), with no
 worker, no heartbeat requirement, and an ``rq_job_id`` of ``children-…`` that reconcile, the
 stale badge and the claim understand.
@@ -66,6 +66,13 @@ class AwaitChildren:
 
 
 AWAIT_CHILDREN = AwaitChildren()
+
+
+def await_children() -> AwaitChildren:
+    """What a parent's handler returns once its children exist: wait for them, no worker held.
+    (A retried parent first runs its stopped children again: ``jobs.services.retry_unfinished``.)
+    """
+    return AWAIT_CHILDREN
 
 
 def ordered_children(parent_id):
