@@ -169,16 +169,16 @@ def test_progress_is_written_to_the_ledger_and_rq_meta(run_burst, redis_conn, to
 
 def test_progress_writes_are_throttled(token, monkeypatch):
     # Given a handler reporting 200 steps in well under a second
-    from jobs.runner import attempt as runner
+    from jobs.context import JobContext
 
     writes = []
-    real = runner.JobContext._write_progress
+    real = JobContext._write_progress
 
     def counting(self, pct, message):
         writes.append(pct)
         return real(self, pct, message)
 
-    monkeypatch.setattr(runner.JobContext, "_write_progress", counting)
+    monkeypatch.setattr(JobContext, "_write_progress", counting)
     job = enqueue(
         "test_slow",
         payload={"token": token, "steps": 200, "step_seconds": 0},
@@ -320,7 +320,7 @@ def test_a_parent_waiting_for_a_childs_retry_never_sleeps_a_negative_time(token,
 
     from django.utils import timezone
 
-    import jobs.runner.inline as runner
+    from jobs.runner import inline
 
     # Given a parent whose child waits for its retry
     parent = enqueue(
@@ -345,8 +345,8 @@ def test_a_parent_waiting_for_a_childs_retry_never_sleeps_a_negative_time(token,
             cls.at += timedelta(seconds=1)
             return cls.at
 
-    monkeypatch.setattr(runner, "timezone", Clock)
+    monkeypatch.setattr(inline, "timezone", Clock)
     # When the parent runs its children inline, it neither raises nor waits
-    runner._run_children_inline(Job.objects.get(pk=parent.pk))
+    inline._run_children_inline(Job.objects.get(pk=parent.pk))
     # Then the child ran
     assert Job.objects.get(pk=child.pk).state == JobState.COMPLETED
