@@ -14,7 +14,8 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from jobs.enqueue import dispatch, enqueue
+from jobs.dispatch import dispatch
+from jobs.enqueue import enqueue
 from jobs.maintenance.reconcile import reconcile
 from jobs.maintenance.relay import relay
 from jobs.models import Job, JobState
