@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -34,6 +34,9 @@ from jobs.models import Job, JobState, JobTrigger
 from jobs.registry import JobKind, get_kind
 from jobs.target_links import insert_links, link, link_rows
 from jobs.targets import Target, TargetIds
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ def enqueue(
     payload: dict,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     target: Target | tuple[str, str, str] | None = None,
     targets: Iterable[Target] | TargetIds = (),
     dedup_key: str | None = None,
@@ -127,7 +130,7 @@ def enqueue_many(
     payloads: Sequence[dict],
     trigger: str,
     reason_for: Callable[[int, dict], str] | None = None,
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     targets: Sequence[Target | tuple[str, str, str] | None] | None = None,
     links: Sequence[Iterable[Target] | TargetIds] | None = None,
     parent: Job | None = None,
@@ -203,7 +206,7 @@ def enqueue_coalesced(
     payload: dict,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     target_type: str,
     label: Callable[[int], str] = lambda count: f"{count} targets",
     dispatch_on_commit: bool = True,

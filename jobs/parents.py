@@ -30,9 +30,10 @@ scans every child of every parent on each pass.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
@@ -75,7 +76,7 @@ def await_children() -> AwaitChildren:
     return AWAIT_CHILDREN
 
 
-def ordered_children(parent_id):
+def ordered_children(parent_id: Any) -> QuerySet[Job]:
     """The children as a queryset, batch 1 first (rows written by one INSERT can share a
     creation time; a bulk child's payload numbers its batch)."""
     return Job.objects.filter(parent_id=parent_id).order_by(
@@ -88,7 +89,7 @@ def progress_text(settled: int, total: int) -> tuple[int, str]:
     return settled * 100 // (total or 1), f"{settled}/{total} batches done"
 
 
-def cancel_unstarted(parent_id) -> int:
+def cancel_unstarted(parent_id: Any) -> int:
     """Children that have not run yet never will (settled now; an RQ copy is skipped)."""
     return Job.objects.filter(
         parent_id=parent_id, state__in=(JobState.PENDING, JobState.RETRYING)
@@ -156,7 +157,7 @@ def child_reopened(child: Job, *, was: str) -> None:
     )
 
 
-def check_parent(parent_id) -> str | None:
+def check_parent(parent_id: Any) -> str | None:
     """Count a parked parent's children from scratch and decide. Returns its new state when
     it settled, else None. Reads every child's state once: for park, a cancel, a repair."""
     with transaction.atomic():

@@ -32,13 +32,17 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 from rq import worker_registration
 from rq.job import Job as RQJob
 from rq.queue import Queue
 from rq.worker import BaseWorker, Worker
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
+    from rq.executions import Execution
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +90,12 @@ class RegisteredWorkerDoor:
     def ledger_maintenance(self) -> None:
         """Hook: run from RQ's maintenance pass."""
 
-    def run_maintenance_tasks(self):
+    def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
         self.ledger_maintenance()
 
     # -- back in RQ's registry after Redis lost it -----------------------------------------
-    def heartbeat(self, timeout=None, pipeline=None):
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's heartbeat, plus: if Redis no longer lists this worker (restarted empty), register
         it again, so System -> Workers, GraphQL ``workers`` and ``/health/`` see it within one
         heartbeat (idle: every ``worker_ttl - 15`` s; busy: ``maintain_heartbeats``). RQ 3.0.0
@@ -108,12 +112,12 @@ class RegisteredWorkerDoor:
             self._register_again()
         return None
 
-    def maintain_heartbeats(self, job, execution):
+    def maintain_heartbeats(self, job: RQJob, execution: Execution) -> None:
         super().maintain_heartbeats(job, execution)  # every job_monitoring_interval while busy
         if not self.connection.sismember(self.redis_workers_keys, self.key):
             self._register_again()
 
-    def register_death(self):
+    def register_death(self) -> None:
         self._registered_dead = True  # never registered again after this
         super().register_death()
 
@@ -130,7 +134,7 @@ class RegisteredWorkerDoor:
             pipe.execute()
 
     # -- never wait on RQ's pub/sub thread -------------------------------------------------
-    def unsubscribe(self):
+    def unsubscribe(self) -> None:
         """RQ's ``unsubscribe`` without its up-to-60 s wait (checked: rq 3.0.0, redis-py 8.2.0).
 
         RQ sends UNSUBSCRIBE, then calls ``PubSubWorkerThread.stop()``, which since redis-py 8
@@ -190,7 +194,7 @@ class ForkingWorkerDoor(RegisteredWorkerDoor):
         yield
 
     # -- RQ's methods ----------------------------------------------------------------------
-    def execute_job(self, job, queue):
+    def execute_job(self, job: RQJob, queue: Queue) -> Any:
         self.claim_before_fork(job)
         self._horse_status: int | None = None
         try:
@@ -213,15 +217,15 @@ class ForkingWorkerDoor(RegisteredWorkerDoor):
             return f"ended without reporting (exit status {status})"
         return "ended without reporting"
 
-    def fork_work_horse(self, job, queue):
+    def fork_work_horse(self, job: RQJob, queue: Queue) -> None:
         with self.around_fork():
             super().fork_work_horse(job, queue)  # returns in the worker only (the horse exits)
 
-    def main_work_horse(self, job, queue):
+    def main_work_horse(self, job: RQJob, queue: Queue) -> None:
         self.in_horse()
-        return super().main_work_horse(job, queue)
+        super().main_work_horse(job, queue)
 
-    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
+    def handle_work_horse_killed(self, job: RQJob, retpid: int, ret_val: int, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
         if self.horse_handed_over():
             self._horse_status = ret_val  # execute_job settles it, knowing how it ended

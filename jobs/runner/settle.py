@@ -143,7 +143,7 @@ def _mail_admins_failed(job: Job) -> None:
 
 
 def record_undelivered(
-    job_id, *, rq_job_id: str, message: str, worker_name: str = ""
+    job_id: Any, *, rq_job_id: str, message: str, worker_name: str = ""
 ) -> Job | None:
     """A delivery that RQ failed before the runner claimed the row (the horse was killed at
     start-up, its worker died): counted as a failed attempt with RQ's reason, then retried by
