@@ -11,7 +11,7 @@ run id every process of a run carries, recorded in ``var/demo-run.json``), and r
 while another ``bin/run`` uses the same ``var/``.
 
 Stopping (Ctrl-C or SIGTERM): RQ moves each work horse into a process group of its own
-(``os.setpgrp()`` in rq 3.0's ``Worker.fork_work_horse``), so a signal to a worker's group
+(``os.setpgrp()`` when rq 3.0 forks its work horse), so a signal to a worker's group
 misses it. Workers are therefore stopped the way RQ means them to be: a first SIGTERM asks for a
 warm shutdown (idle workers quit, busy ones take no new job), a second one, after
 ``STOP_JOB_GRACE`` seconds, is RQ's cold shutdown, in which the worker kills its own horse
