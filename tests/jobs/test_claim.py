@@ -61,7 +61,7 @@ def test_a_claim_of_a_row_locked_by_another_transaction_waits_for_it_then_claims
 
     outcome: list = []
 
-    def claim() -> None:
+    def run_claim() -> None:
         try:
             outcome.append(claim(job.pk, worker_name="w@host:1", rq_job_id=""))
         finally:
@@ -70,7 +70,7 @@ def test_a_claim_of_a_row_locked_by_another_transaction_waits_for_it_then_claims
     holder = threading.Thread(target=hold_lock)
     holder.start()
     assert locked.wait(timeout=30)
-    claimer = threading.Thread(target=claim)
+    claimer = threading.Thread(target=run_claim)
     claimer.start()
     try:
         # When the claim runs into the lock: the no-wait statement skipped the row, so the
