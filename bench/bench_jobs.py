@@ -10,8 +10,8 @@ migrated and gets rows, so never point it at a database you care about) and a pr
 Prints:
   * enqueue() inside a committed transaction: the call itself, and call + commit (which
     includes the on-commit dispatch to RQ);
-  * the claim + finish of one job: hand-written statements (the runner's claim,
-    ``jobs.runner.claim``, and a written-out finish) against the same writes through the ORM;
+  * the claim + finish of one job: the runner's hand-written statements (``jobs.runner.sql``)
+    against the same writes through the ORM;
   * a burst worker draining N no-op jobs, for each worker class (forking JobsWorker, and
     JobsSimpleWorker in-process): through the ledger and runner (row claimed, attempt counted,
     result stored) versus plain RQ running a no-op function with the same worker class, in
@@ -164,9 +164,8 @@ def run(args) -> None:
 
 
 def _claim_and_finish(n: int) -> None:
-    """The runner's hot path, per job: its hand-written claim (``jobs.runner.claim``) and a
-    written-out finish (the runner's until it went through the ORM) against the same two
-    writes through the ORM (``QuerySet.update``, then the row read back,
+    """The runner's hot path, per job: its hand-written claim and finish (``jobs.runner.sql``)
+    against the same two writes through the ORM (``QuerySet.update``, then the row read back,
     as Django 5.2's ``update`` returns no row), in interleaved rounds of ``n`` pending rows."""
     import contextlib
 
@@ -176,7 +175,7 @@ def _claim_and_finish(n: int) -> None:
 
     from jobs.enqueue import enqueue
     from jobs.models import Job, JobState
-    from jobs.runner.claim import claim_statement
+    from jobs.runner.sql import claim_statement, finish_statement
 
     connection = connections[Job.objects.db]
     skip_locked = connection.features.has_select_for_update_skip_locked
@@ -224,24 +223,7 @@ def _claim_and_finish(n: int) -> None:
         )
 
     def sql_finish(job, result):
-        q = connection.ops.quote_name
-        sql = (
-            f"UPDATE {q(Job._meta.db_table)} SET {q('state')} = %s, {q('result')} = %s, "
-            f"{q('progress')} = 100, {q('settled_at')} = %s, {q('next_attempt_at')} = NULL "
-            f"WHERE {q(Job._meta.pk.column)} = %s AND {q('state')} = %s AND {q('attempts')} = %s"
-        )
-        field = Job._meta.get_field
-        params = [
-            JobState.COMPLETED,
-            field("result").get_db_prep_save(result, connection),
-            field("settled_at").get_db_prep_value(timezone.now(), connection),
-            Job._meta.pk.get_db_prep_value(job.pk, connection),
-            JobState.RUNNING,
-            job.attempts,
-        ]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.rowcount
+        return finish_statement(job, result, now=timezone.now())
 
     sides = {"hand-written": (sql_claim, sql_finish), "ORM": (orm_claim, orm_finish)}
     times: dict[str, list[float]] = {f"{name} {step}": [] for name in sides for step in STEPS}

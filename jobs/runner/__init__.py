@@ -5,15 +5,16 @@ attempt, gives the handler a :class:`jobs.context.JobContext` for progress and c
 then records the result, or the error with its traceback, and schedules the next attempt with
 the kind's backoff. One module per step:
 
-* ``claim``: mark the row running for this attempt, or say why not (the one hand-written
-  statement of the hot path, with the figures that keep it);
+* ``claim``: mark the row running for this attempt, or say why not;
 * ``heartbeats``: the JOB heartbeats (a thread keeps ``heartbeat_at`` fresh, so ``reconcile``
   can tell a slow job from a dead one);
 * ``attempt``: run the handler, its end as an :class:`AttemptOutcome`, and record it;
 * ``settle``: completed, cancelled, failed (retry with backoff, or for good);
 * ``handover``: a forking worker claims before the fork and records what its horse reports;
 * ``delivery``: paused queues, debounce, connections, before a delivery is claimed;
-* ``entrypoint``: ``perform``, what RQ calls; ``inline``: ``run_inline``.
+* ``entrypoint``: ``perform``, what RQ calls; ``inline``: ``run_inline``;
+* ``sql``: the claim's and the finish's hand-written statements (the hot path; the figures
+  that keep them written out are at its top).
 
 RQ's own classes and private attributes are touched only in ``jobs.rq_compat``.
 """

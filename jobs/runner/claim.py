@@ -2,15 +2,8 @@
 
 A delivery is run only while its row is pending or retrying, not asked to cancel, and this very
 delivery is the row's current one (a re-dispatch replaced an older one). One conditional
-statement claims it and reads it back; only a claim that misses takes the locked path to find
-out why (cancelled, settled, superseded).
-
-The fast path, kept because ``bench/bench_jobs.py`` ("claim + finish") shows why: the statement
-is written out (``claim_statement``), not built with ``QuerySet.update``. The ORM cannot return
-the updated row (Django 5.2), so its claim is an UPDATE and a SELECT, and on PostgreSQL a
-transaction around the ``SKIP LOCKED`` subquery: per claim, median 0.14 ms written out against
-1.00 ms through the ORM on SQLite (7x), 4.3 ms against 9.7 ms on PostgreSQL (2.3x; a machine at
-load 8). Every other write of the runner goes through the ORM (the finish did too: +0.2 ms).
+statement claims it and reads it back (``jobs.runner.sql``); only a claim that misses takes the
+locked path to find out why (cancelled, settled, superseded).
 """
 
 from __future__ import annotations
@@ -18,14 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connections, transaction
-from django.utils import timezone
 
-from jobs.liveness import INLINE_PREFIX
 from jobs.models import Job, JobState
 from jobs.runner.settle import on_settle, settle_row
-
-# The claim's SQL text by (database alias, vendor, inline, skip_locked): made once.
-_SQL_CACHE: dict[tuple, str] = {}
+from jobs.runner.sql import claim_statement
 
 
 def claim(job_id: Any, *, worker_name: str, rq_job_id: str) -> tuple[Job | None, str]:
@@ -78,74 +67,3 @@ def why_not_claimed(job_id: Any, *, rq_job_id: str) -> str:
             on_settle(job)
             return "cancelled before it started"
         return f"superseded by RQ job {job.rq_job_id}"
-
-
-def claim_statement(
-    job_id: Any, *, worker_name: str, rq_job_id: str, skip_locked: bool = False
-) -> Job | None:
-    """The claim's one ``UPDATE … RETURNING``: the row as it is after the UPDATE, or None.
-
-    Phase 1, the text: made once per database alias, vendor and shape (``RETURNING`` where the
-    database has it, ``SKIP LOCKED`` where it has row locks) and kept. Phase 2, the parameters:
-    prepared by the model's own fields, as the ORM would send them. Phase 3, the row: read
-    back by ``RawQuerySet``, which converts it as it would a ``SELECT``'s (+0.17 ms a claim on
-    SQLite against converters of our own, kept once: a price paid for no cache of our own).
-    """
-    connection = connections[Job.objects.db]
-    inline = not rq_job_id
-    sql = _claim_sql(connection, inline=inline, skip_locked=skip_locked)
-    pk, now = _pk_param(job_id, connection), _datetime_param(timezone.now(), connection)
-    # An inline run (``--sync``, a bulk parent running a child) gets an id of its own: any RQ
-    # copy of the row is then superseded, and reconcile knows to judge this run by its
-    # heartbeat alone (there is no RQ job or RQ worker to ask).
-    new_rq_id = f"{INLINE_PREFIX}{job_id}-" if inline else rq_job_id
-    params = [JobState.RUNNING, now, now, worker_name[:255], "", new_rq_id, pk]
-    params += [JobState.PENDING, JobState.RETRYING]
-    if not inline:
-        # An older delivery of this row (a re-dispatch replaced it) must not run.
-        params += [rq_job_id, ""]
-    if skip_locked:
-        params.append(pk)
-    if not connection.features.can_return_columns_from_insert:  # SQLite < 3.35
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return Job.objects.filter(pk=job_id).first() if cursor.rowcount else None
-    # The ORM converts the RETURNING row as it would a SELECT's (``RawQuerySet``).
-    found = list(Job.objects.raw(sql, params))
-    return found[0] if found else None
-
-
-def _claim_sql(connection, *, inline: bool, skip_locked: bool) -> str:
-    key = (connection.alias, connection.vendor, inline, skip_locked)
-    if key in _SQL_CACHE:
-        return _SQL_CACHE[key]
-    q = connection.ops.quote_name
-    table, pk = q(Job._meta.db_table), q(Job._meta.pk.column)
-    rq_id = q("rq_job_id")
-    # The new attempt's number is attempts + 1: SET expressions read the row before the UPDATE.
-    new_rq_id = f"%s || CAST({q('attempts')} + 1 AS TEXT)" if inline else "%s"
-    sql = (
-        f"UPDATE {table} SET {q('state')} = %s, {q('attempts')} = {q('attempts')} + 1, "
-        f"{q('started_at')} = %s, {q('heartbeat_at')} = %s, {q('worker_name')} = %s, "
-        f"{q('next_attempt_at')} = NULL, {q('progress')} = 0, {q('progress_message')} = %s, "
-        f"{rq_id} = {new_rq_id} "
-        f"WHERE {pk} = %s AND {q('state')} IN (%s, %s) AND NOT {q('cancel_requested')}"
-    )
-    if not inline:
-        sql += f" AND ({rq_id} = %s OR {rq_id} = %s)"
-    if skip_locked:
-        sql += f" AND {pk} IN (SELECT {pk} FROM {table} WHERE {pk} = %s FOR UPDATE SKIP LOCKED)"
-    if connection.features.can_return_columns_from_insert:
-        columns = ", ".join(q(field.column) for field in Job._meta.concrete_fields)
-        sql += f" RETURNING {columns}"
-    _SQL_CACHE[key] = sql
-    return sql
-
-
-def _pk_param(job_id, connection):
-    pk = Job._meta.pk
-    return pk.get_db_prep_value(pk.to_python(job_id), connection)
-
-
-def _datetime_param(value, connection):
-    return Job._meta.get_field("started_at").get_db_prep_value(value, connection)
