@@ -1,7 +1,7 @@
 """No-op jobs per second through the ledger + runner versus plain RQ, and enqueue() cost.
 
     .venv/bin/python bench/bench_jobs.py [--jobs 200] [--rounds 5] [--workers fork,simple]
-        [--enqueues 500]
+        [--enqueues 500] [--claims 300]
 
 Uses a scratch SQLite database in a temporary directory (or DATABASE_URL if set: it is
 migrated and gets rows, so never point it at a database you care about) and a private Redis
@@ -10,6 +10,8 @@ migrated and gets rows, so never point it at a database you care about) and a pr
 Prints:
   * enqueue() inside a committed transaction: the call itself, and call + commit (which
     includes the on-commit dispatch to RQ);
+  * the claim + finish of one job: the runner's hand-written statements (``jobs.runner.sql``)
+    against the same writes through the ORM;
   * a burst worker draining N no-op jobs, for each worker class (forking JobsWorker, and
     JobsSimpleWorker in-process): through the ledger and runner (row claimed, attempt counted,
     result stored) versus plain RQ running a no-op function with the same worker class, in
@@ -33,6 +35,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("SECRET_KEY", "bench-not-a-secret")
 
 QUEUE = "bundle-recompute"
+STEPS = ("claim", "finish", "both")
 
 
 def main() -> None:
@@ -43,6 +46,9 @@ def main() -> None:
         "--workers", default="fork,simple", help="worker classes: fork (JobsWorker), simple"
     )
     parser.add_argument("--enqueues", type=int, default=500, help="timed enqueue() calls")
+    parser.add_argument(
+        "--claims", type=int, default=300, help="timed claims + finishes, per side (0: skip)"
+    )
     args, _unknown = parser.parse_known_args()  # bin/bench passes --bundles to all
 
     with scratch_services("bench-jobs"):
@@ -114,6 +120,9 @@ def run(args) -> None:
     _print_times("  merged into a pending job  ", dedup_times)
     print()
 
+    if args.claims:
+        _claim_and_finish(args.claims)
+
     # -- throughput --------------------------------------------------------------------------
     # Rounds interleave the two sides (ledger, plain, ledger, plain ...) so that load from other
     # processes on a shared machine hits both alike; the median of the per-round ratios is the
@@ -154,6 +163,101 @@ def run(args) -> None:
     print(f"  load average after: {_load()}")
 
 
+def _claim_and_finish(n: int) -> None:
+    """The runner's hot path, per job: its hand-written claim and finish (``jobs.runner.sql``)
+    against the same two writes through the ORM (``QuerySet.update``, then the row read back,
+    as Django 5.2's ``update`` returns no row), in interleaved rounds of ``n`` pending rows."""
+    import contextlib
+
+    from django.db import connections, transaction
+    from django.db.models import F, Q
+    from django.utils import timezone
+
+    from jobs.enqueue import enqueue
+    from jobs.models import Job, JobState
+    from jobs.runner.sql import claim_statement, finish_statement
+
+    connection = connections[Job.objects.db]
+    skip_locked = connection.features.has_select_for_update_skip_locked
+
+    def orm_claim(job_id, worker_name, rq_job_id):
+        now = timezone.now()
+        rows = Job.objects.filter(
+            Q(rq_job_id=rq_job_id) | Q(rq_job_id=""),
+            pk=job_id,
+            state__in=(JobState.PENDING, JobState.RETRYING),
+            cancel_requested=False,
+        )
+        if skip_locked:
+            rows = rows.filter(
+                pk__in=Job.objects.filter(pk=job_id).select_for_update(skip_locked=True)
+            )
+        # The ORM will not put a SELECT … FOR UPDATE in a statement outside a transaction.
+        with transaction.atomic() if skip_locked else contextlib.nullcontext():
+            claimed = rows.update(
+                state=JobState.RUNNING,
+                attempts=F("attempts") + 1,
+                started_at=now,
+                heartbeat_at=now,
+                worker_name=worker_name,
+                next_attempt_at=None,
+                progress=0,
+                progress_message="",
+                rq_job_id=rq_job_id,
+            )
+        return Job.objects.get(pk=job_id) if claimed else None
+
+    def orm_finish(job, result):
+        now = timezone.now()
+        return Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
+            state=JobState.COMPLETED,
+            result=result,
+            progress=100,
+            settled_at=now,
+            next_attempt_at=None,
+        )
+
+    def sql_claim(job_id, worker_name, rq_job_id):
+        return claim_statement(
+            job_id, worker_name=worker_name, rq_job_id=rq_job_id, skip_locked=skip_locked
+        )
+
+    def sql_finish(job, result):
+        return finish_statement(job, result, now=timezone.now())
+
+    sides = {"hand-written": (sql_claim, sql_finish), "ORM": (orm_claim, orm_finish)}
+    times: dict[str, list[float]] = {f"{name} {step}": [] for name in sides for step in STEPS}
+    for _round in range(3):
+        for name, (claim, finish) in sides.items():
+            Job.objects.all().delete()
+            with transaction.atomic():
+                ids = [
+                    enqueue(
+                        "bench_noop", payload={"n": i}, trigger="command", dispatch_on_commit=False
+                    ).pk
+                    for i in range(n)
+                ]
+            for i, job_id in enumerate(ids):
+                t0 = time.perf_counter()
+                job = claim(job_id, "bench@host:1", f"rq-{i}")
+                t1 = time.perf_counter()
+                finish(job, None)
+                t2 = time.perf_counter()
+                times[f"{name} claim"].append(t1 - t0)
+                times[f"{name} finish"].append(t2 - t1)
+                times[f"{name} both"].append(t2 - t0)
+            assert Job.objects.filter(state=JobState.COMPLETED).count() == n
+    print(f"claim + finish of one job, {n} x 3 interleaved rounds per side:")
+    for name, found in times.items():
+        _print_times(f"  {name:<27}", found)
+    for step in STEPS:
+        ratio = statistics.median(times[f"ORM {step}"]) / statistics.median(
+            times[f"hand-written {step}"]
+        )
+        print(f"  ORM / hand-written, {step} (medians): {ratio:.2f}x")
+    print()
+
+
 def _load() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -164,17 +268,9 @@ def _drain(worker_class, queue, expected: int) -> float:
     for both sides and would only dilute the difference."""
     from django.db import connections
 
-    class Timed(worker_class):
-        first = last = None
+    from jobs.rq_compat import with_execution_timer
 
-        def execute_job(self, job, queue):
-            if Timed.first is None:
-                Timed.first = time.perf_counter()
-            try:
-                return super().execute_job(job, queue)
-            finally:
-                Timed.last = time.perf_counter()
-
+    Timed = with_execution_timer(worker_class)  # noqa: N806 (a class)
     connections.close_all()
     worker = Timed([queue], connection=queue.connection)
     worker.last_cleaned_at = _now()  # skip the start-up maintenance pass in both runs

@@ -43,7 +43,7 @@ def run(args) -> None:
     from django.utils import timezone
 
     from jobs import conf
-    from jobs.maintenance.relay import relay_and_reconcile
+    from jobs.maintenance.ledger_pass import relay_and_reconcile
     from jobs.models import Job, JobState
 
     call_command("migrate", verbosity=0)

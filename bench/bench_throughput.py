@@ -56,10 +56,10 @@ class Workers:
         )
 
     def wait_registered(self, connection, timeout: float = 120) -> None:
-        from rq.worker_registration import REDIS_WORKER_KEYS
+        from jobs.rq_compat import WORKERS_REGISTRY_KEY
 
         deadline = time.monotonic() + timeout
-        while connection.scard(REDIS_WORKER_KEYS) < len(self.procs):
+        while connection.scard(WORKERS_REGISTRY_KEY) < len(self.procs):
             if time.monotonic() > deadline:
                 raise SystemExit("workers did not start")
             time.sleep(0.1)

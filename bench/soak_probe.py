@@ -9,9 +9,9 @@ import json
 import os
 import time
 
-from jobs import runner
+from jobs.runner import attempt
 
-_run_handler = runner._run_handler
+_run_handler = attempt.run_handler
 
 
 def _recorded(job, rq_job):
@@ -24,4 +24,4 @@ def _recorded(job, rq_job):
             runs.write(line)  # one write of a short line in append mode: not interleaved
 
 
-runner._run_handler = _recorded
+attempt.run_handler = _recorded

@@ -33,13 +33,13 @@ from bundles.selectors import (
     bundle_ids_using_products,
     bundle_ids_using_variants,
 )
-from jobs import batches
 from jobs.context import JobContext
 from jobs.maintenance.prune import prune_settled_jobs
 from jobs.models import Job, JobState
-from jobs.parents import ordered_children
+from jobs.parents import await_children, ordered_children
 from jobs.registry import job_kind
 from jobs.runner import run_inline
+from jobs.services import retry_unfinished
 
 logger = logging.getLogger(__name__)
 
@@ -442,7 +442,7 @@ def bulk_operation(
 
     The children were recorded with the parent (``requests.bundles_bulk_enqueue``) and go to
     RQ like any job, so several workers share them. The parent holds no worker while they run:
-    it returns ``batches.await_children()`` and the runner settles it when its last batch
+    it returns ``await_children()`` and the runner settles it when its last batch
     settles (``jobs.parents``), its progress the batches' combined progress and its result
     :func:`_summarize`. A failed batch is run again only when the parent itself is retried.
     """
@@ -454,8 +454,8 @@ def bulk_operation(
         with transaction.atomic():
             requests.bulk_batches_enqueue(parent=ctx.job, dispatch_on_commit=not _is_inline(ctx))
     elif ctx.job.attempts > 1:  # a re-run (retry): the batches that did not complete run again
-        batches.retry_unfinished(ctx.job)
-    return batches.await_children()
+        retry_unfinished(ctx.job)
+    return await_children()
 
 
 def _summarize(operation: str, parent_id) -> dict:

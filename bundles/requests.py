@@ -23,7 +23,8 @@ from bundles.selectors import (
     bundle_ids_matching,
     existing_bundle_ids,
 )
-from jobs.enqueue import dispatch, enqueue, enqueue_coalesced, enqueue_many
+from jobs.dispatch import dispatch
+from jobs.enqueue import enqueue, enqueue_coalesced, enqueue_many
 from jobs.maintenance.prune import check_retention
 from jobs.models import Job
 from jobs.request_registry import register_request

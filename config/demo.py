@@ -11,7 +11,7 @@ run id every process of a run carries, recorded in ``var/demo-run.json``), and r
 while another ``bin/run`` uses the same ``var/``.
 
 Stopping (Ctrl-C or SIGTERM): RQ moves each work horse into a process group of its own
-(``os.setpgrp()`` in rq 3.0's ``Worker.fork_work_horse``), so a signal to a worker's group
+(``os.setpgrp()`` when rq 3.0 forks its work horse), so a signal to a worker's group
 misses it. Workers are therefore stopped the way RQ means them to be: a first SIGTERM asks for a
 warm shutdown (idle workers quit, busy ones take no new job), a second one, after
 ``STOP_JOB_GRACE`` seconds, is RQ's cold shutdown, in which the worker kills its own horse
@@ -105,15 +105,15 @@ def wait_until_started(supervisor: Supervisor, *, workers: int, timeout: float =
     """Block until the workers are registered in Redis and the scheduler's loop has beaten, so
     the login box comes after their start-up lines instead of scrolling away among them."""
     import redis
-    from rq.worker_registration import REDIS_WORKER_KEYS
 
     from jobs.heartbeat import HEARTBEAT_KEY
+    from jobs.rq_compat import WORKERS_REGISTRY_KEY
 
     conn = redis.Redis.from_url(os.environ["REDIS_URL"], socket_connect_timeout=2)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not supervisor.first_exited():
         try:
-            if conn.scard(REDIS_WORKER_KEYS) >= workers and conn.exists(HEARTBEAT_KEY):
+            if conn.scard(WORKERS_REGISTRY_KEY) >= workers and conn.exists(HEARTBEAT_KEY):
                 return
         except redis.RedisError:
             pass

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from jobs import conf
@@ -58,7 +59,7 @@ class JobContext:
             self._write_progress(pct, message)
         self.check_cancelled()
 
-    def current_attempt(self):
+    def current_attempt(self) -> QuerySet[Job]:
         """This attempt's row, while it is still running (the filter every write uses)."""
         return Job.objects.filter(
             pk=self.job.pk, state=JobState.RUNNING, attempts=self.job.attempts

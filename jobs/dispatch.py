@@ -12,7 +12,7 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import django_rq
@@ -49,7 +49,13 @@ MAX_WORKER_DEBOUNCE = 2.0
 NOT_BEFORE = "not_before"
 
 
-def dispatch(job_id, *, delay: int = 0, debounce: float = 0, expect_dispatched_at=None) -> bool:
+def dispatch(
+    job_id: Any,
+    *,
+    delay: int = 0,
+    debounce: float = 0,
+    expect_dispatched_at: datetime | None = None,
+) -> bool:
     """Hand the ledger row to RQ (now, or after ``delay`` seconds). True if it was sent.
 
     ``debounce`` (seconds, up to ``MAX_WORKER_DEBOUNCE``) sends the row now but has the runner

@@ -24,19 +24,19 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from jobs.dispatch import (  # noqa: F401 (public import path)
-    RUNNER_ENTRYPOINT,
-    dispatch,
-    dispatch_many,
-)
-from jobs.models import Job, JobState, JobTarget, JobTrigger
+from jobs.dispatch import dispatch, dispatch_many
+from jobs.models import Job, JobState, JobTrigger
 from jobs.registry import JobKind, get_kind
+from jobs.target_links import insert_links, link, link_rows
 from jobs.targets import Target, TargetIds
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def enqueue(
     payload: dict,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     target: Target | tuple[str, str, str] | None = None,
     targets: Iterable[Target] | TargetIds = (),
     dedup_key: str | None = None,
@@ -80,7 +80,7 @@ def enqueue(
     ``next_attempt_at``, so the relay honours it too).
     """
     target = Target.of(target)
-    links = _links(target, targets)
+    links = link_rows(target, targets)
     job_kind = get_kind(kind)  # raises UnknownJobKind
     if queue:
         job_kind = replace(job_kind, queue=queue)
@@ -103,7 +103,7 @@ def enqueue(
         for _ in range(3):
             existing = _merge_into_pending(dedup_key, payload, merge)
             if existing is not None:
-                _link(existing.pk, links)
+                link(existing.pk, links)
                 return existing
             try:
                 with transaction.atomic():
@@ -116,7 +116,7 @@ def enqueue(
             raise RuntimeError(f"Could not enqueue or merge job with dedup key {dedup_key!r}")
     else:
         job = Job.objects.create(**fields)
-    _link(job.pk, links, fresh=True)
+    link(job.pk, links, fresh=True)
 
     if dispatch_on_commit:
         job_id = job.pk
@@ -130,7 +130,7 @@ def enqueue_many(
     payloads: Sequence[dict],
     trigger: str,
     reason_for: Callable[[int, dict], str] | None = None,
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     targets: Sequence[Target | tuple[str, str, str] | None] | None = None,
     links: Sequence[Iterable[Target] | TargetIds] | None = None,
     parent: Job | None = None,
@@ -183,7 +183,7 @@ def enqueue_many(
         (
             (job.pk, row)
             for index, job in enumerate(jobs)
-            for row in _links(mains[index], links[index] if links is not None else ())
+            for row in link_rows(mains[index], links[index] if links is not None else ())
         ),
         fresh=True,
     )
@@ -206,7 +206,7 @@ def enqueue_coalesced(
     payload: dict,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     target_type: str,
     label: Callable[[int], str] = lambda count: f"{count} targets",
     dispatch_on_commit: bool = True,
@@ -256,7 +256,7 @@ def enqueue_coalesced(
                 job = Job.objects.create(**fields)
         except IntegrityError:
             continue  # another request opened a job for the key meanwhile: fill that one
-        _link(job.pk, _links(None, TargetIds(target_type, take)), fresh=True)
+        link(job.pk, link_rows(None, TargetIds(target_type, take)), fresh=True)
         if dispatch_on_commit:
             job_id = job.pk
             transaction.on_commit(lambda job_id=job_id: dispatch(job_id, debounce=debounce))
@@ -304,7 +304,7 @@ def _absorb_into_open(
         )
         if not updated:
             return None
-        _link(job.pk, _links(None, TargetIds(target_type, take)))
+        link(job.pk, link_rows(None, TargetIds(target_type, take)))
     job.refresh_from_db()
     return job, rest
 
@@ -338,88 +338,6 @@ def _row_fields(
         "max_attempts": job_kind.max_attempts,
         "state": JobState.PENDING,
     }
-
-
-LinkRow = tuple[str, str, str]  # (target type, target id, label)
-
-
-def _links(main: Target | None, more: Iterable[Target] | TargetIds) -> list[LinkRow]:
-    """The link rows, main first; groups (no id) are not linked. A repeated target is
-    skipped by the insert, so the first one (with its label) is kept."""
-    rows: list[LinkRow] = []
-    if main is not None and main.type and main.id:
-        rows.append((main.type[:32], str(main.id)[:64], main.label[:255]))
-    if isinstance(more, TargetIds):
-        kind = more.type[:32]
-        rows.extend((kind, str(i)[:64], "") for i in more.ids)
-        return rows
-    for target in more:
-        target = Target.of(target)
-        if target is not None and target.type and target.id:
-            rows.append((target.type[:32], str(target.id)[:64], target.label[:255]))
-    return rows
-
-
-def _link(job_pk, rows: list[LinkRow], *, fresh: bool = False) -> None:
-    insert_links(((job_pk, row) for row in rows), fresh=fresh)
-
-
-# Link rows per statement: a catalog-wide job links 100,000s of bundles.
-LINKS_PER_STATEMENT = 50_000
-
-
-def insert_links(links: Iterable[tuple[Any, LinkRow]], *, fresh: bool = False) -> None:
-    """Write (job id, target) link rows; one already there is skipped (a merged request may
-    name targets its job has). One statement per ``LINKS_PER_STATEMENT`` rows on SQLite and
-    PostgreSQL (the rows travel as one JSON / array parameter): ``bulk_create`` compiled SQL
-    per row, which cost more than the bundles' own recompute. ``fresh``: the jobs were just
-    created, so repeats are dropped here and PostgreSQL skips ``ON CONFLICT``'s probe of the
-    unique index before every row (a third of a 100,000-link insert)."""
-    connection = connections[JobTarget.objects.db]
-    pk_field = Job._meta.pk
-    seen: set[tuple] = set()  # a fresh job's targets so far (its rows come one after another)
-    current = None
-    chunk: list[tuple] = []
-    for job_pk, (kind, target_id, label) in links:
-        if fresh:
-            if job_pk != current:
-                current, seen = job_pk, set()
-            if (kind, target_id) in seen:
-                continue
-            seen.add((kind, target_id))
-        chunk.append((pk_field.get_db_prep_value(job_pk, connection), kind, target_id, label))
-        if len(chunk) >= LINKS_PER_STATEMENT:
-            _insert_link_rows(connection, chunk, fresh=fresh)
-            chunk = []
-    if chunk:
-        _insert_link_rows(connection, chunk, fresh=fresh)
-
-
-def _insert_link_rows(connection, rows: list[tuple], *, fresh: bool) -> None:
-    table = connection.ops.quote_name(JobTarget._meta.db_table)
-    columns = "job_id, target_type, target_id, label"
-    if connection.vendor == "sqlite":
-        sql = (
-            f"INSERT OR IGNORE INTO {table} ({columns}) SELECT json_extract(value, '$[0]'), "
-            "json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
-            "json_extract(value, '$[3]') FROM json_each(%s)"
-        )
-        params = [json.dumps(rows, default=str)]
-    elif connection.vendor == "postgresql":
-        sql = (
-            f"INSERT INTO {table} ({columns}) SELECT * FROM "
-            "unnest(%s::uuid[], %s::varchar[], %s::varchar[], %s::varchar[])"
-            + ("" if fresh else " ON CONFLICT DO NOTHING")
-        )
-        params = [list(column) for column in zip(*rows, strict=True)]
-    else:
-        JobTarget.objects.bulk_create(
-            [JobTarget(job_id=r[0], target_type=r[1], target_id=r[2], label=r[3]) for r in rows],
-            ignore_conflicts=True,
-        )
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def _check_trigger(trigger: str) -> None:

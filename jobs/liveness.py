@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from redis import Redis
 from rq.worker import Worker
 
 from jobs import conf
@@ -38,7 +39,7 @@ class WorkerSeen:
         return (now - beat).total_seconds() if beat else 0.0
 
 
-def workers_seen(connection) -> WorkerSeen:
+def workers_seen(connection: Redis) -> WorkerSeen:
     """One pass over RQ's worker registry (one SMEMBERS and one pipelined HGETALL per worker)."""
     return WorkerSeen({w.name: w.last_heartbeat for w in Worker.all(connection=connection)})
 

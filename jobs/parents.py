@@ -1,7 +1,7 @@
 """A parent job that waits for its children holding no worker, settled when its last child is.
 
 GoodJob's batch callback is the model (``app/models/good_job/batch.rb``): nobody sits in a loop.
-A parent's handler creates its children and returns :data:`AWAIT_CHILDREN`; the runner then
+A parent's handler creates its children and returns :func:`await_children`; the runner then
 *parks* the row: it stays ``running`` (to people it is running: its children are), with no
 worker, no heartbeat requirement, and an ``rq_job_id`` of ``children-…`` that reconcile, the
 stale badge and the claim understand.
@@ -30,9 +30,10 @@ scans every child of every parent on each pass.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
@@ -68,7 +69,14 @@ class AwaitChildren:
 AWAIT_CHILDREN = AwaitChildren()
 
 
-def ordered_children(parent_id):
+def await_children() -> AwaitChildren:
+    """What a parent's handler returns once its children exist: wait for them, no worker held.
+    (A retried parent first runs its stopped children again: ``jobs.services.retry_unfinished``.)
+    """
+    return AWAIT_CHILDREN
+
+
+def ordered_children(parent_id: Any) -> QuerySet[Job]:
     """The children as a queryset, batch 1 first (rows written by one INSERT can share a
     creation time; a bulk child's payload numbers its batch)."""
     return Job.objects.filter(parent_id=parent_id).order_by(
@@ -81,7 +89,7 @@ def progress_text(settled: int, total: int) -> tuple[int, str]:
     return settled * 100 // (total or 1), f"{settled}/{total} batches done"
 
 
-def cancel_unstarted(parent_id) -> int:
+def cancel_unstarted(parent_id: Any) -> int:
     """Children that have not run yet never will (settled now; an RQ copy is skipped)."""
     return Job.objects.filter(
         parent_id=parent_id, state__in=(JobState.PENDING, JobState.RETRYING)
@@ -149,7 +157,7 @@ def child_reopened(child: Job, *, was: str) -> None:
     )
 
 
-def check_parent(parent_id) -> str | None:
+def check_parent(parent_id: Any) -> str | None:
     """Count a parked parent's children from scratch and decide. Returns its new state when
     it settled, else None. Reads every child's state once: for park, a cancel, a repair."""
     with transaction.atomic():

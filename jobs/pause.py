@@ -16,12 +16,17 @@ meanwhile, so a pause or resume racing a re-sync is never lost.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from django.db import transaction
+from redis import Redis
 
 from jobs import conf
 from jobs.models import QueuePause
 from jobs.redis_client import by_server, redis_for
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ def queue_paused(name: str) -> bool:
     return QueuePause.objects.filter(queue=name).exists()
 
 
-def paused_on(connection, name: str) -> bool:
+def paused_on(connection: Redis, name: str) -> bool:
     """Is ``name`` paused? Asked on ``connection``, the queue's own Redis (dispatch: its RQ
     queue's; the runner: its RQ job's), in one round trip. A set without ``SYNCED`` (Redis lost
     it) is written again from the table first. Raises Redis errors."""
@@ -62,7 +67,7 @@ def paused_on(connection, name: str) -> bool:
     return name in _write(connection)
 
 
-def set_paused(name: str, paused: bool, *, user=None) -> bool:
+def set_paused(name: str, paused: bool, *, user: AbstractBaseUser | None = None) -> bool:
     """Pause or resume ``name`` in the table and on its Redis; True if it changed.
 
     Raises Redis errors, and then nothing is stored (the caller reports them).

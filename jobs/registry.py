@@ -1,7 +1,9 @@
 """One registry of job kinds: each kind's queue, handler, retry policy and timeout.
 
-Handlers register with the decorator in their app's ``jobs`` module, which the jobs app's
-``ready()`` imports for every installed app::
+A consuming app registers its handlers with the decorator in a module that its own
+``AppConfig.ready()`` imports (``bundles.apps`` imports ``bundles.handlers``); the jobs app
+discovers nothing by itself. Django Tasks ``@task`` paths are kinds too, resolved when first
+asked for (``register_kind_resolver``, from ``jobs.apps``)::
 
     @job_kind("recompute", queue="bundle-recompute", max_attempts=3, backoff=(10, 60, 300))
     def recompute(ctx: JobContext, *, bundle_id: int, **options) -> dict: ...

@@ -41,7 +41,7 @@ from jobs.audit import audit_change, audit_jobs, audit_note, audit_refusal
 from jobs.cron import next_run, previous_run, validate, validate_timezone
 from jobs.errors import JobPermissionDenied
 from jobs.heartbeat import HeartbeatScheduler as Scheduler  # also writes the /health/ heartbeat
-from jobs.maintenance.relay import relay_and_reconcile
+from jobs.maintenance.ledger_pass import relay_and_reconcile
 from jobs.models import FireOutcome, Job, JobTrigger, Schedule, ScheduleFire
 from jobs.request_registry import (
     InvalidRequestArguments,

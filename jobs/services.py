@@ -93,6 +93,18 @@ def job_retry(*, job_id, user=None, actor: str = "") -> Job:
     return job
 
 
+def retry_unfinished(parent: Job) -> None:
+    """A retried parent runs its failed and cancelled children again (from its handler).
+
+    Each gets a new attempt on its own row (errors kept, who asked recorded), exactly like
+    a retry from the admin; completed children are not run twice.
+    """
+    who = parent.last_action_by if parent.last_action == LastAction.RETRY else None
+    stopped = Job.objects.filter(parent=parent, state__in=(JobState.FAILED, JobState.CANCELLED))
+    for child_id in list(stopped.values_list("pk", flat=True)):
+        job_retry(job_id=child_id, user=who)
+
+
 def _save_pending(job: Job) -> None:
     """Save a row going back to pending. An enqueue with the same dedup key can land between
     the look above and this write (the key is unique among pending rows): then that job

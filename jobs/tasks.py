@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +93,7 @@ class LedgerBackend(BaseTaskBackend):
                 f"Task path {task.module_path!r} is longer than {KIND_MAX_LENGTH} characters"
             )
 
-    def enqueue(self, task: Task, args, kwargs) -> TaskResult:
+    def enqueue(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskResult:
         self.validate_task(task)
         payload = {
             "args": normalize_json(args),  # TypeError for values JSON cannot carry

@@ -16,9 +16,10 @@ from bundles.errors import BundleNotFound, InvalidScope
 from bundles.models import Bundle, BundleComponent, ProductVariant
 from bundles.requests import InvalidJobOptions, bundles_bulk_enqueue
 from bundles.selectors import bulk_batch_jobs
+from jobs.context import JobContext
 from jobs.enqueue import enqueue
 from jobs.models import Job, JobState
-from jobs.runner import SETTLED_BY_WORKER, JobContext, run_inline
+from jobs.runner import SETTLED_BY_WORKER, run_inline
 from tests.bundles.jobs_support import jobs, rq_queued, run_burst_worker
 from tests.factories import make_bundle, make_variant
 from tests.support import grant, wait_until

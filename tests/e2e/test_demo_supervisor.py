@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import redis
-from rq.worker_registration import REDIS_WORKER_KEYS
 
 from config.embedded_redis import free_port, start_embedded_redis
 from jobs.heartbeat import HEARTBEAT_KEY
+from jobs.maintenance.ledger_pass import RECONCILE_DUE_KEY
 from jobs.pause import PAUSED_QUEUES_KEY
-from jobs.worker import RECONCILE_DUE_KEY
+from jobs.rq_compat import WORKERS_REGISTRY_KEY
 from tests.e2e.test_demo import (
     ENQUEUE_SLOW,
     job_row,
@@ -61,7 +61,7 @@ def test_demo_keeps_running_through_a_redis_restart(tmp_path):
         wait_for(lambda: conn.exists(HEARTBEAT_KEY), timeout=90, what="the scheduler's beat")
         print(
             f"\nscheduler back {time.monotonic() - back:.1f}s after Redis restarted; "
-            f"{conn.scard(REDIS_WORKER_KEYS)} workers registered"
+            f"{conn.scard(WORKERS_REGISTRY_KEY)} workers registered"
         )
         assert proc.poll() is None
         output = "".join(lines)

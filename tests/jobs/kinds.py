@@ -12,7 +12,7 @@ import time
 
 import django_rq
 
-from jobs.batches import await_children
+from jobs.parents import await_children
 from jobs.registry import job_kind
 from jobs.request_registry import register_request
 
@@ -93,7 +93,7 @@ def reconcile_inside(ctx, *, token: str) -> dict:
 
     from django.utils import timezone
 
-    from jobs.maintenance.relay import reconcile
+    from jobs.maintenance.reconcile import reconcile
     from jobs.models import Job
 
     _redis().incr(runs_key(token))

@@ -17,10 +17,10 @@ QUEUE = "bundle-recompute"
 @job_kind("test_silent", queue=QUEUE, max_attempts=2, backoff=(0,), timeout=120)
 def silent(ctx, *, token: str, seconds: float = 40.0) -> dict:
     """Works without ever reporting progress; its heartbeat comes every 0.2 s."""
-    from jobs.runner import _Heartbeats
+    from jobs.runner import JobHeartbeats
 
     settings.JOBS_HEARTBEAT_INTERVAL = 0.2  # this process only (a work horse)
-    _Heartbeats.get().watch(ctx)  # due again at the new interval
+    JobHeartbeats.get().watch(ctx)  # due again at the new interval
     conn = django_rq.get_connection(QUEUE)
     conn.set(f"test:pid:{token}", os.getpid())
     time.sleep(seconds)

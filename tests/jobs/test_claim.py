@@ -10,7 +10,7 @@ from django.db import connection, connections, transaction
 
 from jobs.enqueue import enqueue
 from jobs.models import Job, JobState
-from jobs.runner import _claim
+from jobs.runner.claim import claim
 from jobs.targets import Target
 from tests.support import wait_until
 
@@ -30,7 +30,7 @@ def test_a_claim_returns_the_row_exactly_as_a_fresh_select_reads_it(redis_conn):
         dispatch_on_commit=False,
     )
     # When it is claimed
-    claimed, why = _claim(job.pk, worker_name="w@host:1", rq_job_id="")
+    claimed, why = claim(job.pk, worker_name="w@host:1", rq_job_id="")
     # Then it is running, attempt 1, and every field equals what a SELECT reads
     assert why == ""
     fresh = Job.objects.get(pk=job.pk)
@@ -40,7 +40,7 @@ def test_a_claim_returns_the_row_exactly_as_a_fresh_select_reads_it(redis_conn):
     assert claimed.rq_job_id.startswith("inline-") and claimed.rq_job_id.endswith("-1")
     assert claimed.requested_by == user
     # and a second claim of the same row finds it taken
-    again, why = _claim(job.pk, worker_name="w@host:2", rq_job_id="")
+    again, why = claim(job.pk, worker_name="w@host:2", rq_job_id="")
     assert again is None and why == "state is running"
 
 
@@ -61,16 +61,16 @@ def test_a_claim_of_a_row_locked_by_another_transaction_waits_for_it_then_claims
 
     outcome: list = []
 
-    def claim() -> None:
+    def run_claim() -> None:
         try:
-            outcome.append(_claim(job.pk, worker_name="w@host:1", rq_job_id=""))
+            outcome.append(claim(job.pk, worker_name="w@host:1", rq_job_id=""))
         finally:
             connections.close_all()
 
     holder = threading.Thread(target=hold_lock)
     holder.start()
     assert locked.wait(timeout=30)
-    claimer = threading.Thread(target=claim)
+    claimer = threading.Thread(target=run_claim)
     claimer.start()
     try:
         # When the claim runs into the lock: the no-wait statement skipped the row, so the

@@ -15,7 +15,8 @@ from django.test.utils import CaptureQueriesContext
 from rq.job import Job as RQJob
 
 from jobs import enqueue as enqueue_module
-from jobs.enqueue import InvalidJobRequest, dispatch, enqueue, enqueue_many
+from jobs.dispatch import dispatch
+from jobs.enqueue import InvalidJobRequest, enqueue, enqueue_many
 from jobs.maintenance.relay import relay
 from jobs.models import Job, JobState
 from jobs.registry import UnknownJobKind

@@ -16,14 +16,10 @@ from rq.job import Job as RQJob
 from rq.results import Result
 
 from jobs.enqueue import enqueue
-from jobs.maintenance.relay import reconcile
+from jobs.maintenance.reconcile import reconcile
 from jobs.models import Job, JobState
-from jobs.runner import (
-    SETTLED_BY_WORKER,
-    _perform_handed_over,
-    claim_for_horse,
-    settle_after_horse,
-)
+from jobs.runner import SETTLED_BY_WORKER, claim_for_horse, settle_after_horse
+from jobs.runner.handover import perform_handed_over
 from tests.jobs.conftest import wait_until
 from tests.jobs.kinds import runs_key
 
@@ -49,7 +45,7 @@ def test_the_worker_claims_and_the_horse_reports_and_the_worker_records(redis_co
     # and the horse will report into a file only this user can read or write
     assert stat.S_IMODE(os.stat(handover.report_path).st_mode) == 0o600
     # When the horse runs the handler (here, in this process), it reports and records nothing
-    summary = _perform_handed_over(handover, rq_job)
+    summary = perform_handed_over(handover, rq_job)
     assert summary[SETTLED_BY_WORKER] is True and summary["outcome"] == "ok"
     assert Job.objects.get(pk=job.pk).state == JobState.RUNNING
     assert redis_conn.get(runs_key(token)) == b"1"
@@ -97,7 +93,7 @@ def test_an_attempt_reconcile_settled_first_is_left_alone(redis_conn, token):
     job = enqueue("test_noop", payload={"token": token}, trigger="admin")
     handover = claim_for_horse(_delivery(job, redis_conn), worker_name="w@host:1")
     Job.objects.filter(pk=job.pk).update(state=JobState.FAILED, settled_at=timezone.now())
-    _perform_handed_over(handover, _delivery(job, redis_conn))
+    perform_handed_over(handover, _delivery(job, redis_conn))
     # When the worker records the horse's report
     settle_after_horse(handover, how_it_ended="ended")
     # Then the row keeps what the other side wrote
@@ -145,7 +141,7 @@ def test_reconcile_leaves_a_run_whose_worker_is_recording_its_outcome(redis_conn
     rq_job = _delivery(job, redis_conn)
     handover = claim_for_horse(rq_job, worker_name="w@host:1")
     Job.objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(seconds=10))
-    summary = _perform_handed_over(handover, rq_job)
+    summary = perform_handed_over(handover, rq_job)
     rq_job.set_status("finished")
     Result.create(rq_job, Result.Type.SUCCESSFUL, ttl=60, return_value=summary)
     # When reconcile runs in that moment

@@ -10,7 +10,7 @@ from django.db.models.signals import post_init
 from django.utils import timezone
 
 from jobs.enqueue import enqueue, enqueue_many
-from jobs.maintenance.relay import reconcile
+from jobs.maintenance.reconcile import reconcile
 from jobs.models import Job, JobState
 from jobs.parents import child_settled, park
 from jobs.runner import Handover, run_inline, settle_after_horse

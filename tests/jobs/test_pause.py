@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from jobs.enqueue import enqueue
 from jobs.errors import JobNotFound, JobPermissionDenied
-from jobs.maintenance.relay import relay_and_reconcile
+from jobs.maintenance.ledger_pass import relay_and_reconcile
 from jobs.models import Job, JobState, QueuePause
 from jobs.pause import PAUSED_QUEUES_KEY, paused_queues, queue_paused
 from jobs.services import queue_pause, queue_resume

@@ -15,7 +15,8 @@ from rq.worker import Worker
 from config.embedded_redis import start_embedded_redis
 from jobs.dispatch import dispatch, dispatch_many
 from jobs.enqueue import enqueue
-from jobs.maintenance.relay import reconcile, relay
+from jobs.maintenance.reconcile import reconcile
+from jobs.maintenance.relay import relay
 from jobs.models import Job, JobState
 from jobs.pause import PAUSED_QUEUES_KEY, paused_queues
 from jobs.services import queue_pause, queue_resume

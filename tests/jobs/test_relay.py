@@ -14,10 +14,13 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from jobs.enqueue import dispatch, enqueue
-from jobs.maintenance.relay import reconcile, relay
+from jobs.dispatch import dispatch
+from jobs.enqueue import enqueue
+from jobs.maintenance.reconcile import reconcile
+from jobs.maintenance.relay import relay
 from jobs.models import Job, JobState
-from jobs.runner import _claim, run_inline
+from jobs.runner import run_inline
+from jobs.runner.claim import claim
 from tests.jobs.kinds import runs_key
 from tests.redis_plugin import embedded_server
 
@@ -180,7 +183,7 @@ def test_a_progress_write_does_not_put_back_an_rq_job_redis_lost(redis_conn, tok
     # Given a running job whose RQ job Redis lost (restarted empty)
     job = enqueue("test_noop", payload={"token": token}, trigger="command")
     rq_job = RQJob.fetch(Job.objects.get(pk=job.pk).rq_job_id, connection=redis_conn)
-    claimed, _ = _claim(job.pk, worker_name="w@host:1", rq_job_id=rq_job.id)
+    claimed, _ = claim(job.pk, worker_name="w@host:1", rq_job_id=rq_job.id)
     redis_conn.flushall()
     # When the handler reports progress
     JobContext(claimed, rq_job).set_progress(50, "half")
@@ -333,7 +336,7 @@ def test_a_skipped_duplicate_copy_does_not_make_reconcile_kill_the_live_run(
     # Given a job being run by a worker for 10 s under its RQ id, heartbeat fresh
     job = enqueue("test_noop", payload={"token": token}, trigger="signal")
     rq_id = Job.objects.get(pk=job.pk).rq_job_id
-    running, _ = _claim(job.pk, worker_name="busy-worker", rq_job_id=rq_id)
+    running, _ = claim(job.pk, worker_name="busy-worker", rq_job_id=rq_id)
     assert running is not None
     Job.objects.filter(pk=job.pk).update(started_at=timezone.now() - timedelta(seconds=10))
     # and a second copy under the same RQ id reaches another worker, which skips it (RQ then
@@ -367,7 +370,7 @@ def test_reconcile_still_trusts_rq_when_the_rows_own_delivery_failed(redis_conn,
 
 
 def _hold_reconcile_lock(redis_conn):
-    from jobs.maintenance.relay import RECONCILE_LOCK_KEY
+    from jobs.maintenance.ledger_pass import RECONCILE_LOCK_KEY
 
     lock = redis_conn.lock(RECONCILE_LOCK_KEY, timeout=60, thread_local=False)
     assert lock.acquire(blocking=False)

@@ -169,16 +169,16 @@ def test_progress_is_written_to_the_ledger_and_rq_meta(run_burst, redis_conn, to
 
 def test_progress_writes_are_throttled(token, monkeypatch):
     # Given a handler reporting 200 steps in well under a second
-    from jobs import runner
+    from jobs.context import JobContext
 
     writes = []
-    real = runner.JobContext._write_progress
+    real = JobContext._write_progress
 
     def counting(self, pct, message):
         writes.append(pct)
         return real(self, pct, message)
 
-    monkeypatch.setattr(runner.JobContext, "_write_progress", counting)
+    monkeypatch.setattr(JobContext, "_write_progress", counting)
     job = enqueue(
         "test_slow",
         payload={"token": token, "steps": 200, "step_seconds": 0},
@@ -236,7 +236,8 @@ def _superseded_attempt(token: str):
 
     from jobs.context import JobContext
     from jobs.registry import get_kind
-    from jobs.runner import _claim, record_failure
+    from jobs.runner import record_failure
+    from jobs.runner.claim import claim
 
     job = enqueue(
         "test_flaky",
@@ -244,7 +245,7 @@ def _superseded_attempt(token: str):
         trigger="command",
         dispatch_on_commit=False,
     )
-    first, _ = _claim(job.pk, worker_name="old@host:1", rq_job_id="")
+    first, _ = claim(job.pk, worker_name="old@host:1", rq_job_id="")
     old_ctx = JobContext(first)
     record_failure(
         first,
@@ -253,7 +254,7 @@ def _superseded_attempt(token: str):
         dispatch_retry=False,
         kind=get_kind(job.kind),
     )
-    second, _ = _claim(job.pk, worker_name="new@host:2", rq_job_id="")
+    second, _ = claim(job.pk, worker_name="new@host:2", rq_job_id="")
     assert second is not None and second.attempts == 2
     long_ago = timezone.now() - timedelta(seconds=60)
     Job.objects.filter(pk=job.pk).update(heartbeat_at=long_ago)
@@ -276,13 +277,13 @@ def test_an_old_attempts_progress_write_raises_and_leaves_the_new_attempt_alone(
 
 def test_an_old_attempts_heartbeat_neither_keeps_the_new_attempt_alive_nor_goes_on(token, settings):
     from jobs.context import AttemptSuperseded
-    from jobs.runner import _Heartbeats
+    from jobs.runner import JobHeartbeats
     from tests.support import wait_until
 
     # Given attempt 1 superseded by attempt 2, and a heartbeat every 0.1 s
     settings.JOBS_HEARTBEAT_INTERVAL = 0.1
     old_ctx, long_ago = _superseded_attempt(token)
-    beats = _Heartbeats.get()
+    beats = JobHeartbeats.get()
     # When attempt 1's heartbeat thread comes round
     beats.watch(old_ctx)
     try:
@@ -299,14 +300,15 @@ def test_an_old_attempts_heartbeat_neither_keeps_the_new_attempt_alive_nor_goes_
 
 def test_a_superseded_handler_stops_and_records_nothing_for_its_attempt(token):
     from jobs.context import AttemptSuperseded
-    from jobs.runner import Outcome, _record
+    from jobs.runner import AttemptOutcome
+    from jobs.runner.attempt import record_outcome
 
     # Given attempt 1 superseded while its handler ran
     old_ctx, _ = _superseded_attempt(token)
     with pytest.raises(AttemptSuperseded):
         old_ctx.set_progress(50)
     # When the runner records how it ended
-    row = _record(old_ctx.job, Outcome("superseded"), dispatch_retry=False)
+    row = record_outcome(old_ctx.job, AttemptOutcome("superseded"), dispatch_retry=False)
     # Then attempt 2 is still running, with no error added by attempt 1
     assert (row.state, row.attempts, len(row.errors)) == (JobState.RUNNING, 2, 1)
 
@@ -318,7 +320,7 @@ def test_a_parent_waiting_for_a_childs_retry_never_sleeps_a_negative_time(token,
 
     from django.utils import timezone
 
-    import jobs.runner as runner
+    from jobs.runner import inline
 
     # Given a parent whose child waits for its retry
     parent = enqueue(
@@ -343,8 +345,8 @@ def test_a_parent_waiting_for_a_childs_retry_never_sleeps_a_negative_time(token,
             cls.at += timedelta(seconds=1)
             return cls.at
 
-    monkeypatch.setattr(runner, "timezone", Clock)
+    monkeypatch.setattr(inline, "timezone", Clock)
     # When the parent runs its children inline, it neither raises nor waits
-    runner._run_children_inline(Job.objects.get(pk=parent.pk))
+    inline._run_children_inline(Job.objects.get(pk=parent.pk))
     # Then the child ran
     assert Job.objects.get(pk=child.pk).state == JobState.COMPLETED

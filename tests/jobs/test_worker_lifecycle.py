@@ -23,7 +23,7 @@ from rq.worker import Worker
 import tests.jobs.superseded_kinds  # noqa: F401 - registers test_silent
 from jobs import selectors
 from jobs.enqueue import enqueue
-from jobs.maintenance.relay import relay_and_reconcile
+from jobs.maintenance.ledger_pass import relay_and_reconcile
 from jobs.models import Job, JobState
 from jobs.worker import JobsSimpleWorker
 from tests.jobs.kinds import runs_key

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs import conf
-from jobs.maintenance.relay import relay_and_reconcile
+from jobs.maintenance.ledger_pass import relay_and_reconcile
 from jobs.models import Job, JobState
 from jobs.selectors import job_get, resolve_job_id, wait_for_job
 from jobs.services import JobError, job_cancel, job_retry, jobs_purge

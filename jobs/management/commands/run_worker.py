@@ -8,10 +8,11 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 import django_rq
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.worker import JobsSimpleWorker, JobsWorker, work_through_redis_outages
 
@@ -54,7 +55,7 @@ class Command(BaseCommand):
         "scheduled maintenance runs). RQ's scheduler runs too, so delayed retries happen."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("queues", nargs="*", help="queue names (default: all job queues)")
         parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
         parser.add_argument(
@@ -79,17 +80,17 @@ class Command(BaseCommand):
 
     def handle(
         self,
-        *args,
-        queues,
-        burst,
-        no_scheduler,
-        name,
-        simple,
-        max_jobs,
-        logging_level,
-        imports,
-        **options,
-    ):
+        *args: Any,
+        queues: list[str],
+        burst: bool,
+        no_scheduler: bool,
+        name: str | None,
+        simple: bool,
+        max_jobs: int | None,
+        logging_level: str,
+        imports: list[str],
+        **options: Any,
+    ) -> None:
         for module in imports:
             try:
                 importlib.import_module(module)
