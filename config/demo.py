@@ -107,7 +107,7 @@ def wait_until_started(supervisor: Supervisor, *, workers: int, timeout: float =
     import redis
     from rq.worker_registration import REDIS_WORKER_KEYS
 
-    from jobs.heartbeat import HEARTBEAT_KEY
+    from jobs.scheduling.scheduler_heartbeat import HEARTBEAT_KEY
 
     conn = redis.Redis.from_url(os.environ["REDIS_URL"], socket_connect_timeout=2)
     deadline = time.monotonic() + timeout

@@ -27,8 +27,8 @@ from prometheus_client.utils import floatToGoString
 
 from jobs import conf, selectors
 from jobs.client_ip import client_ip
-from jobs.heartbeat import heartbeat_age
 from jobs.models import Job, JobState
+from jobs.scheduling.scheduler_heartbeat import heartbeat_age
 
 logger = logging.getLogger(__name__)
 

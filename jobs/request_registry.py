@@ -14,10 +14,10 @@ registers its own in its ``requests`` module::
     )
 
 Each request declares the permission(s) its work needs: a person creating, editing, enabling or
-running a schedule needs them besides the schedule permission (``jobs.schedules`` checks), and a
-cron fire runs as the person who last changed the schedule. ``validate`` gets the schedule's
-arguments and raises (``InvalidRequestArguments``, ``ValueError`` or any error with an
-``api_code`` and ``message``) when they would fail, so a bad argument is refused on save.
+running a schedule needs them besides the schedule permission (``jobs.scheduling.permissions``
+checks), and a cron fire runs as the person who last changed the schedule. ``validate`` gets the
+schedule's arguments and raises (``InvalidRequestArguments``, ``ValueError`` or any error with
+an ``api_code`` and ``message``) when they would fail, so a bad argument is refused on save.
 
 A schedule then names ``"bundles.check"`` with JSON ``kwargs`` (``{"scope": "active"}``), so the
 nightly check and the admin's "check active" button are the same request: one pending job,

@@ -44,7 +44,7 @@ from jobs.models import SETTLED_STATES, Job, JobState, JobTarget
 from jobs.pause import pauses
 from jobs.redis_client import redis_for
 from jobs.rollup import settled_counts
-from jobs.scheduler_status import scheduler_status
+from jobs.scheduling.status import scheduler_status
 from jobs.targets import matching_target_ids
 
 logger = logging.getLogger(__name__)

@@ -14,25 +14,14 @@ from rq.job import Job as RQJob
 from jobs import conf
 from jobs.audit import CANCELLED, RETRIED, RETRIED_NOW, audit_deleted, audit_jobs, audit_note
 from jobs.dispatch import dispatch
-from jobs.errors import JobError, JobNotFound, JobPermissionDenied, JobStateError
+from jobs.errors import JobNotFound, JobStateError
 from jobs.liveness import is_awaiting_children
-from jobs.maintenance.prune import jobs_purge
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState, LastAction
 from jobs.parents import check_parent, child_reopened, child_settled
 from jobs.pause import set_paused
+from jobs.permissions import check_permissions
 from jobs.redis_client import redis_for
-from jobs.selectors import job_get, parse_job_id, wait_for_job
-
-__all__ = [  # the reads and errors stay importable from here (their old home)
-    "JobError",
-    "JobNotFound",
-    "JobPermissionDenied",
-    "JobStateError",
-    "job_get",
-    "jobs_purge",
-    "parse_job_id",
-    "wait_for_job",
-]
+from jobs.selectors import parse_job_id
 
 logger = logging.getLogger(__name__)
 
@@ -41,20 +30,13 @@ def _user_or_none(user):
     return user if getattr(user, "is_authenticated", False) else None
 
 
-def _check_permission(user, permission: str) -> None:
-    """A person must hold the permission; ``user=None`` is the system (a command run without
-    ``--user``, a batch parent retrying its children)."""
-    if user is not None and not user.has_perm(permission):
-        raise JobPermissionDenied(f"You need the permission {permission} for this.")
-
-
 def job_retry(*, job_id, user=None, actor: str = "") -> Job:
     """Run a failed or cancelled job again, as its next attempt on the same row.
 
     Checks ``jobs.retry_job`` for ``user`` and writes the audit entry, whichever door asked.
     ``actor`` names a caller that is no Django user (the OS user of a shell command).
     """
-    _check_permission(user, "jobs.retry_job")
+    check_permissions(user, "jobs.retry_job")
     pk = parse_job_id(job_id)
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=pk).first()
@@ -115,7 +97,7 @@ def job_cancel(*, job_id, user=None) -> Job:
     Checks ``jobs.cancel_job`` for ``user`` and writes the audit entry (on the job asked for),
     whichever door asked.
     """
-    _check_permission(user, "jobs.cancel_job")
+    check_permissions(user, "jobs.cancel_job")
     pk = parse_job_id(job_id)
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=pk).first()
@@ -179,7 +161,7 @@ def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:
     Checks ``jobs.delete_job`` for ``user`` and writes a deletion entry per job deleted
     (children included), whichever door asked.
     """
-    _check_permission(user, "jobs.delete_job")
+    check_permissions(user, "jobs.delete_job")
     pks = [parse_job_id(job_id) for job_id in job_ids]
     who = _user_or_none(user)
     with transaction.atomic():
@@ -203,7 +185,7 @@ def job_retry_now(*, job_id, user=None) -> Job:
     The row gets a fresh RQ delivery; the copy still scheduled in RQ is superseded (the runner
     skips a delivery whose id is not the row's). Checks ``jobs.retry_job``; audited.
     """
-    _check_permission(user, "jobs.retry_job")
+    check_permissions(user, "jobs.retry_job")
     pk = parse_job_id(job_id)
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=pk).first()
@@ -230,7 +212,7 @@ def queue_pause(*, queue: str, user=None) -> bool:
     Kept in the database with who and when (``jobs.pause``), so it outlives any Redis restart.
     True if it was running before. Checks ``jobs.pause_queue``; audited.
     """
-    _check_permission(user, "jobs.pause_queue")
+    check_permissions(user, "jobs.pause_queue")
     _check_queue(queue)
     changed = set_paused(queue, True, user=_user_or_none(user))
     audit_note(user=_user_or_none(user), title=f"Queue {queue}", message=f"Paused queue {queue}")
@@ -243,7 +225,7 @@ def queue_resume(*, queue: str, user=None) -> int:
 
     Checks ``jobs.pause_queue``; audited.
     """
-    _check_permission(user, "jobs.pause_queue")
+    check_permissions(user, "jobs.pause_queue")
     _check_queue(queue)
     set_paused(queue, False, user=_user_or_none(user))
     audit_note(user=_user_or_none(user), title=f"Queue {queue}", message=f"Resumed queue {queue}")

@@ -1,7 +1,7 @@
 """System → Jobs: the ledger in Django admin, live, with retry, cancel and schedules.
 
 Thin on purpose: reads go through ``jobs.selectors``, writes through ``jobs.services`` /
-``jobs.schedules`` / ``jobs.schedule_state``; this module checks permissions, calls them and
+``jobs.scheduling``; this module checks permissions, calls them and
 reports. Extra pages are ``get_urls`` patterns wrapped in ``admin_site.admin_view``.
 
 Permissions: seeing anything needs ``jobs.view_job``; Retry ``jobs.retry_job`` and Cancel
@@ -36,10 +36,10 @@ from jobs.admin.display import hourly_chart_svg, job_timeline, pretty_json_html
 from jobs.admin.filters import CausedByFilter, KindFilter, QueueFilter, StaleFilter, TargetFilter
 from jobs.admin.links import deny_unpermitted_action, jobs_changelist_url, jobs_queued_message
 from jobs.audit import audit_jobs
+from jobs.errors import JobError
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
 from jobs.quick_actions import get_quick_action, quick_actions
 from jobs.services import (
-    JobError,
     job_cancel,
     job_retry,
     job_retry_now,

@@ -2,7 +2,7 @@
 
 List with next run, last run and its state, enabled, missed fires; add and edit with the
 service's validation as form errors; enable / disable / run now (buttons and actions); each
-schedule's history (its jobs and fires) on its page. Writes go through ``jobs.schedules``,
+schedule's history (its jobs and fires) on its page. Writes go through ``jobs.scheduling``,
 which checks the permission and writes the admin log entry, so the admin does not log again.
 
 Permissions: ``jobs.view_schedule`` (or ``jobs.view_job``) to see, ``jobs.add_schedule`` /
@@ -28,22 +28,16 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from jobs.admin.links import jobs_changelist_url, jobs_queued_message
-from jobs.cron import in_words
 from jobs.errors import JobPermissionDenied
 from jobs.models import Job, Schedule, ScheduleFire
 from jobs.request_registry import UnknownRequest, all_requests, get_request
-from jobs.scheduler_status import scheduler_status
-from jobs.schedules import (
-    EDITABLE,
-    ScheduleError,
-    registered_runs,
-    run_now,
-    schedule_check_write,
-    schedule_create,
-    schedule_set_enabled,
-    schedule_update,
-    schedule_validate_as,
-)
+from jobs.scheduling.cron import in_words
+from jobs.scheduling.permissions import schedule_check_write
+from jobs.scheduling.run_now import run_now
+from jobs.scheduling.status import scheduler_status
+from jobs.scheduling.store import EDITABLE, schedule_create, schedule_set_enabled, schedule_update
+from jobs.scheduling.sync import registered_runs
+from jobs.scheduling.validation import ScheduleError, schedule_validate_as
 from jobs.timefmt import reltime
 
 logger = logging.getLogger(__name__)

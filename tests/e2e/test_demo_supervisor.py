@@ -17,8 +17,8 @@ import redis
 from rq.worker_registration import REDIS_WORKER_KEYS
 
 from config.embedded_redis import free_port, start_embedded_redis
-from jobs.heartbeat import HEARTBEAT_KEY
 from jobs.pause import PAUSED_QUEUES_KEY
+from jobs.scheduling.scheduler_heartbeat import HEARTBEAT_KEY
 from jobs.worker import RECONCILE_DUE_KEY
 from tests.e2e.test_demo import (
     ENQUEUE_SLOW,
