@@ -36,7 +36,7 @@ from jobs.dispatch import (  # noqa: F401 (public import path)
 )
 from jobs.models import Job, JobState, JobTarget, JobTrigger
 from jobs.registry import JobKind, get_kind
-from jobs.targets import Target, TargetIds
+from jobs.target_types import Target, TargetIds
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from django.utils.safestring import mark_safe
 from jobs import conf, selectors
 from jobs.admin.display import pretty_json_html
 from jobs.models import ACTIVE_STATES, Job, JobState
-from jobs.targets import target_url
+from jobs.target_types import target_url
 from jobs.timefmt import reltime
 
 

@@ -30,7 +30,7 @@ from django.utils.safestring import mark_safe
 from jobs.admin.links import jobs_changelist_url, jobs_queued_message
 from jobs.errors import JobPermissionDenied
 from jobs.models import Job, Schedule, ScheduleFire
-from jobs.request_registry import UnknownRequest, all_requests, get_request
+from jobs.request_functions import UnknownRequest, all_requests, get_request
 from jobs.scheduling.cron import in_words
 from jobs.scheduling.permissions import schedule_check_write
 from jobs.scheduling.run_now import run_now

@@ -3,7 +3,7 @@
 The table is the truth; rq-scheduler holds a copy. Each enabled row is one rq-scheduler cron
 entry with the stable id ``schedule-<name>``, and the loop diffs Redis against the table every
 cycle (``sync``). A schedule names a registered request function and its JSON arguments (see
-``jobs.request_registry``), so a scheduled run asks for its job exactly as the admin's button
+``jobs.request_functions``), so a scheduled run asks for its job exactly as the admin's button
 or a command does. The cron entry calls ``fire.fire``; a ``ScheduleFire`` row makes each fire
 run once whoever asks.
 

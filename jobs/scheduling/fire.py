@@ -23,7 +23,7 @@ from jobs.audit import audit_refusal
 from jobs.maintenance.relay import relay_and_reconcile
 from jobs.models import FireOutcome, Job, JobTrigger, Schedule, ScheduleFire
 from jobs.permissions import missing_permissions
-from jobs.request_registry import get_request, register_request
+from jobs.request_functions import get_request, register_request
 from jobs.scheduling.cron import next_run
 from jobs.scheduling.defaults import RELAY_REQUEST
 from jobs.scheduling.permissions import request_permissions

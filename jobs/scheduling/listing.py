@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from jobs.models import Schedule
-from jobs.request_registry import UnknownRequest, get_request
+from jobs.request_functions import UnknownRequest, get_request
 from jobs.scheduling.cron import next_run
 from jobs.scheduling.sync import registered_runs
 

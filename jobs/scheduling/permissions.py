@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from jobs.audit import audit_refusal
 from jobs.models import Schedule
 from jobs.permissions import missing_permissions, permission_denied
-from jobs.request_registry import UnknownRequest, get_request
+from jobs.request_functions import UnknownRequest, get_request
 
 CHANGE_PERMISSION = "jobs.change_schedule"
 ADD_PERMISSION = "jobs.add_schedule"

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from jobs.audit import audit_change, audit_jobs, audit_note
 from jobs.models import Job, JobTrigger, Schedule
-from jobs.request_registry import InvalidRequestArguments, UnknownRequest
+from jobs.request_functions import InvalidRequestArguments, UnknownRequest
 from jobs.scheduling.fire import call_request
 from jobs.scheduling.permissions import (
     RUN_PERMISSION,

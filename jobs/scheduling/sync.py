@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from jobs import conf
 from jobs.models import Schedule, ScheduleFire
-from jobs.request_registry import UnknownRequest, get_request
+from jobs.request_functions import UnknownRequest, get_request
 from jobs.scheduling.cron import next_run, previous_run
 from jobs.scheduling.fire import fire
 from jobs.scheduling.scheduler import HeartbeatScheduler, get_scheduler

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from jobs.audit import audit_refusal
 from jobs.models import Schedule
-from jobs.request_registry import InvalidRequestArguments, UnknownRequest, get_request
+from jobs.request_functions import InvalidRequestArguments, UnknownRequest, get_request
 from jobs.scheduling.cron import validate, validate_timezone
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,60}$")

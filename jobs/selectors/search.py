@@ -11,7 +11,7 @@ from django.db.models.functions import Coalesce
 
 from jobs.models import Job, JobTarget
 from jobs.selectors.ids import id_prefix_range
-from jobs.targets import matching_target_ids
+from jobs.target_types import matching_target_ids
 
 # How many linked jobs a search term may match before the search uses EXISTS instead of ids.
 SEARCH_TARGET_JOBS_MAX = 5000

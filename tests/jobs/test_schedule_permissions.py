@@ -16,7 +16,7 @@ from django.utils import timezone
 from jobs.errors import JobError, JobPermissionDenied
 from jobs.maintenance.prune import prune_settled_jobs
 from jobs.models import Job, Schedule
-from jobs.request_registry import get_request
+from jobs.request_functions import get_request
 from jobs.scheduling.fire import fire
 from jobs.scheduling.run_now import run_now
 from jobs.scheduling.store import schedule_create, schedule_set_enabled, schedule_update

@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from jobs.models import Job, JobState, JobTrigger, Schedule
 from jobs.registry import all_kinds
-from jobs.request_registry import get_request
+from jobs.request_functions import get_request
 from jobs.scheduling.cron import next_run
 from jobs.scheduling.fire import fire
 from jobs.scheduling.listing import list_schedules
