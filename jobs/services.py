@@ -19,9 +19,9 @@ from jobs.liveness import is_awaiting_children
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState, LastAction
 from jobs.parents import check_parent, child_reopened, child_settled
 from jobs.pause import set_paused
-from jobs.permissions import check_permissions
+from jobs.permissions import User, check_permissions
 from jobs.redis_client import redis_for
-from jobs.selectors import parse_job_id
+from jobs.selectors import JobId, parse_job_id
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def _user_or_none(user):
     return user if getattr(user, "is_authenticated", False) else None
 
 
-def job_retry(*, job_id, user=None, actor: str = "") -> Job:
+def job_retry(*, job_id: JobId, user: User | None = None, actor: str = "") -> Job:
     """Run a failed or cancelled job again, as its next attempt on the same row.
 
     Checks ``jobs.retry_job`` for ``user`` and writes the audit entry, whichever door asked.
@@ -90,7 +90,7 @@ def _save_pending(job: Job) -> None:
         job.save()
 
 
-def job_cancel(*, job_id, user=None) -> Job:
+def job_cancel(*, job_id: JobId, user: User | None = None) -> Job:
     """Cancel a job: a pending or retrying job never runs; a running one is asked to stop.
 
     Children of a bulk job waiting for them are cancelled with it (not a fan-out's batches).
@@ -151,7 +151,7 @@ def _drop_rq_job(queue_name: str, rq_job_id: str) -> None:
         logger.debug("Could not cancel RQ job %s", rq_job_id, exc_info=True)
 
 
-def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:
+def jobs_delete_settled(*, job_ids: Iterable[JobId], user: User | None = None) -> int:
     """Delete the settled jobs among ``job_ids`` (with their children). Returns how many ledger
     rows went, children included.
 
@@ -179,7 +179,7 @@ def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:
     return deleted
 
 
-def job_retry_now(*, job_id, user=None) -> Job:
+def job_retry_now(*, job_id: JobId, user: User | None = None) -> Job:
     """Send a retrying job at once instead of after the rest of its backoff.
 
     The row gets a fresh RQ delivery; the copy still scheduled in RQ is superseded (the runner
@@ -206,7 +206,7 @@ def _check_queue(queue: str) -> None:
         raise JobNotFound(f"No queue {queue!r}; the queues are {', '.join(conf.job_queues())}")
 
 
-def queue_pause(*, queue: str, user=None) -> bool:
+def queue_pause(*, queue: str, user: User | None = None) -> bool:
     """Hold ``queue`` on every worker: its jobs stay pending (visibly) until it is resumed.
 
     Kept in the database with who and when (``jobs.pause``), so it outlives any Redis restart.
@@ -220,7 +220,7 @@ def queue_pause(*, queue: str, user=None) -> bool:
     return changed
 
 
-def queue_resume(*, queue: str, user=None) -> int:
+def queue_resume(*, queue: str, user: User | None = None) -> int:
     """Let ``queue`` run again and send its waiting jobs now. Returns how many were sent.
 
     Checks ``jobs.pause_queue``; audited.

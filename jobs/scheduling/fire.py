@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rq import get_current_job
@@ -22,7 +21,7 @@ from rq import get_current_job
 from jobs.audit import audit_refusal
 from jobs.maintenance.relay import relay_and_reconcile
 from jobs.models import FireOutcome, Job, JobTrigger, Schedule, ScheduleFire
-from jobs.permissions import missing_permissions
+from jobs.permissions import User, missing_permissions
 from jobs.request_functions import get_request, register_request
 from jobs.scheduling.cron import next_run
 from jobs.scheduling.defaults import RELAY_REQUEST
@@ -133,9 +132,7 @@ def _fire_refusal(schedule: Schedule, when: datetime) -> str:
     )
 
 
-def call_request(
-    schedule: Schedule, *, trigger: str, user: AbstractBaseUser | AnonymousUser | None
-) -> Job | None:
+def call_request(schedule: Schedule, *, trigger: str, user: User | None) -> Job | None:
     """Ask for the schedule's job through its request function (a fire or a run-now); the
     ledger job is tagged with the schedule. None when the request needs no job (the relay)."""
     with transaction.atomic():

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
 from jobs.audit import audit_refusal
 from jobs.models import Schedule
-from jobs.permissions import missing_permissions, permission_denied
+from jobs.permissions import User, missing_permissions, permission_denied
 from jobs.request_functions import UnknownRequest, get_request
 
 CHANGE_PERMISSION = "jobs.change_schedule"
 ADD_PERMISSION = "jobs.add_schedule"
 RUN_PERMISSION = "jobs.run_schedule"
-
-User = AbstractBaseUser | AnonymousUser
 
 
 def request_permissions(request: str) -> tuple[str, ...]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
 from jobs.audit import audit_change, audit_jobs, audit_note
 from jobs.models import Job, JobTrigger, Schedule
+from jobs.permissions import User
 from jobs.request_functions import InvalidRequestArguments, UnknownRequest
 from jobs.scheduling.fire import call_request
 from jobs.scheduling.permissions import (
@@ -21,8 +21,6 @@ from jobs.scheduling.store import schedule_get
 from jobs.scheduling.validation import ScheduleError
 
 logger = logging.getLogger(__name__)
-
-User = AbstractBaseUser | AnonymousUser
 
 
 def run_now(

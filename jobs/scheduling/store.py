@@ -7,13 +7,12 @@ within a cycle anyway).
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
 from jobs.audit import audit_change
 from jobs.models import Schedule
-from jobs.permissions import missing_permissions
+from jobs.permissions import User, missing_permissions
 from jobs.scheduling.cron import next_run
 from jobs.scheduling.defaults import defaults
 from jobs.scheduling.permissions import request_permissions, schedule_check_write
@@ -28,17 +27,15 @@ from jobs.scheduling.validation import (
 
 EDITABLE = ("description", "cron", "timezone", "request", "arguments", "enabled", "grace_seconds")
 
-User = AbstractBaseUser | AnonymousUser
 
-
-def _who(user: User | None) -> AbstractBaseUser | None:
+def _who(user: User | None) -> User | None:
     return user if getattr(user, "is_authenticated", False) else None
 
 
 # --- writes ----------------------------------------------------------------------------------
 
 
-def schedule_create(*, user: User | None = None, **fields) -> Schedule:
+def schedule_create(*, user: User | None = None, **fields: object) -> Schedule:
     """A new schedule (validated; ``jobs.add_schedule`` and the request's permissions for a
     user). Registered on commit."""
     schedule_check_write(user=user, schedule=None, fields=fields)
@@ -59,7 +56,7 @@ def schedule_create(*, user: User | None = None, **fields) -> Schedule:
     return schedule
 
 
-def schedule_update(*, schedule_id: str, user: User | None = None, **changes) -> Schedule:
+def schedule_update(*, schedule_id: str, user: User | None = None, **changes: object) -> Schedule:
     """Change a schedule's fields (only those given; ``None`` means "leave it"). Validates
     first and changes nothing on error; checks ``jobs.change_schedule`` and the permissions
     of the request before and after the change (refusals are logged); writes the admin log

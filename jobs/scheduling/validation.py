@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
 from jobs.audit import audit_refusal
 from jobs.models import Schedule
+from jobs.permissions import User
 from jobs.request_functions import InvalidRequestArguments, UnknownRequest, get_request
 from jobs.scheduling.cron import validate, validate_timezone
 
@@ -73,7 +72,7 @@ def schedule_validate(fields: dict) -> dict:
 
 def schedule_validate_as(
     *,
-    user: AbstractBaseUser | AnonymousUser | None,
+    user: User | None,
     fields: dict,
     schedule: Schedule | None = None,
 ) -> dict:

@@ -8,8 +8,11 @@ import uuid
 from jobs.errors import JobNotFound
 from jobs.models import Job
 
+# A job id as callers hold it: the UUID, or its text (from a URL, a form, a command line).
+JobId = uuid.UUID | str
 
-def parse_job_id(job_id) -> uuid.UUID:
+
+def parse_job_id(job_id: JobId) -> uuid.UUID:
     """A job id as UUID, or :class:`JobNotFound` naming the malformed value."""
     if isinstance(job_id, uuid.UUID):
         return job_id
@@ -29,7 +32,7 @@ def id_prefix_range(hex_prefix: str) -> tuple[uuid.UUID, uuid.UUID]:
     )
 
 
-def resolve_job_id(value) -> uuid.UUID:
+def resolve_job_id(value: JobId) -> uuid.UUID:
     """A full job id, or the first 8+ characters of one as the admin shows them.
 
     Raises :class:`JobNotFound` for a malformed value, no match, or a prefix several jobs share

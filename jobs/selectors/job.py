@@ -14,10 +14,11 @@ from django.utils import timezone
 
 from jobs.errors import JobNotFound
 from jobs.models import SETTLED_STATES, Job
-from jobs.selectors.ids import parse_job_id
+from jobs.selectors.ids import JobId, parse_job_id
 
 
-def job_get(*, job_id) -> Job:
+def job_get(*, job_id: JobId) -> Job:
+    """The job with that id; ``JobNotFound`` for a malformed or unknown one."""
     pk = parse_job_id(job_id)
     try:
         return Job.objects.get(pk=pk)
@@ -26,7 +27,7 @@ def job_get(*, job_id) -> Job:
 
 
 def wait_for_job(
-    job_id,
+    job_id: JobId,
     timeout: float | None,
     on_progress: Callable[[Job], None] | None = None,
     poll_interval: float = 0.2,
@@ -60,7 +61,7 @@ class ChildrenSummary:
     settled: int
 
 
-def job_children_summary(*, job_id) -> ChildrenSummary:
+def job_children_summary(*, job_id: JobId) -> ChildrenSummary:
     """Aggregate progress of a bulk job's children (one grouped query)."""
     rows = (
         Job.objects.filter(parent_id=job_id)
@@ -84,7 +85,7 @@ def job_children_summary(*, job_id) -> ChildrenSummary:
     )
 
 
-def job_audit(*, job_id) -> list:
+def job_audit(*, job_id: JobId) -> list[LogEntry]:
     """Admin log entries about this job (who triggered, retried, cancelled it), oldest first."""
     ct = ContentType.objects.get_for_model(Job)
     return list(

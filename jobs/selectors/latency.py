@@ -7,12 +7,17 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.db import connection
 from django.db.models import Count, F, FloatField, Func, Min
 from django.utils import timezone
 
 from jobs.models import Job, JobState
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.sql.compiler import SQLCompiler
 
 THROUGHPUT_WINDOW_MINUTES = 15
 
@@ -65,16 +70,20 @@ class RunSeconds(Func):
 
     output_field = FloatField()
 
-    def __init__(self, **extra):
+    def __init__(self, **extra: object) -> None:
         super().__init__(F("settled_at"), F("started_at"), **extra)
 
-    def as_postgresql(self, compiler, connection, **extra):
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: object
+    ) -> tuple[str, list]:
         return self.as_sql(
             compiler, connection, template="EXTRACT(EPOCH FROM (%(expressions)s))::float8",
             arg_joiner=" - ", **extra,
         )  # fmt: skip
 
-    def as_sqlite(self, compiler, connection, **extra):
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: object
+    ) -> tuple[str, list]:
         return self.as_sql(
             compiler, connection, template="((julianday(%(expressions)s)) * 86400.0)",
             arg_joiner=") - julianday(", **extra,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, QuerySet
 
 from jobs.models import Job, JobTarget
+from jobs.selectors.ids import JobId
 from jobs.selectors.search import job_search_q
 
 
@@ -30,7 +31,7 @@ def job_list(
     target_id: str | None = None,
     search: str | None = None,
     ids: list | None = None,
-    parent_id=None,
+    parent_id: JobId | None = None,
 ) -> QuerySet[Job]:
     """Ledger rows matching every given filter, newest first."""
     qs = Job.objects.select_related("requested_by").order_by("-created_at", "-pk")
@@ -63,7 +64,7 @@ def filter_by_target(
     return qs
 
 
-def jobs_for_target(*, target_type: str, target_id, limit: int = 10) -> list[Job]:
+def jobs_for_target(*, target_type: str, target_id: str | int, limit: int = 10) -> list[Job]:
     """The most recent jobs linked to one object (a bundle's page lists these)."""
     return list(
         Job.objects.filter(_linked_to(target_type=target_type, target_id=target_id)).order_by(

@@ -9,7 +9,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from jobs import conf
-from jobs.models import Job, JobState
+from jobs.models import Job, JobState, QueuePause
 from jobs.rollup import settled_counts
 
 WAITING_STATES = (JobState.PENDING, JobState.RETRYING)
@@ -61,7 +61,7 @@ def settled_last_24h(*, now: datetime | None = None) -> Counter:
     return settled_counts(since=now - timedelta(hours=24), now=now)
 
 
-def pause_author(pause) -> str:
+def pause_author(pause: QueuePause | None) -> str:
     """Who paused a queue, for display: a user name, or "" (the system, a deleted user)."""
     user = getattr(pause, "paused_by", None)
     return user.get_username() if user is not None else ""
