@@ -7,7 +7,7 @@ Thin on purpose: reads go through ``jobs.selectors``, writes through ``jobs.serv
 - ``job_admin``: the job ``ModelAdmin`` (list, filters, permissions, the job page), built from
   ``job_columns`` (columns and detail fields), ``job_views`` (its extra pages) and
   ``job_actions`` (retry, cancel, delete settled); ``paginator`` pages without ``COUNT(*)``
-- ``schedules``: the schedule ``ModelAdmin``
+- ``schedule_admin``: the schedule ``ModelAdmin``, with its form in ``schedule_form``
 - ``display``, ``filters``, ``links``: chart and timeline HTML, list filters, links and messages
 
 Permissions: seeing anything needs ``jobs.view_job``; Retry ``jobs.retry_job`` and Cancel
@@ -18,4 +18,4 @@ elsewhere (``bundles.change_bundle`` for the bundle ones); deleting settled jobs
 """
 
 # Each admin registers itself on import: System → Jobs, System → Schedules.
-from jobs.admin import job_admin, schedules  # noqa: F401
+from jobs.admin import job_admin, schedule_admin  # noqa: F401

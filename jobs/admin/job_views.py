@@ -259,6 +259,6 @@ class JobViews:
             self.message_user(request, jobs_queued_message(jobs, what=action.label))
         return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
 
-    # -- schedules: System → Schedules (jobs.admin.schedules); the old address redirects -----
+    # -- schedules: System → Schedules (jobs.admin.schedule_admin); the old address redirects
     def schedules_view(self, request):
         return HttpResponseRedirect(reverse("admin:jobs_schedule_changelist"))

@@ -18,7 +18,7 @@ from jobs.scheduling.fire import fire
 from jobs.scheduling.listing import list_schedules
 from jobs.scheduling.run_now import run_now
 from jobs.scheduling.scheduler import get_scheduler
-from jobs.scheduling.sync import register_schedules, registered_runs, schedule_queue
+from jobs.scheduling.sync import FIRE_FUNC, register_schedules, registered_runs, schedule_queue
 from tests.support import grant, schedules_from
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -87,6 +87,23 @@ def test_schedules_removed_from_settings_are_unregistered(redis_conn):
         register_schedules()
     # Then
     assert scheduled_ids(redis_conn) == ["schedule-relay-and-reconcile"]
+
+
+@pytest.mark.usefixtures("test_schedules")
+def test_an_entry_stored_with_another_function_path_is_registered_again(redis_conn):
+    # Given an entry registered before ``fire`` moved (its job hash names the old path)
+    scheduler = get_scheduler()
+    register_schedules(scheduler)
+    rq_id = "schedule-test-every-minute"
+    [stale] = [job for job in scheduler.get_jobs() if job.id == rq_id]
+    stale.func_name = "jobs.schedules.fire"
+    stale.save()
+    # When the scheduler syncs
+    register_schedules(scheduler)
+    # Then the entry calls the function that exists, and is still there once
+    [job] = [job for job in scheduler.get_jobs() if job.id == rq_id]
+    assert job.func_name == FIRE_FUNC == "jobs.scheduling.fire.fire"
+    assert scheduled_ids(redis_conn).count(rq_id) == 1
 
 
 @pytest.mark.usefixtures("test_schedules")
