@@ -5,6 +5,7 @@ calls these; they record who asked on the row, callers add their own audit (admi
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
@@ -30,6 +31,14 @@ def _user_or_none(user):
     return user if getattr(user, "is_authenticated", False) else None
 
 
+def _locked_job(pk: uuid.UUID) -> Job:
+    """The row, locked until the caller's transaction ends; ``JobNotFound`` if it is gone."""
+    job = Job.objects.select_for_update().filter(pk=pk).first()
+    if job is None:
+        raise JobNotFound(f"No job with id {pk}")
+    return job
+
+
 def job_retry(*, job_id: JobId, user: User | None = None, actor: str = "") -> Job:
     """Run a failed or cancelled job again, as its next attempt on the same row.
 
@@ -39,9 +48,7 @@ def job_retry(*, job_id: JobId, user: User | None = None, actor: str = "") -> Jo
     check_permissions(user, "jobs.retry_job")
     pk = parse_job_id(job_id)
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=pk).first()
-        if job is None:
-            raise JobNotFound(f"No job with id {pk}")
+        job = _locked_job(pk)
         if job.state not in (JobState.FAILED, JobState.CANCELLED):
             raise JobStateError(
                 f"Only failed or cancelled jobs can be retried; job {pk} is {job.state}"
@@ -100,9 +107,7 @@ def job_cancel(*, job_id: JobId, user: User | None = None) -> Job:
     check_permissions(user, "jobs.cancel_job")
     pk = parse_job_id(job_id)
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=pk).first()
-        if job is None:
-            raise JobNotFound(f"No job with id {pk}")
+        job = _locked_job(pk)
         if job.state in SETTLED_STATES:
             raise JobStateError(f"Job {pk} is already {job.state}; nothing to cancel")
         awaiting = is_awaiting_children(job)
@@ -188,9 +193,7 @@ def job_retry_now(*, job_id: JobId, user: User | None = None) -> Job:
     check_permissions(user, "jobs.retry_job")
     pk = parse_job_id(job_id)
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=pk).first()
-        if job is None:
-            raise JobNotFound(f"No job with id {pk}")
+        job = _locked_job(pk)
         if job.state != JobState.RETRYING:
             raise JobStateError(f"Only a retrying job can be retried now; job {pk} is {job.state}")
         sent_at = job.dispatched_at
