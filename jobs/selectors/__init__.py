@@ -18,7 +18,7 @@ admin still shows the ledger during an outage. One module per concern:
 """
 
 from jobs.selectors.chart import CHART_RANGES, HourBucket, jobs_chart, jobs_per_hour
-from jobs.selectors.ids import HEX, id_prefix_range, parse_job_id, resolve_job_id
+from jobs.selectors.ids import HEX, JobId, id_prefix_range, parse_job_id, resolve_job_id
 from jobs.selectors.job import (
     ChildrenSummary,
     duration_seconds,
@@ -65,6 +65,7 @@ __all__ = [
     "CHART_RANGES",
     "parse_job_id",
     "HEX",
+    "JobId",
     "id_prefix_range",
     "resolve_job_id",
     "job_get",
