@@ -8,12 +8,15 @@ parent retrying its children) and holds every permission.
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from typing import TYPE_CHECKING, TypeAlias
 
 from jobs.errors import JobPermissionDenied
 
-User = AbstractBaseUser | AnonymousUser
+if TYPE_CHECKING:  # the auth models need the app registry; annotations only name them
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+# A person (or the anonymous user); ``None`` where a function takes it means the system.
+User: TypeAlias = "AbstractBaseUser | AnonymousUser"
 
 
 def missing_permissions(user: User | None, permissions: Iterable[str]) -> list[str]:
