@@ -27,8 +27,8 @@ from jobs.dispatch import dispatch
 from jobs.enqueue import enqueue, enqueue_coalesced, enqueue_many
 from jobs.maintenance.prune import check_retention
 from jobs.models import Job
-from jobs.request_registry import register_request
-from jobs.targets import Target, TargetIds, register_target
+from jobs.request_functions import register_request
+from jobs.target_types import Target, TargetIds, register_target
 
 BULK_OPERATIONS = tuple(BulkOperation)
 MIN_BATCH_SIZE = 1

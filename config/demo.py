@@ -106,8 +106,8 @@ def wait_until_started(supervisor: Supervisor, *, workers: int, timeout: float =
     the login box comes after their start-up lines instead of scrolling away among them."""
     import redis
 
-    from jobs.heartbeat import HEARTBEAT_KEY
     from jobs.rq_compat import WORKERS_REGISTRY_KEY
+    from jobs.scheduling.scheduler_heartbeat import HEARTBEAT_KEY
 
     conn = redis.Redis.from_url(os.environ["REDIS_URL"], socket_connect_timeout=2)
     deadline = time.monotonic() + timeout

@@ -9,7 +9,6 @@ file left by a demo that is gone is ignored. Anything set in the environment win
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -67,8 +66,3 @@ def load_demo_env() -> bool:
     for key, value in env.items():
         os.environ.setdefault(key, value)
     return True
-
-
-def remove_demo_env() -> None:
-    with contextlib.suppress(OSError):
-        (var_dir() / FILE_NAME).unlink()

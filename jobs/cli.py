@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from jobs.models import Job, JobState, JobTrigger
 from jobs.runner import run_inline
-from jobs.services import wait_for_job
+from jobs.selectors import wait_for_job
 
 TRIGGER = JobTrigger.COMMAND
 T = TypeVar("T")

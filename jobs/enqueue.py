@@ -33,7 +33,7 @@ from jobs.dispatch import dispatch, dispatch_many
 from jobs.models import Job, JobState, JobTrigger
 from jobs.registry import JobKind, get_kind
 from jobs.target_links import insert_links, link, link_rows
-from jobs.targets import Target, TargetIds
+from jobs.target_types import Target, TargetIds
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser

@@ -30,9 +30,9 @@ from health_check.views import HealthCheckView
 from redis.exceptions import RedisError
 
 from jobs import selectors
-from jobs.heartbeat import heartbeat_age
 from jobs.models import Job, JobState
 from jobs.redis_client import redis_for
+from jobs.scheduling.scheduler_heartbeat import heartbeat_age
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,9 @@ from prometheus_client.utils import floatToGoString
 
 from jobs import conf, selectors
 from jobs.client_ip import client_ip
-from jobs.heartbeat import heartbeat_age
 from jobs.models import Job, JobState
+from jobs.redis_client import redis_for
+from jobs.scheduling.scheduler_heartbeat import heartbeat_age
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class LedgerCollector:
             "jobs_scheduler_last_seen_seconds", "Seconds since the scheduler loop last beat"
         )
         try:
-            age = heartbeat_age(selectors._redis())
+            age = heartbeat_age(redis_for(conf.job_queues()[0]))
         except Exception:
             age = None
         if age is not None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobs.models import Job
+from jobs.permissions import User, missing_permissions
 
 
 @dataclass(frozen=True)
@@ -18,10 +19,9 @@ class QuickAction:
     # door (the bundle admin's actions, GraphQL), so the jobs page is not a way around it.
     permissions: tuple[str, ...] = ()
 
-    def allowed(self, user) -> bool:
-        return user.has_perm("jobs.run_schedule") and all(
-            user.has_perm(p) for p in self.permissions
-        )
+    def allowed(self, user: User | None) -> bool:
+        """Whether ``user`` may press it: ``jobs.run_schedule`` and what the operation needs."""
+        return not missing_permissions(user, ("jobs.run_schedule", *self.permissions))
 
 
 _QUICK_ACTIONS: dict[str, QuickAction] = {}
@@ -32,7 +32,7 @@ def register_quick_action(action: QuickAction) -> None:
     _QUICK_ACTIONS[action.slug] = action
 
 
-def quick_actions(*, user=None) -> list[QuickAction]:
+def quick_actions(*, user: User | None = None) -> list[QuickAction]:
     """All quick actions, or those ``user`` may run."""
     return [a for a in _QUICK_ACTIONS.values() if user is None or a.allowed(user)]
 

@@ -5,6 +5,7 @@ calls these; they record who asked on the row, callers add their own audit (admi
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
@@ -14,25 +15,14 @@ from rq.job import Job as RQJob
 from jobs import conf
 from jobs.audit import CANCELLED, RETRIED, RETRIED_NOW, audit_deleted, audit_jobs, audit_note
 from jobs.dispatch import dispatch
-from jobs.errors import JobError, JobNotFound, JobPermissionDenied, JobStateError
+from jobs.errors import JobNotFound, JobStateError
 from jobs.liveness import is_awaiting_children
-from jobs.maintenance.prune import jobs_purge
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState, LastAction
 from jobs.parents import check_parent, child_reopened, child_settled
 from jobs.pause import set_paused
+from jobs.permissions import User, check_permissions
 from jobs.redis_client import redis_for
-from jobs.selectors import job_get, parse_job_id, wait_for_job
-
-__all__ = [  # the reads and errors stay importable from here (their old home)
-    "JobError",
-    "JobNotFound",
-    "JobPermissionDenied",
-    "JobStateError",
-    "job_get",
-    "jobs_purge",
-    "parse_job_id",
-    "wait_for_job",
-]
+from jobs.selectors import JobId, parse_job_id
 
 logger = logging.getLogger(__name__)
 
@@ -41,25 +31,24 @@ def _user_or_none(user):
     return user if getattr(user, "is_authenticated", False) else None
 
 
-def _check_permission(user, permission: str) -> None:
-    """A person must hold the permission; ``user=None`` is the system (a command run without
-    ``--user``, a batch parent retrying its children)."""
-    if user is not None and not user.has_perm(permission):
-        raise JobPermissionDenied(f"You need the permission {permission} for this.")
+def _locked_job(pk: uuid.UUID) -> Job:
+    """The row, locked until the caller's transaction ends; ``JobNotFound`` if it is gone."""
+    job = Job.objects.select_for_update().filter(pk=pk).first()
+    if job is None:
+        raise JobNotFound(f"No job with id {pk}")
+    return job
 
 
-def job_retry(*, job_id, user=None, actor: str = "") -> Job:
+def job_retry(*, job_id: JobId, user: User | None = None, actor: str = "") -> Job:
     """Run a failed or cancelled job again, as its next attempt on the same row.
 
     Checks ``jobs.retry_job`` for ``user`` and writes the audit entry, whichever door asked.
     ``actor`` names a caller that is no Django user (the OS user of a shell command).
     """
-    _check_permission(user, "jobs.retry_job")
+    check_permissions(user, "jobs.retry_job")
     pk = parse_job_id(job_id)
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=pk).first()
-        if job is None:
-            raise JobNotFound(f"No job with id {pk}")
+        job = _locked_job(pk)
         if job.state not in (JobState.FAILED, JobState.CANCELLED):
             raise JobStateError(
                 f"Only failed or cancelled jobs can be retried; job {pk} is {job.state}"
@@ -120,19 +109,17 @@ def _save_pending(job: Job) -> None:
         job.save()
 
 
-def job_cancel(*, job_id, user=None) -> Job:
+def job_cancel(*, job_id: JobId, user: User | None = None) -> Job:
     """Cancel a job: a pending or retrying job never runs; a running one is asked to stop.
 
     Children of a bulk job waiting for them are cancelled with it (not a fan-out's batches).
     Checks ``jobs.cancel_job`` for ``user`` and writes the audit entry (on the job asked for),
     whichever door asked.
     """
-    _check_permission(user, "jobs.cancel_job")
+    check_permissions(user, "jobs.cancel_job")
     pk = parse_job_id(job_id)
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=pk).first()
-        if job is None:
-            raise JobNotFound(f"No job with id {pk}")
+        job = _locked_job(pk)
         if job.state in SETTLED_STATES:
             raise JobStateError(f"Job {pk} is already {job.state}; nothing to cancel")
         awaiting = is_awaiting_children(job)
@@ -181,7 +168,7 @@ def _drop_rq_job(queue_name: str, rq_job_id: str) -> None:
         logger.debug("Could not cancel RQ job %s", rq_job_id, exc_info=True)
 
 
-def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:
+def jobs_delete_settled(*, job_ids: Iterable[JobId], user: User | None = None) -> int:
     """Delete the settled jobs among ``job_ids`` (with their children). Returns how many ledger
     rows went, children included.
 
@@ -191,7 +178,7 @@ def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:
     Checks ``jobs.delete_job`` for ``user`` and writes a deletion entry per job deleted
     (children included), whichever door asked.
     """
-    _check_permission(user, "jobs.delete_job")
+    check_permissions(user, "jobs.delete_job")
     pks = [parse_job_id(job_id) for job_id in job_ids]
     who = _user_or_none(user)
     with transaction.atomic():
@@ -209,18 +196,16 @@ def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:
     return deleted
 
 
-def job_retry_now(*, job_id, user=None) -> Job:
+def job_retry_now(*, job_id: JobId, user: User | None = None) -> Job:
     """Send a retrying job at once instead of after the rest of its backoff.
 
     The row gets a fresh RQ delivery; the copy still scheduled in RQ is superseded (the runner
     skips a delivery whose id is not the row's). Checks ``jobs.retry_job``; audited.
     """
-    _check_permission(user, "jobs.retry_job")
+    check_permissions(user, "jobs.retry_job")
     pk = parse_job_id(job_id)
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=pk).first()
-        if job is None:
-            raise JobNotFound(f"No job with id {pk}")
+        job = _locked_job(pk)
         if job.state != JobState.RETRYING:
             raise JobStateError(f"Only a retrying job can be retried now; job {pk} is {job.state}")
         sent_at = job.dispatched_at
@@ -236,13 +221,13 @@ def _check_queue(queue: str) -> None:
         raise JobNotFound(f"No queue {queue!r}; the queues are {', '.join(conf.job_queues())}")
 
 
-def queue_pause(*, queue: str, user=None) -> bool:
+def queue_pause(*, queue: str, user: User | None = None) -> bool:
     """Hold ``queue`` on every worker: its jobs stay pending (visibly) until it is resumed.
 
     Kept in the database with who and when (``jobs.pause``), so it outlives any Redis restart.
     True if it was running before. Checks ``jobs.pause_queue``; audited.
     """
-    _check_permission(user, "jobs.pause_queue")
+    check_permissions(user, "jobs.pause_queue")
     _check_queue(queue)
     changed = set_paused(queue, True, user=_user_or_none(user))
     audit_note(user=_user_or_none(user), title=f"Queue {queue}", message=f"Paused queue {queue}")
@@ -250,12 +235,12 @@ def queue_pause(*, queue: str, user=None) -> bool:
     return changed
 
 
-def queue_resume(*, queue: str, user=None) -> int:
+def queue_resume(*, queue: str, user: User | None = None) -> int:
     """Let ``queue`` run again and send its waiting jobs now. Returns how many were sent.
 
     Checks ``jobs.pause_queue``; audited.
     """
-    _check_permission(user, "jobs.pause_queue")
+    check_permissions(user, "jobs.pause_queue")
     _check_queue(queue)
     set_paused(queue, False, user=_user_or_none(user))
     audit_note(user=_user_or_none(user), title=f"Queue {queue}", message=f"Resumed queue {queue}")

@@ -15,7 +15,7 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from jobs.models import Job, JobTarget
-from jobs.targets import Target, TargetIds
+from jobs.target_types import Target, TargetIds
 
 LinkRow = tuple[str, str, str]  # (target type, target id, label)
 

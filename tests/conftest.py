@@ -82,6 +82,6 @@ def _default_schedules(request):
     if marker is None and not {"db", "transactional_db"} & set(request.fixturenames):
         return
     request.getfixturevalue("db")
-    from jobs.schedules import schedules_load_defaults
+    from jobs.scheduling.store import schedules_load_defaults
 
     schedules_load_defaults()

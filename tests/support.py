@@ -157,7 +157,7 @@ def schedules_from(items: list[dict]):
     """Make the Schedule table hold exactly ``items`` (JOBS_SCHEDULES-style dicts), as an
     operator editing System → Schedules would: rows missing from ``items`` are deleted."""
     from jobs.models import Schedule
-    from jobs.schedule_defaults import default_fields
+    from jobs.scheduling.defaults import default_fields
 
     names = [item["id"] for item in items]
     Schedule.objects.exclude(name__in=names).delete()

@@ -10,7 +10,7 @@ from django.db.models import Q
 
 from jobs import selectors
 from jobs.registry import all_kinds, is_filterable_kind
-from jobs.targets import get_target_type
+from jobs.target_types import get_target_type
 
 
 class QueueFilter(admin.SimpleListFilter):

@@ -20,7 +20,7 @@ from jobs.models import Job, JobState
 from jobs.pause import pauses
 from jobs.registry import all_kinds, is_filterable_kind
 from jobs.selectors import queue_names
-from jobs.targets import all_target_types, get_target_type
+from jobs.target_types import all_target_types, get_target_type
 
 
 def target_filter_arguments() -> dict[str, graphene.ID]:

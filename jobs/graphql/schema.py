@@ -10,6 +10,7 @@ import graphene
 from api.errors import NotFound
 from api.graphql_utils import build_connection, check_page_size, selected_fields
 from api.permissions import require_staff
+from jobs.errors import JobNotFound
 from jobs.graphql import filters
 from jobs.graphql.mutations.cancel_job import CancelJob
 from jobs.graphql.mutations.queue_pause import PauseQueue, ResumeQueue
@@ -28,10 +29,10 @@ from jobs.graphql.types import (
     Worker,
 )
 from jobs.models import Job as JobModel
-from jobs.scheduler_status import scheduler_status
-from jobs.schedules import list_schedules
+from jobs.scheduling.listing import list_schedules
+from jobs.scheduling.status import scheduler_status
+from jobs.selectors import job_get
 from jobs.selectors import workers as list_workers
-from jobs.services import JobNotFound, job_get
 
 VIEW_JOB = "jobs.view_job"
 

@@ -8,8 +8,8 @@ import graphene
 from graphene.types.generic import GenericScalar
 
 from api.graphql_utils import PageInfo
-from jobs.cron import in_words
 from jobs.models import JobState
+from jobs.scheduling.cron import in_words
 from jobs.selectors import job_is_stale
 
 

@@ -5,7 +5,7 @@ import django.db.models.deletion
 
 def create_from_settings(apps, schema_editor):
     """The settings' schedules become rows (enabled state kept from ScheduleState)."""
-    from jobs.schedule_defaults import defaults  # pure data, no models
+    from jobs.scheduling.defaults import defaults  # pure data, no models
 
     Schedule = apps.get_model("jobs", "Schedule")
     ScheduleState = apps.get_model("jobs", "ScheduleState")

@@ -2,7 +2,7 @@
 in it fresh, so reconcile (``jobs.maintenance``) can tell a slow job from a dead one, and notices
 cancels and superseded attempts between a handler's own checks.
 
-(The scheduler's heartbeat is another thing: ``jobs.heartbeat``.)
+(The scheduler's heartbeat is another thing: ``jobs.scheduling.scheduler_heartbeat``.)
 """
 
 from __future__ import annotations

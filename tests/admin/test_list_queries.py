@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs.admin import JobAdmin
+from jobs.admin.job_admin import JobAdmin
 from jobs.models import Job, JobState
 from tests.admin.conftest import client_for, make_user
 from tests.support import link_main_targets

@@ -11,9 +11,10 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 
-from jobs.cron import next_run
 from jobs.models import Job, Schedule
-from jobs.schedules import registered_runs, schedule_is_enabled, schedule_set_enabled
+from jobs.scheduling.cron import next_run
+from jobs.scheduling.store import schedule_is_enabled, schedule_set_enabled
+from jobs.scheduling.sync import registered_runs
 from tests.admin.conftest import client_for, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
@@ -69,7 +70,7 @@ def test_editing_the_cron_changes_next_run_and_the_registered_entry_and_is_logge
 ):
     # Given the nightly schedule registered with rq-scheduler at 02:00
     nightly = schedule("nightly-consistency-check")
-    from jobs.schedules import register_schedules
+    from jobs.scheduling.sync import register_schedules
 
     register_schedules()
     assert registered_runs()["nightly-consistency-check"].hour == 2
@@ -175,7 +176,7 @@ def test_disable_button_unregisters_it_the_enable_button_brings_it_back_both_log
     admin_client, redis_conn, django_capture_on_commit_callbacks
 ):
     weekly = schedule("weekly-maintenance")
-    from jobs.schedules import register_schedules
+    from jobs.scheduling.sync import register_schedules
 
     register_schedules()
     with django_capture_on_commit_callbacks(execute=True):
@@ -239,7 +240,7 @@ def test_unknown_schedule_is_refused_and_changes_nothing(admin_client):
 
 
 def test_a_skipped_fire_is_shown_on_the_list_and_the_schedule_page(admin_client):
-    from jobs.schedules import fire
+    from jobs.scheduling.fire import fire
 
     nightly = schedule("nightly-consistency-check")
     Schedule.objects.filter(pk=nightly.pk).update(grace_seconds=60)
@@ -263,7 +264,7 @@ def test_jobs_list_and_schedules_page_show_the_scheduler_last_seen_and_flag_it_s
 ):
     import time
 
-    from jobs.heartbeat import HEARTBEAT_KEY
+    from jobs.scheduling.scheduler_heartbeat import HEARTBEAT_KEY
 
     redis_conn.set(HEARTBEAT_KEY, f"{time.time() - 3:.3f}")
     assert (

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from jobs import selectors
 from jobs.admin.display import hourly_chart_svg
-from jobs.cron import in_words as cron_in_words
 from jobs.models import Job, JobState
+from jobs.scheduling.cron import in_words as cron_in_words
 from tests.admin.conftest import client_for, failed_job, make_job, make_user
 from tests.factories import make_bundle, make_variant
 

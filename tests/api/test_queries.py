@@ -342,7 +342,7 @@ def test_run_schedule_runs_a_disabled_schedule_and_the_audit_says_it_was_disable
     gql, staff_with_perms
 ):
     # Given the nightly check disabled
-    from jobs.schedule_state import schedule_is_enabled, schedule_set_enabled
+    from jobs.scheduling.store import schedule_is_enabled, schedule_set_enabled
 
     schedule_set_enabled(schedule_id="nightly-consistency-check", enabled=False)
 
@@ -368,7 +368,7 @@ def test_run_schedule_of_the_disabled_inline_relay_runs_it_and_returns_no_job(
     gql, staff_with_perms
 ):
     # Given the relay schedule (it runs inline) disabled
-    from jobs.schedule_state import schedule_set_enabled
+    from jobs.scheduling.store import schedule_set_enabled
 
     schedule_set_enabled(schedule_id="relay-and-reconcile", enabled=False)
     # When

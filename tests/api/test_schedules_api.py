@@ -7,9 +7,9 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 
-from jobs.cron import next_run
-from jobs.heartbeat import HEARTBEAT_KEY
 from jobs.models import Schedule
+from jobs.scheduling.cron import next_run
+from jobs.scheduling.scheduler_heartbeat import HEARTBEAT_KEY
 
 pytestmark = [pytest.mark.django_db]
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import redis
 
 from config.embedded_redis import free_port, start_embedded_redis
-from jobs.heartbeat import HEARTBEAT_KEY
 from jobs.maintenance.ledger_pass import RECONCILE_DUE_KEY
 from jobs.pause import PAUSED_QUEUES_KEY
 from jobs.rq_compat import WORKERS_REGISTRY_KEY
+from jobs.scheduling.scheduler_heartbeat import HEARTBEAT_KEY
 from tests.e2e.test_demo import (
     ENQUEUE_SLOW,
     job_row,

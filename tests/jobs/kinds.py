@@ -14,7 +14,7 @@ import django_rq
 
 from jobs.parents import await_children
 from jobs.registry import job_kind
-from jobs.request_registry import register_request
+from jobs.request_functions import register_request
 
 QUEUE = "bundle-recompute"
 

@@ -11,7 +11,7 @@ from django.db import connection, connections, transaction
 from jobs.enqueue import enqueue
 from jobs.models import Job, JobState
 from jobs.runner.claim import claim
-from jobs.targets import Target
+from jobs.target_types import Target
 from tests.support import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]

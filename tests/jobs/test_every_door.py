@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from jobs.enqueue import enqueue
 from jobs.models import Job, JobState, JobTarget
-from jobs.schedules import fire
+from jobs.scheduling.fire import fire
 from tests.admin.conftest import client_for, make_user
 from tests.api.conftest import post_graphql
 

@@ -15,8 +15,8 @@ from django_rq import settings as rq_settings
 
 from config.embedded_redis import free_port
 from jobs.enqueue import enqueue
-from jobs.heartbeat import HEARTBEAT_KEY, write_heartbeat
 from jobs.models import Job
+from jobs.scheduling.scheduler_heartbeat import HEARTBEAT_KEY, write_heartbeat
 from tests.support import ROOT, test_database_url, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]

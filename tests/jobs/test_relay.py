@@ -391,7 +391,7 @@ def _dispatched(job: Job) -> bool:
     JOBS_SCHEDULES=[{"id": "relay-and-reconcile", "cron": "* * * * *", "kind": "relay"}]
 )
 def test_cron_relay_command_and_worker_pass_share_one_lock(redis_conn, token):
-    from jobs.schedules import fire
+    from jobs.scheduling.fire import fire
     from jobs.worker import JobsSimpleWorker
 
     # Given a job waiting for the relay, and another pass holding the ledger lock

@@ -136,7 +136,7 @@ def test_the_weekly_prune_drops_stored_hours_older_than_eight_days():
 
 
 def test_the_strip_says_more_than_when_stale_jobs_pass_the_cap(monkeypatch):
-    monkeypatch.setattr(selectors, "STALE_COUNT_CAP", 3)
+    monkeypatch.setattr(selectors.overview, "STALE_COUNT_CAP", 3)
     long_ago = timezone.now() - timedelta(hours=1)
     Job.objects.bulk_create(
         Job(

@@ -98,7 +98,7 @@ def test_retry_of_a_failed_job_runs_it_again_as_the_next_attempt(run_burst, redi
 
 
 def test_retry_refuses_a_job_that_is_not_failed_or_cancelled(token):
-    from jobs.services import JobStateError
+    from jobs.errors import JobStateError
 
     job = enqueue("test_noop", payload={"token": token}, trigger="command")
     with pytest.raises(JobStateError):

@@ -16,15 +16,11 @@ from django.utils import timezone
 from jobs.errors import JobError, JobPermissionDenied
 from jobs.maintenance.prune import prune_settled_jobs
 from jobs.models import Job, Schedule
-from jobs.request_registry import get_request
-from jobs.schedules import (
-    ScheduleError,
-    fire,
-    run_now,
-    schedule_create,
-    schedule_set_enabled,
-    schedule_update,
-)
+from jobs.request_functions import get_request
+from jobs.scheduling.fire import fire
+from jobs.scheduling.run_now import run_now
+from jobs.scheduling.store import schedule_create, schedule_set_enabled, schedule_update
+from jobs.scheduling.validation import ScheduleError
 
 pytestmark = [pytest.mark.django_db]
 
@@ -259,7 +255,8 @@ def _fire_through_the_scheduler(redis_conn, run_burst, name: str) -> None:
     burst worker run it (what happens at the cron time)."""
     from django.core.management import call_command
 
-    from jobs.schedules import get_scheduler, register_schedules
+    from jobs.scheduling.scheduler import get_scheduler
+    from jobs.scheduling.sync import register_schedules
 
     Schedule.objects.exclude(name=name).update(enabled=False)
     register_schedules(get_scheduler())

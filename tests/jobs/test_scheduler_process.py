@@ -20,8 +20,8 @@ import redis
 
 from config.embedded_redis import free_port, start_embedded_redis
 from jobs.models import Job, Schedule, ScheduleFire
-from jobs.scheduler_loop import ACTIVE_KEY
-from jobs.schedules import fire
+from jobs.scheduling.fire import fire
+from jobs.scheduling.scheduler_heartbeat import ACTIVE_KEY
 from tests.support import ROOT, test_database_url, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -277,7 +277,7 @@ def test_a_fire_asked_for_twice_makes_one_job(redis_conn):
 def test_missed_fire_within_grace_runs_once_on_recovery_beyond_grace_is_skipped(procs, redis_conn):
     # Given two every-minute schedules whose entries were due while the scheduler was down:
     # one 10 minutes ago with an hour's grace, one 2 hours ago with 10 minutes' grace
-    from jobs.schedules import register_schedules
+    from jobs.scheduling.sync import register_schedules
 
     probe = probe_schedule(grace=3600)
     other_schedules_off()
@@ -323,7 +323,7 @@ def test_an_edit_or_disable_in_the_table_reaches_the_running_scheduler_without_r
     Schedule.objects.filter(pk=probe.pk).update(cron="0 5 * * *")
     edited = time.monotonic()
     # Then the next enqueue moves to 05:00 within a cycle or two
-    from jobs.cron import next_run
+    from jobs.scheduling.cron import next_run
 
     expected = next_run("0 5 * * *").timestamp()
     wait_until(lambda: redis_conn.zscore(ZSET, RQ_ID) == expected, timeout=60, interval=0.1)

@@ -10,20 +10,15 @@ import django_rq
 import pytest
 from django.core.management import call_command
 
-from jobs.models import Job, JobState, JobTrigger
+from jobs.models import Job, JobState, JobTrigger, Schedule
 from jobs.registry import all_kinds
-from jobs.request_registry import get_request
-from jobs.schedules import (
-    fire,
-    get_scheduler,
-    list_schedules,
-    next_run,
-    register_schedules,
-    registered_runs,
-    run_now,
-    schedule_definitions,
-    schedule_queue,
-)
+from jobs.request_functions import get_request
+from jobs.scheduling.cron import next_run
+from jobs.scheduling.fire import fire
+from jobs.scheduling.listing import list_schedules
+from jobs.scheduling.run_now import run_now
+from jobs.scheduling.scheduler import get_scheduler
+from jobs.scheduling.sync import FIRE_FUNC, register_schedules, registered_runs, schedule_queue
 from tests.support import grant, schedules_from
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -95,6 +90,23 @@ def test_schedules_removed_from_settings_are_unregistered(redis_conn):
 
 
 @pytest.mark.usefixtures("test_schedules")
+def test_an_entry_stored_with_another_function_path_is_registered_again(redis_conn):
+    # Given an entry registered before ``fire`` moved (its job hash names the old path)
+    scheduler = get_scheduler()
+    register_schedules(scheduler)
+    rq_id = "schedule-test-every-minute"
+    [stale] = [job for job in scheduler.get_jobs() if job.id == rq_id]
+    stale.func_name = "jobs.schedules.fire"
+    stale.save()
+    # When the scheduler syncs
+    register_schedules(scheduler)
+    # Then the entry calls the function that exists, and is still there once
+    [job] = [job for job in scheduler.get_jobs() if job.id == rq_id]
+    assert job.func_name == FIRE_FUNC == "jobs.scheduling.fire.fire"
+    assert scheduled_ids(redis_conn).count(rq_id) == 1
+
+
+@pytest.mark.usefixtures("test_schedules")
 def test_a_due_schedule_enqueues_its_job_which_runs(redis_conn, run_burst):
     # Given a registered schedule that is due now (its score is the fire time it runs for)
     scheduler = get_scheduler()
@@ -160,7 +172,7 @@ def test_each_configured_schedule_fires_its_request(redis_conn, settings):
 
 
 def test_a_disabled_schedule_stays_off_across_scheduler_restarts_and_never_fires(redis_conn):
-    from jobs.schedule_state import schedule_set_enabled
+    from jobs.scheduling.store import schedule_set_enabled
 
     # Given the test schedules are registered, then one is disabled in the admin
     with schedules_from(TEST_SCHEDULES):
@@ -182,7 +194,7 @@ def test_a_disabled_schedule_stays_off_across_scheduler_restarts_and_never_fires
 def test_run_now_runs_a_disabled_schedules_job_because_the_operator_asked(
     redis_conn, django_user_model
 ):
-    from jobs.schedule_state import schedule_set_enabled
+    from jobs.scheduling.store import schedule_set_enabled
 
     # Given a schedule an operator disabled
     user = django_user_model.objects.create_user("ops", password="x", is_staff=True)
@@ -222,7 +234,7 @@ def test_scheduler_loop_started_three_times_keeps_each_schedule_once(redis_conn,
     # and each pass queued every schedule's run once
     queued = [
         rq_id
-        for name in {schedule_queue(item) for item in schedule_definitions()}
+        for name in {schedule_queue(s.request) for s in Schedule.objects.all()}
         for rq_id in django_rq.get_queue(name).get_job_ids()
     ]
     assert sorted(queued) == sorted(expected * 3)

@@ -44,7 +44,7 @@ def plain(term: str) -> list:
 
 @pytest.mark.parametrize("cap", [2000, 5])  # by ids; too many for ids: the plain filter
 def test_search_lists_the_same_jobs_newest_first_either_way(ledger, monkeypatch, cap):
-    monkeypatch.setattr(selectors, "SEARCH_IDS_MAX", cap)
+    monkeypatch.setattr(selectors.search, "SEARCH_IDS_MAX", cap)
     base = Job.objects.order_by("-created_at", "-pk")
     found = selectors.job_search_filter(base, term="Bundle 3")
     assert list(found.values_list("pk", flat=True)) == plain("Bundle 3")

@@ -6,8 +6,9 @@ import uuid
 
 import pytest
 
+from jobs.errors import JobNotFound
 from jobs.models import Job, JobState
-from jobs.services import JobNotFound, jobs_delete_settled
+from jobs.services import jobs_delete_settled
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -58,7 +59,7 @@ def test_purge_keeps_an_old_settled_parent_whose_children_are_still_active():
 
     from django.utils import timezone
 
-    from jobs.services import jobs_purge
+    from jobs.maintenance.prune import jobs_purge
 
     busy, done = row(JobState.COMPLETED), row(JobState.COMPLETED)
     running = row(JobState.RUNNING, parent=busy)
@@ -75,7 +76,7 @@ def test_purge_keeps_an_old_settled_parent_whose_children_are_still_active():
 def test_delete_settled_refuses_a_user_without_delete_job_and_deletes_nothing():
     from django.contrib.auth.models import User
 
-    from jobs.services import JobPermissionDenied
+    from jobs.errors import JobPermissionDenied
     from tests.support import grant
 
     viewer = grant(User.objects.create_user("viewer", is_staff=True), "jobs.view_job")

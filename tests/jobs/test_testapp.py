@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from jobs.models import JobState
-from jobs.request_registry import get_request
+from jobs.request_functions import get_request
 from jobs.runner import run_inline
 from tests.admin.conftest import client_for
 from tests.api.conftest import ALL_PERMS, make_user, post_graphql

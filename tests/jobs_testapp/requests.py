@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from jobs.enqueue import enqueue
 from jobs.models import Job
-from jobs.request_registry import register_request
-from jobs.targets import Target, register_target
+from jobs.request_functions import register_request
+from jobs.target_types import Target, register_target
 from tests.jobs_testapp.models import Widget
 
 

@@ -8,8 +8,8 @@ from django.db import transaction
 
 from api.errors import NotFound
 from api.permissions import require_staff
+from jobs.errors import JobNotFound
 from jobs.models import Job
-from jobs.services import JobNotFound
 
 VIEW_JOB = "jobs.view_job"
 

@@ -6,8 +6,9 @@ import graphene
 
 from api.errors import NotFound
 from api.permissions import require_staff
+from jobs.errors import JobNotFound
 from jobs.pause import queue_paused
-from jobs.services import JobNotFound, queue_pause, queue_resume
+from jobs.services import queue_pause, queue_resume
 
 PERMISSIONS = ("jobs.view_job", "jobs.pause_queue")
 

@@ -7,10 +7,11 @@ from django.db import transaction
 
 from api.errors import BadUserInput
 from api.permissions import require_staff
+from jobs.errors import JobStateError
 from jobs.graphql import filters
 from jobs.graphql.mutations.job_action import VIEW_JOB
 from jobs.models import JobState
-from jobs.services import JobStateError, job_retry
+from jobs.services import job_retry
 
 MAX_RETRY = 1000
 

@@ -15,7 +15,9 @@ from api.errors import Forbidden, NotFound
 from api.permissions import require_staff
 from jobs.errors import JobPermissionDenied
 from jobs.models import JobTrigger
-from jobs.schedules import ScheduleNotFound, run_now, schedule_is_enabled
+from jobs.scheduling.run_now import run_now
+from jobs.scheduling.store import schedule_is_enabled
+from jobs.scheduling.validation import ScheduleNotFound
 
 
 class RunSchedule(graphene.Mutation):

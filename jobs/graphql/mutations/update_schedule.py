@@ -16,7 +16,9 @@ from api.errors import Forbidden
 from api.permissions import require_staff
 from jobs.errors import JobPermissionDenied
 from jobs.graphql.types import Schedule
-from jobs.schedules import CHANGE_PERMISSION, list_schedules, schedule_update
+from jobs.scheduling.listing import list_schedules
+from jobs.scheduling.permissions import CHANGE_PERMISSION
+from jobs.scheduling.store import schedule_update
 
 
 class UpdateSchedule(graphene.Mutation):

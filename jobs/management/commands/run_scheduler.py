@@ -6,8 +6,10 @@ from django.core.management.base import BaseCommand, CommandError
 from rq_scheduler.utils import setup_loghandlers
 
 from jobs import conf
-from jobs.scheduler_loop import SchedulerLoop
-from jobs.schedules import get_scheduler, list_schedules, register_schedules
+from jobs.scheduling.listing import list_schedules
+from jobs.scheduling.loop import SchedulerLoop
+from jobs.scheduling.scheduler import get_scheduler
+from jobs.scheduling.sync import register_schedules
 
 
 class Command(BaseCommand):

@@ -1,10 +1,10 @@
 """The scheduler process's loop: one active instance across machines, never dying of Redis.
 
-Each cycle the instance holding the lock renews it, re-syncs rq-scheduler from the
-``Schedule`` table (a cheap diff, :func:`jobs.schedules.register_schedules`), moves what is due
-into the queues, and writes the heartbeat. Others wait as standbys and try to take the lock
-each cycle; the lock (redis-py's ``Lock``, a key with a TTL and an owner token) expires when
-its owner stops renewing it, so a standby takes over within the TTL plus one interval.
+Each cycle the instance holding the lock renews it, re-syncs rq-scheduler from the ``Schedule``
+table (a cheap diff, :func:`jobs.scheduling.sync.register_schedules`), moves what is due into
+the queues, and writes the heartbeat. Others wait as standbys and try to take the lock each
+cycle; the lock (redis-py's ``Lock``, a key with a TTL and an owner token) expires when its
+owner stops renewing it, so a standby takes over within the TTL plus one interval.
 
 Redis or database trouble never ends the loop: it logs once when the outage starts and once
 when it ends, and retries with a growing pause meanwhile.
@@ -22,19 +22,18 @@ from collections.abc import Callable
 from django.db import DatabaseError, close_old_connections
 from redis.exceptions import LockError, RedisError
 
-from jobs.heartbeat import HEARTBEAT_TTL, write_heartbeat
-from jobs.schedules import register_schedules
+from jobs.scheduling.scheduler import HeartbeatScheduler
+from jobs.scheduling.scheduler_heartbeat import ACTIVE_KEY, write_heartbeat
+from jobs.scheduling.sync import register_schedules
 
 logger = logging.getLogger("jobs.scheduler")
 
 LOCK_KEY = "jobs:scheduler:lock"
-# Who holds the lock, for people ("host pid"); same TTL as the lock.
-ACTIVE_KEY = "jobs:scheduler:active"
 MAX_BACKOFF = 15.0
 
 
 class SchedulerLoop:
-    def __init__(self, scheduler, *, interval: float, lock_ttl: int) -> None:
+    def __init__(self, scheduler: HeartbeatScheduler, *, interval: float, lock_ttl: int) -> None:
         self.scheduler = scheduler
         self.connection = scheduler.connection
         self.interval = float(interval)
@@ -129,12 +128,3 @@ class SchedulerLoop:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, stop)
-
-
-def active_scheduler(connection) -> str | None:
-    """Who the active scheduler is ("host pid"), or None (none, or Redis has forgotten)."""
-    value = connection.get(ACTIVE_KEY)
-    return value.decode() if isinstance(value, bytes) else value
-
-
-__all__ = ["HEARTBEAT_TTL", "SchedulerLoop", "active_scheduler"]

@@ -13,11 +13,10 @@ from django.conf import settings
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from jobs.heartbeat import heartbeat_age
+from jobs.scheduling.scheduler_heartbeat import ACTIVE_KEY, heartbeat_age
 
 logger = logging.getLogger(__name__)
 
-ACTIVE_KEY = "jobs:scheduler:active"  # written by jobs.scheduler_loop
 DEFAULT_MAX_AGE = 60
 
 
@@ -36,10 +35,12 @@ class SchedulerStatus:
 
 
 def max_age() -> int:
+    """Seconds after which a heartbeat counts as stale (``JOBS_HEALTH_SCHEDULER_MAX_AGE``)."""
     return int(getattr(settings, "JOBS_HEALTH_SCHEDULER_MAX_AGE", DEFAULT_MAX_AGE))
 
 
 def scheduler_status() -> SchedulerStatus:
+    """The scheduler's heartbeat and lock holder as read from Redis now."""
     limit = max_age()
     try:
         conn = django_rq.get_connection("default")

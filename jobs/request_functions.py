@@ -14,10 +14,10 @@ registers its own in its ``requests`` module::
     )
 
 Each request declares the permission(s) its work needs: a person creating, editing, enabling or
-running a schedule needs them besides the schedule permission (``jobs.schedules`` checks), and a
-cron fire runs as the person who last changed the schedule. ``validate`` gets the schedule's
-arguments and raises (``InvalidRequestArguments``, ``ValueError`` or any error with an
-``api_code`` and ``message``) when they would fail, so a bad argument is refused on save.
+running a schedule needs them besides the schedule permission (``jobs.scheduling.permissions``
+checks), and a cron fire runs as the person who last changed the schedule. ``validate`` gets the
+schedule's arguments and raises (``InvalidRequestArguments``, ``ValueError`` or any error with
+an ``api_code`` and ``message``) when they would fail, so a bad argument is refused on save.
 
 A schedule then names ``"bundles.check"`` with JSON ``kwargs`` (``{"scope": "active"}``), so the
 nightly check and the admin's "check active" button are the same request: one pending job,
@@ -31,6 +31,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from jobs.permissions import User, missing_permissions
 
 # The arguments every call gets from the door; a schedule's kwargs may not set them.
 DOOR_ARGUMENTS = ("trigger", "requested_by", "reason")
@@ -95,13 +97,13 @@ class RequestFunction:
                     f"{self.name}: {message}", audit=bool(getattr(exc, "audit", False))
                 ) from exc
 
-    def missing_permissions(self, user) -> list[str]:
+    def missing_permissions(self, user: User | None) -> list[str]:
         """The permissions ``user`` lacks for this work (none for ``None``, the system)."""
-        if user is None:
-            return []
-        return [perm for perm in self.permissions if not user.has_perm(perm)]
+        return missing_permissions(user, self.permissions)
 
-    def call(self, kwargs: dict, *, trigger: str, requested_by=None, reason: str = ""):
+    def call(
+        self, kwargs: dict, *, trigger: str, requested_by: User | None = None, reason: str = ""
+    ) -> Any:
         self.check_kwargs(kwargs)
         params = inspect.signature(self.func).parameters
         door = {"trigger": trigger}

@@ -2,7 +2,7 @@
 
 List with next run, last run and its state, enabled, missed fires; add and edit with the
 service's validation as form errors; enable / disable / run now (buttons and actions); each
-schedule's history (its jobs and fires) on its page. Writes go through ``jobs.schedules``,
+schedule's history (its jobs and fires) on its page. Writes go through ``jobs.scheduling``,
 which checks the permission and writes the admin log entry, so the admin does not log again.
 
 Permissions: ``jobs.view_schedule`` (or ``jobs.view_job``) to see, ``jobs.add_schedule`` /
@@ -17,7 +17,6 @@ import json
 import logging
 import re
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
@@ -28,69 +27,20 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from jobs.admin.links import jobs_changelist_url, jobs_queued_message
-from jobs.cron import in_words
+from jobs.admin.schedule_form import ScheduleForm
 from jobs.errors import JobPermissionDenied
 from jobs.models import Job, Schedule, ScheduleFire
-from jobs.request_registry import UnknownRequest, all_requests, get_request
-from jobs.scheduler_status import scheduler_status
-from jobs.schedules import (
-    EDITABLE,
-    ScheduleError,
-    registered_runs,
-    run_now,
-    schedule_check_write,
-    schedule_create,
-    schedule_set_enabled,
-    schedule_update,
-    schedule_validate_as,
-)
+from jobs.request_functions import UnknownRequest, get_request
+from jobs.scheduling.cron import in_words
+from jobs.scheduling.run_now import run_now
+from jobs.scheduling.status import scheduler_status
+from jobs.scheduling.store import EDITABLE, schedule_create, schedule_set_enabled, schedule_update
+from jobs.scheduling.sync import registered_runs
+from jobs.scheduling.validation import ScheduleError
 from jobs.timefmt import reltime
 
 logger = logging.getLogger(__name__)
 HISTORY_ROWS = 20
-
-
-class ScheduleForm(forms.ModelForm):
-    arguments = forms.JSONField(required=False, initial=dict, widget=forms.Textarea({"rows": 4}))
-    # Set by ScheduleAdmin.get_form: whose permissions the request is checked against.
-    user = None
-
-    class Meta:
-        model = Schedule
-        fields = ("name", *EDITABLE)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        known = ", ".join(r.name for r in all_requests())
-        self.fields["request"].help_text = f"A registered request function: {known}"
-
-    def clean(self):
-        data = super().clean()
-        if self.errors:
-            return data  # the field's own error first (a bad JSON, a missing value)
-        fields = {f: data.get(f) for f in self.Meta.fields if f in data}
-        if self.instance.pk:
-            fields.pop("name", None)
-        if fields.get("arguments") is None:
-            fields["arguments"] = {}
-        try:
-            # The permission first, as the service does: a refusal is a form error, logged
-            # (here, where nothing rolls it back: the admin saves in a transaction).
-            schedule_check_write(
-                user=self.user, schedule=self.instance if self.instance.pk else None, fields=fields
-            )
-            data.update(
-                schedule_validate_as(
-                    user=self.user,
-                    schedule=self.instance if self.instance.pk else None,
-                    fields=fields,
-                )
-            )
-        except JobPermissionDenied as exc:
-            self.add_error("request" if "request" in self.fields else None, exc.message)
-        except ScheduleError as exc:
-            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
-        return data
 
 
 @admin.register(Schedule)

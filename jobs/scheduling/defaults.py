@@ -1,8 +1,8 @@
 """The schedules' defaults from settings (``JOBS_SCHEDULES``) as ``Schedule`` field values.
 
 Pure data, no models: the data migration that creates the first rows and
-``jobs.schedules.schedules_load_defaults`` both read it. Settings decide a schedule only on its
-first creation; after that the row is the truth (edited in the admin or GraphQL).
+``jobs.scheduling.store.schedules_load_defaults`` both read it. Settings decide a schedule
+only on its first creation; after that the row is the truth (edited in the admin or GraphQL).
 """
 
 from __future__ import annotations
@@ -39,4 +39,5 @@ def default_fields(item: dict) -> dict:
 
 
 def defaults() -> list[dict]:
+    """Every ``JOBS_SCHEDULES`` entry as ``Schedule`` fields."""
     return [default_fields(item) for item in conf.schedules()]
