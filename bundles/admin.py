@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from jobs.admin.links import QueuedJobsMessageMixin
+from jobs.models import JobTrigger
 from jobs.timefmt import reltime
 
 from . import services
@@ -89,7 +90,11 @@ class ProductVariantAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
         broken: set[int] = set()
         for variant_id in queryset.values_list("pk", flat=True):
             try:
-                broken.update(services.variant_soft_delete(variant_id=variant_id))
+                broken.update(
+                    services.variant_soft_delete(
+                        variant_id=variant_id, trigger=JobTrigger.ADMIN, requested_by=request.user
+                    )
+                )
             except BundleError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
         self.message_user(

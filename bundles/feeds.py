@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from bundles import requests
-from bundles.errors import VariantNotFound
+from bundles import fanout
+from bundles.errors import InvalidJobOptions, VariantNotFound
 from bundles.models import ProductVariant
-from bundles.requests import InvalidJobOptions
 from jobs.models import Job
 
 # One feed call names at most this many variants (a request must stay a reasonable row).
@@ -64,7 +63,7 @@ def variants_changed_feed(
     coalesced recompute batches; several for a feed bigger than one fan-out holds). Validates
     first: bad or unknown ids create no job. Returns every fan-out, in order."""
     ids = variant_ids_checked(variant_ids)
-    return requests.variants_changed(
+    return fanout.variants_changed(
         variant_ids=ids,
         trigger=trigger,
         reason=reason or f"Feed changed {len(ids)} variant{'s' if len(ids) != 1 else ''}",

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.signals import post_delete, post_init, post_save
 
-from bundles import change_tracking, requests
+from bundles import change_tracking, fanout, requests
 from bundles.models import Bundle, BundleComponent, Product, ProductVariant
 from jobs.actor import current_user, note_queued
 
@@ -119,7 +119,7 @@ def _variant_saved(sender, instance: ProductVariant, created: bool, raw: bool, *
     fields = ", ".join(sorted(changes))
     # Only name/SKU changed: the bundles' prices stand, their search entries need a reindex.
     reindex_only = not _VARIANT_PRICING_NAMES.intersection(changes)
-    _noted(requests.variants_changed)(
+    _noted(fanout.variants_changed)(
         variant_ids=[instance.pk],
         trigger=TRIGGER,
         reason=f"Variant {instance.sku} {'renamed' if reindex_only else 'changed'}: {fields}",
@@ -144,7 +144,7 @@ def _product_saved(sender, instance: Product, created: bool, raw: bool, **kwargs
     # (the recompute writes it), and search shows the bundle's own name.
     if created or not changes or instance.is_bundle_shell:
         return
-    _noted(requests.products_renamed)(
+    _noted(fanout.products_renamed)(
         product_ids=[instance.pk],
         trigger=TRIGGER,
         reason=f"Product {instance.name} renamed",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bundles import requests
+from bundles import bulk, fanout, requests
+from bundles.errors import InvalidJobOptions
 from bundles.models import Bundle, ProductVariant
 from jobs import cli as jobcli
 
@@ -50,10 +51,10 @@ class Command(BaseCommand):
             raise CommandError("Give only one of: bundle ids, --all, --variants.")
         try:
             chosen_size = options["batch_size"]
-            batch_size = requests.batch_size_checked(
-                requests.bulk_batch_size() if chosen_size is None else chosen_size
+            batch_size = bulk.batch_size_checked(
+                bulk.bulk_batch_size() if chosen_size is None else chosen_size
             )
-        except requests.InvalidJobOptions as exc:
+        except InvalidJobOptions as exc:
             raise CommandError(f"--batch-size: {exc.message}") from exc
         reason = options["reason"] or "Requested from the command line"
         # --sync runs the job right here: RQ must not get it too.
@@ -81,7 +82,7 @@ class Command(BaseCommand):
                 if not ids:
                     raise CommandError("There are no bundles to recompute.")
             job = jobcli.create_job(
-                lambda: requests.bundles_bulk_enqueue(
+                lambda: bulk.bundles_bulk_enqueue(
                     operation="recompute",
                     bundle_ids=ids,
                     batch_size=batch_size,
@@ -102,7 +103,7 @@ class Command(BaseCommand):
         if missing:
             noun = "variant" if len(missing) == 1 else "variants"
             raise CommandError(f"No {noun} with id {', '.join(map(str, missing))}.")
-        return requests.variants_changed(
+        return fanout.variants_changed(
             variant_ids=variant_ids,
             trigger=jobcli.TRIGGER,
             reason=reason,
