@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bundles import bulk, fanout, requests
+from bundles import bulk, feeds, requests
 from bundles.errors import InvalidJobOptions
-from bundles.models import Bundle, ProductVariant
+from bundles.models import Bundle
 from jobs import cli as jobcli
 
 
@@ -61,7 +61,15 @@ class Command(BaseCommand):
         dispatch = not options["sync"]
 
         if variant_ids:
-            jobs = jobcli.create_job(lambda: self._fanout(variant_ids, reason, dispatch))
+            # The feed's door: unknown ids are refused (nothing recorded), then one fan-out.
+            jobs = jobcli.create_job(
+                lambda: feeds.variants_changed_feed(
+                    variant_ids=variant_ids,
+                    reason=reason,
+                    trigger=jobcli.TRIGGER,
+                    dispatch_on_commit=dispatch,
+                )
+            )
             jobcli.report_jobs(
                 self, jobs, wait=options["wait"], sync=options["sync"], timeout=options["timeout"]
             )
@@ -94,18 +102,4 @@ class Command(BaseCommand):
             )
         jobcli.report_job(
             self, job, wait=options["wait"], sync=options["sync"], timeout=options["timeout"]
-        )
-
-    @staticmethod
-    def _fanout(variant_ids: list[int], reason: str, dispatch: bool):
-        found = set(ProductVariant.objects.filter(pk__in=variant_ids).values_list("pk", flat=True))
-        missing = [i for i in variant_ids if i not in found]
-        if missing:
-            noun = "variant" if len(missing) == 1 else "variants"
-            raise CommandError(f"No {noun} with id {', '.join(map(str, missing))}.")
-        return fanout.variants_changed(
-            variant_ids=variant_ids,
-            trigger=jobcli.TRIGGER,
-            reason=reason,
-            dispatch_on_commit=dispatch,
         )
