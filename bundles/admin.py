@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -86,7 +87,7 @@ class ProductVariantAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
         description="Soft-delete selected variants (breaks bundles using them)",
         permissions=["delete"],
     )
-    def soft_delete_selected(self, request, queryset):
+    def soft_delete_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         broken: set[int] = set()
         for variant_id in queryset.values_list("pk", flat=True):
             try:

@@ -8,6 +8,7 @@ waits for the batches (``jobs.batches``), each ``bulk_batch`` runs one batch thr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -19,6 +20,9 @@ from bundles.selectors import existing_bundle_ids
 from jobs.enqueue import enqueue, enqueue_many
 from jobs.models import Job
 from jobs.targets import Target
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 BULK_OPERATIONS = tuple(BulkOperation)
 MIN_BATCH_SIZE = 1
@@ -55,7 +59,7 @@ def bundles_bulk_enqueue(
     continue_on_error: bool = True,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     dispatch_on_commit: bool = True,
 ) -> Job:
     """One parent job and, in the same transaction, its child jobs, one per batch of

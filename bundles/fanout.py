@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -26,6 +27,9 @@ from bundles.selectors import bundle_ids_using_products, bundle_ids_using_varian
 from jobs.enqueue import dispatch, enqueue, enqueue_coalesced
 from jobs.models import Job
 from jobs.targets import Target
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 Progress = Callable[[int, str], None]
 
@@ -88,7 +92,7 @@ def _enqueue_renames(
     payload: dict,
     trigger: str,
     reason: str,
-    requested_by,
+    requested_by: AbstractBaseUser | None,
     target: Target,
     dedup_key: str,
     dispatch_on_commit: bool,
@@ -116,7 +120,7 @@ def variants_changed(
     variant_ids: Sequence[int],
     trigger: str = "command",
     reason: str = "",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     label: str | None = None,
     reindex_only: bool = False,
     dispatch_on_commit: bool = True,
@@ -177,7 +181,7 @@ def products_renamed(
     product_ids: Sequence[int],
     trigger: str = "command",
     reason: str = "",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     label: str | None = None,
     dispatch_on_commit: bool = True,
 ) -> Job | None:
@@ -209,7 +213,7 @@ def bundles_recompute_coalesced(
     bundle_ids: Sequence[int],
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     dispatch_on_commit: bool = True,
     parent: Job | None = None,
 ) -> list[Job]:

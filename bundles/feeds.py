@@ -10,11 +10,15 @@ send no signals) tell the bundles here, and get the same coalesced recomputes a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from bundles import fanout
 from bundles.errors import InvalidJobOptions, VariantNotFound
 from bundles.models import ProductVariant
 from jobs.models import Job
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 # One feed call names at most this many variants (a request must stay a reasonable row).
 MAX_FEED_VARIANTS = 100_000
@@ -56,7 +60,7 @@ def variants_changed_feed(
     variant_ids: Sequence,
     reason: str = "",
     trigger: str = "command",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     dispatch_on_commit: bool = True,
 ) -> list[Job]:
     """Schedule the recomputes of every bundle using these variants (fan-out jobs that fill

@@ -32,7 +32,7 @@ from jobs import batches
 from jobs.context import JobContext
 from jobs.maintenance.prune import prune_settled_jobs
 from jobs.models import Job, JobState
-from jobs.parents import ordered_children
+from jobs.parents import AwaitChildren, ordered_children
 from jobs.registry import job_kind
 
 logger = logging.getLogger(__name__)
@@ -382,7 +382,7 @@ def bulk_operation(
     bundle_ids: Sequence[int],
     batch_size: int = bulk.DEFAULT_BULK_BATCH_SIZE,
     continue_on_error: bool = True,
-):
+) -> AwaitChildren:
     """Parent of a bulk operation: one child job per batch; settles when every child has.
 
     The children were recorded with the parent (``bulk.bundles_bulk_enqueue``) and go to

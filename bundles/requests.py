@@ -13,6 +13,7 @@ check and the weekly maintenance. Changed variants: ``bundles.fanout``; bulk ope
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bundles.errors import BundleNotFound, InvalidJobOptions, InvalidScope
 from bundles.kinds import Kind
@@ -21,6 +22,9 @@ from bundles.selectors import SCOPES, bundle_ids_for_scope, existing_bundle_ids
 from jobs.enqueue import enqueue
 from jobs.models import Job
 from jobs.targets import Target, TargetIds
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 # --- dedup keys and payload merges ------------------------------------------------------------
 
@@ -69,7 +73,7 @@ def bundle_recompute_enqueue(
     reason: str = "",
     force: bool = False,
     update_search: bool = True,
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     label: str | None = None,
     parent: Job | None = None,
     dispatch_on_commit: bool = True,
@@ -106,7 +110,7 @@ def bundle_recompute_request(
     reason: str = "",
     force: bool = False,
     update_search: bool = True,
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     dispatch_on_commit: bool = True,
 ) -> Job:
     """Like ``bundle_recompute_enqueue`` for ids typed by people: unknown id → BundleNotFound."""
@@ -133,7 +137,7 @@ def bundle_reindex_enqueue(
     bundle_id: int,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     label: str | None = None,
     parent: Job | None = None,
     dispatch_on_commit: bool = True,
@@ -157,7 +161,7 @@ def bundles_reindex_enqueue(
     bundle_ids: Sequence[int] | None,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     dispatch_on_commit: bool = True,
 ) -> Job:
     """Reindex the given bundles (``None`` = all). Unknown ids → BundleNotFound, no job."""
@@ -197,7 +201,7 @@ def bundles_check_enqueue(
     notify_admins: bool = False,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     dispatch_on_commit: bool = True,
 ) -> Job:
     """Consistency check of a scope (all / active / broken) or a list of bundle ids.
@@ -240,7 +244,9 @@ def bundles_check_enqueue(
     )
 
 
-def broken_check_enqueue(*, trigger: str, reason: str = "", requested_by=None) -> Job:
+def broken_check_enqueue(
+    *, trigger: str, reason: str = "", requested_by: AbstractBaseUser | None = None
+) -> Job:
     """The safety net after a component was deleted or disabled: check broken bundles, fix on.
 
     Deduped, so a burst of deletions makes one pending check.
@@ -261,7 +267,7 @@ def maintenance_enqueue(
     *,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     retention_days: int | None = None,
     notify_admins: bool = True,
 ) -> Job:

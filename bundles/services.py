@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, models, transaction
 from django.db.models import Count, ProtectedError
 from django.utils import timezone
@@ -693,7 +694,10 @@ def _locked_variant(variant_id: int) -> ProductVariant:
 
 
 def variant_soft_delete(
-    *, variant_id: int, trigger: str = JobTrigger.ADMIN, requested_by=None
+    *,
+    variant_id: int,
+    trigger: str = JobTrigger.ADMIN,
+    requested_by: AbstractBaseUser | None = None,
 ) -> list[int]:
     """Mark a variant deleted; returns the ids of the bundles that use it.
 

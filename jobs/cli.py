@@ -10,7 +10,7 @@ Both exit non-zero (CommandError) when the job ends failed or cancelled.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -45,7 +45,7 @@ def add_job_arguments(parser: CommandParser) -> None:
     )
 
 
-def parse_ids(values, what: str = "id") -> list[int]:
+def parse_ids(values: Iterable[object] | None, what: str = "id") -> list[int]:
     """Positive integer ids from the command line, or CommandError naming the bad one."""
     ids = []
     for value in values or []:
@@ -92,7 +92,9 @@ def _result_text(job: Job) -> str:
     return json.dumps(job.result, indent=2, sort_keys=True, default=str)
 
 
-def report_job(command: BaseCommand, job: Job, *, wait: bool, sync: bool, timeout=None) -> Job:
+def report_job(
+    command: BaseCommand, job: Job, *, wait: bool, sync: bool, timeout: float | None = None
+) -> Job:
     """Run / wait for / just announce ``job`` as the flags say, print the outcome."""
     out = command.stdout
     merged = f" (merged into a pending job, {job.merged_count} merged)" if job.merged_count else ""
@@ -115,7 +117,12 @@ def report_job(command: BaseCommand, job: Job, *, wait: bool, sync: bool, timeou
 
 
 def report_jobs(
-    command: BaseCommand, jobs: list[Job], *, wait: bool, sync: bool, timeout=None
+    command: BaseCommand,
+    jobs: list[Job],
+    *,
+    wait: bool,
+    sync: bool,
+    timeout: float | None = None,
 ) -> list[Job]:
     """``report_job`` for each of several jobs one request made (a feed bigger than one
     fan-out holds), in order: every one runs (``--sync``), is waited for or announced, even
