@@ -1,8 +1,9 @@
 """Job actions for the bundle admin (mixed into ``BundleAdmin``) and the bundle quick buttons on
 System → Jobs.
 
-Every action goes through ``bundles.requests`` — the same services GraphQL, commands and
-signals use — and answers "N jobs queued" with a link to exactly those jobs.
+Every action goes through the request functions (``bundles.requests``, ``bundles.bulk``) — the
+same ones GraphQL, commands and signals use — and answers "N jobs queued" with a link to
+exactly those jobs.
 """
 
 from __future__ import annotations

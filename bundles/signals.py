@@ -1,8 +1,13 @@
 """Receivers that turn catalog changes into jobs.
 
 Each receiver only answers "did something that bundles depend on change?" and, if so, asks
-for a job through ``bundles.requests``. The work itself (finding the bundles that use a
-variant, pricing them, indexing) happens in the jobs, never in the request that saved.
+for a job through ``bundles.fanout`` (variants, products) or ``bundles.requests`` (bundles,
+components). The work itself (finding the bundles that use a variant, pricing them, indexing)
+happens in the jobs, never in the request that saved.
+
+They are for saves made by others (admin change forms, scripts). A bundles service that
+changes what bundles depend on asks for its own jobs and writes with ``update()``, which sends
+no signal (``services.variant_soft_delete``), so nothing is asked for twice.
 
 Changes are detected without queries: ``post_init`` remembers the tracked values an instance
 was loaded with (``bundles.change_tracking``), ``post_save`` compares. Fixture loads
