@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from jobs.admin.links import QueuedJobsMessageMixin
+from jobs.models import JobTrigger
 from jobs.timefmt import reltime
 
 from . import services
@@ -85,11 +87,15 @@ class ProductVariantAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
         description="Soft-delete selected variants (breaks bundles using them)",
         permissions=["delete"],
     )
-    def soft_delete_selected(self, request, queryset):
+    def soft_delete_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         broken: set[int] = set()
         for variant_id in queryset.values_list("pk", flat=True):
             try:
-                broken.update(services.variant_soft_delete(variant_id=variant_id))
+                broken.update(
+                    services.variant_soft_delete(
+                        variant_id=variant_id, trigger=JobTrigger.ADMIN, requested_by=request.user
+                    )
+                )
             except BundleError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
         self.message_user(

@@ -1,8 +1,9 @@
 """Job actions for the bundle admin (mixed into ``BundleAdmin``) and the bundle quick buttons on
 System → Jobs.
 
-Every action goes through ``bundles.requests`` — the same services GraphQL, commands and
-signals use — and answers "N jobs queued" with a link to exactly those jobs.
+Every action goes through the request functions (``bundles.requests``, ``bundles.bulk``) — the
+same ones GraphQL, commands and signals use — and answers "N jobs queued" with a link to
+exactly those jobs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 
-from bundles import requests
+from bundles import bulk, requests
 from bundles.errors import BundleError
 from bundles.models import Bundle
 from bundles.selectors import bulk_batch_jobs
@@ -34,7 +35,7 @@ CHANGE_BUNDLE = "bundles.change_bundle"
 
 def _bulk_jobs(**request) -> list[Job]:
     """A bulk job and its batch jobs (``bundles_bulk_enqueue``): the jobs the answer links to."""
-    parent = requests.bundles_bulk_enqueue(**request)
+    parent = bulk.bundles_bulk_enqueue(**request)
     return [parent, *bulk_batch_jobs(parent=parent)]
 
 

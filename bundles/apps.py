@@ -8,9 +8,9 @@ class BundlesConfig(AppConfig):
 
     def ready(self) -> None:
         # Function-level imports: these modules import models, which app loading forbids at
-        # the top of apps.py. Importing handlers and requests registers the bundle job kinds,
-        # target types and request functions with the jobs app.
-        from . import handlers, requests, signals  # noqa: F401
+        # the top of apps.py. Importing handlers and registration registers the bundle job
+        # kinds, target types and schedulable request functions with the jobs app.
+        from . import handlers, registration, signals  # noqa: F401
 
         # Signal receivers are connected here, explicitly, never at import time.
         signals.connect()

@@ -77,3 +77,9 @@ class InvalidScope(BundleError):
         super().__init__(
             f"Invalid scope {scope!r}: use 'all', 'active', 'broken' or a list of bundle ids."
         )
+
+
+class InvalidJobOptions(BundleError, ValueError):
+    """An option of a bundle job request is out of range or unknown."""
+
+    code = "invalid_options"

@@ -10,12 +10,15 @@ send no signals) tell the bundles here, and get the same coalesced recomputes a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from bundles import requests
-from bundles.errors import VariantNotFound
+from bundles import fanout
+from bundles.errors import InvalidJobOptions, VariantNotFound
 from bundles.models import ProductVariant
-from bundles.requests import InvalidJobOptions
 from jobs.models import Job
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 # One feed call names at most this many variants (a request must stay a reasonable row).
 MAX_FEED_VARIANTS = 100_000
@@ -57,14 +60,14 @@ def variants_changed_feed(
     variant_ids: Sequence,
     reason: str = "",
     trigger: str = "command",
-    requested_by=None,
+    requested_by: AbstractBaseUser | None = None,
     dispatch_on_commit: bool = True,
 ) -> list[Job]:
     """Schedule the recomputes of every bundle using these variants (fan-out jobs that fill
     coalesced recompute batches; several for a feed bigger than one fan-out holds). Validates
     first: bad or unknown ids create no job. Returns every fan-out, in order."""
     ids = variant_ids_checked(variant_ids)
-    return requests.variants_changed(
+    return fanout.variants_changed(
         variant_ids=ids,
         trigger=trigger,
         reason=reason or f"Feed changed {len(ids)} variant{'s' if len(ids) != 1 else ''}",

@@ -1,6 +1,6 @@
 """Bundle job handlers: ids in, call the bundle services, report progress.
 
-The jobs app's ``ready()`` imports this module, which registers the kinds below. Handlers are
+``BundlesConfig.ready()`` imports this module, which registers the kinds below. Handlers are
 thin: they tolerate rows that vanished since the job was asked for, turn the services'
 progress into ``ctx.set_progress`` and return a JSON-able result for the ledger.
 
@@ -22,38 +22,29 @@ import logging
 from collections.abc import Callable, Sequence
 
 from django.core.mail import mail_admins
-from django.db import transaction
 
-from bundles import requests, services
+from bundles import bulk, services
 from bundles.errors import BundleNotFound
+from bundles.fanout import fanout_run
 from bundles.kinds import BulkOperation, Kind
-from bundles.models import Bundle
-from bundles.selectors import (
-    bundle_ids_split,
-    bundle_ids_using_products,
-    bundle_ids_using_variants,
-)
+from bundles.selectors import bundle_ids_split
 from jobs.context import JobContext
 from jobs.maintenance.prune import prune_settled_jobs
 from jobs.models import Job, JobState
-from jobs.parents import await_children, ordered_children
+from jobs.parents import AwaitChildren, await_children, ordered_children
 from jobs.registry import job_kind
-from jobs.runner import run_inline
 from jobs.services import retry_unfinished
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, str], None]
 
-# How many recomputes a fan-out enqueues per transaction (and per progress step).
-FANOUT_CHUNK = 200
-
 
 class BulkBatchFailed(Exception):
     """A batch of a bulk operation hit errors and the operation does not continue on errors."""
 
 
-def _scaled(ctx: JobContext, start: int, end: int) -> Progress:
+def _progress_range(ctx: JobContext, start: int, end: int) -> Progress:
     """A progress callback mapping a step's 0–100 % onto ``start``–``end`` of the whole job."""
 
     def report(pct: int, message: str = "") -> None:
@@ -62,12 +53,10 @@ def _scaled(ctx: JobContext, start: int, end: int) -> Progress:
     return report
 
 
-def _is_inline(ctx: JobContext) -> bool:
-    """True when the job runs through ``run_inline`` (``--sync``), not in an RQ worker.
-
-    Jobs it spawns are then run here too instead of being handed to RQ.
-    """
-    return ctx.rq_job is None
+def _dispatch_spawned(ctx: JobContext) -> bool:
+    """Hand the jobs this one spawns to RQ? Not when it runs inline (``--sync``, no RQ job):
+    the door that ran it runs them next, in this process (``jobs.cli.run_spawned_inline``)."""
+    return ctx.rq_job is not None
 
 
 # --- recompute ----------------------------------------------------------------------------------
@@ -191,9 +180,13 @@ def maintenance(
 ) -> dict:
     """Weekly: check all bundles with fixing on, reindex all, purge old settled jobs."""
     check = _run_check(
-        ctx, scope="all", fix=True, notify_admins=notify_admins, progress=_scaled(ctx, 0, 60)
+        ctx,
+        scope="all",
+        fix=True,
+        notify_admins=notify_admins,
+        progress=_progress_range(ctx, 0, 60),
     )
-    reindexed = services.bundles_reindex(bundle_ids=None, progress=_scaled(ctx, 60, 95))
+    reindexed = services.bundles_reindex(bundle_ids=None, progress=_progress_range(ctx, 60, 95))
     purged, days = prune_settled_jobs(
         older_than_days=None if retention_days is None else int(retention_days)
     )
@@ -215,88 +208,17 @@ def fanout(
     product_ids: Sequence[int] = (),
     reindex_only: bool = False,
 ) -> dict:
-    """Find the bundles that use the changed variants (or products' variants) and enqueue
-    their recomputes, or only their reindexes with ``reindex_only`` (renames); deduped.
-
-    Run inline (``--sync``) it also runs those jobs here, so no worker is needed.
-    """
-    inline = _is_inline(ctx)
-    bundle_ids = sorted(
-        set(bundle_ids_using_variants(variant_ids=variant_ids))
-        | set(bundle_ids_using_products(product_ids=product_ids))
+    """The bundles using the changed variants (or products' variants) go into coalesced
+    recompute batches, or get their reindexes with ``reindex_only`` (renames): ``fanout_run``."""
+    return fanout_run(
+        job=ctx.job,
+        variant_ids=variant_ids,
+        product_ids=product_ids,
+        reason=reason,
+        reindex_only=reindex_only,
+        dispatch_on_commit=_dispatch_spawned(ctx),
+        progress=ctx.set_progress,
     )
-    changed = [f"variant(s) {_few(variant_ids)}"] if variant_ids else []
-    changed += [f"product(s) {_few(product_ids)}"] if product_ids else []
-    why = (reason or f"{' and '.join(changed).capitalize()} changed")[:255]
-    total = len(bundle_ids)
-    result: dict = {"variant_ids": list(variant_ids), "bundles": total}
-    if product_ids:
-        result["product_ids"] = list(product_ids)
-    if reindex_only:
-        result |= _fanout_reindexes(ctx, bundle_ids, why=why, inline=inline)
-        return result
-    # Coalesced batches of up to BUNDLES_RECOMPUTE_BATCH_SIZE: one transaction per batch's
-    # worth, so the first batch reaches RQ while the rest are still being placed.
-    size = requests.recompute_batch_size()
-    placed: list[Job] = []
-    for start in range(0, total, size):
-        with transaction.atomic():
-            for job in requests.bundles_recompute_coalesced(
-                bundle_ids=bundle_ids[start : start + size],
-                trigger=ctx.job.trigger,
-                reason=why,
-                requested_by=ctx.job.requested_by,
-                dispatch_on_commit=not inline,
-                parent=ctx.job,
-            ):
-                if job not in placed:
-                    placed.append(job)
-        done = min(start + size, total)
-        ctx.set_progress(done * 100 // total, f"{done}/{total} bundles")
-    if inline:
-        for job in placed:
-            run_inline(job)
-    result["batches"] = [str(job.pk) for job in placed]
-    return result
-
-
-def _few(ids: Sequence[int], shown: int = 10) -> str:
-    """ "1, 2, 3" — or the first ``shown`` and "+N more", so a feed's reason stays short."""
-    ids = list(ids)
-    more = f" (+{len(ids) - shown} more)" if len(ids) > shown else ""
-    return ", ".join(map(str, ids[:shown])) + more
-
-
-def _fanout_reindexes(ctx: JobContext, bundle_ids: list[int], *, why: str, inline: bool) -> dict:
-    """Renames: one deduplicated reindex per bundle (search shows names, prices are kept)."""
-    names = dict(Bundle.objects.filter(pk__in=bundle_ids).values_list("pk", "name"))
-    created = merged = 0
-    spawned: list[Job] = []
-    total = len(bundle_ids)
-    for start in range(0, total, FANOUT_CHUNK):
-        # One transaction per chunk: its jobs reach RQ together when it commits.
-        with transaction.atomic():
-            for bundle_id in bundle_ids[start : start + FANOUT_CHUNK]:
-                job = requests.bundle_reindex_enqueue(
-                    bundle_id=bundle_id,
-                    trigger=ctx.job.trigger,
-                    reason=why,
-                    label=names.get(bundle_id),
-                    requested_by=ctx.job.requested_by,
-                    parent=ctx.job,
-                    dispatch_on_commit=not inline,
-                )
-                spawned.append(job)
-                if job.parent_id == ctx.job.pk:
-                    created += 1
-                else:
-                    merged += 1
-        done = min(start + FANOUT_CHUNK, total)
-        ctx.set_progress(done * 100 // total, f"{done}/{total} bundles")
-    if inline:
-        for job in spawned:
-            run_inline(job)
-    return {"reindexes_enqueued": created, "reindexes_merged": merged}
 
 
 # --- recompute batches --------------------------------------------------------------------------
@@ -418,53 +340,13 @@ def bulk_batch(
     return result
 
 
-def _summarize_parent(parent: Job) -> dict:
-    return _summarize(parent.payload.get("operation", ""), parent.pk)
-
-
-@job_kind(
-    Kind.BULK_OPERATION,
-    queue="bundle-bulk-operation",
-    max_attempts=1,
-    backoff=(),
-    timeout=6 * 3600,
-    summarize=_summarize_parent,
-)
-def bulk_operation(
-    ctx: JobContext,
-    *,
-    operation: str,
-    bundle_ids: Sequence[int],
-    batch_size: int = requests.DEFAULT_BULK_BATCH_SIZE,
-    continue_on_error: bool = True,
-):
-    """Parent of a bulk operation: one child job per batch; settles when every child has.
-
-    The children were recorded with the parent (``requests.bundles_bulk_enqueue``) and go to
-    RQ like any job, so several workers share them. The parent holds no worker while they run:
-    it returns ``await_children()`` and the runner settles it when its last batch
-    settles (``jobs.parents``), its progress the batches' combined progress and its result
-    :func:`_summarize`. A failed batch is run again only when the parent itself is retried.
-    """
-    if operation not in BATCH_OPERATIONS:
-        raise ValueError(f"Unknown bulk operation {operation!r}")
-    if not Job.objects.filter(parent=ctx.job).exists():
-        # A parent recorded without its batches: through ``enqueue`` itself (a schedule, run
-        # now) or by an earlier version, which made them only when the parent ran.
-        with transaction.atomic():
-            requests.bulk_batches_enqueue(parent=ctx.job, dispatch_on_commit=not _is_inline(ctx))
-    elif ctx.job.attempts > 1:  # a re-run (retry): the batches that did not complete run again
-        retry_unfinished(ctx.job)
-    return await_children()
-
-
-def _summarize(operation: str, parent_id) -> dict:
+def _summarize(parent: Job) -> dict:
     """The bulk result from its batches, read once, streamed: only the fields it needs."""
     ok = batches_count = 0
     errors: list[dict] = []
     failed_batches: list[dict] = []
     rows = (
-        ordered_children(parent_id)
+        ordered_children(parent.pk)
         .filter(kind=Kind.BULK_BATCH)
         .values_list("pk", "state", "payload__batch", "result__ok", "result__errors", "errors")
     )
@@ -476,10 +358,41 @@ def _summarize(operation: str, parent_id) -> dict:
             message = attempt_errors[-1]["message"] if attempt_errors else state
             failed_batches.append({"batch": batch, "job": str(pk), "message": message})
     return {
-        "operation": operation,
+        "operation": parent.payload.get("operation", ""),
         "batches": batches_count,
         "completed_batches": batches_count - len(failed_batches),
         "failed_batches": failed_batches,
         "ok": ok,
         "errors": errors,
     }
+
+
+@job_kind(
+    Kind.BULK_OPERATION,
+    queue="bundle-bulk-operation",
+    max_attempts=1,
+    backoff=(),
+    timeout=6 * 3600,
+    summarize=_summarize,
+)
+def bulk_operation(
+    ctx: JobContext,
+    *,
+    operation: str,
+    bundle_ids: Sequence[int],
+    batch_size: int = bulk.DEFAULT_BULK_BATCH_SIZE,
+    continue_on_error: bool = True,
+) -> AwaitChildren:
+    """Parent of a bulk operation: one child job per batch; settles when every child has.
+
+    The children were recorded with the parent (``bulk.bundles_bulk_enqueue``) and go to
+    RQ like any job, so several workers share them. The parent holds no worker while they run:
+    it returns ``await_children()`` and the runner settles it when its last batch
+    settles (``jobs.parents``), its progress the batches' combined progress and its result
+    :func:`_summarize`. A failed batch is run again only when the parent itself is retried.
+    """
+    if operation not in BATCH_OPERATIONS:
+        raise ValueError(f"Unknown bulk operation {operation!r}")
+    if ctx.job.attempts > 1:  # a re-run (retry): the batches that did not complete run again
+        retry_unfinished(ctx.job)
+    return await_children()

@@ -15,12 +15,15 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, models, transaction
 from django.db.models import Count, ProtectedError
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import evaluation, pricing
+from jobs.models import JobTrigger
+
+from . import evaluation, fanout, pricing, requests
 from .errors import BundleError, BundleNotFound, VariantInUseError
 from .integrity import (
     QUANTITY_MAX,
@@ -678,6 +681,7 @@ def bundles_set_status(*, bundle_ids: Sequence[int], status: str) -> dict:
 
 
 def _locked_variant(variant_id: int) -> ProductVariant:
+    """The variant, locked for this transaction; refused when unknown or a bundle's shell."""
     variant = ProductVariant.objects.select_for_update().filter(pk=variant_id).first()
     if variant is None:
         raise BundleError(f"No variant with id {variant_id}.", code="variant_not_found")
@@ -689,24 +693,49 @@ def _locked_variant(variant_id: int) -> ProductVariant:
     return variant
 
 
-def variant_soft_delete(*, variant_id: int) -> list[int]:
+def variant_soft_delete(
+    *,
+    variant_id: int,
+    trigger: str = JobTrigger.ADMIN,
+    requested_by: AbstractBaseUser | None = None,
+) -> list[int]:
     """Mark a variant deleted; returns the ids of the bundles that use it.
 
-    Those bundles become broken in the background: the save's receivers enqueue the fan-out
-    (their recomputes) and the broken-scope check. Nothing is recomputed in the request.
+    Those bundles become broken in the background: this service asks for the fan-out (their
+    recomputes) and the broken-scope check itself, on commit. Nothing is recomputed here.
+
+    The rule: a service that changes what bundles depend on writes with ``update()`` and asks
+    for its jobs explicitly; the signal receivers are for saves made by others (the variant's
+    admin form, scripts), so nothing is asked for twice.
     """
     with transaction.atomic():
         variant = _locked_variant(variant_id)
-        if variant.deleted_at is None:
-            variant.deleted_at = timezone.now()
-            # save(), not update(): the receivers must see the deletion.
-            variant.save(update_fields=["deleted_at", "updated_at"])
         bundle_ids = bundle_ids_using_variants(variant_ids=[variant.pk])
+        if variant.deleted_at is not None:
+            return bundle_ids  # deleted already: its jobs were asked for then
+        now = timezone.now()
+        ProductVariant.objects.filter(pk=variant.pk).update(deleted_at=now, updated_at=now)
+        fanout.variants_changed(
+            variant_ids=[variant.pk],
+            trigger=trigger,
+            reason=f"Variant {variant.sku} deleted",
+            requested_by=requested_by,
+            label=variant.sku,
+        )
+        if bundle_ids:  # the safety net: the broken scope is checked (and fixed) too
+            requests.broken_check_enqueue(
+                trigger=trigger,
+                reason=f"Component variant {variant.sku} deleted",
+                requested_by=requested_by,
+            )
     return bundle_ids
 
 
 def variant_hard_delete(*, variant_id: int) -> None:
-    """Delete a variant for good; refused (VariantInUseError, nothing deleted) while used."""
+    """Delete a variant for good; refused (VariantInUseError, nothing deleted) while used.
+
+    No job is asked for: a variant no bundle uses changes no bundle.
+    """
     with transaction.atomic():
         variant = _locked_variant(variant_id)
         blocking = bundles_using_variant(variant_id=variant.pk)

@@ -1,8 +1,13 @@
 """Receivers that turn catalog changes into jobs.
 
 Each receiver only answers "did something that bundles depend on change?" and, if so, asks
-for a job through ``bundles.requests``. The work itself (finding the bundles that use a
-variant, pricing them, indexing) happens in the jobs, never in the request that saved.
+for a job through ``bundles.fanout`` (variants, products) or ``bundles.requests`` (bundles,
+components). The work itself (finding the bundles that use a variant, pricing them, indexing)
+happens in the jobs, never in the request that saved.
+
+They are for saves made by others (admin change forms, scripts). A bundles service that
+changes what bundles depend on asks for its own jobs and writes with ``update()``, which sends
+no signal (``services.variant_soft_delete``), so nothing is asked for twice.
 
 Changes are detected without queries: ``post_init`` remembers the tracked values an instance
 was loaded with (``bundles.change_tracking``), ``post_save`` compares. Fixture loads
@@ -15,7 +20,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.signals import post_delete, post_init, post_save
 
-from bundles import change_tracking, requests
+from bundles import change_tracking, fanout, requests
 from bundles.models import Bundle, BundleComponent, Product, ProductVariant
 from jobs.actor import current_user, note_queued
 
@@ -119,7 +124,7 @@ def _variant_saved(sender, instance: ProductVariant, created: bool, raw: bool, *
     fields = ", ".join(sorted(changes))
     # Only name/SKU changed: the bundles' prices stand, their search entries need a reindex.
     reindex_only = not _VARIANT_PRICING_NAMES.intersection(changes)
-    _noted(requests.variants_changed)(
+    _noted(fanout.variants_changed)(
         variant_ids=[instance.pk],
         trigger=TRIGGER,
         reason=f"Variant {instance.sku} {'renamed' if reindex_only else 'changed'}: {fields}",
@@ -144,7 +149,7 @@ def _product_saved(sender, instance: Product, created: bool, raw: bool, **kwargs
     # (the recompute writes it), and search shows the bundle's own name.
     if created or not changes or instance.is_bundle_shell:
         return
-    _noted(requests.products_renamed)(
+    _noted(fanout.products_renamed)(
         product_ids=[instance.pk],
         trigger=TRIGGER,
         reason=f"Product {instance.name} renamed",

@@ -2,14 +2,15 @@
 
 Without either flag a command records the job and returns at once (a worker runs it).
 ``--wait`` shows a progress bar until the job settles; ``--sync`` runs the job in this
-process through the same runner the workers use (no Redis or worker needed). Both exit
-non-zero (CommandError) when the job ends failed or cancelled.
+process through the same runner the workers use (no Redis or worker needed), then the jobs it
+spawned (its children, theirs, …) the same way, so the work is done when the command returns.
+Both exit non-zero (CommandError) when the job ends failed or cancelled.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -44,7 +45,7 @@ def add_job_arguments(parser: CommandParser) -> None:
     )
 
 
-def parse_ids(values, what: str = "id") -> list[int]:
+def parse_ids(values: Iterable[object] | None, what: str = "id") -> list[int]:
     """Positive integer ids from the command line, or CommandError naming the bad one."""
     ids = []
     for value in values or []:
@@ -91,7 +92,9 @@ def _result_text(job: Job) -> str:
     return json.dumps(job.result, indent=2, sort_keys=True, default=str)
 
 
-def report_job(command: BaseCommand, job: Job, *, wait: bool, sync: bool, timeout=None) -> Job:
+def report_job(
+    command: BaseCommand, job: Job, *, wait: bool, sync: bool, timeout: float | None = None
+) -> Job:
     """Run / wait for / just announce ``job`` as the flags say, print the outcome."""
     out = command.stdout
     merged = f" (merged into a pending job, {job.merged_count} merged)" if job.merged_count else ""
@@ -100,6 +103,7 @@ def report_job(command: BaseCommand, job: Job, *, wait: bool, sync: bool, timeou
         job = run_inline(job)
         if not job.is_settled:  # a worker claimed it first: follow that run instead
             job = _wait_with_bar(command, job, timeout=timeout)
+        _report_spawned(command, run_spawned_inline(job))
     elif wait:
         out.write(f"Enqueued {_describe(job)}{merged}; waiting for a worker…")
         job = _wait_with_bar(command, job, timeout=timeout)
@@ -113,7 +117,12 @@ def report_job(command: BaseCommand, job: Job, *, wait: bool, sync: bool, timeou
 
 
 def report_jobs(
-    command: BaseCommand, jobs: list[Job], *, wait: bool, sync: bool, timeout=None
+    command: BaseCommand,
+    jobs: list[Job],
+    *,
+    wait: bool,
+    sync: bool,
+    timeout: float | None = None,
 ) -> list[Job]:
     """``report_job`` for each of several jobs one request made (a feed bigger than one
     fan-out holds), in order: every one runs (``--sync``), is waited for or announced, even
@@ -134,6 +143,45 @@ def report_jobs(
             f"{len(failures)} of {len(jobs)} jobs did not complete: " + "; ".join(failures)
         )
     return done
+
+
+# A spawned job still to run: recorded, not yet claimed (or waiting for its next attempt).
+_WAITING = (JobState.PENDING, JobState.RETRYING)
+
+
+def run_spawned_inline(job: Job) -> list[Job]:
+    """Run here, in creation order, the waiting jobs ``job`` spawned — its children, then
+    theirs — until none remain; returns them as they settled.
+
+    A handler run inline leaves the jobs it asks for undispatched (nothing else would run them
+    without a worker); this is where they run, so no handler calls the runner itself. A job
+    another request opened and this one only added to is not its child: whoever opened it runs
+    it. A parent's own children already ran inside ``run_inline``; they are settled by now.
+    """
+    ran: list[Job] = []
+    seen: set = set()
+    parents = [job.pk]
+    while parents:
+        waiting = (
+            Job.objects.filter(parent_id__in=parents, state__in=_WAITING)
+            .exclude(pk__in=seen)
+            .order_by("created_at", "pk")
+        )
+        parents = []
+        for child in list(waiting):
+            seen.add(child.pk)  # run once, even if it is still waiting afterwards
+            ran.append(run_inline(child))
+            parents.append(child.pk)
+    return ran
+
+
+def _report_spawned(command: BaseCommand, ran: list[Job]) -> None:
+    if not ran:
+        return
+    unfinished = [j for j in ran if j.state != JobState.COMPLETED]
+    command.stdout.write(f"Ran {len(ran)} job(s) it spawned here.")
+    for job in unfinished:  # the requested job's outcome decides the exit status, not these
+        command.stdout.write(command.style.WARNING(f"{_describe(job)} ended {job.state}."))
 
 
 def _wait_with_bar(command: BaseCommand, job: Job, *, timeout) -> Job:

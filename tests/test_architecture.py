@@ -1,5 +1,5 @@
 """The import contracts in pyproject.toml ([tool.importlinter]) hold: jobs knows nothing of
-bundles or config, api sits below the domains, and jobs' own modules form layers."""
+bundles or config, api sits below the domains, and jobs' and bundles' own modules form layers."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ EXPECTED_CONTRACTS = {
     "only the domains' graphql packages import api",
     "jobs' modules form layers (no cycles): doors over services over the ledger core",
     "the runner's steps form layers: entry points over the handover over one attempt's steps",
+    "bundles' modules form layers: doors over handlers over services over requests over the "
+    "engine over the pure rules over models",
 }
 
 
@@ -49,6 +51,10 @@ def test_every_module_of_jobs_has_a_layer():
         inside = {p.stem for p in (ROOT / "jobs" / package).glob("*.py") if p.stem != "__init__"}
         assert inside - named == set(), package
     assert _modules(ROOT / "jobs") - layered - split == set()
+
+
+def test_every_module_of_bundles_has_a_layer():
+    assert _modules(ROOT / "bundles") - _layered("bundles") == set()
 
 
 def test_every_module_of_the_runner_has_a_layer():

@@ -233,3 +233,29 @@ def test_a_bundle_whose_component_was_deleted_since_can_still_be_renamed(admin_c
     assert response.status_code == 302
     bundle.refresh_from_db()
     assert bundle.name == "Kit renamed"
+
+
+def test_the_soft_delete_action_asks_for_the_jobs_as_the_admin_user(admin_client, admin_user):
+    from jobs.models import Job
+
+    # Given a variant a bundle uses
+    battery = make_variant(sku="BAT-77")
+    kit = make_bundle(components=[(battery, 1), (make_variant(), 1)])
+    # When it is soft-deleted with the variant list's action
+    response = admin_client.post(
+        reverse("admin:bundles_productvariant_changelist"),
+        {"action": "soft_delete_selected", "_selected_action": [battery.pk]},
+        follow=True,
+    )
+    # Then it is deleted, the page says how many bundles use it, and the service asked for the
+    # fan-out and the broken-scope check, from the admin, as that user
+    assert response.status_code == 200
+    battery.refresh_from_db()
+    assert battery.deleted_at is not None
+    assert "1 bundle(s) use these variants" in response.content.decode()
+    asked = Job.objects.filter(kind__in=("fanout", "consistency_check"))
+    assert sorted(asked.values_list("kind", "trigger", "requested_by")) == [
+        ("consistency_check", "admin", admin_user.pk),
+        ("fanout", "admin", admin_user.pk),
+    ]
+    assert Bundle.objects.get(pk=kit.pk).status == Bundle.Status.ACTIVE  # broken by the jobs

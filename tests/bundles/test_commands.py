@@ -101,9 +101,14 @@ def test_recompute_variants_sync_fans_out_and_recomputes_here(redis_conn):
     battery = make_variant(price="10.00")
     kit = make_bundle(components=[(battery, 2)])
     ProductVariant.objects.filter(pk=battery.pk).update(price=Decimal("12.50"))  # an import
-    run("recompute_bundles", "--variants", str(battery.pk), "--sync")
-    assert jobs("fanout").get().state == JobState.COMPLETED
-    assert jobs("recompute_batch").get().state == JobState.COMPLETED
+    out, _ = run("recompute_bundles", "--variants", str(battery.pk), "--sync")
+    fanout = jobs("fanout").get()
+    assert fanout.state == JobState.COMPLETED
+    batch = jobs("recompute_batch").get()
+    assert batch.state == JobState.COMPLETED
+    # The batch is the fan-out's child: the command (jobs.cli), not the handler, ran it here
+    assert batch.parent_id == fanout.pk
+    assert "Ran 1 job(s) it spawned here." in out
     assert rq_queued() == 0
     assert Bundle.objects.get(pk=kit.pk).computed_price == Decimal("25.00")
 

@@ -93,3 +93,47 @@ def test_a_shell_variant_cannot_be_deleted_directly():
 def test_deleting_an_unknown_variant_is_a_clear_error():
     with pytest.raises(BundleError, match="No variant with id 999999"):
         services.variant_hard_delete(variant_id=999999)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+def test_soft_delete_asks_for_its_jobs_itself_once_with_or_without_the_receivers(
+    redis_conn, admin_user
+):
+    from bundles import signals
+
+    battery, other = make_variant(sku="BAT-3"), make_variant(sku="BAT-4")
+    make_bundle(components=[(battery, 1)])
+    make_bundle(components=[(other, 1)])
+
+    # When one variant is soft-deleted with the receivers connected (as always)
+    services.variant_soft_delete(variant_id=battery.pk, requested_by=admin_user)
+    # Then one fan-out and one broken-scope check were asked for, by the service, for the user
+    fanout = jobs("fanout").get()
+    check = jobs("consistency_check").get()
+    assert fanout.payload["variant_ids"] == [battery.pk]
+    assert {fanout.trigger, check.trigger} == {"admin"}
+    assert fanout.requested_by == check.requested_by == admin_user
+    assert "BAT-3 deleted" in fanout.reason
+
+    # And with no receivers at all, the service still asks for them (it relies on no signal)
+    signals.disconnect()
+    try:
+        services.variant_soft_delete(variant_id=other.pk)
+    finally:
+        signals.connect()
+    fanout.refresh_from_db()
+    assert fanout.payload["variant_ids"] == sorted([battery.pk, other.pk])  # joined the open one
+    assert jobs("consistency_check").count() == 1  # deduped: one pending broken-scope check
+    assert check.__class__.objects.get(pk=check.pk).merged_count == 1
+
+
+def test_soft_deleting_a_deleted_variant_again_asks_for_nothing_more(
+    django_capture_on_commit_callbacks,
+):
+    battery = make_variant()
+    kit = make_bundle(components=[(battery, 1)])
+    assert services.variant_soft_delete(variant_id=battery.pk) == [kit.pk]
+    before = Job.objects.count()
+    assert services.variant_soft_delete(variant_id=battery.pk) == [kit.pk]
+    assert Job.objects.count() == before

@@ -10,10 +10,10 @@ from django.core.management import CommandError, call_command
 from django.db.models import F
 from django.utils.timezone import now
 
-from bundles import evaluation, feeds, requests
-from bundles.errors import VariantNotFound
+from bundles import evaluation, feeds
+from bundles.errors import InvalidJobOptions, VariantNotFound
+from bundles.fanout import variants_changed
 from bundles.models import Bundle, ProductVariant
-from bundles.requests import InvalidJobOptions
 from jobs.models import Job, JobState
 from tests.bundles.jobs_support import jobs, run_burst_worker
 from tests.factories import make_bundle, make_variant
@@ -108,10 +108,8 @@ def big_feed(redis_conn, settings, tmp_path):
     components = ProductVariant.objects.filter(product__is_bundle_shell=False)
     ids = list(components.order_by("pk").values_list("pk", flat=True))
     assert len(ids) >= 14_000
-    ProductVariant.objects.filter(pk__in=ids[:14_000]).update(
-        price=F("price") + 1, stock_on_hand=7
-    )
-    requests.variants_changed(variant_ids=ids[12_000:14_000])  # pending, sent to RQ
+    ProductVariant.objects.filter(pk__in=ids[:14_000]).update(price=F("price") + 1, stock_on_hand=7)
+    variants_changed(variant_ids=ids[12_000:14_000])  # pending, sent to RQ
     feed = tmp_path / "feed.txt"
     feed.write_text("\n".join(map(str, ids[:12_000])))
     return feed

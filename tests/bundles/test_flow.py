@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from bundles import requests, services
+from bundles import services
+from bundles.fanout import bundles_recompute_coalesced, variants_changed
 from bundles.models import Bundle, ProductVariant
 from jobs.models import SETTLED_STATES, Job, JobState
 from tests.bundles.jobs_support import (
@@ -178,7 +179,7 @@ def test_a_change_during_a_running_recompute_is_applied_after_it(redis_conn, wor
             go.set()
             close_thread_connections()
 
-    (first,) = requests.bundles_recompute_coalesced(bundle_ids=[kit.pk], trigger="admin")
+    (first,) = bundles_recompute_coalesced(bundle_ids=[kit.pk], trigger="admin")
     changer = threading.Thread(target=change_price_while_running)
     changer.start()
 
@@ -205,7 +206,7 @@ def test_import_through_queryset_update_reaches_bundles_via_variants_changed(red
     kit = make_bundle(components=[(a, 1), (b, 1)])
     ProductVariant.objects.filter(pk__in=[a.pk, b.pk]).update(price=Decimal("5.00"))
     assert Job.objects.count() == 0
-    (job,) = requests.variants_changed(variant_ids=[a.pk, b.pk], reason="nightly import")
+    (job,) = variants_changed(variant_ids=[a.pk, b.pk], reason="nightly import")
     run_burst_worker()
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED

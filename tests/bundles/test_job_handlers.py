@@ -12,9 +12,10 @@ from django.utils import timezone
 from rq.job import Job as RQJob
 
 from bundles import requests
-from bundles.errors import BundleNotFound, InvalidScope
+from bundles.bulk import bundles_bulk_enqueue
+from bundles.errors import BundleNotFound, InvalidJobOptions, InvalidScope
+from bundles.fanout import bundles_recompute_coalesced, variants_changed
 from bundles.models import Bundle, BundleComponent, ProductVariant
-from bundles.requests import InvalidJobOptions, bundles_bulk_enqueue
 from bundles.selectors import bulk_batch_jobs
 from jobs.context import JobContext
 from jobs.enqueue import enqueue
@@ -153,9 +154,9 @@ def test_fanout_puts_the_bundles_using_the_variants_into_the_pending_batch(redis
     solo = make_bundle(components=[(battery, 3)])
     make_bundle(components=[(other, 1)])
     # One batch is already pending with the kit: the fan-out fills it rather than adding one
-    (pending,) = requests.bundles_recompute_coalesced(bundle_ids=[kit.pk], trigger="admin")
+    (pending,) = bundles_recompute_coalesced(bundle_ids=[kit.pk], trigger="admin")
 
-    (fanout,) = requests.variants_changed(variant_ids=[camera.pk, battery.pk], reason="import")
+    (fanout,) = variants_changed(variant_ids=[camera.pk, battery.pk], reason="import")
     # Run just the fan-out (inline, through the runner) to look at what it enqueued
     fanout = run_inline(fanout)
 
@@ -178,13 +179,11 @@ def test_cancelling_a_running_fanout_keeps_the_batches_it_opened(redis_conn):
     camera, other = make_variant(), make_variant()
     kit = make_bundle(components=[(camera, 1)])
     solo = make_bundle(components=[(other, 1)])
-    (fanout,) = requests.variants_changed(variant_ids=[camera.pk], reason="import")
+    (fanout,) = variants_changed(variant_ids=[camera.pk], reason="import")
     # The fan-out runs and opens a batch (as its handler does); another change merges in
     Job.objects.filter(pk=fanout.pk).update(state=JobState.RUNNING)
-    (batch,) = requests.bundles_recompute_coalesced(
-        bundle_ids=[kit.pk], trigger="signal", parent=fanout
-    )
-    requests.bundles_recompute_coalesced(bundle_ids=[solo.pk], trigger="admin")
+    (batch,) = bundles_recompute_coalesced(bundle_ids=[kit.pk], trigger="signal", parent=fanout)
+    bundles_recompute_coalesced(bundle_ids=[solo.pk], trigger="admin")
 
     job_cancel(job_id=fanout.pk)
 
@@ -642,8 +641,9 @@ def test_a_bulk_parent_on_its_first_run_does_not_rerun_a_batch_that_failed_befor
     assert set(Bundle.objects.filter(pk__in=later).values_list("status", flat=True)) == {"draft"}
 
 
-def test_a_bulk_parent_recorded_without_batches_makes_them_when_it_runs(drafts):
-    # Given a bulk parent written by enqueue itself (as a schedule would), with no children
+def test_a_bulk_parent_recorded_without_batches_does_nothing_when_it_runs(drafts):
+    # Given a bulk parent written by enqueue itself, with no children: no door records one so
+    # (bundles_bulk_enqueue writes the batches with it; generic enqueue schedules are gone)
     ids = [b.pk for b in drafts]
     parent = enqueue(
         "bulk_operation",
@@ -653,13 +653,11 @@ def test_a_bulk_parent_recorded_without_batches_makes_them_when_it_runs(drafts):
     assert not parent.children.exists()
     # When a worker runs it
     run_burst_worker()
-    # Then it made its two batches and ran them
+    # Then it settles at once with no batch, and no bundle was touched
     parent.refresh_from_db()
-    children = bulk_batch_jobs(parent=parent)
     assert parent.state == JobState.COMPLETED, parent.errors
-    assert [c.payload["bundle_ids"] for c in children] == [ids[:5], ids[5:]]
-    assert {(c.state, c.trigger) for c in children} == {(JobState.COMPLETED, "schedule")}
-    assert Bundle.objects.filter(pk__in=ids, status="active").count() == 7
+    assert parent.result["batches"] == 0 and not parent.children.exists()
+    assert Bundle.objects.filter(pk__in=ids, status="active").count() == 0
 
 
 def test_bulk_enqueue_in_a_rolled_back_transaction_leaves_neither_parent_nor_batches(drafts):

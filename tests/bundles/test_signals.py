@@ -208,7 +208,7 @@ def test_a_worker_holding_a_debounced_fanout_claims_it_only_after_the_window_and
 
 
 def test_variants_changed_merges_the_variant_lists_of_a_pending_fanout(catalog):
-    from bundles.requests import variants_changed
+    from bundles.fanout import variants_changed
 
     (first,) = variants_changed(variant_ids=[catalog["camera"].pk, catalog["battery"].pk])
     (again,) = variants_changed(variant_ids=[catalog["battery"].pk, catalog["camera"].pk])

@@ -12,8 +12,8 @@ from django.db import transaction
 
 from api.graphql_utils import parse_int_ids
 from api.permissions import require_staff
+from bundles.bulk import batch_size_checked, bulk_batch_size, bundles_bulk_enqueue
 from bundles.graphql.mutations.common import CHANGE_BUNDLE, TRIGGER
-from bundles.requests import batch_size_checked, bulk_batch_size, bundles_bulk_enqueue
 from bundles.selectors import bulk_batch_job_ids
 
 

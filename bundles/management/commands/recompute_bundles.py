@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bundles import requests
-from bundles.models import Bundle, ProductVariant
+from bundles import bulk, feeds, requests
+from bundles.errors import InvalidJobOptions
+from bundles.models import Bundle
 from jobs import cli as jobcli
 
 
@@ -50,17 +51,25 @@ class Command(BaseCommand):
             raise CommandError("Give only one of: bundle ids, --all, --variants.")
         try:
             chosen_size = options["batch_size"]
-            batch_size = requests.batch_size_checked(
-                requests.bulk_batch_size() if chosen_size is None else chosen_size
+            batch_size = bulk.batch_size_checked(
+                bulk.bulk_batch_size() if chosen_size is None else chosen_size
             )
-        except requests.InvalidJobOptions as exc:
+        except InvalidJobOptions as exc:
             raise CommandError(f"--batch-size: {exc.message}") from exc
         reason = options["reason"] or "Requested from the command line"
         # --sync runs the job right here: RQ must not get it too.
         dispatch = not options["sync"]
 
         if variant_ids:
-            jobs = jobcli.create_job(lambda: self._fanout(variant_ids, reason, dispatch))
+            # The feed's door: unknown ids are refused (nothing recorded), then one fan-out.
+            jobs = jobcli.create_job(
+                lambda: feeds.variants_changed_feed(
+                    variant_ids=variant_ids,
+                    reason=reason,
+                    trigger=jobcli.TRIGGER,
+                    dispatch_on_commit=dispatch,
+                )
+            )
             jobcli.report_jobs(
                 self, jobs, wait=options["wait"], sync=options["sync"], timeout=options["timeout"]
             )
@@ -81,7 +90,7 @@ class Command(BaseCommand):
                 if not ids:
                     raise CommandError("There are no bundles to recompute.")
             job = jobcli.create_job(
-                lambda: requests.bundles_bulk_enqueue(
+                lambda: bulk.bundles_bulk_enqueue(
                     operation="recompute",
                     bundle_ids=ids,
                     batch_size=batch_size,
@@ -93,18 +102,4 @@ class Command(BaseCommand):
             )
         jobcli.report_job(
             self, job, wait=options["wait"], sync=options["sync"], timeout=options["timeout"]
-        )
-
-    @staticmethod
-    def _fanout(variant_ids: list[int], reason: str, dispatch: bool):
-        found = set(ProductVariant.objects.filter(pk__in=variant_ids).values_list("pk", flat=True))
-        missing = [i for i in variant_ids if i not in found]
-        if missing:
-            noun = "variant" if len(missing) == 1 else "variants"
-            raise CommandError(f"No {noun} with id {', '.join(map(str, missing))}.")
-        return requests.variants_changed(
-            variant_ids=variant_ids,
-            trigger=jobcli.TRIGGER,
-            reason=reason,
-            dispatch_on_commit=dispatch,
         )
