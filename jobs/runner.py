@@ -32,6 +32,7 @@ from rq import get_current_job
 from jobs import conf
 from jobs.context import AttemptSuperseded, JobCancelled, JobContext
 from jobs.dispatch import MAX_WORKER_DEBOUNCE, NOT_BEFORE, RUNNER_ENTRYPOINT, dispatch
+from jobs.error_fingerprint import fingerprint
 from jobs.liveness import INLINE_PREFIX
 from jobs.models import SETTLED_STATES, Job, JobState
 from jobs.parents import (
@@ -715,10 +716,11 @@ def record_failure(
                 "worker": row.worker_name,
             },
         ]
+        row.error_fingerprint = fingerprint(tb or message)  # its error group (Errors page)
         retry_possible = kind is not None and row.attempts < row.max_attempts
         if row.cancel_requested or not retry_possible:
             state = JobState.CANCELLED if row.cancel_requested else JobState.FAILED
-            _settle(row, state, message=message, extra=["errors"])
+            _settle(row, state, message=message, extra=["errors", "error_fingerprint"])
             _on_settle(row)
             if state == JobState.FAILED:
                 transaction.on_commit(lambda: _mail_admins_failed(row))
@@ -732,6 +734,7 @@ def record_failure(
             update_fields=[
                 "state",
                 "errors",
+                "error_fingerprint",
                 "next_attempt_at",
                 "dispatched_at",
                 "progress_message",

@@ -36,6 +36,7 @@ from jobs.admin.display import hourly_chart_svg, job_timeline, pretty_json_html
 from jobs.admin.filters import CausedByFilter, KindFilter, QueueFilter, StaleFilter, TargetFilter
 from jobs.admin.links import deny_unpermitted_action, jobs_changelist_url, jobs_queued_message
 from jobs.audit import audit_jobs
+from jobs.error_groups.views import error_group_urls
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
 from jobs.quick_actions import get_quick_action, quick_actions
 from jobs.services import (
@@ -536,6 +537,7 @@ class JobAdmin(admin.ModelAdmin):
             path("matching/<str:how>/", wrap(self.matching_view), name="jobs_job_matching"),
             path("<uuid:object_id>/retry/", wrap(self.retry_view), name="jobs_job_retry"),
             path("<uuid:object_id>/cancel/", wrap(self.cancel_view), name="jobs_job_cancel"),
+            *error_group_urls(self),  # System → Jobs → Errors (jobs.error_groups.views)
             *super().get_urls(),
         ]
 
