@@ -29,6 +29,7 @@ from jobs import conf, selectors
 from jobs.client_ip import client_ip
 from jobs.heartbeat import heartbeat_age
 from jobs.models import Job, JobState
+from jobs.probes import metrics_collectors
 
 logger = logging.getLogger(__name__)
 
@@ -172,4 +173,6 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LedgerCollector())
+    for collector in metrics_collectors():  # other apps' figures (jobs.probes)
+        registry.register(collector)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
