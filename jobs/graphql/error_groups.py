@@ -10,11 +10,14 @@ from __future__ import annotations
 import graphene
 
 from api.errors import BadUserInput, NotFound
+from api.graphql_utils import selected_fields
 from api.permissions import require_staff
 from jobs.error_groups import selectors, services
 
 VIEW_JOB = "jobs.view_job"
 MAX_GROUPS = 100
+# The fields that need each group's sample row (one indexed read per group): only then read.
+SAMPLE_FIELDS = {"exception", "sampleJobId", "sampleMessage", "sampleTraceback"}
 
 
 class ErrorGroupKind(graphene.ObjectType):
@@ -52,7 +55,8 @@ class ErrorGroupsQuery(graphene.ObjectType):
         first = selectors.DEFAULT_GROUPS if first is None else first
         if not 1 <= first <= MAX_GROUPS:
             raise BadUserInput(f"'first' must be between 1 and {MAX_GROUPS}.", field="first")
-        return selectors.error_groups(limit=first)
+        with_samples = bool(SAMPLE_FIELDS & selected_fields(info))
+        return selectors.error_groups(limit=first, with_samples=with_samples)
 
 
 class _GroupAction(graphene.Mutation):

@@ -4,7 +4,9 @@ services, with the same permissions."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 import tests.jobs.error_group_kinds  # noqa: F401 - registers test_fails_two_ways
 from jobs.enqueue import enqueue
@@ -64,3 +66,12 @@ def test_discard_needs_delete_permission_and_unknown_groups_are_not_found(gql, f
         "remaining": 0,
     }
     assert Job.objects.count() == 3
+
+
+def test_error_groups_reads_no_sample_rows_unless_asked(gql, failed):
+    with CaptureQueriesContext(connection) as counts_only:
+        gql("{ errorGroups { fingerprint count } }")
+    with CaptureQueriesContext(connection) as with_samples:
+        gql("{ errorGroups { fingerprint sampleTraceback } }")
+    # one sample read per group (two groups) on top of the grouped read
+    assert len(with_samples) - len(counts_only) == 2
