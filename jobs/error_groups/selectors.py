@@ -3,7 +3,7 @@
 Every query here is answered by the partial index ``job_failed_fingerprint_idx``
 (fingerprint, kind, settled_at WHERE state = 'failed'): the groups are one grouped index-only
 read over the failed rows, never the ledger; a group's sample is one row found by an index
-range in the order of that index.
+range in the order of that index, all the page's samples in one query.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, Max, Min, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 
 from jobs.models import Job, JobState
 
@@ -66,15 +66,15 @@ def error_groups(*, limit: int = DEFAULT_GROUPS, with_samples: bool = True) -> l
             group.last_seen = last
         seen = newest_kind.get(fp)
         if seen is None or (last and (seen[0] is None or last > seen[0])):
-            newest_kind[fp] = (last, kind)
+            newest_kind[fp] = (last, kind)  # where the group's newest failure is
     chosen = sorted(
         groups.values(),
         key=lambda g: (-g.count, -(g.last_seen.timestamp() if g.last_seen else 0)),
     )[:limit]
     for group in chosen:
         group.kinds.sort(key=lambda kn: (-kn[1], kn[0]))
-        if with_samples:
-            _add_sample(group, kind=newest_kind[group.fingerprint][1])
+    if with_samples:
+        _add_samples(chosen, newest=newest_kind)
     return chosen
 
 
@@ -111,6 +111,32 @@ def error_group_job_ids(*, fingerprint: str, limit: int) -> list[uuid.UUID]:
     )
 
 
+def _add_samples(
+    groups: list[ErrorGroup], *, newest: dict[str, tuple[datetime | None, str]]
+) -> None:
+    """Every group's newest failure in one query: the grouped read already knows its kind and
+    time, so each sample is one point of the index (OR'd probes, not a query per group)."""
+    wanted = Q(pk__in=[])
+    for group in groups:
+        last, kind = newest[group.fingerprint]
+        if last is not None:
+            wanted |= Q(error_fingerprint=group.fingerprint, kind=kind, settled_at=last)
+    rows = Job.objects.filter(wanted, state=JobState.FAILED).values_list(
+        "error_fingerprint", "pk", "errors"
+    )
+    by_fingerprint = {fp: (pk, errors) for fp, pk, errors in rows}
+    for group in groups:
+        if group.fingerprint in by_fingerprint:
+            _set_sample(group, *by_fingerprint[group.fingerprint])
+
+
+def _set_sample(group: ErrorGroup, pk: uuid.UUID, errors: list | None) -> None:
+    last = (errors or [{}])[-1] or {}
+    group.sample_job_id = pk
+    group.sample_message = str(last.get("message", ""))
+    group.sample_traceback = str(last.get("traceback", ""))
+
+
 def _add_sample(group: ErrorGroup, *, kind: str) -> None:
     # The newest failure of the group's newest kind: the index's own order, one row.
     sample = (
@@ -120,10 +146,5 @@ def _add_sample(group: ErrorGroup, *, kind: str) -> None:
         .values_list("pk", "errors")
         .first()
     )
-    if sample is None:
-        return
-    pk, errors = sample
-    last = (errors or [{}])[-1] or {}
-    group.sample_job_id = pk
-    group.sample_message = str(last.get("message", ""))
-    group.sample_traceback = str(last.get("traceback", ""))
+    if sample is not None:
+        _set_sample(group, *sample)

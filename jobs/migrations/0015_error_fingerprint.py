@@ -3,9 +3,11 @@ index the Errors page reads, with a backfill from the tracebacks already stored.
 
 The backfill is bounded and streamed: it reads only rows that can hold an error (failed,
 retrying, cancelled), in primary-key order, ``CHUNK`` rows at a time (keyset, no OFFSET), and
-writes each chunk with one bulk UPDATE, so memory stays flat at any ledger size. The index is
-built after the backfill (one build instead of index writes per row).
+writes each chunk with one UPDATE per distinct fingerprint in it, so memory stays flat at any
+ledger size. The index is built after the backfill (one build instead of index writes per row).
 """
+
+from collections import defaultdict
 
 from django.db import migrations, models
 
@@ -17,7 +19,8 @@ MAY_HAVE_ERRORS = ("failed", "retrying", "cancelled")
 
 def backfill_fingerprints(apps, schema_editor):
     Job = apps.get_model("jobs", "Job")
-    rows = Job.objects.using(schema_editor.connection.alias).filter(state__in=MAY_HAVE_ERRORS)
+    jobs = Job.objects.using(schema_editor.connection.alias)
+    rows = jobs.filter(state__in=MAY_HAVE_ERRORS)
     last_pk = None
     while True:
         chunk = rows.order_by("pk")
@@ -27,15 +30,14 @@ def backfill_fingerprints(apps, schema_editor):
         if not page:
             return
         last_pk = page[-1][0]
-        changed = []
+        # One UPDATE per distinct key in the chunk (failures repeat: a handful per chunk).
+        by_key = defaultdict(list)
         for pk, errors in page:
             if errors:
                 last = errors[-1] or {}
-                text = last.get("traceback") or last.get("message") or ""
-                changed.append(Job(pk=pk, error_fingerprint=fingerprint(text)))
-        Job.objects.using(schema_editor.connection.alias).bulk_update(
-            changed, ["error_fingerprint"], batch_size=CHUNK
-        )
+                by_key[fingerprint(last.get("traceback") or last.get("message") or "")].append(pk)
+        for key, pks in by_key.items():
+            jobs.filter(pk__in=pks).update(error_fingerprint=key)
 
 
 class Migration(migrations.Migration):
