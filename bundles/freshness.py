@@ -11,7 +11,7 @@ retrying or running:
 - an open batch holds changes since its fan-out's ``created_at`` (a batch is opened by a
   fan-out and listed under it; a batch with no parent, a feed's, since its own).
 
-0 when nothing is open. Two aggregate queries on the (state, kind) index: the open rows are
+0 when nothing is open. One aggregate query on the (state, kind) index: the open rows are
 few next to the ledger.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Min
+from django.db.models import Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -46,12 +46,14 @@ def change_path_queues() -> list[str]:
 def oldest_unapplied_change(*, now: datetime | None = None) -> dict[str, datetime | None]:
     """Per queue of the change path: when its oldest not-yet-applied change happened."""
     oldest: dict[str, datetime | None] = dict.fromkeys(change_path_queues())
-    fanouts = Job.objects.filter(kind=Kind.FANOUT, state__in=ACTIVE_STATES).aggregate(
-        since=Min("created_at")
-    )["since"]
-    batches = Job.objects.filter(kind=Kind.RECOMPUTE_BATCH, state__in=ACTIVE_STATES).aggregate(
-        since=Min(Coalesce("parent__created_at", "created_at"))
-    )["since"]
+    # One aggregate over the open rows of both kinds (the strip, /metrics and /health/ ask).
+    found = Job.objects.filter(kind__in=CHANGE_PATH, state__in=ACTIVE_STATES).aggregate(
+        fanouts=Min("created_at", filter=Q(kind=Kind.FANOUT)),
+        batches=Min(
+            Coalesce("parent__created_at", "created_at"), filter=Q(kind=Kind.RECOMPUTE_BATCH)
+        ),
+    )
+    fanouts, batches = found["fanouts"], found["batches"]
     for kind, since in ((Kind.FANOUT, fanouts), (Kind.RECOMPUTE_BATCH, batches)):
         queue = get_kind(kind).queue
         if since is not None and (oldest[queue] is None or since < oldest[queue]):
