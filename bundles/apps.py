@@ -10,7 +10,10 @@ class BundlesConfig(AppConfig):
         # Function-level imports: these modules import models, which app loading forbids at
         # the top of apps.py. Importing handlers and registration registers the bundle job
         # kinds, target types and schedulable request functions with the jobs app.
-        from . import handlers, registration, signals  # noqa: F401
+        from . import handlers, probes, registration, signals  # noqa: F401
+
+        # Staleness and consistency figures on /metrics, /health/ and the jobs strip.
+        probes.register()
 
         # Signal receivers are connected here, explicitly, never at import time.
         signals.connect()

@@ -200,6 +200,9 @@ BUNDLES_BULK_BATCH_SIZE = int(os.environ.get("BUNDLES_BULK_BATCH_SIZE", "500"))
 BUNDLES_FANOUT_MAX_VARIANTS = int(os.environ.get("BUNDLES_FANOUT_MAX_VARIANTS", "10000"))
 # Bundles a consistency check's result lists with their reasons (``unlisted`` counts the rest).
 BUNDLES_CHECK_MAX_LISTED = int(os.environ.get("BUNDLES_CHECK_MAX_LISTED", "1000"))
+# /health/ fails when a component change has waited longer than this (seconds) to reach its
+# bundles (bundles.freshness; the strip shows it red past it too).
+BUNDLES_STALENESS_HEALTH_SECONDS = int(os.environ.get("BUNDLES_STALENESS_HEALTH_SECONDS", "600"))
 # Cron schedules (UTC), all periodic work in one list. Each names a request function (the same
 # one the admin, GraphQL and commands call) and its JSON arguments. Ids must stay stable.
 JOBS_SCHEDULES = [

@@ -20,3 +20,9 @@ class JobsConfig(AppConfig):
         from jobs.tasks import resolve_task_kind
 
         register_kind_resolver(resolve_task_kind)
+
+        # Missed schedule fires on /metrics (for the shipped Prometheus rules).
+        from jobs.probes import register_metrics_collector
+        from jobs.schedule_metrics import COLLECTOR
+
+        register_metrics_collector(COLLECTOR)

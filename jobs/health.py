@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from jobs import selectors
 from jobs.models import Job, JobState
+from jobs.probes import health_checks
 from jobs.redis_client import redis_for
 from jobs.scheduling.scheduler_heartbeat import heartbeat_age
 
@@ -159,6 +160,10 @@ class HealthView(HealthCheckView):
     """
 
     checks = CHECKS
+
+    def get_checks(self):
+        yield from super().get_checks()
+        yield from (check() for check in health_checks())  # other apps' (jobs.probes)
 
     def dispatch(self, request, *args, **kwargs):
         response = View.dispatch(self, request, *args, **kwargs)

@@ -28,6 +28,7 @@ from prometheus_client.utils import floatToGoString
 from jobs import conf, selectors
 from jobs.client_ip import client_ip
 from jobs.models import Job, JobState
+from jobs.probes import metrics_collectors
 from jobs.redis_client import redis_for
 from jobs.scheduling.scheduler_heartbeat import heartbeat_age
 
@@ -173,4 +174,6 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LedgerCollector())
+    for collector in metrics_collectors():  # other apps' figures (jobs.probes)
+        registry.register(collector)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -59,6 +59,8 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     # One entry per failed attempt: {"attempt", "at", "message", "traceback"}.
     errors = models.JSONField(default=list, blank=True)
+    # The last failed attempt's error group (``jobs.error_groups.fingerprint``); "" if none.
+    error_fingerprint = models.CharField(max_length=32, blank=True, default="")
 
     trigger = models.CharField(max_length=16, choices=JobTrigger.choices)
     reason = models.CharField(max_length=255, blank=True, default="")
@@ -125,6 +127,13 @@ class Job(models.Model):
             # per queue, from the index alone (no heap reads for 10,000s of pending rows).
             models.Index(
                 fields=["state", "queue", "created_at"], name="job_state_queue_created_idx"
+            ),
+            # System → Jobs → Errors: failed jobs grouped by fingerprint (and kind, first/last
+            # seen) from this small partial index alone; a group's jobs by one index range.
+            models.Index(
+                fields=["error_fingerprint", "kind", "settled_at"],
+                condition=Q(state="failed"),
+                name="job_failed_fingerprint_idx",
             ),
             # Reconcile's repair: settled children whose on-settle hook was lost (a handful).
             models.Index(

@@ -15,6 +15,7 @@ from django.utils import timezone
 from jobs import selectors
 from jobs.admin.links import jobs_queued_message
 from jobs.audit import audit_jobs
+from jobs.error_groups.views import error_group_urls
 from jobs.errors import JobError
 from jobs.models import ACTIVE_STATES, Job, JobState
 from jobs.quick_actions import get_quick_action
@@ -54,6 +55,7 @@ class JobViews:
             path("matching/<str:how>/", wrap(self.matching_view), name="jobs_job_matching"),
             path("<uuid:object_id>/retry/", wrap(self.retry_view), name="jobs_job_retry"),
             path("<uuid:object_id>/cancel/", wrap(self.cancel_view), name="jobs_job_cancel"),
+            *error_group_urls(self),  # System → Jobs → Errors (jobs.error_groups.views)
             *super().get_urls(),
         ]
 

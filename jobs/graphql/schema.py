@@ -12,6 +12,7 @@ from api.graphql_utils import build_connection, check_page_size, selected_fields
 from api.permissions import require_staff
 from jobs.errors import JobNotFound
 from jobs.graphql import filters
+from jobs.graphql.error_groups import ErrorGroupsMutation, ErrorGroupsQuery
 from jobs.graphql.mutations.cancel_job import CancelJob
 from jobs.graphql.mutations.queue_pause import PauseQueue, ResumeQueue
 from jobs.graphql.mutations.retry_failed_jobs import RetryFailedJobs
@@ -37,7 +38,7 @@ from jobs.selectors import workers as list_workers
 VIEW_JOB = "jobs.view_job"
 
 
-class JobsQuery(graphene.ObjectType):
+class JobsQuery(ErrorGroupsQuery, graphene.ObjectType):
     job = graphene.Field(Job, id=graphene.ID(required=True), description="One job by id")
     jobs = graphene.Field(
         JobConnection,
@@ -108,7 +109,7 @@ class JobsQuery(graphene.ObjectType):
         return scheduler_status()
 
 
-class JobsMutation(graphene.ObjectType):
+class JobsMutation(ErrorGroupsMutation, graphene.ObjectType):
     retry_job = RetryJob.Field()
     cancel_job = CancelJob.Field()
     retry_failed_jobs = RetryFailedJobs.Field()

@@ -79,6 +79,9 @@ class Job(graphene.ObjectType):
         description="One entry per failed attempt, oldest first, with its traceback.",
     )
     last_error = graphene.Field(JobAttemptError)
+    error_fingerprint = graphene.String(
+        required=True, description="The last failed attempt's error group (errorGroups); '' if none"
+    )
     trigger = graphene.String(required=True)
     reason = graphene.String(required=True)
     requested_by = graphene.Field(UserRef)

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.dispatch import dispatch
+from jobs.error_fingerprint import fingerprint
 from jobs.models import SETTLED_STATES, Job, JobState
 from jobs.parents import child_settled
 from jobs.registry import JobKind, UnknownJobKind, get_kind
@@ -96,10 +97,11 @@ def record_failure(
                 "worker": row.worker_name,
             },
         ]
+        row.error_fingerprint = fingerprint(tb or message)  # its error group (Errors page)
         retry_possible = kind is not None and row.attempts < row.max_attempts
         if row.cancel_requested or not retry_possible:
             state = JobState.CANCELLED if row.cancel_requested else JobState.FAILED
-            settle_row(row, state, message=message, extra=["errors"])
+            settle_row(row, state, message=message, extra=["errors", "error_fingerprint"])
             on_settle(row)
             if state == JobState.FAILED:
                 transaction.on_commit(lambda: _mail_admins_failed(row))
@@ -113,6 +115,7 @@ def record_failure(
             update_fields=[
                 "state",
                 "errors",
+                "error_fingerprint",
                 "next_attempt_at",
                 "dispatched_at",
                 "progress_message",

@@ -18,7 +18,7 @@ from tests.support import link_main_targets
 
 JOB_FIELDS = """
   id queue kind payload targetType targetId targetLabel state progress progressMessage
-  attempts maxAttempts result errors { attempt at message traceback worker }
+  attempts maxAttempts result errors { attempt at message traceback worker } errorFingerprint
   lastError { message } trigger reason requestedBy { id username } lastAction
   lastActionBy { username } lastActionAt scheduleId parentId parent { id kind }
   children { id state requestedBy { username } } dedupKey mergedCount cancelRequested

@@ -63,6 +63,7 @@ def test_everything_up_answers_200(client, start_worker, scheduler_process, redi
             "workers": "ok",
             "scheduler": "ok",
             "backlog": "ok",
+            "bundles_staleness": "ok",  # registered by the bundles app (jobs.probes)
         },
     }
 
