@@ -20,3 +20,10 @@ class JobsConfig(AppConfig):
         from jobs.tasks import resolve_task_kind
 
         register_kind_resolver(resolve_task_kind)
+
+        # issue 24 (integration point): the alert conditions of the jobs app and the webhook
+        # delivery kind (its queue and retry policy come from settings).
+        from jobs.alerts import builtin, webhook
+
+        builtin.register()
+        webhook.register()

@@ -35,6 +35,7 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus
 
 from jobs import conf
+from jobs.alerts.due import evaluate_alerts_if_due
 from jobs.dispatch import dispatch
 from jobs.liveness import WorkerSeen, is_awaiting_children, is_inline, worker_death, workers_seen
 from jobs.models import Job, JobState
@@ -335,6 +336,9 @@ def relay_and_reconcile(*, lock_timeout: float = 0) -> dict:
             out["relayed"] = relay()
         except Exception:
             logger.exception("Relay failed")
+        # issue 24 (integration point): the alert rules, at most once per JOBS_ALERTS_INTERVAL
+        # across all callers (never raises).
+        evaluate_alerts_if_due(_connection())
     finally:
         # Only our own lock (the token says so); it may have expired on a very long pass.
         with contextlib.suppress(Exception):
