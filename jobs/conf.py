@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     # entry this far from the right (``jobs.client_ip``). 0: REMOTE_ADDR, the header ignored.
     "TRUSTED_PROXIES": 0,
     # --- alerts (jobs.alerts, issue 24) ---
+    # Whether the maintenance pass evaluates the alert rules (``manage.py check_alerts`` always
+    # does). The test settings turn it off: tests evaluate when they mean to.
+    "JOBS_ALERTS_ENABLED": True,
     # At most one evaluation of the alert rules per this many seconds, across all workers.
     "JOBS_ALERTS_INTERVAL": 30,
     # The queue of the webhook delivery jobs (``jobs.alert_webhook``); None: the first job queue.
@@ -180,6 +183,10 @@ def trusted_proxies() -> int:
 
 
 # --- alerts (jobs.alerts, issue 24) ---------------------------------------------------------
+
+
+def alerts_enabled() -> bool:
+    return bool(get("JOBS_ALERTS_ENABLED"))
 
 
 def alerts_interval() -> float:

@@ -21,6 +21,8 @@ ALERTS_DUE_KEY = "jobs:alerts-due"
 
 def evaluate_alerts_if_due(connection) -> list[RuleOutcome] | None:
     """Evaluate the rules if no one did this interval. Never raises (it runs unattended)."""
+    if not conf.alerts_enabled():
+        return None
     ttl_ms = max(1000, int(conf.alerts_interval() * 1000) - 250)
     try:
         if not connection.set(ALERTS_DUE_KEY, "1", nx=True, px=ttl_ms):
