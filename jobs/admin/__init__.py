@@ -855,5 +855,7 @@ class JobAdmin(admin.ModelAdmin):
         )
 
 
-# System → Schedules registers itself on import (its own module and templates).
+# System → Schedules registers itself on import (its own module and templates); so does
+# System → Alerts (issue 24, integration point: the alerts import line).
+from jobs.admin import alerts as _alerts  # noqa: E402, F401
 from jobs.admin import schedules as _schedules  # noqa: E402, F401

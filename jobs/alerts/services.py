@@ -100,3 +100,29 @@ def describe_change(changes: dict) -> str:
     if not changes:
         return "Saved alert rule (no change)"
     return "Changed " + ", ".join(f"{k} to {v!r}" for k, v in sorted(changes.items()))
+
+
+CREATABLE = ("name", "condition", *EDITABLE)
+
+
+def alert_rule_create(*, user, **fields: Any) -> AlertRule:
+    """A new rule (as ``user``, who needs the add permission), validated like an edit."""
+    if not user.has_perm("jobs.add_alertrule"):
+        raise JobPermissionDenied("You need the permission jobs.add_alertrule for this.")
+    unknown = set(fields) - set(CREATABLE)
+    if unknown:
+        raise AlertRuleInvalid(f"Unknown fields: {', '.join(sorted(unknown))}", field=min(unknown))
+    rule = AlertRule(**{k: v for k, v in fields.items() if v is not None})
+    errors = alert_rule_errors(
+        condition=rule.condition,
+        subject_type=rule.subject_type,
+        subject=rule.subject,
+        threshold=rule.threshold,
+        window_seconds=rule.window_seconds,
+    )
+    if errors:
+        field, message = next(iter(errors.items()))
+        raise AlertRuleInvalid(message, field=field)
+    rule.save()
+    audit_change(user=user, obj=rule, message=f"Added alert rule {rule.name}", added=True)
+    return rule

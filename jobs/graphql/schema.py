@@ -11,6 +11,7 @@ from api.errors import NotFound
 from api.graphql_utils import build_connection, check_page_size, selected_fields
 from api.permissions import require_staff
 from jobs.graphql import filters
+from jobs.graphql.alerts import AlertsMutation, AlertsQuery
 from jobs.graphql.mutations.cancel_job import CancelJob
 from jobs.graphql.mutations.queue_pause import PauseQueue, ResumeQueue
 from jobs.graphql.mutations.retry_failed_jobs import RetryFailedJobs
@@ -36,7 +37,7 @@ from jobs.services import JobNotFound, job_get
 VIEW_JOB = "jobs.view_job"
 
 
-class JobsQuery(graphene.ObjectType):
+class JobsQuery(AlertsQuery, graphene.ObjectType):  # AlertsQuery: issue 24
     job = graphene.Field(Job, id=graphene.ID(required=True), description="One job by id")
     jobs = graphene.Field(
         JobConnection,
@@ -107,7 +108,7 @@ class JobsQuery(graphene.ObjectType):
         return scheduler_status()
 
 
-class JobsMutation(graphene.ObjectType):
+class JobsMutation(AlertsMutation, graphene.ObjectType):  # AlertsMutation: issue 24
     retry_job = RetryJob.Field()
     cancel_job = CancelJob.Field()
     retry_failed_jobs = RetryFailedJobs.Field()
