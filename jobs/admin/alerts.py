@@ -45,9 +45,10 @@ class AlertRuleForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["condition"].choices = [
-            (c.name, f"{c.label} ({c.unit})" if c.unit else c.label) for c in all_conditions()
-        ]
+        if "condition" in self.fields:  # read-only once the rule exists
+            self.fields["condition"].choices = [
+                (c.name, f"{c.label} ({c.unit})" if c.unit else c.label) for c in all_conditions()
+            ]
 
     def clean(self):
         data = super().clean()
@@ -123,7 +124,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
     @admin.display(description="over", ordering="threshold")
     def threshold_and_window(self, obj: AlertRule):
         return format_html(
-            "{:g}<br><span class='quiet'>in {} s</span>", obj.threshold, obj.window_seconds
+            "{}<br><span class='quiet'>in {} s</span>", f"{obj.threshold:g}", obj.window_seconds
         )
 
     @admin.display(description="state", ordering="state")

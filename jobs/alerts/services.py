@@ -73,9 +73,9 @@ def alert_rule_update(*, rule_id: Any, user, **changes: Any) -> AlertRule:
     if unknown:
         raise AlertRuleInvalid(f"Not editable: {', '.join(sorted(unknown))}", field=min(unknown))
     with transaction.atomic():
-        rule = AlertRule.objects.select_for_update().filter(pk=rule_id).first()
-        if rule is None:
-            rule = AlertRule.objects.select_for_update().filter(name=str(rule_id)).first()
+        # By primary key (the admin) or by name (GraphQL, commands).
+        lookup = {"pk": rule_id} if str(rule_id).isdigit() else {"name": str(rule_id)}
+        rule = AlertRule.objects.select_for_update().filter(**lookup).first()
         if rule is None:
             raise AlertRuleNotFound(f"No alert rule {rule_id}")
         changes = {k: v for k, v in changes.items() if v is not None}
