@@ -52,13 +52,19 @@ def measure_bundle_staleness(rule: AlertRule, now: datetime) -> Measurement:
 
 def measure_check_broken(rule: AlertRule, now: datetime) -> Measurement:
     """Bundles with problems after the last completed consistency check."""
+    # Bounded by the window: with no recent check, the backward walk of job_settled_idx stops
+    # at the window's start instead of reading the whole ledger.
     last = (
-        Job.objects.filter(state=JobState.COMPLETED, kind=Kind.CONSISTENCY_CHECK)
+        Job.objects.filter(
+            state=JobState.COMPLETED,
+            kind=Kind.CONSISTENCY_CHECK,
+            settled_at__gte=now - timedelta(seconds=rule.window_seconds),
+        )
         .order_by("-settled_at")
         .only("pk", "result", "settled_at")
         .first()
     )
-    if last is None or last.settled_at < now - timedelta(seconds=rule.window_seconds):
+    if last is None:
         return Measurement(None, "no consistency check completed in the window")
     result = last.result or {}
     left = int(result.get("broken", 0)) + int(result.get("needs_fix", 0))
