@@ -8,6 +8,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from jobs.alerts.channels import channel_problems
@@ -34,6 +35,19 @@ STATE_FIELDS = (
     "recent_events",
 )
 RECENT_EVENTS = 10
+
+
+def told(channels: dict):
+    """Each channel's outcome; a webhook delivery links to its ledger job (its attempts)."""
+    parts = []
+    for name, outcome in sorted(channels.items()):
+        job_id = outcome.removeprefix("job ") if outcome.startswith("job ") else ""
+        if job_id:
+            url = reverse("admin:jobs_job_change", args=[job_id])
+            parts.append(format_html("{}: <a href='{}'>delivery job</a>", name, url))
+        else:
+            parts.append(format_html("{}: {}", name, outcome))
+    return format_html_join(", ", "{}", ((p,) for p in parts))
 
 
 class AlertRuleForm(forms.ModelForm):
@@ -167,7 +181,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
                     e.kind,
                     "" if e.value is None else f"{e.value:g}",
                     e.message,
-                    ", ".join(f"{k}: {v}" for k, v in sorted(e.channels.items())),
+                    told(e.channels),
                 )
                 for e in events
             ),

@@ -161,3 +161,27 @@ def test_the_maintenance_pass_leaves_alerts_alone_when_they_are_off(rules, redis
     settings.JOBS_ALERTS_ENABLED = False
     relay_and_reconcile()
     assert not rules.filter(last_evaluated_at__isnull=False).exists()
+
+
+def test_the_change_page_shows_recent_events_linking_the_webhook_delivery_job(rules):
+    from django.utils import timezone
+
+    from jobs.alerts.models import AlertEvent
+    from jobs.models import Job
+
+    rule = rules.get(name="dead-workers")
+    delivery = Job.objects.create(
+        kind="jobs.alert_webhook", queue="bundle-consistency-check", trigger="schedule"
+    )
+    AlertEvent.objects.create(
+        rule=rule,
+        kind="fired",
+        value=1,
+        message="dead: w1",
+        at=timezone.now(),
+        channels={"email": "no ADMINS set", "webhook": f"job {delivery.pk}"},
+    )
+    client = client_for(make_user(permissions=["jobs.view_alertrule"]))
+    html = client.get(f"/admin/jobs/alertrule/{rule.pk}/change/").content.decode()
+    assert "dead: w1" in html and "email: no ADMINS set" in html
+    assert f"/admin/jobs/job/{delivery.pk}/change/" in html
