@@ -23,6 +23,8 @@ NO_SECRET = "no JOBS_ALERT_WEBHOOK_SECRET set"
 
 
 def webhook_problem() -> str:
+    if not conf.get("JOBS_ALERTS_QUEUE") and not conf.job_queues():
+        return "no job queue for the deliveries (JOBS_ALERTS_QUEUE)"
     if not conf.alert_webhook_url():
         return NO_URL
     if not conf.alert_webhook_secret():

@@ -75,6 +75,8 @@ def deliver_alert(ctx: JobContext, *, alert: dict) -> dict:
 
 def register() -> None:
     """Register the delivery kind (at ready(): its queue and policy come from settings)."""
+    if not conf.get("JOBS_ALERTS_QUEUE") and not conf.job_queues():
+        return  # a project with no job queue yet: no webhook deliveries (the event says so)
     job_kind(
         KIND,
         queue=conf.alerts_queue(),
