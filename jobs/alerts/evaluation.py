@@ -77,6 +77,8 @@ def _transition(rule: AlertRule, kind: str, m: Measurement, now: datetime) -> Al
 
 
 def evaluate_rule(rule: AlertRule, *, now: datetime) -> RuleOutcome:
+    """Measure one rule and move its state; without a transition, the measured fields are
+    set on ``rule`` for the caller to save (``evaluate_alerts`` saves them all at once)."""
     m = _measure(rule, now)
     over = m.value is not None and m.value > rule.threshold
     event = None
@@ -88,10 +90,8 @@ def evaluate_rule(rule: AlertRule, *, now: datetime) -> RuleOutcome:
             event = _transition(rule, AlertEventKind.FIRED, m, now)
     elif rule.state == AlertState.FIRING and not over:
         event = _transition(rule, AlertEventKind.RESOLVED, m, now)
-    if event is None:
-        AlertRule.objects.filter(pk=rule.pk).update(
-            last_value=m.value, last_message=message[:500], last_evaluated_at=now
-        )
+    if event is None:  # written with the other quiet rules in one statement
+        rule.last_value, rule.last_message, rule.last_evaluated_at = m.value, message[:500], now
     return RuleOutcome(
         rule=rule.name,
         state=rule.state,
@@ -104,4 +104,10 @@ def evaluate_rule(rule: AlertRule, *, now: datetime) -> RuleOutcome:
 def evaluate_alerts(now: datetime | None = None) -> list[RuleOutcome]:
     """Measure every enabled rule once; returns what each measured and any transition."""
     now = now or timezone.now()
-    return [evaluate_rule(rule, now=now) for rule in AlertRule.objects.filter(enabled=True)]
+    rules = list(AlertRule.objects.filter(enabled=True))
+    outcomes = [evaluate_rule(rule, now=now) for rule in rules]
+    # What the rules without a transition measured: one UPDATE and one commit for all of them
+    # (only these fields: a transition's own UPDATE set the state).
+    quiet = [rule for rule, outcome in zip(rules, outcomes, strict=True) if not outcome.event]
+    AlertRule.objects.bulk_update(quiet, ["last_value", "last_message", "last_evaluated_at"])
+    return outcomes
