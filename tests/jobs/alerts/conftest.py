@@ -72,8 +72,8 @@ def quick_webhook_retries(settings):
     settings.JOBS_ALERT_WEBHOOK_MAX_ATTEMPTS = 3
     webhook.register()
     yield
-    settings.JOBS_ALERT_WEBHOOK_BACKOFF = (10, 60, 300, 900)
-    settings.JOBS_ALERT_WEBHOOK_MAX_ATTEMPTS = 5
+    del settings.JOBS_ALERT_WEBHOOK_BACKOFF  # back to the project's policy, registered again
+    del settings.JOBS_ALERT_WEBHOOK_MAX_ATTEMPTS
     webhook.register()
 
 

@@ -155,3 +155,13 @@ def test_cooldown_keeps_a_resolved_rule_from_firing_again_at_once(only_rule, set
     # Then only the second evaluation fires
     assert within[0].event == "" and "in cooldown" in within[0].message
     assert after[0].event == "fired"
+
+
+def test_the_delivery_kind_keeps_the_projects_retry_policy_after_a_test_changed_it():
+    from jobs import conf
+    from jobs.registry import get_kind
+
+    kind = get_kind(KIND)
+    assert kind.max_attempts == conf.alert_webhook_max_attempts() == 5
+    assert kind.backoff == conf.alert_webhook_backoff() == (10, 60, 300, 900)
+    assert kind.queue == "bundle-consistency-check"
