@@ -17,3 +17,8 @@ class BundlesConfig(AppConfig):
 
         # Signal receivers are connected here, explicitly, never at import time.
         signals.connect()
+
+        # issue 24 (integration point): the bundles' alert conditions (check_broken, staleness).
+        from . import alert_conditions
+
+        alert_conditions.register()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from django.conf import settings
 from django.core.mail import mail_admins
 
 from bundles import bulk, services
@@ -140,8 +141,12 @@ def _run_check(
     result["missing"] = missing
     result["notified"] = False
     if notify_admins and (result.get("broken") or result.get("errors")):
-        _notify_admins(result, scope=scope, job=ctx.job)
-        result["notified"] = True
+        # issue 24: with no ADMINS, mail_admins sends nothing; say so instead of "notified".
+        if settings.ADMINS:
+            _notify_admins(result, scope=scope, job=ctx.job)
+            result["notified"] = True
+        else:
+            result["notify"] = "no ADMINS set"
     return result
 
 

@@ -239,6 +239,80 @@ JOBS_HEALTH_MAX_WAIT = int(os.environ.get("JOBS_HEALTH_MAX_WAIT", "600"))
 JOBS_METRICS_TOKEN = os.environ.get("JOBS_METRICS_TOKEN") or None
 JOBS_METRICS_ALLOWED_IPS = env_list("JOBS_METRICS_ALLOWED_IPS")
 
+# --- alerts (jobs.alerts, issue 24) -----------------------------------------------------------
+# Webhook deliveries go to the quiet consistency-check queue, never behind a recompute burst.
+JOBS_ALERTS_QUEUE = "bundle-consistency-check"
+JOBS_ALERTS_INTERVAL = int(os.environ.get("JOBS_ALERTS_INTERVAL", "30"))
+# Set both from the environment: the secret never lives in the repository.
+JOBS_ALERT_WEBHOOK_URL = os.environ.get("JOBS_ALERT_WEBHOOK_URL", "")
+JOBS_ALERT_WEBHOOK_SECRET = os.environ.get("JOBS_ALERT_WEBHOOK_SECRET", "")
+# The default rules (the data migration creates them once; then the table is the truth).
+JOBS_ALERT_RULES = [
+    # The jobs app's own (its defaults, jobs/conf.py), then the bundles' conditions.
+    {
+        "name": "failure-rate",
+        "condition": "failure_rate",
+        "threshold": 50,
+        "min_count": 20,
+        "window_seconds": 900,
+        "description": "Over half of the jobs settled in 15 minutes failed",
+    },
+    {
+        "name": "oldest-waiting",
+        "condition": "oldest_waiting",
+        "threshold": 600,
+        "description": "A queue's oldest waiting job (paused queues too) waited 10 minutes",
+    },
+    {
+        "name": "schedule-missed",
+        "condition": "schedule_missed",
+        "threshold": 0,
+        "window_seconds": 86400,
+        "description": "A schedule's fire was skipped in the last 24 hours",
+    },
+    {
+        "name": "schedule-failed",
+        "condition": "schedule_failed",
+        "threshold": 0,
+        "description": "A schedule's last fire ended in a failed job",
+    },
+    {
+        "name": "dead-workers",
+        "condition": "dead_workers",
+        "threshold": 0,
+        "window_seconds": 900,
+        "description": "A worker died (went silent) in 15 minutes",
+    },
+    # Recompute batches failing point at the pricing engine or the database: tighter than the
+    # global rate. Off by default: enable once a shop knows its normal rate.
+    {
+        "name": "failure-rate-recompute",
+        "condition": "failure_rate",
+        "subject_type": "queue",
+        "subject": "bundle-recompute",
+        "threshold": 20,
+        "min_count": 10,
+        "window_seconds": 900,
+        "enabled": False,
+        "description": "Over 20 % of recompute jobs failed in 15 minutes",
+    },
+    # The last consistency check left broken bundles that it could not fix.
+    {
+        "name": "check-broken",
+        "condition": "check_broken",
+        "threshold": 0,
+        "window_seconds": 86400 * 2,
+        "description": "The last consistency check found broken bundles it did not fix",
+    },
+    # The oldest component change not yet in its bundles: 10 minutes is what shops complain of.
+    {
+        "name": "bundle-staleness",
+        "condition": "bundle_staleness",
+        "threshold": 600,
+        "description": "A component change has waited 10 minutes to reach its bundles",
+    },
+]
+
 # --- Django Tasks (django-tasks on 5.2, django.tasks on 6) ---------------------------------
 # ``@task`` functions enqueue ledger jobs on the RQ queue their ``queue_name`` names.
 TASKS = {

@@ -26,3 +26,10 @@ class JobsConfig(AppConfig):
         from jobs.schedule_metrics import COLLECTOR
 
         register_metrics_collector(COLLECTOR)
+
+        # The alert conditions of the jobs app and the webhook delivery kind (its queue and
+        # retry policy come from settings).
+        from jobs.alerts import builtin, webhook
+
+        builtin.register()
+        webhook.register()

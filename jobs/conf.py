@@ -50,6 +50,62 @@ DEFAULTS: dict[str, Any] = {
     # Reverse proxies in front of the site that append to X-Forwarded-For: the client is the
     # entry this far from the right (``jobs.client_ip``). 0: REMOTE_ADDR, the header ignored.
     "TRUSTED_PROXIES": 0,
+    # --- alerts (jobs.alerts, issue 24) ---
+    # Whether the maintenance pass evaluates the alert rules (``manage.py check_alerts`` always
+    # does). The test settings turn it off: tests evaluate when they mean to.
+    "JOBS_ALERTS_ENABLED": True,
+    # At most one evaluation of the alert rules per this many seconds, across all workers.
+    "JOBS_ALERTS_INTERVAL": 30,
+    # The queue of the webhook delivery jobs (``jobs.alert_webhook``); None: the first job queue.
+    "JOBS_ALERTS_QUEUE": None,
+    # Where alerts are POSTed (JSON, signed with HMAC-SHA256 of the body under the secret).
+    # Empty: no webhook. Set both from the environment, never in the repository.
+    "JOBS_ALERT_WEBHOOK_URL": "",
+    "JOBS_ALERT_WEBHOOK_SECRET": "",
+    "JOBS_ALERT_WEBHOOK_TIMEOUT": 5.0,
+    # A delivery is a ledger job: a receiver that is down shows its retries as attempts.
+    "JOBS_ALERT_WEBHOOK_MAX_ATTEMPTS": 5,
+    "JOBS_ALERT_WEBHOOK_BACKOFF": (10, 60, 300, 900),
+    # The rules the data migration creates (fields of ``AlertRule``); after it, the table is the
+    # truth. These are the jobs app's own; a project adds its conditions' rules.
+    "JOBS_ALERT_RULES": [
+        # Most jobs failing is trouble whatever the kind; 20 settled jobs before a rate counts.
+        {
+            "name": "failure-rate",
+            "condition": "failure_rate",
+            "threshold": 50,
+            "min_count": 20,
+            "window_seconds": 900,
+            "description": "Over half of the jobs settled in 15 minutes failed",
+        },
+        # The same bound as /health/'s JOBS_HEALTH_MAX_WAIT default: a job waiting 10 minutes.
+        {
+            "name": "oldest-waiting",
+            "condition": "oldest_waiting",
+            "threshold": 600,
+            "description": "A queue's oldest waiting job (paused queues too) waited 10 minutes",
+        },
+        {
+            "name": "schedule-missed",
+            "condition": "schedule_missed",
+            "threshold": 0,
+            "window_seconds": 86400,
+            "description": "A schedule's fire was skipped in the last 24 hours",
+        },
+        {
+            "name": "schedule-failed",
+            "condition": "schedule_failed",
+            "threshold": 0,
+            "description": "A schedule's last fire ended in a failed job",
+        },
+        {
+            "name": "dead-workers",
+            "condition": "dead_workers",
+            "threshold": 0,
+            "window_seconds": 900,
+            "description": "A worker died (went silent) in 15 minutes",
+        },
+    ],
 }
 
 
@@ -124,3 +180,42 @@ def metrics_allowed_ips() -> list[str]:
 
 def trusted_proxies() -> int:
     return max(0, int(get("TRUSTED_PROXIES") or 0))
+
+
+# --- alerts (jobs.alerts, issue 24) ---------------------------------------------------------
+
+
+def alerts_enabled() -> bool:
+    return bool(get("JOBS_ALERTS_ENABLED"))
+
+
+def alerts_interval() -> float:
+    return float(get("JOBS_ALERTS_INTERVAL"))
+
+
+def alerts_queue() -> str:
+    return get("JOBS_ALERTS_QUEUE") or job_queues()[0]
+
+
+def alert_webhook_url() -> str:
+    return str(get("JOBS_ALERT_WEBHOOK_URL") or "")
+
+
+def alert_webhook_secret() -> str:
+    return str(get("JOBS_ALERT_WEBHOOK_SECRET") or "")
+
+
+def alert_webhook_timeout() -> float:
+    return float(get("JOBS_ALERT_WEBHOOK_TIMEOUT"))
+
+
+def alert_webhook_max_attempts() -> int:
+    return int(get("JOBS_ALERT_WEBHOOK_MAX_ATTEMPTS"))
+
+
+def alert_webhook_backoff() -> tuple[int, ...]:
+    return tuple(int(b) for b in get("JOBS_ALERT_WEBHOOK_BACKOFF"))
+
+
+def alert_rules() -> list[dict]:
+    return [dict(item) for item in get("JOBS_ALERT_RULES") or []]

@@ -317,3 +317,8 @@ class QueuePause(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue} (paused)"
+
+
+# issue 24 (integration point): the alert models live in their own package; imported here so
+# Django registers them with the jobs app.
+from jobs.alerts.models import AlertEvent, AlertRule  # noqa: E402, F401

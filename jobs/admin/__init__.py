@@ -17,5 +17,5 @@ elsewhere (``bundles.change_bundle`` for the bundle ones); deleting settled jobs
 ``jobs.delete_job``. Staff without the permission get 403.
 """
 
-# Each admin registers itself on import: System → Jobs, System → Schedules.
-from jobs.admin import job_admin, schedule_admin  # noqa: F401
+# Each admin registers itself on import: System → Jobs, System → Schedules, System → Alerts.
+from jobs.admin import alerts, job_admin, schedule_admin  # noqa: F401

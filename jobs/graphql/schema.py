@@ -12,6 +12,7 @@ from api.graphql_utils import build_connection, check_page_size, selected_fields
 from api.permissions import require_staff
 from jobs.errors import JobNotFound
 from jobs.graphql import filters
+from jobs.graphql.alerts import AlertsMutation, AlertsQuery
 from jobs.graphql.error_groups import ErrorGroupsMutation, ErrorGroupsQuery
 from jobs.graphql.mutations.cancel_job import CancelJob
 from jobs.graphql.mutations.queue_pause import PauseQueue, ResumeQueue
@@ -38,7 +39,7 @@ from jobs.selectors import workers as list_workers
 VIEW_JOB = "jobs.view_job"
 
 
-class JobsQuery(ErrorGroupsQuery, graphene.ObjectType):
+class JobsQuery(AlertsQuery, ErrorGroupsQuery, graphene.ObjectType):
     job = graphene.Field(Job, id=graphene.ID(required=True), description="One job by id")
     jobs = graphene.Field(
         JobConnection,
@@ -109,7 +110,7 @@ class JobsQuery(ErrorGroupsQuery, graphene.ObjectType):
         return scheduler_status()
 
 
-class JobsMutation(ErrorGroupsMutation, graphene.ObjectType):
+class JobsMutation(AlertsMutation, ErrorGroupsMutation, graphene.ObjectType):
     retry_job = RetryJob.Field()
     cancel_job = CancelJob.Field()
     retry_failed_jobs = RetryFailedJobs.Field()

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from rq.worker import BaseWorker
 
 from jobs import conf
+from jobs.alerts.due import evaluate_alerts_if_due
 from jobs.maintenance.reconcile import reconcile
 from jobs.maintenance.relay import relay
 from jobs.maintenance.rq_view import maintenance_redis
@@ -67,6 +68,9 @@ def relay_and_reconcile(*, lock_timeout: float = 0) -> dict:
             out["relayed"] = relay()
         except Exception:
             logger.exception("Relay failed")
+        # The alert rules, at most once per JOBS_ALERTS_INTERVAL across all callers (never
+        # raises).
+        evaluate_alerts_if_due(maintenance_redis())
     finally:
         # Only our own lock (the token says so); it may have expired on a very long pass.
         with contextlib.suppress(Exception):

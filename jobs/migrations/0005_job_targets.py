@@ -5,24 +5,43 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0004_admin_state_queue_index'),
+        ("jobs", "0004_admin_state_queue_index"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='JobTarget',
+            name="JobTarget",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('target_type', models.CharField(max_length=32)),
-                ('target_id', models.CharField(max_length=64)),
-                ('label', models.CharField(blank=True, default='', max_length=255)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='target_links', to='jobs.job')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("target_type", models.CharField(max_length=32)),
+                ("target_id", models.CharField(max_length=64)),
+                ("label", models.CharField(blank=True, default="", max_length=255)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="target_links",
+                        to="jobs.job",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['target_type', 'target_id', 'job'], name='jobtarget_target_idx')],
-                'constraints': [models.UniqueConstraint(fields=('job', 'target_type', 'target_id'), name='jobtarget_once_per_job')],
+                "indexes": [
+                    models.Index(
+                        fields=["target_type", "target_id", "job"], name="jobtarget_target_idx"
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("job", "target_type", "target_id"), name="jobtarget_once_per_job"
+                    )
+                ],
             },
         ),
         # Every existing job's single target becomes its first link row (one INSERT ... SELECT).

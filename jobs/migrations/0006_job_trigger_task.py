@@ -4,15 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0005_job_targets'),
+        ("jobs", "0005_job_targets"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='job',
-            name='trigger',
-            field=models.CharField(choices=[('signal', 'Signal'), ('schedule', 'Schedule'), ('admin', 'Admin'), ('graphql', 'GraphQL'), ('command', 'Command'), ('task', 'Django task')], max_length=16),
+            model_name="job",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("signal", "Signal"),
+                    ("schedule", "Schedule"),
+                    ("admin", "Admin"),
+                    ("graphql", "GraphQL"),
+                    ("command", "Command"),
+                    ("task", "Django task"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

@@ -27,39 +27,117 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="Schedule",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(help_text="Stable id: 1-60 letters, digits, '_' or '-' (jobs store it as schedule id)", max_length=60, unique=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Stable id: 1-60 letters, digits, '_' or '-' (jobs store it as schedule id)",
+                        max_length=60,
+                        unique=True,
+                    ),
+                ),
                 ("description", models.CharField(blank=True, default="", max_length=255)),
-                ("cron", models.CharField(help_text="5 fields: minute hour day month weekday", max_length=100)),
+                (
+                    "cron",
+                    models.CharField(
+                        help_text="5 fields: minute hour day month weekday", max_length=100
+                    ),
+                ),
                 ("timezone", models.CharField(default="UTC", max_length=64)),
-                ("request", models.CharField(help_text="A registered request function", max_length=100)),
+                (
+                    "request",
+                    models.CharField(help_text="A registered request function", max_length=100),
+                ),
                 ("arguments", models.JSONField(blank=True, default=dict)),
                 ("enabled", models.BooleanField(default=True)),
-                ("grace_seconds", models.PositiveIntegerField(default=3600, help_text="A fire missed by at most this long still runs once on recovery")),
+                (
+                    "grace_seconds",
+                    models.PositiveIntegerField(
+                        default=3600,
+                        help_text="A fire missed by at most this long still runs once on recovery",
+                    ),
+                ),
                 ("next_run_at", models.DateTimeField(blank=True, null=True)),
                 ("last_run_at", models.DateTimeField(blank=True, null=True)),
                 ("last_skipped_at", models.DateTimeField(blank=True, null=True)),
                 ("last_skipped_note", models.CharField(blank=True, default="", max_length=255)),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
                 ("changed_at", models.DateTimeField(auto_now_add=True)),
-                ("changed_by", models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL)),
-                ("last_job", models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to="jobs.job")),
+                (
+                    "changed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "last_job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="jobs.job",
+                    ),
+                ),
             ],
             options={"ordering": ["id"]},
         ),
         migrations.CreateModel(
             name="ScheduleFire",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("fire_at", models.DateTimeField()),
-                ("outcome", models.CharField(choices=[("ran", "Ran"), ("skipped", "Skipped (missed beyond the grace period)")], max_length=16)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("ran", "Ran"),
+                            ("skipped", "Skipped (missed beyond the grace period)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("job", models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to="jobs.job")),
-                ("schedule", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="fires", to="jobs.schedule")),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="jobs.job",
+                    ),
+                ),
+                (
+                    "schedule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="fires",
+                        to="jobs.schedule",
+                    ),
+                ),
             ],
             options={
                 "ordering": ["-fire_at"],
-                "constraints": [models.UniqueConstraint(fields=("schedule", "fire_at"), name="schedulefire_once")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("schedule", "fire_at"), name="schedulefire_once"
+                    )
+                ],
             },
         ),
         migrations.RunPython(create_from_settings, migrations.RunPython.noop),

@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0008_search_trigram_indexes'),
+        ("jobs", "0008_search_trigram_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['state', 'kind'], name='job_state_kind_idx'),
+            model_name="job",
+            index=models.Index(fields=["state", "kind"], name="job_state_kind_idx"),
         ),
     ]

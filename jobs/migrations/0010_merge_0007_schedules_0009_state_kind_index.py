@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0007_schedules'),
-        ('jobs', '0009_state_kind_index'),
+        ("jobs", "0007_schedules"),
+        ("jobs", "0009_state_kind_index"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -5,32 +5,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0010_merge_0007_schedules_0009_state_kind_index'),
+        ("jobs", "0010_merge_0007_schedules_0009_state_kind_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='JobHourStats',
+            name="JobHourStats",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hour', models.DateTimeField(unique=True)),
-                ('counts', models.JSONField(blank=True, default=list)),
-                ('computed_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("hour", models.DateTimeField(unique=True)),
+                ("counts", models.JSONField(blank=True, default=list)),
+                ("computed_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name_plural': 'job hour stats',
-                'ordering': ['hour'],
+                "verbose_name_plural": "job hour stats",
+                "ordering": ["hour"],
             },
         ),
         migrations.RemoveIndex(
-            model_name='job',
-            name='job_state_queue_idx',
+            model_name="job",
+            name="job_state_queue_idx",
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['state', 'queue', 'created_at'], name='job_state_queue_created_idx'),
+            model_name="job",
+            index=models.Index(
+                fields=["state", "queue", "created_at"], name="job_state_queue_created_idx"
+            ),
         ),
     ]

@@ -21,6 +21,8 @@ ALL_PERMS = [
     "jobs.change_schedule",
     "jobs.delete_job",  # the weekly maintenance's request purges the ledger
     "jobs.pause_queue",
+    "jobs.view_alertrule",  # issue 24: alertRules
+    "jobs.change_alertrule",  # issue 24: updateAlertRule
     "bundles.view_bundle",
     "bundles.change_bundle",
 ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 from django.contrib.admin.models import LogEntry
 
+from jobs.alerts.defaults import load_defaults
 from jobs.enqueue import enqueue
 from jobs.models import Job, JobState, JobTrigger
 from tests.api.conftest import ALL_PERMS, make_user, post_graphql
@@ -87,6 +88,11 @@ OPERATIONS = [
               'mutation { updateSchedule(id: "weekly-maintenance", enabled: false) { message } }',
               lambda w: {}, mutation=True,
               needs=("bundles.change_bundle", "jobs.delete_job")),  # the maintenance's
+    # issue 24: alert rules
+    Operation("alertRules", "jobs.view_alertrule", "{ alertRules { name state } }", lambda w: {}),
+    Operation("updateAlertRule", "jobs.change_alertrule",
+              'mutation { updateAlertRule(name: "oldest-waiting", threshold: 900) { message } }',
+              lambda w: {}, mutation=True),
 ]  # fmt: skip
 
 ACTORS = ["anonymous", "non_staff", "staff_without_perm", "staff_with_perm", "token", "revoked"]
@@ -109,6 +115,7 @@ def world(db):
     pending = enqueue("reindex", payload={"bundle_ids": [bundle.pk]}, trigger=JobTrigger.COMMAND)
     retrying = enqueue("recompute", payload={"bundle_id": bundle.pk, "n": 2}, trigger="command")
     Job.objects.filter(pk=retrying.pk).update(state=JobState.RETRYING, attempts=1)
+    load_defaults()  # the default alert rules (a transactional test's flush may have gone)
     return {"bundle": bundle, "failed": failed, "pending": pending, "retrying": retrying}
 
 

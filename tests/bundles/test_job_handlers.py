@@ -755,3 +755,11 @@ def test_bulk_enqueue_names_every_unknown_id(drafts):
     assert excinfo.value.ids == [880001, 880002]
     assert "880001, 880002" in excinfo.value.message
     assert Job.objects.count() == 0
+
+
+def test_notify_without_admins_says_so_instead_of_notified(mixed_catalog, settings, mailoutbox):
+    settings.ADMINS = []
+    job = run_check(scope="all", fix=True, notify_admins=True)
+    assert job.result["notified"] is False
+    assert job.result["notify"] == "no ADMINS set"
+    assert mailoutbox == []
