@@ -201,7 +201,7 @@ def test_recompute_many_reports_missing_ids_and_progress():
 def test_reindex_rebuilds_a_lost_entry():
     bundle = make_bundle(name="Coffee kit")
     SearchEntry.objects.all().delete()
-    services.bundle_reindex(bundle_id=bundle.pk)
+    assert services.bundles_reindex(bundle_ids=[bundle.pk]) == 1
     assert SearchEntry.objects.get(bundle=bundle).title == "Coffee kit"
 
 
