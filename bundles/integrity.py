@@ -92,7 +92,9 @@ def component_issues(
         issues.append(issue(COMPONENT_DISABLED, f"Component {label} is disabled."))
     if nested:
         issues.append(
-            issue(NESTED_BUNDLE, f"Component {label} is a bundle's shell variant; bundles can't nest.")
+            issue(
+                NESTED_BUNDLE, f"Component {label} is a bundle's shell variant; bundles can't nest."
+            )
         )
     if not QUANTITY_MIN <= quantity <= QUANTITY_MAX:
         issues.append(
@@ -110,7 +112,9 @@ def price_issues(result: pricing.PriceResult, *, currency: str) -> list[Issue]:
     if result.problem == pricing.CURRENCY_MISMATCH:
         others = ", ".join(result.mismatched_currencies)
         return [
-            issue(CURRENCY_MISMATCH, f"Components are priced in {others}, the bundle in {currency}.")
+            issue(
+                CURRENCY_MISMATCH, f"Components are priced in {others}, the bundle in {currency}."
+            )
         ]
     if result.problem == pricing.NON_POSITIVE_PRICE:
         return [

@@ -70,9 +70,7 @@ def existing_bundle_ids(bundle_ids: Iterable[int]) -> list[int]:
     return found
 
 
-def validate_bundle_integrity(
-    bundle: Bundle | int, *, now: datetime | None = None
-) -> list[Issue]:
+def validate_bundle_integrity(bundle: Bundle | int, *, now: datetime | None = None) -> list[Issue]:
     """Every integrity issue of one bundle (a bundle or its id), as the engine evaluates it
     for a check: typed issues with code, message and whether a fix can repair them. Reads
     only (2–3 queries); raises BundleNotFound for an unknown id."""

@@ -106,9 +106,7 @@ def recompute_batch(
     with collector_paused():
         now = timezone.now()
         outcomes = evaluate_batch(ids, lock=True, now=now, fixable_issues=False)
-        outcomes, created = _complete(
-            outcomes, index=update_search, now=now, fixable_issues=False
-        )
+        outcomes, created = _complete(outcomes, index=update_search, now=now, fixable_issues=False)
         changed = write(outcomes, now=now, index=update_search, force=force, created=created)
         changes = {}
         for o in outcomes:

@@ -23,9 +23,7 @@ def create_missing_shells(outcomes: Sequence[Outcome]) -> set[int]:
     product_of = {i: r.shell_product_id for i, r in rows.items()}
     need_product = {shell_slug(i): r for i, r in rows.items() if r.shell_product_id is None}
     if need_product:
-        found = dict(
-            Product.objects.filter(slug__in=need_product).values_list("slug", "pk")
-        )
+        found = dict(Product.objects.filter(slug__in=need_product).values_list("slug", "pk"))
         new = [
             Product(name=r.name, slug=slug, is_bundle_shell=True)
             for slug, r in need_product.items()
@@ -37,9 +35,7 @@ def create_missing_shells(outcomes: Sequence[Outcome]) -> set[int]:
     variant_of = {i: r.shell_variant_id for i, r in rows.items()}
     need_variant = {shell_sku(o.row.id): o for o in outcomes if o.row.shell_variant_id is None}
     if need_variant:
-        found = dict(
-            ProductVariant.objects.filter(sku__in=need_variant).values_list("sku", "pk")
-        )
+        found = dict(ProductVariant.objects.filter(sku__in=need_variant).values_list("sku", "pk"))
         new = [
             ProductVariant(
                 product_id=product_of[o.row.id],

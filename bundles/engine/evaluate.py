@@ -130,13 +130,9 @@ def evaluate(
             availability=availability,
         )
     unfixable = [i for i in issues if not i.fixable] if issues else []
-    status, before = integrity.status_after(
-        row.status, row.status_before_broken, bool(unfixable)
-    )
+    status, before = integrity.status_after(row.status, row.status_before_broken, bool(unfixable))
     missing = row.shell_product_id is None or row.shell_variant_id is None
-    variant_drift = (
-        [] if missing else _variant_drift(row, price_scaled or 0, availability, status)
-    )
+    variant_drift = [] if missing else _variant_drift(row, price_scaled or 0, availability, status)
     if missing or fixable_issues:
         drift = [] if missing else variant_drift + _product_drift(row)
         issues += integrity.shell_issues(missing=missing, drift=drift)

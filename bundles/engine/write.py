@@ -166,8 +166,7 @@ def _write_sqlite(w: Writes, at: object, index_at: object) -> None:
         touched = [o.row.id for o in w.touched]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table(Bundle)} SET last_recomputed_at = %s "
-                f"WHERE id IN ({id_list_sql()})",
+                f"UPDATE {table(Bundle)} SET last_recomputed_at = %s WHERE id IN ({id_list_sql()})",
                 [at, *id_list_params(touched)],
             )
     for relinked in (False, True):

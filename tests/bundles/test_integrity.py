@@ -102,9 +102,12 @@ def test_invalid_quantity():
     )
     assert [(i.code, i.fixable) for i in issues] == [("invalid_quantity", False)]
     assert issues[0].message == "Component CAM-1 (Camera) has quantity 0; it must lie in 1–1000."
-    assert integrity.component_issues(
-        label="x", deleted=False, enabled=True, nested=False, quantity=1000
-    ) == []
+    assert (
+        integrity.component_issues(
+            label="x", deleted=False, enabled=True, nested=False, quantity=1000
+        )
+        == []
+    )
 
 
 # --- fixable codes, and fixing clears them -------------------------------------------------
