@@ -320,7 +320,16 @@ def oracle(bundle_ids: list[int], now) -> dict[int, dict]:
         ):
             fixable.append("shell_out_of_sync")
         stale = (b.status, b.status_before_broken, b.broken_reasons) != (status, before, reasons)
+        others_shell = any(
+            (c.variant.product.is_bundle_shell or c.variant_id in shells)
+            and c.variant_id != b.shell_variant_id
+            for c in comps
+        )
         expected[b.pk] = {
+            # A component that is another bundle's shell: its price and stock are whatever
+            # that shell holds when this bundle's batch reads it, before or after that
+            # bundle's own batch wrote it (data that slipped past the door; always broken).
+            "nests_other": others_shell,
             "bundle": (price, availability, no_saving, status, before, reasons),
             "stored_no_saving": b.no_saving,
             "written_by_check": bool(fixable) or stale,
@@ -377,6 +386,11 @@ def assert_engine_matches(expected: dict, got: dict, *, search: bool, check: boo
     """``check``: a check writes only bundles with a fixable issue or a stale status; the
     others keep their no-saving flag and search entry as stored."""
     for pk, want in expected.items():
+        if want["nests_other"]:
+            status, before, reasons = got[pk]["bundle"][3:]
+            assert (status, before) == want["bundle"][3:5], pk
+            assert "nested_bundle" in [r["code"] for r in reasons], pk
+            continue
         bundle = want["bundle"]
         if check and not want["written_by_check"]:
             bundle = (*bundle[:2], want["stored_no_saving"], *bundle[3:])
@@ -463,7 +477,12 @@ def test_the_engine_stores_what_an_independent_oracle_computes(spec, batch_size)
                     pk for pk, c in unfixable.items() if c
                 }
                 again = services.bundles_check(scope=ids, fix=False)
-                assert again["needs_fix"] == 0 and again["ok"] + again["broken"] == len(ids)
+                drifted = {
+                    b["id"]
+                    for b in again["broken_bundles"]
+                    if any(r["fixable"] for r in b["reasons"])
+                }
+                assert drifted <= {pk for pk, e in expected.items() if e["nests_other"]}
                 return stored(ids)
 
             assert_engine_matches(expected, in_savepoint(lambda: recompute(True)), search=True)
