@@ -87,7 +87,7 @@ def evaluate(
     """One bundle's outcome. Without ``fixable_issues`` the drift and shell issues (fixable,
     so they never change status or reasons) are not listed: a recompute writes them anyway."""
     n = agg.n if agg is not None else 0
-    issues: list[Issue] = integrity.no_components_issues(n)
+    issues: list[Issue] = [] if n else integrity.no_components_issues(n)
     others: tuple[str, ...] = ()
     if details:  # only bundles with a suspect component have details
         for d in details:
@@ -119,8 +119,8 @@ def evaluate(
         min_component=agg.min_available if agg is not None else 0,
         now=now,
         cap=row.availability_cap,
-        valid_from=aware(row.valid_from),
-        valid_to=aware(row.valid_to),
+        valid_from=None if row.valid_from is None else aware(row.valid_from),
+        valid_to=None if row.valid_to is None else aware(row.valid_to),
     )
     if fixable_issues:
         issues += integrity.drift_issues(
