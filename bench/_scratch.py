@@ -16,11 +16,11 @@ def wrong_bundles(bundle_ids) -> int:
     """Bundles whose stored values differ from a fresh evaluation (0 = all right)."""
     from django.utils import timezone
 
-    from bundles import evaluation
+    from bundles import engine
 
     bad = 0
     for start in range(0, len(bundle_ids), 2000):
-        outcomes = evaluation.evaluate_batch(
+        outcomes = engine.evaluate_batch(
             bundle_ids[start : start + 2000], lock=False, now=timezone.now()
         )
         bad += sum(1 for o in outcomes if o.values_changed() or o.stale())

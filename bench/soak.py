@@ -185,8 +185,8 @@ def run(args, redis, log, procs) -> None:
     from django.contrib.auth import get_user_model
 
     from api.services import api_token_create
-    from bundles.integrity import evaluate_bundle
     from bundles.models import Bundle, ProductVariant
+    from bundles.selectors import validate_bundle_integrity
     from jobs.models import ACTIVE_STATES, Job, JobState
 
     user = get_user_model().objects.create_superuser("soak", "soak@example.com", PASSWORD)
@@ -298,7 +298,7 @@ def run(args, redis, log, procs) -> None:
     drifted = [
         b.pk
         for b in Bundle.objects.all()
-        if any("drift" in i.code for i in evaluate_bundle(b).fixable)
+        if any("drift" in i.code for i in validate_bundle_integrity(b) if i.fixable)
     ]
     failed = Job.objects.filter(state=JobState.FAILED)
     deaths = sum(

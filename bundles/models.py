@@ -80,7 +80,8 @@ class Bundle(models.Model):
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True
     )
-    # The status to return to once a broken bundle is clean again.
+    # The status a broken bundle returns to once its unfixable issues are gone ("" unless
+    # broken; see integrity.status_after).
     status_before_broken = models.CharField(max_length=16, choices=Status.choices, blank=True)
     pricing_rule = models.CharField(
         max_length=16, choices=PricingRule.choices, default=PricingRule.PERCENT_OFF
@@ -172,7 +173,7 @@ class BundleComponent(models.Model):
 
 
 class SearchEntry(models.Model):
-    """One row per bundle shell: what the catalog search finds."""
+    """One row per bundle (under its shell's SKU): what the catalog search finds."""
 
     bundle = models.OneToOneField(Bundle, on_delete=models.CASCADE, related_name="search_entry")
     title = models.CharField(max_length=255)
@@ -181,7 +182,7 @@ class SearchEntry(models.Model):
     price = models.DecimalField(max_digits=14, decimal_places=4, null=True)
     availability = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, db_index=True)
-    # Filled on PostgreSQL only (a tsvector); SQLite searches title/body with LIKE.
+    # Filled on PostgreSQL only (a tsvector); SQLite searches title, body and SKU with LIKE.
     document = SearchVectorField(null=True, blank=True)
     indexed_at = models.DateTimeField(auto_now=True)
 

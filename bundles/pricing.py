@@ -94,12 +94,6 @@ def components_total(lines: Sequence[Line]) -> Decimal:
     return sum((line.price * line.quantity for line in lines), Decimal(0))
 
 
-def apply_rule(total: Decimal, rule: str, value: Decimal) -> Decimal:
-    """The rule applied to a total, unrounded; may be ≤ 0 (the caller reports that)."""
-    validate_rule(rule, value)
-    return _rule_applied(total, rule, value)
-
-
 _HUNDRED = Decimal(100)
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from django.db.models import Q
 
 from jobs.models import Job
 from jobs.parents import ordered_children
 
+from .engine import bundle_issues
 from .errors import BundleNotFound, InvalidScope
+from .integrity import Issue
 from .kinds import Kind
 from .models import Bundle, BundleComponent, SearchEntry
 from .search import search_queryset
@@ -65,6 +68,17 @@ def existing_bundle_ids(bundle_ids: Iterable[int]) -> list[int]:
     if missing:
         raise BundleNotFound(missing)
     return found
+
+
+def validate_bundle_integrity(bundle: Bundle | int, *, now: datetime | None = None) -> list[Issue]:
+    """Every integrity issue of one bundle (a bundle or its id), as the engine evaluates it
+    for a check: typed issues with code, message and whether a fix can repair them. Reads
+    only (2–3 queries); raises BundleNotFound for an unknown id."""
+    bundle_id = bundle.pk if isinstance(bundle, Bundle) else int(bundle)
+    issues = bundle_issues(bundle_id, now=now)
+    if issues is None:
+        raise BundleNotFound([bundle_id])
+    return issues
 
 
 def bundle_ids_using_variants(*, variant_ids: Iterable[int]) -> list[int]:

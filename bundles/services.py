@@ -1,73 +1,34 @@
 """Writes on bundles: create, recompute, reindex, check/fix, status, variant deletion.
 
-Every many-bundle service works in batches: a batch is loaded with two queries
-(``bundles_for_evaluation``), evaluated in Python and written with ``bulk_create`` and
-``_bulk_write`` (one ``executemany`` per table), so the number of SQL queries grows with the
-number of batches, never with the number of bundles. ``_bulk_write`` sends no signals, so
-writing shells never looks like a catalog change to the receivers that schedule jobs.
+The many-bundle services work in chunks, each chunk one batch of the engine
+(``bundles/engine/``) in its own transaction: the number of SQL queries grows with the number
+of chunks, never with the number of bundles. One bundle is a batch of one.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, models, transaction
+from django.db import transaction
 from django.db.models import Count, ProtectedError
 from django.utils import timezone
 from django.utils.text import slugify
 
 from jobs.models import JobTrigger
 
-from . import evaluation, fanout, pricing, requests
+from . import engine, fanout, pricing, requests
 from .errors import BundleError, BundleNotFound, VariantInUseError
-from .integrity import (
-    QUANTITY_MAX,
-    QUANTITY_MIN,
-    Evaluation,
-    bundles_for_evaluation,
-    evaluate_bundle,
-    shell_sku,
-    shell_slug,
-)
-from .models import Bundle, BundleComponent, Product, ProductVariant, SearchEntry
-from .search import entry_values, refresh_documents
+from .integrity import QUANTITY_MAX, QUANTITY_MIN
+from .models import Bundle, BundleComponent, ProductVariant
 from .selectors import bundle_ids_for_scope, bundle_ids_using_variants, bundles_using_variant
 
 Progress = Callable[[int, str], None] | None
 
 SETTABLE_STATUSES = (Bundle.Status.DRAFT, Bundle.Status.ACTIVE, Bundle.Status.ARCHIVED)
-# The per-bundle writer also links a recreated shell; the other columns are the set-based ones.
-_BUNDLE_FIELDS = [*evaluation.BUNDLE_FIELDS, "shell_product", "shell_variant"]
-_SHELL_VARIANT_FIELDS = evaluation.SHELL_VARIANT_FIELDS
-_ENTRY_FIELDS = evaluation.ENTRY_FIELDS
-
-
-def _bulk_write(model: type[models.Model], objs: list, fields: list[str]) -> None:
-    """``UPDATE … SET … WHERE pk = %s`` for every object, sent as one ``executemany``.
-
-    Django's ``bulk_update`` builds a ``CASE WHEN`` expression per row and field and costs
-    milliseconds of Python per row; this costs microseconds, is one statement per call on
-    every backend, and (like ``bulk_update``) sends no signals. ``auto_now`` fields are not
-    touched: callers set them.
-    """
-    if not objs:
-        return
-    meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
-    qn = connection.ops.quote_name
-    assignments = ", ".join(f"{qn(f.column)} = %s" for f in columns)
-    sql = f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {qn(meta.pk.column)} = %s"
-    rows = [
-        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in columns] + [obj.pk]
-        for obj in objs
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
 
 
 def _report(progress: Progress, pct: int, message: str) -> None:
@@ -83,142 +44,6 @@ def _chunks(ids: Sequence[int], size: int) -> Iterable[list[int]]:
 
 def _unique_ids(ids: Iterable[int]) -> list[int]:
     return sorted({int(i) for i in ids})
-
-
-def _load(ids: Sequence[int], *, lock: bool) -> list[Bundle]:
-    qs = bundles_for_evaluation().filter(pk__in=ids).order_by("pk")
-    if lock:
-        # Serialises concurrent recomputes of the same bundle on PostgreSQL, so the last
-        # writer always computed from the newest data (SQLite serialises writers anyway).
-        qs = qs.select_for_update(of=("self",))
-    return list(qs)
-
-
-# --- writing evaluated bundles ----------------------------------------------------------------
-
-
-def _create_missing_shells(evaluations: list[Evaluation]) -> set[int]:
-    """Create (or re-link orphaned) shell products/variants; returns ids of bundles touched."""
-    bundles = [
-        e.bundle
-        for e in evaluations
-        if e.bundle.shell_product_id is None or e.bundle.shell_variant_id is None
-    ]
-    if not bundles:
-        return set()
-    need_product = [b for b in bundles if b.shell_product_id is None]
-    if need_product:
-        slugs = [shell_slug(b.pk) for b in need_product]
-        orphans = {p.slug: p for p in Product.objects.filter(slug__in=slugs)}
-        new = []
-        for b in need_product:
-            product = orphans.get(shell_slug(b.pk))
-            if product is None:
-                product = Product(name=b.name, slug=shell_slug(b.pk), is_bundle_shell=True)
-                new.append(product)
-            b.shell_product = product
-        Product.objects.bulk_create(new)
-        for b in need_product:  # re-assign so the *_id attributes pick up the new pks
-            b.shell_product = b.shell_product
-    need_variant = [b for b in bundles if b.shell_variant_id is None]
-    if need_variant:
-        fields = {e.bundle.pk: e.shell_fields for e in evaluations}
-        skus = [shell_sku(b.pk) for b in need_variant]
-        orphans = {v.sku: v for v in ProductVariant.objects.filter(sku__in=skus)}
-        new = []
-        for b in need_variant:
-            variant = orphans.get(shell_sku(b.pk))
-            if variant is None:
-                variant = ProductVariant(
-                    product=b.shell_product, sku=shell_sku(b.pk), **fields[b.pk]
-                )
-                new.append(variant)
-            b.shell_variant = variant
-        ProductVariant.objects.bulk_create(new)
-        for b in need_variant:
-            b.shell_variant = b.shell_variant
-    return {b.pk for b in bundles}
-
-
-def _write_bundles(evaluations: list[Evaluation], *, now: datetime, force: bool) -> set[int]:
-    """Store computed values, status and reasons; create/sync shells. Returns changed ids."""
-    changed = _create_missing_shells(evaluations)
-
-    variants, products = [], []
-    for e in evaluations:
-        b = e.bundle
-        variant, product = b.shell_variant, b.shell_product
-        variant_differs = variant.product_id != product.pk or any(
-            getattr(variant, name) != value for name, value in e.shell_fields.items()
-        )
-        if variant_differs or force:
-            for name, value in e.shell_fields.items():
-                setattr(variant, name, value)
-            variant.product = product
-            variant.updated_at = now
-            variants.append(variant)
-        product_differs = product.name != b.name or not product.is_bundle_shell
-        if product_differs or force:
-            product.name, product.is_bundle_shell, product.updated_at = b.name, True, now
-            products.append(product)
-        if variant_differs or product_differs:
-            changed.add(b.pk)
-    if variants:
-        _bulk_write(ProductVariant, variants, _SHELL_VARIANT_FIELDS)
-    if products:
-        _bulk_write(Product, products, ["name", "is_bundle_shell", "updated_at"])
-
-    to_save, touched_only = [], []
-    for e in evaluations:
-        b = e.bundle
-        differs = e.bundle_fields_changed
-        if differs or force or b.pk in changed:
-            b.computed_price = e.price
-            b.computed_availability = e.availability
-            b.no_saving = e.no_saving
-            b.status = e.status
-            b.status_before_broken = e.status_before_broken
-            b.broken_reasons = e.broken_reasons
-            b.last_recomputed_at = b.updated_at = now
-            to_save.append(b)
-            if differs:
-                changed.add(b.pk)
-        else:
-            b.last_recomputed_at = now
-            touched_only.append(b.pk)
-    if to_save:
-        _bulk_write(Bundle, to_save, _BUNDLE_FIELDS)
-    if touched_only:
-        Bundle.objects.filter(pk__in=touched_only).update(last_recomputed_at=now)
-    return changed
-
-
-def _index(bundles: list[Bundle], *, force: bool) -> int:
-    """Create or refresh the search entries of loaded bundles; returns how many were written."""
-    now = timezone.now()
-    new, updated = [], []
-    for b in bundles:
-        sku = b.shell_variant.sku if b.shell_variant_id else shell_sku(b.pk)
-        values = entry_values(b, b.components.all(), sku=sku)
-        try:
-            entry = b.search_entry
-        except SearchEntry.DoesNotExist:
-            entry = None
-        if entry is None:
-            new.append(SearchEntry(bundle=b, **values))
-        elif force or any(getattr(entry, k) != v for k, v in values.items()):
-            for k, v in values.items():
-                setattr(entry, k, v)
-            entry.indexed_at = now
-            updated.append(entry)
-    if new:
-        SearchEntry.objects.bulk_create(new)
-    if updated:
-        _bulk_write(SearchEntry, updated, _ENTRY_FIELDS)
-    written = [e.bundle_id for e in new + updated]
-    if written:
-        refresh_documents(written)
-    return len(written)
 
 
 # --- create -----------------------------------------------------------------------------------
@@ -387,35 +212,28 @@ def bundle_recompute(
 
     Without ``force`` only what differs is written; ``force`` rewrites shell and entry anyway.
     """
+    with transaction.atomic():
+        batch = engine.recompute_batch([bundle_id], update_search=update_search, force=force)
+        if not batch.outcomes:
+            raise BundleNotFound([bundle_id])
     # The steps are reported once the transaction is over: a progress write inside it would be
     # seen by nobody until the commit and, on PostgreSQL, would hold the job's row locked so
     # that a cancel waited for the recompute (one bundle's transaction is short anyway).
-    steps: list[tuple[int, str]] = []
-    with transaction.atomic():
-        loaded = _load([bundle_id], lock=True)
-        if not loaded:
-            raise BundleNotFound([bundle_id])
-        bundle = loaded[0]
-        steps.append((25, "loaded"))
-        now = timezone.now()
-        evaluation = evaluate_bundle(bundle, now=now)
-        steps.append((50, "priced"))
-        changed = _write_bundles([evaluation], now=now, force=force)
-        steps.append((75, "saved, shell synced"))
-        if update_search:
-            _index(loaded, force=force)
-        steps.append((100, "indexed" if update_search else "done"))
-    for pct, message in steps:
+    for pct, message in (
+        (25, "loaded"),
+        (50, "priced"),
+        (75, "saved, shell synced"),
+        (100, "indexed" if update_search else "done"),
+    ):
         _report(progress, pct, message)
+    o = batch.outcomes[0]
     return {
-        "bundle_id": bundle.pk,
-        # Always in the currency's minor unit ("30.00"), whether read back or just computed.
-        "price": None
-        if bundle.computed_price is None
-        else str(pricing.quantize_money(bundle.computed_price, bundle.currency)),
-        "availability": bundle.computed_availability,
-        "status": bundle.status,
-        "changed": bundle.pk in changed,
+        "bundle_id": o.row.id,
+        # Always in the currency's minor unit ("30.00").
+        "price": None if o.price is None else str(pricing.quantize_money(o.price, o.row.currency)),
+        "availability": o.availability,
+        "status": o.status,
+        "changed": batch.changed > 0,
     }
 
 
@@ -439,35 +257,10 @@ def bundles_recompute(
     done = 0
     for chunk in _chunks(ids, batch_size):
         with transaction.atomic():
-            # Set-based (bundles/evaluation.py); bundles whose shell or search entry must be
-            # created, and unsupported databases, take the per-bundle path.
-            if evaluation.supported():
-                batch = evaluation.recompute_batch(chunk, update_search=update_search)
-                found, slow = set(batch.found), batch.slow
-                changed += batch.changed
-                changes.update({str(k): v for k, v in batch.changes.items()})
-            else:
-                found, slow = set(), chunk
-            if slow:
-                loaded = _load(slow, lock=True)
-                before = {
-                    b.pk: (b.computed_price, b.computed_availability, b.status) for b in loaded
-                }
-                now = timezone.now()
-                evaluations = [evaluate_bundle(b, now=now) for b in loaded]
-                slow_changed = _write_bundles(evaluations, now=now, force=False)
-                changed += len(slow_changed)
-                if update_search:
-                    _index(loaded, force=False)
-                found |= {b.pk for b in loaded}
-                for b in loaded:
-                    diff = evaluation.change_of(
-                        old=before[b.pk],
-                        new=(b.computed_price, b.computed_availability, b.status),
-                        currency=b.currency,
-                    )
-                    if b.pk in slow_changed and diff:
-                        changes[str(b.pk)] = diff
+            batch = engine.recompute_batch(chunk, update_search=update_search)
+        found = set(batch.found)
+        changed += batch.changed
+        changes.update({str(k): v for k, v in batch.changes.items()})
         missing += [i for i in chunk if i not in found]
         recomputed += len(found)
         done += len(chunk)
@@ -476,14 +269,6 @@ def bundles_recompute(
 
 
 # --- search -----------------------------------------------------------------------------------
-
-
-def bundle_reindex(*, bundle_id: int) -> None:
-    loaded = _load([bundle_id], lock=False)
-    if not loaded:
-        raise BundleNotFound([bundle_id])
-    with transaction.atomic():
-        _index(loaded, force=True)
 
 
 def bundles_reindex(
@@ -496,9 +281,8 @@ def bundles_reindex(
         ids = _unique_ids(bundle_ids)
     count = done = 0
     for chunk in _chunks(ids, batch_size):
-        loaded = _load(chunk, lock=False)
         with transaction.atomic():
-            count += _index(loaded, force=True)
+            count += engine.reindex_batch(chunk)
         done += len(chunk)
         _report(progress, int(done * 100 / len(ids)), f"{done}/{len(ids)} bundles")
     if not ids:
@@ -507,49 +291,6 @@ def bundles_reindex(
 
 
 # --- integrity check --------------------------------------------------------------------------
-
-
-def _check_chunk(chunk: list[int], *, fix: bool, result: dict) -> None:
-    if not evaluation.supported():
-        _check_chunk_per_bundle(chunk, fix=fix, result=result)
-        return
-    # Set-based; the few bundles to fix whose shell or entry must be created are written here.
-    slow = evaluation.check_batch(chunk, fix=fix, result=result)
-    if slow:
-        loaded = _load(slow, lock=True)
-        now = timezone.now()
-        to_fix = [
-            e for e in (evaluate_bundle(b, now=now) for b in loaded) if e.fixable or e.status_stale
-        ]
-        _write_bundles(to_fix, now=now, force=False)
-        _index([e.bundle for e in to_fix], force=False)
-
-
-def _check_chunk_per_bundle(chunk: list[int], *, fix: bool, result: dict) -> None:
-    loaded = _load(chunk, lock=fix)
-    now = timezone.now()
-    evaluations = [evaluate_bundle(b, now=now) for b in loaded]
-    to_fix = []
-    for e in evaluations:
-        b = e.bundle
-        needs_writing = bool(e.fixable) or e.status_stale
-        if e.unfixable:
-            result["broken"] += 1
-        elif needs_writing:
-            result["fixed" if fix else "needs_fix"] += 1
-        else:
-            result["ok"] += 1
-        remaining = e.unfixable if fix else e.issues
-        if remaining:
-            result["broken_bundles"].append(
-                {"id": b.pk, "name": b.name, "reasons": [i.as_dict() for i in remaining]}
-            )
-        if fix and needs_writing:
-            to_fix.append(e)
-    if to_fix:
-        _write_bundles(to_fix, now=now, force=False)
-        _index([e.bundle for e in to_fix], force=False)
-    result["checked"] += len(loaded)
 
 
 def bundles_check(
@@ -574,12 +315,7 @@ def bundles_check(
     """
     ids = bundle_ids_for_scope(scope=scope)
     result: dict = {
-        "checked": 0,
-        "ok": 0,
-        "broken": 0,
-        "fixed": 0,
-        "needs_fix": 0,
-        "errors": 0,
+        **dict.fromkeys(engine.CHECK_COUNTS, 0),
         "broken_bundles": [],
         "error_details": [],
     }
@@ -588,14 +324,14 @@ def bundles_check(
         try:
             with transaction.atomic():
                 partial = {k: ([] if isinstance(v, list) else 0) for k, v in result.items()}
-                _check_chunk(chunk, fix=fix, result=partial)
+                engine.check_batch(chunk, fix=fix, result=partial)
         except Exception:
             # Isolate the bundle(s) that fail; the rest of the chunk is still checked.
             partial = {k: ([] if isinstance(v, list) else 0) for k, v in result.items()}
             for bundle_id in chunk:
                 try:
                     with transaction.atomic():
-                        _check_chunk([bundle_id], fix=fix, result=partial)
+                        engine.check_batch([bundle_id], fix=fix, result=partial)
                 except Exception as exc:
                     partial["errors"] += 1
                     partial["checked"] += 1

@@ -146,7 +146,7 @@ def write_chunk(chunk: list[PlannedBundle], ids: NextIds, stamp: object) -> None
         ids.product += 1
         ids.variant += 1
         price = b.computed_price
-        # The shell mirrors the bundle as ``integrity.evaluate_bundle``'s shell_fields say.
+        # The shell mirrors the bundle as the engine writes it (``engine.write``).
         products.append((product_id, b.name, shell_slug(b.id), "", True, stamp, stamp))
         sku = shell_sku(b.id)
         variants.append(

@@ -7,7 +7,7 @@ variant and search entry can be written in the same pass as the bundle (a shell'
 its bundle's id); the sequences are moved past them afterwards, as ``loaddata`` does.
 
 Prices and availability come from the pure rules of ``pricing``; shells and entries mirror
-them the way ``integrity.evaluate_bundle`` and ``search.entry_values`` say. The few bundles
+them the way the engine (``bundles.engine``) and ``search.entry_values`` do. The few bundles
 with a problem by design (a deleted or disabled component) then go through the production
 recompute, which writes their broken status and reasons; nothing else is rewritten.
 """

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import F
 from django.utils.timezone import now
 
-from bundles import evaluation, feeds
+from bundles import engine, feeds
 from bundles.errors import InvalidJobOptions, VariantNotFound
 from bundles.fanout import variants_changed
 from bundles.models import Bundle, ProductVariant
@@ -120,7 +120,7 @@ def wrong_bundles() -> int:
     ids = list(Bundle.objects.order_by("pk").values_list("pk", flat=True))
     bad = 0
     for start in range(0, len(ids), 2000):
-        outcomes = evaluation.evaluate_batch(ids[start : start + 2000], lock=False, now=now())
+        outcomes = engine.evaluate_batch(ids[start : start + 2000], lock=False, now=now())
         bad += sum(1 for o in outcomes if o.values_changed() or o.stale())
     return bad
 

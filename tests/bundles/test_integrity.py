@@ -7,15 +7,16 @@ from decimal import Decimal
 import pytest
 
 from bundles import integrity, services
-from bundles.integrity import bundles_for_evaluation, validate_bundle_integrity
-from bundles.models import Bundle, BundleComponent, Product, ProductVariant
+from bundles.errors import BundleNotFound
+from bundles.models import Bundle, BundleComponent, Product, ProductVariant, SearchEntry
+from bundles.selectors import validate_bundle_integrity
 from tests.factories import make_bundle, make_variant
 
 pytestmark = pytest.mark.django_db
 
 
 def load(bundle: Bundle) -> Bundle:
-    return bundles_for_evaluation().get(pk=bundle.pk)
+    return Bundle.objects.get(pk=bundle.pk)
 
 
 def codes(bundle: Bundle) -> list[str]:
@@ -84,11 +85,9 @@ def test_nested_bundle_is_found_even_when_the_shell_product_lost_its_flag():
     outer = make_bundle()
     BundleComponent.objects.create(bundle=outer, variant_id=inner.shell_variant_id, quantity=1)
     Product.objects.filter(pk=inner.shell_product_id).update(is_bundle_shell=False)
-    # Then it is still a nested bundle, loaded in bulk and one by one
+    # Then it is still a nested bundle, asked by bundle and by id
     assert "nested_bundle" in codes(outer)
-    assert "nested_bundle" in [
-        i.code for i in validate_bundle_integrity(Bundle.objects.get(pk=outer.pk))
-    ]
+    assert "nested_bundle" in [i.code for i in validate_bundle_integrity(outer.pk)]
     # and the check breaks the bundle with that reason
     result = fix(outer)
     assert [b["id"] for b in result["broken_bundles"]] == [outer.pk]
@@ -96,13 +95,19 @@ def test_nested_bundle_is_found_even_when_the_shell_product_lost_its_flag():
 
 
 def test_invalid_quantity():
-    # The database refuses quantity 0 (check constraint), so the bad row is simulated in
-    # memory, as it would be loaded from a database without the constraint.
-    bundle = load(make_bundle())
-    component = bundle.components.all()[0]
-    component.quantity = 0
-    issues = validate_bundle_integrity(bundle)
-    assert "invalid_quantity" in [i.code for i in issues]
+    # The database refuses quantity 0 (check constraint), so the rule is asked with plain
+    # values, as the engine asks it for a row loaded from a database without the constraint.
+    issues = integrity.component_issues(
+        label="CAM-1 (Camera)", deleted=False, enabled=True, nested=False, quantity=0
+    )
+    assert [(i.code, i.fixable) for i in issues] == [("invalid_quantity", False)]
+    assert issues[0].message == "Component CAM-1 (Camera) has quantity 0; it must lie in 1–1000."
+    assert (
+        integrity.component_issues(
+            label="x", deleted=False, enabled=True, nested=False, quantity=1000
+        )
+        == []
+    )
 
 
 # --- fixable codes, and fixing clears them -------------------------------------------------
@@ -226,13 +231,37 @@ def test_every_code_is_either_fixable_or_not():
     assert len(integrity.ALL_CODES) == 11
 
 
-def test_bulk_validation_of_prefetched_bundles_runs_no_queries(django_assert_num_queries):
-    for _ in range(5):
-        make_bundle()
-    bundles = list(bundles_for_evaluation())
-    with django_assert_num_queries(0):
-        result = integrity.validate_bundles_integrity(bundles)
-    assert len(result) == 5 and all(v == [] for v in result.values())
+def test_integrity_statuses_are_the_models():
+    assert (integrity.ACTIVE, integrity.ARCHIVED, integrity.BROKEN, integrity.DRAFT) == (
+        Bundle.Status.ACTIVE,
+        Bundle.Status.ARCHIVED,
+        Bundle.Status.BROKEN,
+        Bundle.Status.DRAFT,
+    )
+
+
+def test_validating_one_bundle_reads_a_few_queries_and_writes_nothing(
+    django_assert_max_num_queries,
+):
+    # Given a bundle whose stored price drifted, its entry gone and its shell variant deleted
+    bundle = make_bundle()
+    Bundle.objects.filter(pk=bundle.pk).update(computed_price=Decimal("1.00"))
+    SearchEntry.objects.filter(bundle=bundle).delete()
+    ProductVariant.objects.filter(pk=bundle.shell_variant_id).delete()
+    # When it is validated, then a handful of reads find every issue
+    with django_assert_max_num_queries(3) as captured:
+        issues = validate_bundle_integrity(bundle)
+    assert [i.code for i in issues] == ["price_drift", "shell_missing"]
+    assert all(q["sql"].lstrip().upper().startswith("SELECT") for q in captured.captured_queries)
+    # and nothing is repaired
+    assert not SearchEntry.objects.filter(bundle=bundle).exists()
+    assert Bundle.objects.get(pk=bundle.pk).computed_price == Decimal("1.00")
+
+
+def test_validating_an_unknown_bundle_raises_not_found():
+    with pytest.raises(BundleNotFound) as exc:
+        validate_bundle_integrity(424242)
+    assert exc.value.ids == [424242]
 
 
 def test_check_of_many_bundles_runs_a_bounded_number_of_queries(django_assert_max_num_queries):

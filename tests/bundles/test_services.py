@@ -201,7 +201,7 @@ def test_recompute_many_reports_missing_ids_and_progress():
 def test_reindex_rebuilds_a_lost_entry():
     bundle = make_bundle(name="Coffee kit")
     SearchEntry.objects.all().delete()
-    services.bundle_reindex(bundle_id=bundle.pk)
+    assert services.bundles_reindex(bundle_ids=[bundle.pk]) == 1
     assert SearchEntry.objects.get(bundle=bundle).title == "Coffee kit"
 
 
@@ -291,3 +291,16 @@ def test_a_recompute_that_changes_nothing_stamps_its_time_and_touches_nothing_el
     assert after[right.pk].updated_at == before[right.pk].updated_at
     assert after[moved.pk].updated_at > before[moved.pk].updated_at
     assert after[right.pk].computed_price == before[right.pk].computed_price
+
+
+def test_recomputing_one_bundle_is_a_handful_of_queries(django_assert_max_num_queries):
+    # Given a bundle whose component's stock changed (one bundle is a batch of one)
+    v = make_variant(stock=10)
+    bundle = make_bundle(components=[(v, 2)])
+    ProductVariant.objects.filter(pk=v.pk).update(stock_on_hand=4)
+    # When it is recomputed: savepoint, 2 reads, the bundle, its shell, its entry, release
+    with django_assert_max_num_queries(8):
+        assert services.bundle_recompute(bundle_id=bundle.pk)["changed"] is True
+    # and again with nothing to change: only its time is stamped
+    with django_assert_max_num_queries(6):
+        assert services.bundle_recompute(bundle_id=bundle.pk)["changed"] is False

@@ -1,27 +1,28 @@
-"""Set-based evaluation (bundles/evaluation.py) against the per-bundle path it replaces.
+"""The evaluation engine (bundles/engine/) against an independent oracle, and its costs.
 
 The property test builds random catalogs (rules, currencies, quantities, stock and allocation,
 disabled / deleted components, caps, validity windows, shells as components, drifted prices
-and shells, missing shells and entries) and asserts that the set-based recompute and check
-leave the same rows and return the same results as the per-bundle evaluation
-(``evaluate_bundle`` / ``validate_bundle_integrity`` with ``_write_bundles`` / ``_index``).
+and shells, missing shells and entries) and compares what the engine stores after a recompute
+(with and without search) and a check-and-fix, and what it reports as issues, with a plain-Python
+evaluation of the same catalog from ORM objects (``oracle``, which lives only here).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bundles import evaluation, pricing, services
-from bundles.integrity import bundles_for_evaluation, validate_bundle_integrity
+from bundles import pricing, services
+from bundles.engine import batches, rows
 from bundles.models import Bundle, BundleComponent, Product, ProductVariant, SearchEntry
+from bundles.selectors import validate_bundle_integrity
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +45,8 @@ def catalogs(draw):
             "price": draw(MONEY),
             "currency": draw(st.sampled_from(CURRENCIES)),
             "stock": draw(st.integers(0, 60)),
-            "allocated": draw(st.integers(0, 70)),
+            # mostly less than the stock (a usable component), sometimes more
+            "allocated": draw(st.sampled_from([0, 0, 1, 3]) | st.integers(0, 70)),
         }
         for _ in range(n_variants)
     ]
@@ -63,8 +65,8 @@ def catalogs(draw):
                 "currency": draw(st.sampled_from(CURRENCIES)),
                 "status": draw(st.sampled_from(["draft", "active", "archived"])),
                 "cap": draw(st.none() | st.integers(0, 30)),
-                "window": draw(st.sampled_from([None, "past", "future", "expired"])),
-                "components": [(i, draw(st.sampled_from([1, 1, 2, 3, 7, 1000]))) for i in picks],
+                "window": draw(st.sampled_from([None, None, None, "past", "future", "expired"])),
+                "components": [(i, draw(st.sampled_from([1, 2, 2, 3, 7, 1000]))) for i in picks],
             }
         )
     # What happens after the catalog was computed once: data that slipped past the door.
@@ -148,8 +150,7 @@ def build(spec) -> list[int]:
         )
         bundles.append(bundle)
     ids = [b.pk for b in bundles]
-    with _per_bundle():
-        services.bundles_recompute(bundle_ids=ids)
+    services.bundles_recompute(bundle_ids=ids)
 
     for vi, change in variant_changes:
         qs = ProductVariant.objects.filter(pk=variants[vi].pk)
@@ -227,96 +228,281 @@ def build(spec) -> list[int]:
     return ids
 
 
-class _per_bundle:
-    """Make the batch services take their per-bundle path (the reference)."""
+def oracle(bundle_ids: list[int], now) -> dict[int, dict]:
+    """What every bundle should be, worked out in plain Python from ORM objects: obvious
+    arithmetic, independent of the engine (only the currency's minor unit is looked up)."""
+    shells = set(Bundle.objects.exclude(shell_variant=None).values_list("shell_variant", flat=True))
+    expected = {}
+    for b in Bundle.objects.filter(pk__in=bundle_ids).prefetch_related(
+        "components__variant__product"
+    ):
+        comps = sorted(b.components.all(), key=lambda c: c.pk)
+        reasons = [] if comps else [("no_components", "The bundle has no components.")]
+        for c in comps:
+            v = c.variant
+            label = f"{v.sku} ({v.name})"
+            if v.deleted_at is not None:
+                reasons.append(("component_deleted", f"Component {label} is deleted."))
+            if not v.enabled:
+                reasons.append(("component_disabled", f"Component {label} is disabled."))
+            if v.product.is_bundle_shell or v.pk in shells:
+                message = f"Component {label} is a bundle's shell variant; bundles can't nest."
+                reasons.append(("nested_bundle", message))
+        price, total, no_saving = None, None, False
+        others = sorted({c.variant.currency for c in comps} - {b.currency})
+        if comps and others:
+            message = f"Components are priced in {', '.join(others)}, the bundle in {b.currency}."
+            reasons.append(("currency_mismatch", message))
+        elif comps:
+            exact = sum(c.variant.price * c.quantity for c in comps)
+            value = b.rule_value
+            if b.pricing_rule == "percent_off":
+                raw = exact * (100 - value) / 100
+            elif b.pricing_rule == "amount_off":
+                raw = exact - value
+            else:
+                raw = value
+            unit = Decimal(1).scaleb(-pricing.minor_units(b.currency))
+            price = raw.quantize(unit, rounding=ROUND_HALF_UP)
+            total = exact.quantize(unit, rounding=ROUND_HALF_UP)
+            if price <= 0:
+                message = f"The rule leaves a price ≤ 0 (components total {total} {b.currency})."
+                reasons.append(("non_positive_price", message))
+                price = None
+            else:
+                no_saving = b.pricing_rule == "fixed_price" and price >= total
+        codes = [code for code, _ in reasons]
+        reasons = [{"code": c, "message": m, "fixable": False} for c, m in reasons]
+        outside = (b.valid_from is not None and now < b.valid_from) or (
+            b.valid_to is not None and now >= b.valid_to
+        )
+        unusable = any(c.variant.deleted_at or not c.variant.enabled for c in comps)
+        if not comps or outside or unusable:
+            availability = 0
+        else:
+            availability = max(
+                0, min((c.variant.stock_on_hand - c.variant.allocated) // c.quantity for c in comps)
+            )
+            if b.availability_cap is not None:
+                availability = min(availability, b.availability_cap)
+        if b.status == "archived":
+            status, before = "archived", ""
+        elif codes and b.status == "broken":
+            status, before = "broken", b.status_before_broken or "draft"
+        elif codes:
+            status, before = "broken", b.status
+        elif b.status == "broken":
+            status, before = b.status_before_broken or "draft", ""
+        else:
+            status, before = b.status, ""
+        words = [b.name, b.slug]
+        for c in comps:
+            words += [c.variant.name, c.variant.sku, c.variant.product.name]
+        shell = b.shell_variant
+        fixable = []
+        if b.computed_price != price:
+            fixable.append("price_drift")
+        if b.computed_availability != availability:
+            fixable.append("availability_drift")
+        if b.shell_product_id is None or b.shell_variant_id is None:
+            fixable.append("shell_missing")
+        elif (
+            shell.name != b.name
+            or shell.price != (price or 0)
+            or shell.currency != b.currency
+            or shell.stock_on_hand != availability
+            or shell.allocated != 0
+            or shell.enabled != (status == "active")
+            or shell.deleted_at is not None
+            or shell.product_id != b.shell_product_id
+            or b.shell_product.name != b.name
+            or not b.shell_product.is_bundle_shell
+        ):
+            fixable.append("shell_out_of_sync")
+        stale = (b.status, b.status_before_broken, b.broken_reasons) != (status, before, reasons)
+        others_shell = any(
+            (c.variant.product.is_bundle_shell or c.variant_id in shells)
+            and c.variant_id != b.shell_variant_id
+            for c in comps
+        )
+        expected[b.pk] = {
+            # A component that is another bundle's shell: its price and stock are whatever
+            # that shell holds when this bundle's batch reads it, before or after that
+            # bundle's own batch wrote it (data that slipped past the door; always broken).
+            "nests_other": others_shell,
+            "bundle": (price, availability, no_saving, status, before, reasons),
+            "stored_no_saving": b.no_saving,
+            "written_by_check": bool(fixable) or stale,
+            "shell": (b.name, price or Decimal(0), b.currency, availability, 0, status == "active"),
+            "entry": (b.name, " ".join(dict.fromkeys(w for w in words if w)), price, availability),
+            "entry_status": status,
+            "issues": sorted(codes + fixable),
+        }
+    return expected
 
-    def __enter__(self):
-        self._saved = evaluation.supported
-        evaluation.supported = lambda: False
 
-    def __exit__(self, *exc):
-        evaluation.supported = self._saved
-
-
-def snapshot() -> dict:
-    """Every stored value recompute and check write (timestamps aside)."""
-    bundle_fields = [
-        "computed_price",
-        "computed_availability",
-        "no_saving",
-        "status",
-        "status_before_broken",
-        "broken_reasons",
-        "shell_product_id",
-        "shell_variant_id",
-    ]
-    variant_fields = ["sku", "product_id", "name", "price", "currency", "stock_on_hand"]
-    variant_fields += ["allocated", "enabled", "deleted_at"]
-    entry_fields = ["bundle_id", "title", "sku", "body", "price", "availability", "status"]
-    if connection.vendor == "postgresql":
-        entry_fields.append("document")
-    return {
-        "bundles": list(Bundle.objects.order_by("pk").values_list("pk", *bundle_fields)),
-        "variants": list(ProductVariant.objects.order_by("sku").values_list(*variant_fields)),
-        "products": list(
-            Product.objects.order_by("slug").values_list("slug", "name", "is_bundle_shell")
-        ),
-        "entries": [
-            tuple(str(x) for x in row)
-            for row in SearchEntry.objects.order_by("bundle_id").values_list(*entry_fields)
-        ],
-    }
+def stored(bundle_ids: list[int]) -> dict[int, dict]:
+    """What the engine left in the database, in the oracle's shape."""
+    out = {}
+    for b in Bundle.objects.filter(pk__in=bundle_ids).select_related(
+        "shell_product", "shell_variant"
+    ):
+        v, p = b.shell_variant, b.shell_product
+        assert v is not None and p is not None, f"bundle {b.pk} has no shell"
+        assert v.product_id == p.pk and p.is_bundle_shell and p.name == b.name
+        assert v.deleted_at is None and v.sku == f"BUNDLE-{b.pk}"
+        entry = SearchEntry.objects.filter(bundle=b).first()
+        out[b.pk] = {
+            "bundle": (
+                b.computed_price,
+                b.computed_availability,
+                b.no_saving,
+                b.status,
+                b.status_before_broken,
+                b.broken_reasons,
+            ),
+            "shell": (v.name, v.price, v.currency, v.stock_on_hand, v.allocated, v.enabled),
+            "entry": None
+            if entry is None
+            else (entry.title, entry.body, entry.price, entry.availability),
+            "entry_status": None if entry is None else (entry.status, entry.sku == v.sku),
+        }
+    return out
 
 
-def run_both(fn) -> tuple:
-    """(result, rows) of ``fn`` on the per-bundle path and on the set-based one."""
-    outcomes = []
-    for reference in (True, False):
-        try:
-            with transaction.atomic():
-                if reference:
-                    with _per_bundle():
-                        result = fn()
-                else:
-                    result = fn()
-                outcomes.append((result, snapshot()))
-                raise _Rollback
-        except _Rollback:
-            pass
-    return outcomes[0], outcomes[1]
+def in_savepoint(fn):
+    """``fn()``'s return value, its writes rolled back."""
+    out = []
+    try:
+        with transaction.atomic():
+            out.append(fn())
+            raise _Rollback
+    except _Rollback:
+        pass
+    return out[0]
+
+
+def assert_engine_matches(expected: dict, got: dict, *, search: bool, check: bool = False) -> None:
+    """``check``: a check writes only bundles with a fixable issue or a stale status; the
+    others keep their no-saving flag and search entry as stored."""
+    for pk, want in expected.items():
+        if want["nests_other"]:
+            status, before, reasons = got[pk]["bundle"][3:]
+            assert (status, before) == want["bundle"][3:5], pk
+            assert "nested_bundle" in [r["code"] for r in reasons], pk
+            continue
+        bundle = want["bundle"]
+        if check and not want["written_by_check"]:
+            bundle = (*bundle[:2], want["stored_no_saving"], *bundle[3:])
+        assert got[pk]["bundle"] == bundle, pk
+        assert got[pk]["shell"] == want["shell"], pk
+        if search and not (check and not want["written_by_check"]):
+            assert got[pk]["entry"] == want["entry"], pk
+            assert got[pk]["entry_status"] == (want["entry_status"], True), pk
+
+
+PLAIN_CATALOG = (
+    [
+        {
+            "name": "n",
+            "product": "p",
+            "price": Decimal("12.34"),
+            "currency": "USD",
+            "stock": 5,
+            "allocated": 0,
+        }
+    ],
+    [
+        {
+            "name": "b",
+            "rule": "percent_off",
+            "value": Decimal(10),
+            "currency": "USD",
+            "status": "active",
+            "cap": None,
+            "window": None,
+            "components": [(0, 2)],
+        }
+    ],
+    [],
+    ["none"],
+)
 
 
 @settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(spec=catalogs())
-def test_set_based_evaluation_matches_the_per_bundle_one(spec):
+@given(spec=catalogs(), batch_size=st.integers(1, 4))
+# Always tried: 10 % off 2 × 12.34 with 5 in stock (2 whole bundles: floor, not round).
+@example(spec=PLAIN_CATALOG, batch_size=2)
+def test_the_engine_stores_what_an_independent_oracle_computes(spec, batch_size):
     try:
         with transaction.atomic():
             ids = build(spec)
             now = timezone.now()
+            expected = oracle(ids, now)
+            unfixable = {pk: [r["code"] for r in e["bundle"][5]] for pk, e in expected.items()}
 
-            # Integrity: the same issues, codes, messages and order, bundle by bundle.
-            outcomes = {o.row.id: o for o in evaluation.evaluate_batch(ids, lock=False, now=now)}
-            for bundle in bundles_for_evaluation().filter(pk__in=ids):
-                expected = [i.as_dict() for i in validate_bundle_integrity(bundle, now=now)]
-                assert [i.as_dict() for i in outcomes[bundle.pk].issues] == expected
+            # Integrity, read only: every issue the oracle finds, bundle by bundle.
+            for pk in ids:
+                codes = sorted(i.code for i in validate_bundle_integrity(pk, now=now))
+                assert codes == expected[pk]["issues"], pk
 
-            # Check without and with fixing, recompute with and without search: same result
-            # dicts, same rows written.
-            for fn in (
-                lambda: services.bundles_check(scope=ids, fix=False),
-                lambda: services.bundles_check(scope=ids, fix=True, chunk_size=2),
-                lambda: services.bundles_recompute(bundle_ids=ids + [999999], batch_size=3),
-                lambda: services.bundles_recompute(bundle_ids=ids, update_search=False),
-            ):
-                reference, set_based = run_both(fn)
-                assert set_based == reference
+            # A check without fixing counts and lists them, and writes nothing.
+            before = stored_or_none(ids)
+            looked = services.bundles_check(scope=ids, fix=False, chunk_size=batch_size)
+            assert looked["checked"] == len(ids) and looked["errors"] == 0
+            assert looked["broken"] == sum(1 for c in unfixable.values() if c)
+            assert looked["ok"] + looked["needs_fix"] == len(ids) - looked["broken"]
+            listed = {
+                b["id"]: sorted(r["code"] for r in b["reasons"]) for b in looked["broken_bundles"]
+            }
+            assert listed == {pk: e["issues"] for pk, e in expected.items() if e["issues"]}
+            assert stored_or_none(ids) == before
+
+            # Recompute (with and without search) and check-and-fix store the oracle's rows.
+            def recompute(search: bool):
+                result = services.bundles_recompute(
+                    bundle_ids=ids + [999999], batch_size=batch_size, update_search=search
+                )
+                assert result["missing"] == [999999] and result["recomputed"] == len(ids)
+                return stored(ids)
+
+            def check_and_fix():
+                result = services.bundles_check(scope=ids, fix=True, chunk_size=batch_size)
+                assert result["broken"] == looked["broken"]
+                assert {b["id"] for b in result["broken_bundles"]} == {
+                    pk for pk, c in unfixable.items() if c
+                }
+                again = services.bundles_check(scope=ids, fix=False)
+                drifted = {
+                    b["id"]
+                    for b in again["broken_bundles"]
+                    if any(r["fixable"] for r in b["reasons"])
+                }
+                # (a bundle made of a shell, its own included, moves with what it wrote)
+                nested = {pk for pk, codes in unfixable.items() if "nested_bundle" in codes}
+                assert drifted <= nested
+                return stored(ids)
+
+            assert_engine_matches(expected, in_savepoint(lambda: recompute(True)), search=True)
+            assert_engine_matches(expected, in_savepoint(lambda: recompute(False)), search=False)
+            assert_engine_matches(expected, in_savepoint(check_and_fix), search=True, check=True)
             raise _Rollback
     except _Rollback:
         pass
+
+
+def stored_or_none(bundle_ids: list[int]) -> list:
+    """Every stored value a write could change, shells and entries included (no checks)."""
+    return [
+        list(Bundle.objects.filter(pk__in=bundle_ids).order_by("pk").values_list()),
+        list(ProductVariant.objects.order_by("pk").values_list()),
+        list(Product.objects.order_by("pk").values_list()),
+        list(SearchEntry.objects.order_by("pk").values_list()),
+    ]
 
 
 # --- query budget per batch ----------------------------------------------------------------
@@ -393,33 +579,33 @@ def test_a_component_problem_costs_one_query_more_and_names_the_component():
 
 def test_sqlite_words_follow_component_ids_whatever_order_the_rows_came_in():
     # Given the words of three components as group_concat listed them, beside their ids
-    sep = evaluation._SEP
+    sep = rows.WORD_SEP
     words = sep.join(["n12", "S12", "p12", "n10", "S10", "p10", "n11", "S11", "p11"])
     # Then they are put in component id order, three words per component
-    assert evaluation._words_in_id_order("12,10,11", words) == sep.join(
+    assert rows.words_in_id_order("12,10,11", words) == sep.join(
         ["n10", "S10", "p10", "n11", "S11", "p11", "n12", "S12", "p12"]
     )
     # and words already in id order come back as they are (one id comes back as an integer)
     in_order = sep.join(["a", "B", "c", "d", "E", "f"])
-    assert evaluation._words_in_id_order("3,7", in_order) == in_order
-    assert evaluation._words_in_id_order(5, "a" + sep + "B" + sep + "c") == sep.join("aBc")
+    assert rows.words_in_id_order("3,7", in_order) == in_order
+    assert rows.words_in_id_order(5, "a" + sep + "B" + sep + "c") == sep.join("aBc")
 
 
 def test_a_batch_pauses_the_garbage_collector_and_always_turns_it_back_on():
     import gc
 
     seen = []
-    with evaluation._collector_paused():
+    with batches.collector_paused():
         seen.append(gc.isenabled())
     assert seen == [False] and gc.isenabled()
     # a batch that fails still turns it back on
-    with pytest.raises(ZeroDivisionError), evaluation._collector_paused():
+    with pytest.raises(ZeroDivisionError), batches.collector_paused():
         1 / 0  # noqa: B018
     assert gc.isenabled()
     # and a process that runs with the collector off keeps it off
     gc.disable()
     try:
-        with evaluation._collector_paused():
+        with batches.collector_paused():
             pass
         assert not gc.isenabled()
     finally:
