@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
+from typing import cast
 
-from django.db import connection
+from django.db import connection, models
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -266,7 +267,7 @@ def _load_aggregates(ids: Sequence[int]) -> dict[int, Aggregate]:
         rows = cursor.fetchall()
     if pg:
         return {r[0]: Aggregate(*r[1:6]) for r in rows}
-    return {r[0]: Aggregate(*r[1:5], _words_in_id_order(r[5], r[6])) for r in rows}
+    return {r[0]: Aggregate(*r[1:5], _words_in_id_order(r[5], r[6])) for r in rows}  # type: ignore[call-arg]
 
 
 def _words_in_id_order(ids: str, words: str) -> str:
@@ -420,7 +421,7 @@ def evaluate(
         other_currencies=others,
         raw_total=None if others or agg is None else _money(agg.total),
         rule=row.pricing_rule,
-        value=_rule_value(row.rule_value),
+        value=_rule_value(row.rule_value),  # type: ignore[arg-type]  # NOT NULL: never None
         currency=row.currency,
     )
     if result.problem == pricing.CURRENCY_MISMATCH:
@@ -444,7 +445,7 @@ def evaluate(
         n_lines=n,
         # only a suspect component can be unusable, and suspects' details are loaded
         any_unusable=bool(details)
-        and any(pricing.unusable(d.deleted, d.enabled, d.quantity) for d in details),
+        and any(pricing.unusable(d.deleted, d.enabled, d.quantity) for d in details or ()),
         min_component=agg.min_available if agg is not None else 0,
         now=now,
         cap=row.availability_cap,
@@ -792,7 +793,7 @@ def _write_postgresql(w: _Writes, stamp, index_stamp) -> None:
         return
     qn = connection.ops.quote_name
     db_type = {
-        name: Bundle._meta.get_field(name).db_type(connection)
+        name: cast(models.Field, Bundle._meta.get_field(name)).db_type(connection)
         for name in ("computed_price", "computed_availability", "broken_reasons")
     }
     bundles, variants, entries = _t(Bundle), _t(ProductVariant), _t(SearchEntry)

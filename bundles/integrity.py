@@ -328,6 +328,7 @@ def evaluate_bundle(bundle: Bundle, *, now: datetime | None = None) -> Evaluatio
 
 def _shell_drift(bundle: Bundle, expected: dict) -> list[str]:
     product, variant = bundle.shell_product, bundle.shell_variant
+    assert product is not None and variant is not None  # called for a bundle with both shells
     drift = [name for name, value in expected.items() if getattr(variant, name) != value]
     if variant.product_id != product.pk:
         drift.append("product")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -28,6 +29,9 @@ from jobs.maintenance.prune import check_retention
 from jobs.models import Job
 from jobs.request_registry import register_request
 from jobs.targets import Target, TargetIds, register_target
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 BULK_OPERATIONS = tuple(BulkOperation)
 MIN_BATCH_SIZE = 1
@@ -75,7 +79,7 @@ class InvalidJobOptions(BundleError, ValueError):
     code = "invalid_options"
 
 
-def batch_size_checked(batch_size) -> int:
+def batch_size_checked(batch_size: object) -> int:
     """The batch size rule, in one place (every door calls this): a whole number in
     ``MIN_BATCH_SIZE``–``MAX_BATCH_SIZE``; else ``InvalidJobOptions`` naming the field."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int):
@@ -151,7 +155,7 @@ def bundle_recompute_enqueue(
     reason: str = "",
     force: bool = False,
     update_search: bool = True,
-    requested_by=None,
+    requested_by: User | None = None,
     label: str | None = None,
     parent: Job | None = None,
     dispatch_on_commit: bool = True,
@@ -188,7 +192,7 @@ def bundle_recompute_request(
     reason: str = "",
     force: bool = False,
     update_search: bool = True,
-    requested_by=None,
+    requested_by: User | None = None,
     dispatch_on_commit: bool = True,
 ) -> Job:
     """Like ``bundle_recompute_enqueue`` for ids typed by people: unknown id → BundleNotFound."""
@@ -212,7 +216,7 @@ def bundles_recompute_coalesced(
     bundle_ids: Sequence[int],
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: User | None = None,
     dispatch_on_commit: bool = True,
     parent: Job | None = None,
 ) -> list[Job]:
@@ -251,7 +255,7 @@ def bundle_reindex_enqueue(
     bundle_id: int,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: User | None = None,
     label: str | None = None,
     parent: Job | None = None,
     dispatch_on_commit: bool = True,
@@ -275,7 +279,7 @@ def bundles_reindex_enqueue(
     bundle_ids: Sequence[int] | None,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: User | None = None,
     dispatch_on_commit: bool = True,
 ) -> Job:
     """Reindex the given bundles (``None`` = all). Unknown ids → BundleNotFound, no job."""
@@ -315,7 +319,7 @@ def bundles_check_enqueue(
     notify_admins: bool = False,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: User | None = None,
     dispatch_on_commit: bool = True,
 ) -> Job:
     """Consistency check of a scope (all / active / broken) or a list of bundle ids.
@@ -369,7 +373,7 @@ def bundles_bulk_enqueue(
     continue_on_error: bool = True,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: User | None = None,
     dispatch_on_commit: bool = True,
 ) -> Job:
     """One parent job and, in the same transaction, its child jobs, one per batch of
@@ -463,7 +467,7 @@ def _enqueue_fanout(
     payload: dict,
     trigger: str,
     reason: str,
-    requested_by,
+    requested_by: User | None,
     target: Target,
     dedup_key: str,
     dispatch_on_commit: bool,
@@ -490,7 +494,7 @@ def variants_changed(
     variant_ids: Sequence[int],
     trigger: str = "command",
     reason: str = "",
-    requested_by=None,
+    requested_by: User | None = None,
     label: str | None = None,
     reindex_only: bool = False,
     dispatch_on_commit: bool = True,
@@ -556,7 +560,7 @@ def products_renamed(
     product_ids: Sequence[int],
     trigger: str = "command",
     reason: str = "",
-    requested_by=None,
+    requested_by: User | None = None,
     label: str | None = None,
     dispatch_on_commit: bool = True,
 ) -> Job | None:
@@ -586,7 +590,9 @@ def products_renamed(
     )
 
 
-def broken_check_enqueue(*, trigger: str, reason: str = "", requested_by=None) -> Job:
+def broken_check_enqueue(
+    *, trigger: str, reason: str = "", requested_by: User | None = None
+) -> Job:
     """The safety net after a component was deleted or disabled: check broken bundles, fix on.
 
     Deduped, so a burst of deletions makes one pending check.
@@ -607,7 +613,7 @@ def maintenance_enqueue(
     *,
     trigger: str,
     reason: str = "",
-    requested_by=None,
+    requested_by: User | None = None,
     retention_days: int | None = None,
     notify_admins: bool = True,
 ) -> Job:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from django.core.management.color import no_style
 from django.db import connection, models, transaction
@@ -294,7 +294,7 @@ def _insert(model: type[models.Model], fields: Sequence[str], rows: list[tuple])
     if missing:
         raise ValueError(f"{meta.label} rows leave out {', '.join(missing)}")
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(meta.get_field(name).column) for name in fields)
+    columns = ", ".join(qn(cast(models.Field, meta.get_field(name)).column) for name in fields)
     table = qn(meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -413,7 +413,8 @@ def _write_chunk(chunk: list[PlannedBundle], ids: _Ids, stamp) -> None:
         for c in b.components:
             components.append((ids.component, b.id, c.variant.id, c.quantity))
             ids.component += 1
-        entry = entry_values(b, b.components, sku=sku)  # duck-typed: reads these fields only
+        # duck-typed: reads these fields only
+        entry = entry_values(b, b.components, sku=sku)  # type: ignore[arg-type]
         entries.append(
             (
                 ids.entry, b.id, entry["title"], entry["sku"], entry["body"], entry["price"],

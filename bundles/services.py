@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -55,7 +56,7 @@ def _bulk_write(model: type[models.Model], objs: list, fields: list[str]) -> Non
     if not objs:
         return
     meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
+    columns = [cast(models.Field, meta.get_field(name)) for name in fields]  # concrete fields
     qn = connection.ops.quote_name
     assignments = ", ".join(f"{qn(f.column)} = %s" for f in columns)
     sql = f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {qn(meta.pk.column)} = %s"
@@ -121,17 +122,17 @@ def _create_missing_shells(evaluations: list[Evaluation]) -> set[int]:
     if need_variant:
         fields = {e.bundle.pk: e.shell_fields for e in evaluations}
         skus = [shell_sku(b.pk) for b in need_variant]
-        orphans = {v.sku: v for v in ProductVariant.objects.filter(sku__in=skus)}
-        new = []
+        orphan_variants = {v.sku: v for v in ProductVariant.objects.filter(sku__in=skus)}
+        new_variants: list[ProductVariant] = []
         for b in need_variant:
-            variant = orphans.get(shell_sku(b.pk))
+            variant = orphan_variants.get(shell_sku(b.pk))
             if variant is None:
                 variant = ProductVariant(
                     product=b.shell_product, sku=shell_sku(b.pk), **fields[b.pk]
                 )
-                new.append(variant)
+                new_variants.append(variant)
             b.shell_variant = variant
-        ProductVariant.objects.bulk_create(new)
+        ProductVariant.objects.bulk_create(new_variants)
         for b in need_variant:
             b.shell_variant = b.shell_variant
     return {b.pk for b in bundles}
@@ -145,6 +146,7 @@ def _write_bundles(evaluations: list[Evaluation], *, now: datetime, force: bool)
     for e in evaluations:
         b = e.bundle
         variant, product = b.shell_variant, b.shell_product
+        assert variant is not None and product is not None  # _create_missing_shells made them
         variant_differs = variant.product_id != product.pk or any(
             getattr(variant, name) != value for name, value in e.shell_fields.items()
         )
@@ -195,7 +197,7 @@ def _index(bundles: list[Bundle], *, force: bool) -> int:
     now = timezone.now()
     new, updated = [], []
     for b in bundles:
-        sku = b.shell_variant.sku if b.shell_variant_id else shell_sku(b.pk)
+        sku = b.shell_variant.sku if b.shell_variant is not None else shell_sku(b.pk)
         values = entry_values(b, b.components.all(), sku=sku)
         try:
             entry = b.search_entry
@@ -584,7 +586,9 @@ def bundles_check(
     for chunk in _chunks(ids, chunk_size):
         try:
             with transaction.atomic():
-                partial = {k: ([] if isinstance(v, list) else 0) for k, v in result.items()}
+                partial: dict[str, Any] = {
+                    k: ([] if isinstance(v, list) else 0) for k, v in result.items()
+                }
                 _check_chunk(chunk, fix=fix, result=partial)
         except Exception:
             # Isolate the bundle(s) that fail; the rest of the chunk is still checked.

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
@@ -258,8 +259,7 @@ def enqueue_coalesced(
             continue  # another request opened a job for the key meanwhile: fill that one
         _link(job.pk, _links(None, TargetIds(target_type, take)), fresh=True)
         if dispatch_on_commit:
-            job_id = job.pk
-            transaction.on_commit(lambda job_id=job_id: dispatch(job_id, debounce=debounce))
+            transaction.on_commit(partial(dispatch, job.pk, debounce=debounce))
         touched.append(job)
         remaining = rest
     else:  # pragma: no cover - would need the open job to vanish over and over
@@ -353,8 +353,8 @@ def _links(main: Target | None, more: Iterable[Target] | TargetIds) -> list[Link
         kind = more.type[:32]
         rows.extend((kind, str(i)[:64], "") for i in more.ids)
         return rows
-    for target in more:
-        target = Target.of(target)
+    for item in more:
+        target = Target.of(item)
         if target is not None and target.type and target.id:
             rows.append((target.type[:32], str(target.id)[:64], target.label[:255]))
     return rows
@@ -404,7 +404,7 @@ def _insert_link_rows(connection, rows: list[tuple], *, fresh: bool) -> None:
             "json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
             "json_extract(value, '$[3]') FROM json_each(%s)"
         )
-        params = [json.dumps(rows, default=str)]
+        params: list[Any] = [json.dumps(rows, default=str)]
     elif connection.vendor == "postgresql":
         sql = (
             f"INSERT INTO {table} ({columns}) SELECT * FROM "

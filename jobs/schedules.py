@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import django_rq
 from django.db import IntegrityError, transaction
@@ -571,7 +572,7 @@ def _fire_refusal(schedule: Schedule, when: datetime) -> str:
     """Why the person who last changed the schedule may not have it run now ("" if they may)."""
     user = schedule.changed_by
     missing = _missing(user, _request_permissions(schedule.request))
-    if not missing:
+    if user is None or not missing:  # the system (no user) lacks nothing
         return ""
     return (
         f"Fire at {when:%Y-%m-%d %H:%M} UTC refused: {user.get_username()}, who last changed "
@@ -603,7 +604,7 @@ def run_now(schedule_id: str, user=None, *, trigger: str = JobTrigger.ADMIN) -> 
     try:
         with transaction.atomic():
             job = _call(item, trigger=trigger, user=user)
-            updates = {"last_run_at": timezone.now()}
+            updates: dict[str, Any] = {"last_run_at": timezone.now()}
             if job is not None:
                 updates["last_job"] = job
             Schedule.objects.filter(pk=schedule.pk).update(**updates)

@@ -13,9 +13,10 @@ import math
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
@@ -34,13 +35,14 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, TruncMinute
 from django.utils import timezone
+from redis import Redis
 from rq.worker import Worker
 
 from jobs import conf
 from jobs.errors import JobNotFound
 from jobs.liveness import AWAITING_PREFIX, WorkerSeen, is_awaiting_children, worker_death
 from jobs.liveness import workers_seen as _workers_seen
-from jobs.models import SETTLED_STATES, Job, JobState, JobTarget
+from jobs.models import SETTLED_STATES, Job, JobId, JobState, JobTarget
 from jobs.pause import pauses
 from jobs.redis_client import redis_for
 from jobs.rollup import settled_counts
@@ -132,7 +134,7 @@ def settled_last_24h(*, now: datetime | None = None) -> Counter:
     return settled_counts(since=now - timedelta(hours=24), now=now)
 
 
-def _redis():
+def _redis() -> Redis:
     return redis_for(queue_names()[0])
 
 
@@ -211,7 +213,7 @@ def job_is_stale(job: Job, *, stale_after: int | None = None, now: datetime | No
     return seen is not None and worker_death(job, seen, now=now) is not None
 
 
-def pause_author(pause) -> str:
+def pause_author(pause: object) -> str:
     """Who paused a queue, for display: a user name, or "" (the system, a deleted user)."""
     user = getattr(pause, "paused_by", None)
     return user.get_username() if user is not None else ""
@@ -320,7 +322,7 @@ def workers(*, now: datetime | None = None) -> list[WorkerInfo] | None:
                 state="dead" if dead else str(w.get_state()),
                 current_rq_job_id=rq_id,
                 current_job_id=str(ledger[rq_id]) if rq_id in ledger else None,
-                current_since=started.get(rq_id),
+                current_since=started.get(rq_id) if rq_id else None,
                 last_heartbeat=beat,
                 birth=_aware(w.birth_date),
                 successful=w.successful_job_count or 0,
@@ -384,16 +386,16 @@ class RunSeconds(Func):
 
     output_field = FloatField()
 
-    def __init__(self, **extra):
+    def __init__(self, **extra: Any) -> None:
         super().__init__(F("settled_at"), F("started_at"), **extra)
 
-    def as_postgresql(self, compiler, connection, **extra):
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         return self.as_sql(
             compiler, connection, template="EXTRACT(EPOCH FROM (%(expressions)s))::float8",
             arg_joiner=" - ", **extra,
         )  # fmt: skip
 
-    def as_sqlite(self, compiler, connection, **extra):
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         return self.as_sql(
             compiler, connection, template="((julianday(%(expressions)s)) * 86400.0)",
             arg_joiner=") - julianday(", **extra,
@@ -535,7 +537,7 @@ def jobs_chart(
     if width >= timedelta(hours=1):
         if settled is None or range_name != "24h":
             settled = settled_counts(since=start, now=now)
-        rows = [
+        rows: Iterable[tuple[datetime, str, int]] = [
             (hour, state, n)
             for (hour, _queue, _kind, state), n in settled.items()
             if state in (JobState.COMPLETED, JobState.FAILED)
@@ -625,7 +627,7 @@ def job_search_filter(qs: QuerySet[Job], *, term: str) -> QuerySet[Job]:
     return qs.filter(pk__in=ids).order_by(*ordering)
 
 
-def _linked_to(*, target_type: str | None, target_id: str | None) -> Exists:
+def _linked_to(*, target_type: str | None, target_id: str | int | None) -> Exists:
     """Jobs with a link row to the target (or to any target of the type): an index range on
     (target_type, target_id, job) per job, never a scan of the link table."""
     links = JobTarget.objects.filter(job=OuterRef("pk"))
@@ -645,8 +647,8 @@ def job_list(
     target_type: str | None = None,
     target_id: str | None = None,
     search: str | None = None,
-    ids: list | None = None,
-    parent_id=None,
+    ids: list[JobId] | None = None,
+    parent_id: uuid.UUID | None = None,
 ) -> QuerySet[Job]:
     """Ledger rows matching every given filter, newest first."""
     qs = Job.objects.select_related("requested_by").order_by("-created_at", "-pk")
@@ -679,7 +681,7 @@ def filter_by_target(
     return qs
 
 
-def jobs_for_target(*, target_type: str, target_id, limit: int = 10) -> list[Job]:
+def jobs_for_target(*, target_type: str, target_id: str | int, limit: int = 10) -> list[Job]:
     """The most recent jobs linked to one object (a bundle's page lists these)."""
     return list(
         Job.objects.filter(_linked_to(target_type=target_type, target_id=target_id)).order_by(
@@ -763,7 +765,7 @@ class ChildrenSummary:
     settled: int
 
 
-def job_children_summary(*, job_id) -> ChildrenSummary:
+def job_children_summary(*, job_id: uuid.UUID) -> ChildrenSummary:
     """Aggregate progress of a bulk job's children (one grouped query)."""
     rows = (
         Job.objects.filter(parent_id=job_id)
@@ -787,7 +789,7 @@ def job_children_summary(*, job_id) -> ChildrenSummary:
     )
 
 
-def job_audit(*, job_id) -> list:
+def job_audit(*, job_id: JobId) -> list[LogEntry]:
     """Admin log entries about this job (who triggered, retried, cancelled it), oldest first."""
     ct = ContentType.objects.get_for_model(Job)
     return list(
@@ -800,7 +802,7 @@ def job_audit(*, job_id) -> list:
 # --- single jobs ----------------------------------------------------------------------------------
 
 
-def parse_job_id(job_id) -> uuid.UUID:
+def parse_job_id(job_id: object) -> uuid.UUID:
     """A job id as UUID, or :class:`JobNotFound` naming the malformed value."""
     if isinstance(job_id, uuid.UUID):
         return job_id
@@ -820,7 +822,7 @@ def _id_prefix_range(hex_prefix: str) -> tuple[uuid.UUID, uuid.UUID]:
     )
 
 
-def resolve_job_id(value) -> uuid.UUID:
+def resolve_job_id(value: object) -> uuid.UUID:
     """A full job id, or the first 8+ characters of one as the admin shows them.
 
     Raises :class:`JobNotFound` for a malformed value, no match, or a prefix several jobs share
@@ -844,7 +846,7 @@ def resolve_job_id(value) -> uuid.UUID:
     return found[0]
 
 
-def job_get(*, job_id) -> Job:
+def job_get(*, job_id: JobId) -> Job:
     pk = parse_job_id(job_id)
     try:
         return Job.objects.get(pk=pk)
@@ -853,7 +855,7 @@ def job_get(*, job_id) -> Job:
 
 
 def wait_for_job(
-    job_id,
+    job_id: JobId,
     timeout: float | None,
     on_progress: Callable[[Job], None] | None = None,
     poll_interval: float = 0.2,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -17,11 +18,14 @@ from jobs.dispatch import dispatch
 from jobs.errors import JobError, JobNotFound, JobPermissionDenied, JobStateError
 from jobs.liveness import is_awaiting_children
 from jobs.maintenance.prune import jobs_purge
-from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState, LastAction
+from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobId, JobState, LastAction
 from jobs.parents import check_parent, child_reopened, child_settled
 from jobs.pause import set_paused
 from jobs.redis_client import redis_for
 from jobs.selectors import job_get, parse_job_id, wait_for_job
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 __all__ = [  # the reads and errors stay importable from here (their old home)
     "JobError",
@@ -37,18 +41,19 @@ __all__ = [  # the reads and errors stay importable from here (their old home)
 logger = logging.getLogger(__name__)
 
 
-def _user_or_none(user):
-    return user if getattr(user, "is_authenticated", False) else None
+def _user_or_none(user: User | AnonymousUser | None) -> User | None:
+    # An authenticated user is a User (the stubs cannot tell from the attribute).
+    return user if getattr(user, "is_authenticated", False) else None  # type: ignore[return-value]
 
 
-def _check_permission(user, permission: str) -> None:
+def _check_permission(user: User | AnonymousUser | None, permission: str) -> None:
     """A person must hold the permission; ``user=None`` is the system (a command run without
     ``--user``, a batch parent retrying its children)."""
     if user is not None and not user.has_perm(permission):
         raise JobPermissionDenied(f"You need the permission {permission} for this.")
 
 
-def job_retry(*, job_id, user=None, actor: str = "") -> Job:
+def job_retry(*, job_id: JobId, user: User | AnonymousUser | None = None, actor: str = "") -> Job:
     """Run a failed or cancelled job again, as its next attempt on the same row.
 
     Checks ``jobs.retry_job`` for ``user`` and writes the audit entry, whichever door asked.
@@ -108,7 +113,7 @@ def _save_pending(job: Job) -> None:
         job.save()
 
 
-def job_cancel(*, job_id, user=None) -> Job:
+def job_cancel(*, job_id: JobId, user: User | AnonymousUser | None = None) -> Job:
     """Cancel a job: a pending or retrying job never runs; a running one is asked to stop.
 
     Children of a bulk job waiting for them are cancelled with it (not a fan-out's batches).
@@ -140,7 +145,7 @@ def job_cancel(*, job_id, user=None) -> Job:
     return job
 
 
-def _cancel_row(job: Job, *, user) -> None:
+def _cancel_row(job: Job, *, user: User | None) -> None:
     now = timezone.now()
     job.cancel_requested = True
     job.last_action, job.last_action_by, job.last_action_at = LastAction.CANCEL, user, now
@@ -169,7 +174,9 @@ def _drop_rq_job(queue_name: str, rq_job_id: str) -> None:
         logger.debug("Could not cancel RQ job %s", rq_job_id, exc_info=True)
 
 
-def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:
+def jobs_delete_settled(
+    *, job_ids: Iterable[JobId], user: User | AnonymousUser | None = None
+) -> int:
     """Delete the settled jobs among ``job_ids`` (with their children). Returns how many ledger
     rows went, children included.
 
@@ -197,7 +204,7 @@ def jobs_delete_settled(*, job_ids: Iterable, user=None) -> int:
     return deleted
 
 
-def job_retry_now(*, job_id, user=None) -> Job:
+def job_retry_now(*, job_id: JobId, user: User | AnonymousUser | None = None) -> Job:
     """Send a retrying job at once instead of after the rest of its backoff.
 
     The row gets a fresh RQ delivery; the copy still scheduled in RQ is superseded (the runner
@@ -224,7 +231,7 @@ def _check_queue(queue: str) -> None:
         raise JobNotFound(f"No queue {queue!r}; the queues are {', '.join(conf.job_queues())}")
 
 
-def queue_pause(*, queue: str, user=None) -> bool:
+def queue_pause(*, queue: str, user: User | AnonymousUser | None = None) -> bool:
     """Hold ``queue`` on every worker: its jobs stay pending (visibly) until it is resumed.
 
     Kept in the database with who and when (``jobs.pause``), so it outlives any Redis restart.
@@ -238,7 +245,7 @@ def queue_pause(*, queue: str, user=None) -> bool:
     return changed
 
 
-def queue_resume(*, queue: str, user=None) -> int:
+def queue_resume(*, queue: str, user: User | AnonymousUser | None = None) -> int:
     """Let ``queue`` run again and send its waiting jobs now. Returns how many were sent.
 
     Checks ``jobs.pause_queue``; audited.

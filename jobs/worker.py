@@ -35,6 +35,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.db import close_old_connections, connections
 from redis.exceptions import RedisError
@@ -110,7 +111,13 @@ class LedgerWatch(threading.Thread):
 PUBSUB_STOP_WAIT = 1.0
 
 
-class _LedgerMixin:
+if TYPE_CHECKING:  # the mixin is only ever mixed into an RQ worker: type it as one
+    _WorkerBase = Worker
+else:
+    _WorkerBase = object
+
+
+class _LedgerMixin(_WorkerBase):
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
         ledger_pass_if_due(self.connection, self.name, self.log)
