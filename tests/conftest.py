@@ -30,13 +30,25 @@ CHROMIUM_ARGS = [
 #
 # Nobody has to remember a marker: a test is `slow` when it lives in a directory of slow tests,
 # uses a fixture that starts a real process (a worker, Chromium, a live server), or its code —
-# its own body, its fixtures' bodies, or a helper of its module they call — starts a process.
+# its own body, its fixtures' bodies, or a helper of its module they call — starts a process;
+# plus the few measured CPU-heavy tests named in SLOW_BY_NAME.
 
 TESTS_DIR = Path(__file__).resolve().parent
 # Directories whose every test is slow, with the marker that also says why.
 SLOW_DIRECTORIES = {"browser": "browser", "e2e": "e2e"}
 # Fixtures that start something real, however they are reached (by name, in the fixture closure).
 PROCESS_FIXTURES = {"start_worker", "worker_process", "chromium", "live_server"}
+# Tests that start no process but take many seconds of CPU (catalog-sized data through in-process
+# workers; a query count over a large page), by name so that they stay marked when their file
+# moves. Measured with `./bin/test --durations=60` on 2 shared cores: each over 5 s.
+# tests/test_developing.py checks that every name still exists.
+SLOW_BY_NAME = {
+    "test_a_feed_bigger_than_one_fanout_reaches_every_bundle_through_workers",  # ~50 s
+    "test_a_feed_bigger_than_one_fanout_runs_every_fanout_with_sync",  # ~50 s
+    "test_list_queries_do_not_grow_with_rows_shown",  # ~27 s
+    "test_retrying_a_failed_bulk_parent_runs_its_failed_and_cancelled_batches_again",  # ~11 s
+    "test_bulk_without_continue_on_error_stops_at_the_failed_batch",  # ~7 s
+}
 # Code that starts a process: a subprocess, a fork, Playwright, the suite's worker helper.
 PROCESS_CODE = re.compile(
     r"\bsubprocess\.|\bPopen\(|\bos\.fork\(|\bmultiprocessing\b|\bsync_playwright\b"
@@ -84,6 +96,8 @@ def _starts_a_process(code: str, module_path: str) -> bool:
 
 
 def _is_slow(item: pytest.Item) -> bool:
+    if getattr(item, "originalname", item.name) in SLOW_BY_NAME:
+        return True
     if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
         return True
     function = getattr(item, "function", None)

@@ -98,3 +98,11 @@ def test_the_process_fixtures_exist():
     for name in PROCESS_FIXTURES - {"live_server"}:
         assert re.search(rf"^def {name}\(", conftests, flags=re.M), name
     assert hasattr(fixtures, "live_server")
+
+
+def test_every_test_named_slow_by_name_still_exists():
+    from tests.conftest import SLOW_BY_NAME
+
+    sources = "".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
+    for name in SLOW_BY_NAME:
+        assert re.search(rf"^def {name}\(", sources, flags=re.M), f"{name} is gone: update the set"
