@@ -54,7 +54,7 @@ class Forbidden(ApiError):
 class NotFound(ApiError):
     code = NOT_FOUND
 
-    def __init__(self, message: str, *, ids: Sequence[str] = (), **details: Any) -> None:
+    def __init__(self, message: str, *, ids: Sequence[str | int] = (), **details: Any) -> None:
         super().__init__(message, ids=[str(i) for i in ids], **details)
 
 
@@ -105,7 +105,7 @@ def format_error(error: Exception) -> dict[str, Any]:
                 else (GRAPHQL_VALIDATION_FAILED)
             )
             formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": code}
-        return formatted
+        return dict(formatted)
     api_error = as_api_error(original)
     if api_error is None and error.path is None:
         # No path: the request's variables failed coercion to their declared types before

@@ -9,8 +9,9 @@ through Django's test client as a logged-in superuser, with DEBUG off as in prod
 prints per page the median of ``--repeat`` renders next to the 300 ms budget (issue 12), the
 SQL queries of one render, and "holds" or "MISSED". Also prints the machine's load average
 (the figures are only comparable at a similar load) and what the first view after an empty
-rollup costs (``jobs.rollup`` fills its stored hours once). Needs Redis only for the strip's
-worker count (it says "unknown" without one). Re-running reuses rows already there.
+rollup costs (``jobs.rollup`` fills its stored hours once). Without DATABASE_URL a throwaway
+SQLite file, without REDIS_URL a private Redis (only the strip's worker count reads it).
+Re-running on the same DATABASE_URL reuses rows already there.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # DEBUG off, as in production (template debugging and query logging cost time of their own).
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("ALLOW_INSECURE_KEY", "1")
+os.environ.setdefault("LOG_LEVEL", "WARNING")  # not a line per login (django-axes)
 
+from bench.scratch import scratch_services  # noqa: E402
 
 # Issue 12: list, filters, search and the metrics strip each under this at 1,000,000 rows.
 BUDGET_MS = 300
@@ -42,7 +45,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--batch", type=int, default=10_000)
     args = parser.parse_args()
+    with scratch_services("bench-admin"):
+        run(args)
 
+
+def run(args: argparse.Namespace) -> None:
     import django
 
     django.setup()

@@ -55,9 +55,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("ALLOW_INSECURE_KEY", "1")  # a generated key in var/; DEBUG stays off
 # The admin door is driven by Django's test client, whose requests name host "testserver".
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
-from bench._scratch import scratch_services, wrong_bundles  # noqa: E402
 from bench.bench_recompute import yardstick_sql  # noqa: E402
 from bench.bench_throughput import Workers  # noqa: E402
+from bench.scratch import scratch_services, wrong_bundles  # noqa: E402
 from config.demo import WORKERS  # noqa: E402 (bin/run's worker layout; imports no Django)
 
 MUTATION = """

@@ -232,7 +232,7 @@ def main() -> None:
     if args.rss_check:
         check_in_fresh_process()
         return
-    from bench._scratch import scratch_services
+    from bench.scratch import scratch_services
 
     with scratch_services("bench-recompute"):
         run(args)

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("ALLOW_INSECURE_KEY", "1")  # a generated key in var/; DEBUG stays off
-from bench._scratch import wrong_bundles  # noqa: E402
+from bench.scratch import wrong_bundles  # noqa: E402
 from config.demo import WORKERS  # noqa: E402 (bin/run's worker layout; imports no Django)
 
 
@@ -243,7 +243,7 @@ def main() -> None:
         "--reuse", action="store_true", help="keep a catalog of --bundles bundles already there"
     )
     args, _unknown = parser.parse_known_args()
-    from bench._scratch import scratch_services
+    from bench.scratch import scratch_services
 
     with scratch_services("bench-throughput"):
         run(args)

@@ -38,7 +38,7 @@ class ProductAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
 
     @admin.display(description="variants", ordering="n_variants")
     def variant_count(self, obj: Product) -> int:
-        return obj.n_variants
+        return obj.n_variants  # type: ignore[attr-defined]  # annotated by get_queryset
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -182,7 +182,7 @@ class BundleForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if "status" in self.fields:
-            self.fields["status"].choices = [
+            self.fields["status"].choices = [  # type: ignore[attr-defined]  # a ChoiceField
                 (value, label)
                 for value, label in Bundle.Status.choices
                 if value in self.CREATABLE_STATUSES
@@ -259,11 +259,12 @@ class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin
     @admin.display(description="pricing", ordering="pricing_rule")
     def pricing(self, obj: Bundle) -> str:
         value = f"{obj.rule_value.normalize():f}" if obj.rule_value is not None else ""
-        text = {
+        texts: dict[str, str] = {
             Bundle.PricingRule.PERCENT_OFF: f"−{value} %",
             Bundle.PricingRule.AMOUNT_OFF: f"−{value} {obj.currency}",
             Bundle.PricingRule.FIXED_PRICE: f"= {value} {obj.currency}",
-        }.get(obj.pricing_rule, str(value))
+        }
+        text = texts.get(obj.pricing_rule, str(value))
         return f"{text} · no saving" if obj.no_saving else text
 
     @admin.display(description="price", ordering="computed_price")
@@ -298,7 +299,7 @@ class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin
 
     @admin.display(description="parts", ordering="n_components")
     def component_count(self, obj: Bundle) -> int:
-        return obj.n_components
+        return obj.n_components  # type: ignore[attr-defined]  # annotated by get_queryset
 
     @admin.display(description="problems")
     def problems(self, obj: Bundle) -> str:
@@ -330,6 +331,7 @@ class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin
         if not obj.shell_variant_id:
             return "missing (a recompute recreates it)"
         url = reverse("admin:bundles_productvariant_change", args=[obj.shell_variant_id])
+        assert obj.shell_variant is not None  # its id was checked above
         return format_html('<a href="{}">{}</a>', url, obj.shell_variant.sku)
 
 

@@ -8,6 +8,8 @@ exactly those jobs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
@@ -39,7 +41,13 @@ def _bulk_jobs(**request) -> list[Job]:
     return [parent, *bulk_batch_jobs(parent=parent)]
 
 
-class BundleJobsAdminMixin:
+if TYPE_CHECKING:  # mixed into a ModelAdmin only: type it as one
+    from django.contrib.admin import ModelAdmin as _AdminBase
+else:
+    _AdminBase = object
+
+
+class BundleJobsAdminMixin(_AdminBase):
     """Adds recompute / reindex / check / activate / archive actions, the bundle page's recent
     jobs and its "Recompute now" button. Mix in before ``admin.ModelAdmin``."""
 

@@ -9,6 +9,7 @@ one, so saving the same instance twice only reports changes once. Instances buil
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from django.db import models
 
@@ -69,4 +70,4 @@ def changed_fields(
 
 
 def tracked_fields(model: type[models.Model], names: Iterable[str]) -> tuple[models.Field, ...]:
-    return tuple(model._meta.get_field(name) for name in names)
+    return tuple(cast(models.Field, model._meta.get_field(name)) for name in names)

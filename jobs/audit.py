@@ -31,7 +31,7 @@ def audit_jobs(*, user, jobs: Iterable[Job], message: str, added: bool = False) 
         queryset=jobs,
         action_flag=ADDITION if added else CHANGE,
         change_message=message,
-        single_object=len(jobs) == 1,
+        single_object=len(jobs) == 1,  # type: ignore[call-overload]  # stubs want a Literal
     )
 
 
@@ -53,7 +53,7 @@ def audit_deleted(*, user, jobs: Iterable[Job]) -> None:
             queryset=jobs,
             action_flag=DELETION,
             change_message=DELETED,
-            single_object=len(jobs) == 1,
+            single_object=len(jobs) == 1,  # type: ignore[call-overload]  # stubs want a Literal
         )
 
 

@@ -28,3 +28,4 @@ class JobStateError(JobError):
 class JobPermissionDenied(JobError):
     api_code = "FORBIDDEN"
     code = "permission_denied"
+    permissions: list[str]  # the missing ones, when the raiser sets them (GraphQL names them)

@@ -40,6 +40,10 @@ ACTIVE_STATES = (JobState.PENDING, JobState.RUNNING, JobState.RETRYING)
 SETTLED_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
+# A job's id as the doors hand it over: the UUID, or its text (a URL, a command line, GraphQL).
+JobId = uuid.UUID | str
+
+
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     queue = models.CharField(max_length=64)

@@ -18,7 +18,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -43,11 +43,11 @@ from jobs.models import Job, JobState, JobTrigger
 from jobs.registry import JobKind
 
 # The ledger's kind column is 64 characters: a task's dotted path must fit.
-KIND_MAX_LENGTH = Job._meta.get_field("kind").max_length
+KIND_MAX_LENGTH = cast(int, Job._meta.get_field("kind").max_length)  # set on the model
 
 _CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*$")
 
-_STATUS = {
+_STATUS: dict[str, TaskResultStatus] = {
     JobState.PENDING: TaskResultStatus.READY,
     JobState.RETRYING: TaskResultStatus.READY,  # "ready to be executed again"
     JobState.RUNNING: TaskResultStatus.RUNNING,

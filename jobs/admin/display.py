@@ -111,7 +111,7 @@ class TimelineEvent:
 def _with_gaps(events: list[TimelineEvent]) -> list[TimelineEvent]:
     out, previous = [], None
     for event in sorted(events, key=lambda e: e.at):
-        gap = None if previous is None else (event.at - previous).total_seconds()
+        gap: float | None = None if previous is None else (event.at - previous).total_seconds()
         out.append(TimelineEvent(event.at, event.label, event.detail, event.css, gap))
         previous = event.at
     return out
@@ -160,7 +160,8 @@ def job_timeline(job: Job, audit: list[LogEntry]) -> list[TimelineEvent]:
             )
         )
     if job.settled_at:
-        css = {JobState.COMPLETED: "completed", JobState.FAILED: "failed"}.get(job.state, "")
+        settled_css: dict[str, str] = {JobState.COMPLETED: "completed", JobState.FAILED: "failed"}
+        css = settled_css.get(job.state, "")
         events.append(
             TimelineEvent(job.settled_at, job.get_state_display(), job.progress_message, css)
         )

@@ -79,7 +79,7 @@ class TargetFilter(admin.ListFilter):
             "display": f"{label} {target_id}".strip(),
         }
 
-    def expected_parameters(self) -> list[str]:
+    def expected_parameters(self) -> list[str | None]:
         return list(self.parameter_names)
 
     def queryset(self, request, queryset):
@@ -139,7 +139,7 @@ class CausedByFilter(admin.ListFilter):
             "display": f"{shown} and the jobs {'it' if len(self.ids) == 1 else 'they'} queued",
         }
 
-    def expected_parameters(self) -> list[str]:
+    def expected_parameters(self) -> list[str | None]:
         return [self.parameter_name]
 
     def queryset(self, request, queryset):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django.core.exceptions import PermissionDenied
@@ -93,7 +94,13 @@ def deny_unpermitted_action(model_admin, request) -> None:
         raise PermissionDenied
 
 
-class QueuedJobsMessageMixin:
+if TYPE_CHECKING:  # mixed into a ModelAdmin only: type it as one
+    from django.contrib.admin import ModelAdmin as _AdminBase
+else:
+    _AdminBase = object
+
+
+class QueuedJobsMessageMixin(_AdminBase):
     """For a ModelAdmin whose saves queue jobs through signals: after a save, say what it
     queued, with a link ("Saved: 2 jobs queued. See them in System → Jobs")."""
 

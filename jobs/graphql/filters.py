@@ -60,13 +60,14 @@ def _target_filter(
         if target_id is not None:
             raise BadUserInput("'targetId' needs 'targetType'.", field="targetId")
         return None, None
-    registered = get_target_type(target_type)
-    if registered is None:
+    found = get_target_type(target_type)
+    if found is None:
         known = ", ".join(t.name for t in all_target_types())
         raise BadUserInput(
             f"Unknown target type {str(target_type)[:50]!r}: use one of {known}.",
             field="targetType",
         )
+    registered = found
     if target_id is None:
         return registered.name, None
     if registered.numeric_ids:

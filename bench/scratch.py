@@ -1,7 +1,11 @@
-"""Scratch surroundings for a benchmark: a throwaway SQLite file and a private Redis.
+"""What every benchmark shares: its scratch surroundings and the check that it left the
+catalog right.
 
-DATABASE_URL and REDIS_URL, when set, are used as they are (the database is migrated and gets
-rows, so never point it at one you care about).
+* ``scratch_services(prefix)``: a throwaway SQLite file and a private Redis for the run.
+  DATABASE_URL and REDIS_URL, when set, are used as they are (the database is migrated and gets
+  rows, so never point it at one you care about).
+* ``wrong_bundles(ids)``: how many of these bundles' stored values differ from a fresh
+  evaluation (0 = every recompute the benchmark caused was applied).
 """
 
 from __future__ import annotations
