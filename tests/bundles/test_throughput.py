@@ -60,8 +60,7 @@ def test_one_committed_change_recomputes_1000_bundles_in_a_handful_of_linked_bat
 
     # Then every bundle gets its new price (20 + 1), through at most 5 ledger rows
     wait_until(
-        lambda: Bundle.objects.filter(pk__in=ids, computed_price=Decimal("21.00")).count()
-        == 1000,
+        lambda: Bundle.objects.filter(pk__in=ids, computed_price=Decimal("21.00")).count() == 1000,
         timeout=120,
     )
     wait_until(all_settled)
@@ -107,8 +106,7 @@ def test_a_burst_of_200_saves_of_different_variants_makes_a_handful_of_batches(
             for k in range(2)
         )
         BundleComponent.objects.bulk_create(
-            BundleComponent(bundle=b, variant=variant, quantity=k + 1)
-            for k, b in enumerate(rows)
+            BundleComponent(bundle=b, variant=variant, quantity=k + 1) for k, b in enumerate(rows)
         )
         pairs[variant.pk] = [b.pk for b in rows]
     all_ids = [i for ids in pairs.values() for i in ids]

@@ -148,9 +148,11 @@ def test_readme_commands_work_as_typed_next_to_the_demo(demo):
     assert "Enqueued" in done.stdout and "Traceback" not in done.stderr
     job_id = re.search(r"jobs show ([0-9a-f-]{36})", done.stdout).group(1)
     shown = wait_for(
-        lambda: (r := run(f"python manage.py jobs show {job_id}", env)).returncode == 0
-        and "completed" in r.stdout
-        and r,
+        lambda: (
+            (r := run(f"python manage.py jobs show {job_id}", env)).returncode == 0
+            and "completed" in r.stdout
+            and r
+        ),
         timeout=120,
         what="the recompute to complete in the demo's workers",
     )
