@@ -12,6 +12,8 @@ import dj_database_url
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
+from jobs import conf as jobs_conf
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
@@ -247,42 +249,10 @@ JOBS_ALERTS_INTERVAL = int(os.environ.get("JOBS_ALERTS_INTERVAL", "30"))
 JOBS_ALERT_WEBHOOK_URL = os.environ.get("JOBS_ALERT_WEBHOOK_URL", "")
 JOBS_ALERT_WEBHOOK_SECRET = os.environ.get("JOBS_ALERT_WEBHOOK_SECRET", "")
 # The default rules (the data migration creates them once; then the table is the truth).
+# The jobs app's own default rules (jobs/conf.py), then the project's: one recompute-queue
+# rule and the bundles' conditions.
 JOBS_ALERT_RULES = [
-    # The jobs app's own (its defaults, jobs/conf.py), then the bundles' conditions.
-    {
-        "name": "failure-rate",
-        "condition": "failure_rate",
-        "threshold": 50,
-        "min_count": 20,
-        "window_seconds": 900,
-        "description": "Over half of the jobs settled in 15 minutes failed",
-    },
-    {
-        "name": "oldest-waiting",
-        "condition": "oldest_waiting",
-        "threshold": 600,
-        "description": "A queue's oldest waiting job (paused queues too) waited 10 minutes",
-    },
-    {
-        "name": "schedule-missed",
-        "condition": "schedule_missed",
-        "threshold": 0,
-        "window_seconds": 86400,
-        "description": "A schedule's fire was skipped in the last 24 hours",
-    },
-    {
-        "name": "schedule-failed",
-        "condition": "schedule_failed",
-        "threshold": 0,
-        "description": "A schedule's last fire ended in a failed job",
-    },
-    {
-        "name": "dead-workers",
-        "condition": "dead_workers",
-        "threshold": 0,
-        "window_seconds": 900,
-        "description": "A worker died (went silent) in 15 minutes",
-    },
+    *jobs_conf.DEFAULTS["JOBS_ALERT_RULES"],
     # Recompute batches failing point at the pricing engine or the database: tighter than the
     # global rate. Off by default: enable once a shop knows its normal rate.
     {

@@ -8,20 +8,10 @@ creation; after that the row is the truth (edited in the admin or GraphQL).
 from __future__ import annotations
 
 from jobs import conf
+from jobs.alerts.services import CREATABLE
 
-FIELDS = (
-    "description",
-    "condition",
-    "subject_type",
-    "subject",
-    "threshold",
-    "min_count",
-    "window_seconds",
-    "cooldown_seconds",
-    "enabled",
-    "email",
-    "webhook",
-)
+# What a JOBS_ALERT_RULES item may set besides its name: what a new rule may have.
+FIELDS = tuple(name for name in CREATABLE if name != "name")
 
 
 def default_fields(item: dict) -> dict:

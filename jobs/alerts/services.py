@@ -81,19 +81,24 @@ def alert_rule_update(*, rule_id: Any, user, **changes: Any) -> AlertRule:
         changes = {k: v for k, v in changes.items() if v is not None}
         for field, value in changes.items():
             setattr(rule, field, value)
-        errors = alert_rule_errors(
-            condition=rule.condition,
-            subject_type=rule.subject_type,
-            subject=rule.subject,
-            threshold=rule.threshold,
-            window_seconds=rule.window_seconds,
-        )
-        if errors:
-            field, message = next(iter(errors.items()))
-            raise AlertRuleInvalid(message, field=field)
+        _check(rule)
         rule.save()
         audit_change(user=user, obj=rule, message=describe_change(changes))
     return rule
+
+
+def _check(rule: AlertRule) -> None:
+    """The rule's fields as the admin form checks them; the first problem, naming its field."""
+    errors = alert_rule_errors(
+        condition=rule.condition,
+        subject_type=rule.subject_type,
+        subject=rule.subject,
+        threshold=rule.threshold,
+        window_seconds=rule.window_seconds,
+    )
+    if errors:
+        field, message = next(iter(errors.items()))
+        raise AlertRuleInvalid(message, field=field)
 
 
 def describe_change(changes: dict) -> str:
@@ -113,16 +118,7 @@ def alert_rule_create(*, user, **fields: Any) -> AlertRule:
     if unknown:
         raise AlertRuleInvalid(f"Unknown fields: {', '.join(sorted(unknown))}", field=min(unknown))
     rule = AlertRule(**{k: v for k, v in fields.items() if v is not None})
-    errors = alert_rule_errors(
-        condition=rule.condition,
-        subject_type=rule.subject_type,
-        subject=rule.subject,
-        threshold=rule.threshold,
-        window_seconds=rule.window_seconds,
-    )
-    if errors:
-        field, message = next(iter(errors.items()))
-        raise AlertRuleInvalid(message, field=field)
+    _check(rule)
     rule.save()
     audit_change(user=user, obj=rule, message=f"Added alert rule {rule.name}", added=True)
     return rule
