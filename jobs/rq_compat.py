@@ -41,6 +41,7 @@ from rq.queue import Queue
 from rq.worker import BaseWorker, Worker
 
 if TYPE_CHECKING:
+    from redis import Redis
     from redis.client import Pipeline
     from rq.executions import Execution
 
@@ -78,6 +79,14 @@ PUBLIC_ATTRIBUTES = (
 
 # The Redis set of every live worker's key (System -> Workers, ``/health/``, the demo's wait).
 WORKERS_REGISTRY_KEY: str = worker_registration.REDIS_WORKER_KEYS
+
+
+def registered_worker_names(connection: Redis) -> set[str]:
+    """The names in RQ's worker registry, read before ``Worker.all`` drops the ones whose key
+    expired (a worker that died without unregistering is still listed here for a while)."""
+    prefix = Worker.redis_worker_namespace_prefix
+    return {key.removeprefix(prefix) for key in worker_registration.get_keys(connection=connection)}
+
 
 # How long stopping a worker waits for RQ's pub/sub thread before closing its connection anyway.
 PUBSUB_STOP_WAIT = 1.0

@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime
 
-from rq import worker_registration
 from rq.worker import Worker
 
 from jobs import conf
 from jobs.liveness import WorkerSeen, worker_death
 from jobs.models import Job, JobState
 from jobs.redis_client import by_server, redis_for
+from jobs.rq_compat import registered_worker_names
 
 DEAD_WORKERS_KEY = "jobs:alerts:dead-workers"
 # An idle worker heartbeats every ~20 s (jobs.worker.WORKER_TTL - 15): twice the liveness
@@ -29,9 +29,8 @@ SILENCE_FACTOR = 2
 
 def _silent_or_vanished(conn, now: datetime) -> tuple[list[str], WorkerSeen]:
     limit = conf.worker_silent_after() * SILENCE_FACTOR
-    prefix = Worker.redis_worker_namespace_prefix
     # The registry's members first: Worker.all() removes the ones whose key expired.
-    listed = {key.removeprefix(prefix) for key in worker_registration.get_keys(connection=conn)}
+    listed = registered_worker_names(conn)
     seen = WorkerSeen({w.name: w.last_heartbeat for w in Worker.all(connection=conn)})
     dead = [name for name in listed if name not in seen.heartbeats]
     for name in seen.heartbeats:
