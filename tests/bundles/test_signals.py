@@ -12,6 +12,7 @@ from django.core import serializers
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rq.worker import Worker
 
 from bundles.models import Bundle, BundleComponent, Product, ProductVariant
 from jobs.models import SETTLED_STATES, Job, JobState
@@ -180,12 +181,15 @@ def test_a_worker_holding_a_debounced_fanout_claims_it_only_after_the_window_and
 ):
     # Given a 2 s debounce (the longest a worker waits out itself) and a worker process
     settings.BUNDLES_FANOUT_DEBOUNCE_SECONDS = 2
+    queue = django_rq.get_queue("bundle-bulk-operation")
+    # already listening when the change comes: a worker still starting up after the window
+    # (a loaded machine) would rightly take the fan-out at once, and there is nothing to merge
+    start_worker()
+    wait_until(lambda: any(w.get_state() == "idle" for w in Worker.all(queue=queue)), timeout=60)
     camera = fresh(catalog["camera"])
     camera.price = Decimal("101.00")
     camera.save()
     fanout = jobs("fanout").get()
-    queue = django_rq.get_queue("bundle-bulk-operation")
-    start_worker()
     # When the worker has taken the fan-out off the queue (it is waiting out the window)
     wait_until(lambda: fanout.rq_job_id in queue.started_job_registry.get_job_ids())
     held_at = timezone.now()
