@@ -92,7 +92,9 @@ def broken_bundles() -> int:
 def last_check_results() -> CheckResults | None:
     """The counts of the newest completed ``consistency_check`` job (the nightly one's)."""
     row = (
-        Job.objects.filter(kind=Kind.CONSISTENCY_CHECK, state=JobState.COMPLETED)
+        Job.objects.filter(
+            kind=Kind.CONSISTENCY_CHECK, state=JobState.COMPLETED, settled_at__isnull=False
+        )
         .order_by("-settled_at")
         .values_list("result", "settled_at")
         .first()
@@ -100,6 +102,7 @@ def last_check_results() -> CheckResults | None:
     if row is None:
         return None
     result, settled_at = row
+    assert settled_at is not None  # filtered above
     result = result if isinstance(result, dict) else {}
     return CheckResults(
         checked=int(result.get("checked") or 0),

@@ -84,7 +84,7 @@ class StalenessCheck(Named):
         by_queue = freshness.staleness_by_queue()
         behind = {q: s for q, s in by_queue.items() if s > limit}
         if behind:
-            worst = max(behind, key=behind.get)
+            worst = max(behind, key=behind.__getitem__)
             raise ServiceUnavailable(
                 f"bundles are {behind[worst]:.0f}s behind their components "
                 f"(on {worst}; limit {limit:.0f}s)"

@@ -8,6 +8,8 @@ term must appear in the title, body or SKU (case-insensitive LIKE).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
+from typing import Protocol
 
 from django.db import connection
 from django.db.models import F, Q, QuerySet
@@ -21,7 +23,22 @@ def uses_postgres_fts() -> bool:
     return connection.vendor == "postgresql"
 
 
-def entry_values(bundle: Bundle, components: Iterable, *, sku: str) -> dict:
+class EntrySource(Protocol):
+    """What ``entry_values`` reads of a bundle: a ``Bundle``, or the seeder's planned one."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def slug(self) -> str: ...
+    @property
+    def computed_price(self) -> Decimal | None: ...
+    @property
+    def computed_availability(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+
+
+def entry_values(bundle: EntrySource, components: Iterable, *, sku: str) -> dict:
     """The entry's fields for a bundle whose components (with variant + product) are loaded."""
     words: list[str] = [bundle.name, bundle.slug]
     for c in components:

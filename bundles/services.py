@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -323,7 +324,9 @@ def bundles_check(
     for chunk in _chunks(ids, chunk_size):
         try:
             with transaction.atomic():
-                partial = {k: ([] if isinstance(v, list) else 0) for k, v in result.items()}
+                partial: dict[str, Any] = {
+                    k: ([] if isinstance(v, list) else 0) for k, v in result.items()
+                }
                 engine.check_batch(chunk, fix=fix, result=partial)
         except Exception:
             # Isolate the bundle(s) that fail; the rest of the chunk is still checked.

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
@@ -258,8 +259,7 @@ def enqueue_coalesced(
             continue  # another request opened a job for the key meanwhile: fill that one
         link(job.pk, link_rows(None, TargetIds(target_type, take)), fresh=True)
         if dispatch_on_commit:
-            job_id = job.pk
-            transaction.on_commit(lambda job_id=job_id: dispatch(job_id, debounce=debounce))
+            transaction.on_commit(partial(dispatch, job.pk, debounce=debounce))
         touched.append(job)
         remaining = rest
     else:  # pragma: no cover - would need the open job to vanish over and over

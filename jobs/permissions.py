@@ -8,12 +8,12 @@ parent retrying its children) and holds every permission.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 from jobs.errors import JobPermissionDenied
 
 if TYPE_CHECKING:  # the auth models need the app registry; annotations only name them
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, PermissionsMixin
 
 # A person (or the anonymous user); ``None`` where a function takes it means the system.
 User: TypeAlias = "AbstractBaseUser | AnonymousUser"
@@ -23,7 +23,10 @@ def missing_permissions(user: User | None, permissions: Iterable[str]) -> list[s
     """The permissions ``user`` lacks, each once, in the order asked."""
     if user is None:
         return []
-    return [p for p in dict.fromkeys(permissions) if not user.has_perm(p)]
+    # The user model has permissions (PermissionsMixin, as the admin needs): AbstractBaseUser
+    # alone declares no ``has_perm``.
+    checked = cast("PermissionsMixin | AnonymousUser", user)
+    return [p for p in dict.fromkeys(permissions) if not checked.has_perm(p)]
 
 
 def permission_denied(missing: list[str], message: str) -> JobPermissionDenied:

@@ -21,7 +21,9 @@ from django.conf import settings
 if TYPE_CHECKING:
     from jobs.context import JobContext
 
-Handler = Callable[..., "dict | None"]
+# What a handler returns: a JSON-ready result (a dict, usually), None, or ``AWAIT_CHILDREN``
+# (``jobs.parents``, a layer above this one: ``jobs.runner`` tells them apart).
+Handler = Callable[..., object]
 
 
 class UnknownJobKind(LookupError):
@@ -55,7 +57,7 @@ class JobKind:
             return 0
         return self.backoff[min(attempt, len(self.backoff)) - 1]
 
-    def run(self, ctx: JobContext, payload: dict[str, Any]) -> dict | None:
+    def run(self, ctx: JobContext, payload: dict[str, Any]) -> object:
         return self.handler(ctx, **payload)
 
 

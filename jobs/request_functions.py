@@ -106,7 +106,7 @@ class RequestFunction:
     ) -> Any:
         self.check_kwargs(kwargs)
         params = inspect.signature(self.func).parameters
-        door = {"trigger": trigger}
+        door: dict[str, Any] = {"trigger": trigger}
         if "requested_by" in params:
             door["requested_by"] = requested_by
         if "reason" in params and reason:

@@ -91,8 +91,17 @@ def registered_worker_names(connection: Redis) -> set[str]:
 # How long stopping a worker waits for RQ's pub/sub thread before closing its connection anyway.
 PUBSUB_STOP_WAIT = 1.0
 
+# The doors are mixins put before an RQ worker class (``jobs.worker``); to the type checker they
+# are that worker class, so ``super()`` and the worker's attributes type-check. At run time they
+# derive from ``object`` and the real worker class comes after them in the MRO.
+if TYPE_CHECKING:
+    _RegisteredBase = BaseWorker
+    _ForkingBase = Worker
+else:
+    _RegisteredBase = _ForkingBase = object
 
-class RegisteredWorkerDoor:
+
+class RegisteredWorkerDoor(_RegisteredBase):
     """Overrides for every worker class (forking or not): the ledger pass in RQ's maintenance,
     registering again after Redis lost the worker, and a stop that never waits on pub/sub."""
 
@@ -173,7 +182,7 @@ class RegisteredWorkerDoor:
         self.pubsub_thread = None
 
 
-class ForkingWorkerDoor(RegisteredWorkerDoor):
+class ForkingWorkerDoor(RegisteredWorkerDoor, _ForkingBase):
     """Overrides for a worker that forks a work horse per job (``rq.Worker``), as hooks."""
 
     # -- hooks (the ledger's side: ``jobs.worker.JobsWorker``) ------------------------------
@@ -252,7 +261,8 @@ def with_execution_timer(worker_class: type[BaseWorker]) -> type[BaseWorker]:
     """For benchmarks: ``worker_class`` noting when its first job started (``first``) and its
     last ended (``last``), in ``time.perf_counter`` seconds, around RQ's ``execute_job``."""
 
-    class Timed(worker_class):
+    # The base is chosen at run time: mypy cannot check a class derived from a variable.
+    class Timed(worker_class):  # type: ignore[misc, valid-type]
         first: float | None = None
         last: float | None = None
 

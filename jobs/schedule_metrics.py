@@ -28,6 +28,7 @@ class ScheduleCollector:
             "name", "last_skipped_at"
         )
         for name, at in rows.order_by("name"):
+            assert at is not None  # filtered on last_skipped_at__isnull=False
             skipped.add_metric([name], at.timestamp())
         yield skipped
 

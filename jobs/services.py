@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -24,11 +25,15 @@ from jobs.permissions import User, check_permissions
 from jobs.redis_client import redis_for
 from jobs.selectors import JobId, parse_job_id
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User as UserRow
+
 logger = logging.getLogger(__name__)
 
 
-def _user_or_none(user):
-    return user if getattr(user, "is_authenticated", False) else None
+def _user_or_none(user: User | None) -> UserRow | None:
+    # An authenticated user is a row of the user model (the stubs cannot tell from the flag).
+    return cast("UserRow", user) if getattr(user, "is_authenticated", False) else None
 
 
 def _locked_job(pk: uuid.UUID) -> Job:
@@ -139,7 +144,7 @@ def job_cancel(*, job_id: JobId, user: User | None = None) -> Job:
     return job
 
 
-def _cancel_row(job: Job, *, user) -> None:
+def _cancel_row(job: Job, *, user: UserRow | None) -> None:
     now = timezone.now()
     job.cancel_requested = True
     job.last_action, job.last_action_by, job.last_action_at = LastAction.CANCEL, user, now

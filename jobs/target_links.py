@@ -30,8 +30,8 @@ def link_rows(main: Target | None, more: Iterable[Target] | TargetIds) -> list[L
         kind = more.type[:32]
         rows.extend((kind, str(i)[:64], "") for i in more.ids)
         return rows
-    for target in more:
-        target = Target.of(target)
+    for item in more:
+        target = Target.of(item)
         if target is not None and target.type and target.id:
             rows.append((target.type[:32], str(target.id)[:64], target.label[:255]))
     return rows
@@ -82,7 +82,7 @@ def _insert_link_rows(connection: BaseDatabaseWrapper, rows: list[tuple], *, fre
             "json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
             "json_extract(value, '$[3]') FROM json_each(%s)"
         )
-        params = [json.dumps(rows, default=str)]
+        params: list[Any] = [json.dumps(rows, default=str)]
     elif connection.vendor == "postgresql":
         sql = (
             f"INSERT INTO {table} ({columns}) SELECT * FROM "

@@ -31,11 +31,12 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from django.db import close_old_connections, connections
 from redis.exceptions import RedisError
 from rq.job import Job as RQJob
-from rq.worker import SimpleWorker, Worker
+from rq.worker import BaseWorker, SimpleWorker, Worker
 
 from jobs.dispatch import RUNNER_ENTRYPOINT
 from jobs.maintenance.ledger_pass import LedgerWatch, ledger_pass_if_due
@@ -62,7 +63,13 @@ WORKER_TTL = 35  # idle heartbeat every 20 s: System → Workers shows a dead on
 JOB_MONITORING_INTERVAL = 10
 
 
-class _LedgerMaintenance:
+if TYPE_CHECKING:
+    _WorkerBase = BaseWorker  # a mixin put before an RQ worker class: typed as one
+else:
+    _WorkerBase = object
+
+
+class _LedgerMaintenance(_WorkerBase):
     def ledger_maintenance(self) -> None:
         ledger_pass_if_due(self.connection, self.name, self.log)
 
@@ -224,7 +231,7 @@ def settle_killed_delivery(rq_job: RQJob, ret_val: int, *, worker_name: str = ""
 
 
 def work_through_redis_outages(
-    make_worker: Callable[[], Worker], *, burst: bool = False, max_jobs: int | None = None, **kw
+    make_worker: Callable[[], BaseWorker], *, burst: bool = False, max_jobs: int | None = None, **kw
 ) -> None:
     """Run a worker and start a fresh one when RQ's quits on its own (it does on some Redis
     errors: a restart, a failover), as a supervisor with ``Restart=always`` would; a Redis

@@ -186,7 +186,8 @@ def reindex_batch(ids: Sequence[int]) -> int:
     at = stamp(timezone.now())
     new, updated = [], []
     for r in rows:
-        sku = r.sv_sku if r.shell_variant_id is not None else shell_sku(r.id)
+        # the shell variant's SKU when one is linked (``sv`` is a LEFT JOIN on it)
+        sku = r.sv_sku if r.sv_sku is not None else shell_sku(r.id)
         body = entry_body(r, words.get(r.id, ""))
         price = money_from_scaled(r.computed_price)
         if r.entry_id is None:

@@ -20,7 +20,9 @@ def create_missing_shells(outcomes: Sequence[Outcome]) -> set[int]:
     if not outcomes:
         return set()
     rows = {o.row.id: o.row for o in outcomes}
-    product_of = {i: r.shell_product_id for i, r in rows.items()}
+    product_of = {
+        i: r.shell_product_id for i, r in rows.items() if r.shell_product_id is not None
+    }  # completed below for the rest (``need_product``)
     need_product = {shell_slug(i): r for i, r in rows.items() if r.shell_product_id is None}
     if need_product:
         found = dict(Product.objects.filter(slug__in=need_product).values_list("slug", "pk"))
@@ -32,11 +34,15 @@ def create_missing_shells(outcomes: Sequence[Outcome]) -> set[int]:
         Product.objects.bulk_create(new)
         found.update((p.slug, p.pk) for p in new)
         product_of.update((r.id, found[slug]) for slug, r in need_product.items())
-    variant_of = {i: r.shell_variant_id for i, r in rows.items()}
+    variant_of = {
+        i: r.shell_variant_id for i, r in rows.items() if r.shell_variant_id is not None
+    }  # completed below for the rest (``need_variant``)
     need_variant = {shell_sku(o.row.id): o for o in outcomes if o.row.shell_variant_id is None}
     if need_variant:
-        found = dict(ProductVariant.objects.filter(sku__in=need_variant).values_list("sku", "pk"))
-        new = [
+        found_variants = dict(
+            ProductVariant.objects.filter(sku__in=need_variant).values_list("sku", "pk")
+        )
+        new_variants = [
             ProductVariant(
                 product_id=product_of[o.row.id],
                 sku=sku,
@@ -49,11 +55,11 @@ def create_missing_shells(outcomes: Sequence[Outcome]) -> set[int]:
                 deleted_at=None,
             )
             for sku, o in need_variant.items()
-            if sku not in found
+            if sku not in found_variants
         ]
-        ProductVariant.objects.bulk_create(new)
-        found.update((v.sku, v.pk) for v in new)
-        variant_of.update((o.row.id, found[sku]) for sku, o in need_variant.items())
+        ProductVariant.objects.bulk_create(new_variants)
+        found_variants.update((v.sku, v.pk) for v in new_variants)
+        variant_of.update((o.row.id, found_variants[sku]) for sku, o in need_variant.items())
     bulk_update(
         Bundle,
         ["shell_product", "shell_variant"],

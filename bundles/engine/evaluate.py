@@ -114,8 +114,7 @@ def evaluate(
     availability = pricing.availability_from_aggregates(
         n_lines=n,
         # only a suspect component can be unusable, and suspects' details are loaded
-        any_unusable=bool(details)
-        and any(pricing.unusable(d.deleted, d.enabled, d.quantity) for d in details),
+        any_unusable=any(pricing.unusable(d.deleted, d.enabled, d.quantity) for d in details or ()),
         min_component=agg.min_available if agg is not None else 0,
         now=now,
         cap=row.availability_cap,

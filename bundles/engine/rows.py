@@ -166,7 +166,7 @@ def load_aggregates(ids: Sequence[int]) -> dict[int, Aggregate]:
         rows = cursor.fetchall()
     if pg:
         return {r[0]: Aggregate(*r[1:6]) for r in rows}
-    return {r[0]: Aggregate(*r[1:5], words_in_id_order(r[5], r[6])) for r in rows}
+    return {r[0]: Aggregate(r[1], r[2], r[3], r[4], words_in_id_order(r[5], r[6])) for r in rows}
 
 
 def words_in_id_order(ids: str | int, words: str) -> str:

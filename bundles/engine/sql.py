@@ -61,7 +61,10 @@ def money_from_scaled(scaled: int | None) -> Decimal | None:
 
 
 # A catalog's rules repeat a few values (10 % off, 5.00 off): each is made a Decimal once.
-rule_value_from_scaled = lru_cache(maxsize=4096)(money_from_scaled)
+@lru_cache(maxsize=4096)
+def rule_value_from_scaled(scaled: int) -> Decimal:
+    """A rule's value (never NULL) from 10⁻⁴ units."""
+    return Decimal(int(scaled)).scaleb(-MONEY_PLACES)
 
 
 def scaled_from_money(amount: Decimal | None) -> int | None:
@@ -73,7 +76,10 @@ def aware(value: object) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, datetime):
-        value = parse_datetime(str(value))
+        parsed = parse_datetime(str(value))
+        if parsed is None:
+            raise ValueError(f"Not a datetime from the database: {value!r}")
+        value = parsed
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
@@ -93,7 +99,7 @@ def id_list_params(ids: Sequence[int]) -> list[str]:
     return [json.dumps(list(map(int, ids)))]
 
 
-def stamp(now: datetime) -> object:
+def stamp(now: datetime) -> str | None:
     """``now`` adapted for this database; on PostgreSQL as ISO text, which both the JSON rows
     and a ``%s`` parameter take (no isoformat per row)."""
     value = connection.ops.adapt_datetimefield_value(now)

@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.utils import timezone
 
 from .. import integrity
@@ -49,6 +49,20 @@ def _json_value(value: object) -> object:
     return str(value)
 
 
+def _column(model: type[Model], name: str) -> Field:
+    """``model``'s concrete field ``name`` (the engine writes only columns, never a relation's
+    reverse side or a generic key)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field), f"{model.__name__}.{name} is not a column"
+    return field
+
+
+def _db_type(field: Field) -> str:
+    kind = field.db_type(connection)
+    assert kind is not None, f"{field} has no column type"  # a concrete column always has one
+    return kind
+
+
 def bulk_update(model: type[Model], fields: Sequence[str], rows: list[list]) -> None:
     """``UPDATE`` these columns of many rows (each row: values of ``fields`` then its pk),
     the engine's one bulk update. Values are already adapted to the database.
@@ -62,13 +76,13 @@ def bulk_update(model: type[Model], fields: Sequence[str], rows: list[list]) -> 
     meta = model._meta
     qn = connection.ops.quote_name
     name, pk = qn(meta.db_table), qn(meta.pk.column)
-    columns = [meta.get_field(f) for f in fields]
+    columns = [_column(model, f) for f in fields]
     with connection.cursor() as cursor:
         if not is_postgresql():
             assignments = ", ".join(f"{qn(f.column)} = %s" for f in columns)
             cursor.executemany(f"UPDATE {name} SET {assignments} WHERE {pk} = %s", rows)
             return
-        types = [f.db_type(connection) for f in columns] + [meta.pk.db_type(connection)]
+        types = [_db_type(f) for f in [*columns, meta.pk]]
         types = ["bigint" if t == "bigint" or "serial" in t else t for t in types]
         # The rows travel as one JSON array of arrays, unpacked by position: json.dumps is C
         # and the statement stays short whatever the row count (psycopg's array dumper quoted
@@ -148,7 +162,7 @@ def _bundle_values(o: Outcome) -> list:
     ]
 
 
-def _write_sqlite(w: Writes, at: object, index_at: object) -> None:
+def _write_sqlite(w: Writes, at: str | None, index_at: str | None) -> None:
     bulk_update(
         Bundle,
         BUNDLE_FIELDS,
@@ -178,7 +192,7 @@ def _write_sqlite(w: Writes, at: object, index_at: object) -> None:
         _copy_from_bundles(entries, assignments or _ENTRY_FROM_BUNDLE, join, ids, index_at)
 
 
-def _write_postgresql(w: Writes, at: object, index_at: object) -> None:
+def _write_postgresql(w: Writes, at: str | None, index_at: str | None) -> None:
     """Bundles, their shells and their entries' values in one statement: one JSON array of
     every bundle of the batch, unpacked once, feeding an UPDATE per table (PostgreSQL's
     writable CTEs). Indexed columns may be SET to the value they have: an update stays
@@ -204,7 +218,7 @@ def _write_postgresql(w: Writes, at: object, index_at: object) -> None:
         return
     qn = connection.ops.quote_name
     db_type = {
-        name: Bundle._meta.get_field(name).db_type(connection)
+        name: _db_type(_column(Bundle, name))
         for name in ("computed_price", "computed_availability", "broken_reasons")
     }
     bundles, variants, entries = table(Bundle), table(ProductVariant), table(SearchEntry)
@@ -247,7 +261,7 @@ def _write_postgresql(w: Writes, at: object, index_at: object) -> None:
 
 
 def _copy_from_bundles(
-    target: str, assignments: str, join: str, ids: list[int], at: object
+    target: str, assignments: str, join: str, ids: list[int], at: str | None
 ) -> None:
     """``UPDATE target AS t SET assignments FROM bundles b WHERE join``, for these bundles."""
     if not ids:
@@ -273,7 +287,7 @@ _ENTRY_FROM_BUNDLE = (
 )
 
 
-def _copy_to_shells(bundle_ids: list[int], at: object, *, relink: bool) -> None:
+def _copy_to_shells(bundle_ids: list[int], at: str | None, *, relink: bool) -> None:
     assignments = (
         f"product_id = b.shell_product_id, {_SHELL_FROM_BUNDLE}" if relink else _SHELL_FROM_BUNDLE
     )

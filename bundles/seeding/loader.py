@@ -47,6 +47,12 @@ def first_free_id(model: type[models.Model]) -> int:
     return max(highest, handed_out) + 1
 
 
+def _column(model: type[models.Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field), f"{model.__name__}.{name} is not a column"
+    return field.column
+
+
 def insert_rows(model: type[models.Model], fields: Sequence[str], rows: list[tuple]) -> None:
     """Insert rows (values already adapted to the database, in ``fields`` order) in one
     statement: PostgreSQL's COPY, an ``executemany`` elsewhere. No signals, like bulk_create."""
@@ -58,7 +64,7 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: list[tup
     if missing:
         raise ValueError(f"{meta.label} rows leave out {', '.join(missing)}")
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(meta.get_field(name).column) for name in fields)
+    columns = ", ".join(qn(_column(model, name)) for name in fields)
     table = qn(meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -166,7 +172,7 @@ def write_chunk(chunk: list[PlannedBundle], ids: NextIds, stamp: object) -> None
         for c in b.components:
             components.append((ids.component, b.id, c.variant.id, c.quantity))
             ids.component += 1
-        entry = entry_values(b, b.components, sku=sku)  # duck-typed: reads these fields only
+        entry = entry_values(b, b.components, sku=sku)  # a PlannedBundle is an EntrySource
         entries.append(
             (
                 ids.entry, b.id, entry["title"], entry["sku"], entry["body"], entry["price"],

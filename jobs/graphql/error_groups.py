@@ -7,6 +7,9 @@ services check them again and write an audit entry per job).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 import graphene
 
 from api.errors import BadUserInput, NotFound
@@ -71,7 +74,7 @@ class _GroupAction(graphene.Mutation):
     message = graphene.String(required=True)
 
     permission = ""
-    service = None
+    service: ClassVar[Callable[..., services.GroupOutcome]]  # each mutation's own
     verb = ""
 
     @classmethod

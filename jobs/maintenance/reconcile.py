@@ -97,8 +97,8 @@ def _death_reason(
                 detail = ""
                 if status == JobStatus.FAILED.value:
                     latest = rq_job.latest_result()
-                    detail = (getattr(latest, "exc_string", "") or "").strip().splitlines()
-                    detail = f": {detail[-1]}" if detail else ""
+                    lines = (getattr(latest, "exc_string", "") or "").strip().splitlines()
+                    detail = f": {lines[-1]}" if lines else ""
                 return (
                     f"Worker died: RQ marked job {row.rq_job_id} {status}{detail} "
                     f"(worker {row.worker_name})"

@@ -25,6 +25,7 @@ def perform(job_id: str) -> dict:
     rq_job = get_current_job()
     handover = HANDOVERS.pop(rq_job.id, None) if rq_job is not None else None
     if handover is not None:  # in a work horse whose worker claimed the row before forking
+        assert rq_job is not None  # a handover is only looked up by the RQ job's id
         return perform_handed_over(handover, rq_job)
     drop_broken_connections()
     if rq_job is not None:

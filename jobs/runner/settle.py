@@ -106,6 +106,7 @@ def record_failure(
             if state == JobState.FAILED:
                 transaction.on_commit(lambda: _mail_admins_failed(row))
             return row
+        assert kind is not None  # retry_possible
         delay = kind.backoff_for(row.attempts) if dispatch_retry else 0
         row.state = JobState.RETRYING
         row.next_attempt_at = now + timedelta(seconds=delay)

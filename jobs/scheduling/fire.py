@@ -126,6 +126,7 @@ def _fire_refusal(schedule: Schedule, when: datetime) -> str:
     missing = missing_permissions(user, request_permissions(schedule.request))
     if not missing:
         return ""
+    assert user is not None  # None is the system, which lacks nothing
     return (
         f"Fire at {when:%Y-%m-%d %H:%M} UTC refused: {user.get_username()}, who last changed "
         f"it, lacks {', '.join(missing)}"

@@ -18,6 +18,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from types import FrameType
 
 from django.db import DatabaseError, close_old_connections
 from redis.exceptions import LockError, RedisError
@@ -123,7 +124,7 @@ class SchedulerLoop:
         self.active = False
 
     def _install_signal_handlers(self) -> None:
-        def stop(signum, frame):  # noqa: ARG001
+        def stop(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
             self.stopping = True
 
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -48,7 +48,7 @@ def run_now(
     try:
         with transaction.atomic():
             job = call_request(schedule, trigger=trigger, user=user)
-            updates = {"last_run_at": timezone.now()}
+            updates: dict[str, object] = {"last_run_at": timezone.now()}
             if job is not None:
                 updates["last_job"] = job
             Schedule.objects.filter(pk=schedule.pk).update(**updates)

@@ -7,6 +7,8 @@ within a cycle anyway).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,11 +27,15 @@ from jobs.scheduling.validation import (
     schedule_validate_as,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User as UserRow
+
 EDITABLE = ("description", "cron", "timezone", "request", "arguments", "enabled", "grace_seconds")
 
 
-def _who(user: User | None) -> User | None:
-    return user if getattr(user, "is_authenticated", False) else None
+def _who(user: User | None) -> UserRow | None:
+    # An authenticated user is a row of the user model (the stubs cannot tell from the flag).
+    return cast("UserRow", user) if getattr(user, "is_authenticated", False) else None
 
 
 # --- writes ----------------------------------------------------------------------------------

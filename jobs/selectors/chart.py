@@ -4,6 +4,7 @@ settled_at index for the last hour)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -71,6 +72,7 @@ def jobs_chart(
     first_start = last_start - step * (count - 1)
     start = datetime.fromtimestamp(first_start, tz=timezone.get_fixed_timezone(0))
     counts = [{"completed": 0, "failed": 0} for _ in range(count)]
+    rows: Iterable[tuple[datetime, str, int]]  # (hour or minute, state, how many)
     if width >= timedelta(hours=1):
         if settled is None or range_name != "24h":
             settled = settled_counts(since=start, now=now)

@@ -64,7 +64,7 @@ class ChildrenSummary:
 def job_children_summary(*, job_id: JobId) -> ChildrenSummary:
     """Aggregate progress of a bulk job's children (one grouped query)."""
     rows = (
-        Job.objects.filter(parent_id=job_id)
+        Job.objects.filter(parent_id=parse_job_id(job_id))
         .order_by()
         .values("state")
         .annotate(n=Count("pk"), avg=Avg("progress"))

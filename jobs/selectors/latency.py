@@ -7,7 +7,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.db.models import Count, F, FloatField, Func, Min
@@ -70,20 +70,20 @@ class RunSeconds(Func):
 
     output_field = FloatField()
 
-    def __init__(self, **extra: object) -> None:
+    def __init__(self, **extra: Any) -> None:
         super().__init__(F("settled_at"), F("started_at"), **extra)
 
     def as_postgresql(
-        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: object
-    ) -> tuple[str, list]:
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, list[Any] | tuple[Any, ...]]:
         return self.as_sql(
             compiler, connection, template="EXTRACT(EPOCH FROM (%(expressions)s))::float8",
             arg_joiner=" - ", **extra,
         )  # fmt: skip
 
     def as_sqlite(
-        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: object
-    ) -> tuple[str, list]:
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, list[Any] | tuple[Any, ...]]:
         return self.as_sql(
             compiler, connection, template="((julianday(%(expressions)s)) * 86400.0)",
             arg_joiner=") - julianday(", **extra,

@@ -6,11 +6,11 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, QuerySet
 
 from jobs.models import Job, JobTarget
-from jobs.selectors.ids import JobId
+from jobs.selectors.ids import JobId, parse_job_id
 from jobs.selectors.search import job_search_q
 
 
-def _linked_to(*, target_type: str | None, target_id: str | None) -> Exists:
+def _linked_to(*, target_type: str | None, target_id: str | int | None) -> Exists:
     """Jobs with a link row to the target (or to any target of the type): an index range on
     (target_type, target_id, job) per job, never a scan of the link table."""
     links = JobTarget.objects.filter(job=OuterRef("pk"))
@@ -47,7 +47,7 @@ def job_list(
     if ids is not None:
         qs = qs.filter(pk__in=list(ids))
     if parent_id is not None:
-        qs = qs.filter(parent_id=parent_id)
+        qs = qs.filter(parent_id=parse_job_id(parent_id))
     if search:
         qs = qs.filter(job_search_q(term=search))
     return qs

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils import timezone
+from redis import Redis
 from rq.worker import Worker
 
 from jobs.liveness import WorkerSeen
@@ -21,7 +22,7 @@ from jobs.selectors.queues import queue_names
 logger = logging.getLogger(__name__)
 
 
-def _redis():
+def _redis() -> Redis:
     return redis_for(queue_names()[0])
 
 
@@ -106,7 +107,7 @@ def workers(*, now: datetime | None = None) -> list[WorkerInfo] | None:
                 state="dead" if dead else str(w.get_state()),
                 current_rq_job_id=rq_id,
                 current_job_id=str(ledger[rq_id]) if rq_id in ledger else None,
-                current_since=started.get(rq_id),
+                current_since=started.get(rq_id) if rq_id is not None else None,
                 last_heartbeat=beat,
                 birth=_aware(w.birth_date),
                 successful=w.successful_job_count or 0,
