@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import ngettext
 
 from bundles.errors import InvalidJobOptions
 from bundles.kinds import BulkOperation, Kind
@@ -91,10 +92,12 @@ def bundles_bulk_enqueue(
                 "continue_on_error": bool(continue_on_error),
             },
             trigger=trigger,
-            reason=reason or f"Bulk {operation} of {len(ids)} bundles in {batches} batches",
+            reason=reason
+            or f"Bulk {operation} of {_bundles(len(ids))} in {batches} "
+            + ngettext("batch", "batches", batches),
             requested_by=requested_by,
             # Its batches link every bundle (one link per bundle and batch, not two).
-            target=Target("bundle", "", f"{operation.capitalize()} {len(ids)} bundles"),
+            target=Target("bundle", "", f"{operation.capitalize()} {_bundles(len(ids))}"),
             dispatch_on_commit=dispatch_on_commit,
         )
         bulk_batches_enqueue(parent=parent, dispatch_on_commit=dispatch_on_commit)
@@ -135,3 +138,8 @@ def bulk_batches_enqueue(*, parent: Job, dispatch_on_commit: bool = True) -> lis
         parent=parent,
         dispatch_on_commit=dispatch_on_commit,
     )
+
+
+def _bundles(count: int) -> str:
+    """ "1 bundle", "2 bundles"."""
+    return f"{count} " + ngettext("bundle", "bundles", count)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import graphene
 from django.db import transaction
+from django.utils.translation import ngettext
 
 from api.graphql_utils import parse_int_ids
 from api.permissions import require_staff
@@ -50,7 +51,9 @@ class BulkRecomputeBundles(graphene.Mutation):
                 bundle_ids=ids,
                 batch_size=batch_size,
                 trigger=TRIGGER,
-                reason=f"Bulk recompute of {len(ids)} bundles over GraphQL",
+                reason=f"Bulk recompute of {len(ids)} "
+                + ngettext("bundle", "bundles", len(ids))
+                + " over GraphQL",
                 requested_by=user,
             )  # unknown ids → BundleNotFound (naming them) → NOT_FOUND
             batch_job_ids = bulk_batch_job_ids(parent=job)
@@ -60,7 +63,8 @@ class BulkRecomputeBundles(graphene.Mutation):
             total_bundles=len(ids),
             batch_count=batches,
             message=(
-                f"Bulk recompute of {len(ids)} bundles queued in {batches} "
-                f"batch{'es' if batches != 1 else ''}. View progress in System → Jobs."
+                f"Bulk recompute of {len(ids)} {ngettext('bundle', 'bundles', len(ids))} queued "
+                f"in {batches} {ngettext('batch', 'batches', batches)}. "
+                "View progress in System → Jobs."
             ),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import graphene
 from django.db import transaction
+from django.utils.translation import ngettext
 
 from api.graphql_utils import parse_int_ids
 from api.permissions import require_staff
@@ -30,7 +31,8 @@ class ReindexBundles(graphene.Mutation):
             job = bundles_reindex_enqueue(
                 bundle_ids=ids, trigger=TRIGGER, reason=why, requested_by=user
             )  # unknown ids → NOT_FOUND
-        what = "all bundles" if ids is None else f"{len(set(ids))} bundle(s)"
+        count = 0 if ids is None else len(set(ids))
+        what = "all bundles" if ids is None else f"{count} " + ngettext("bundle", "bundles", count)
         return ReindexBundles(
             job_id=str(job.pk),
             message=f"Reindex of {what} queued. View progress in System → Jobs.",
