@@ -143,14 +143,14 @@ class UpdateAlertRule(graphene.Mutation):
     def mutate(root, info, name, **changes):
         user = require_staff(info, CHANGE_PERMISSION)
         try:
-            alert_rule_update(rule_id=str(name), user=user, **changes)
+            updated = alert_rule_update(rule_id=str(name), user=user, **changes)
         except JobPermissionDenied as exc:
             raise Forbidden(exc.message) from None
         except AlertRuleNotFound as exc:
             raise NotFound(exc.message, ids=[str(name)]) from None
         except AlertRuleInvalid as exc:
             raise BadUserInput(exc.message, field=_camel(exc.field)) from None
-        rule = alert_rules_with_events().get(name=str(name))
+        rule = alert_rules_with_events().get(pk=updated.pk)
         return UpdateAlertRule(alert_rule=rule, message=f"Alert rule {name} saved.")
 
 

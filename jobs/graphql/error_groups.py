@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import graphene
+from django.utils.translation import ngettext
 
 from api.errors import BadUserInput, NotFound
 from api.graphql_utils import selected_fields
@@ -87,7 +88,7 @@ class _GroupAction(graphene.Mutation):
             count=outcome.done,
             skipped=outcome.skipped,
             remaining=outcome.remaining,
-            message=f"{outcome.done} job(s) {cls.verb}.",
+            message=f"{outcome.done} {ngettext('job', 'jobs', outcome.done)} {cls.verb}.",
         )
 
 

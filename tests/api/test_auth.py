@@ -93,6 +93,15 @@ OPERATIONS = [
     Operation("updateAlertRule", "jobs.change_alertrule",
               'mutation { updateAlertRule(name: "oldest-waiting", threshold: 900) { message } }',
               lambda w: {}, mutation=True),
+    # issue 24: error groups (the failed job of the world is in group 0123456789abcdef)
+    Operation("errorGroups", "jobs.view_job", "{ errorGroups { fingerprint count } }",
+              lambda w: {}),
+    Operation("retryErrorGroup", "jobs.retry_job",
+              'mutation { retryErrorGroup(fingerprint: "0123456789abcdef") { count } }',
+              lambda w: {}, mutation=True, needs=VIEW_JOB),
+    Operation("discardErrorGroup", "jobs.delete_job",
+              'mutation { discardErrorGroup(fingerprint: "0123456789abcdef") { count } }',
+              lambda w: {}, mutation=True, needs=VIEW_JOB),
 ]  # fmt: skip
 
 ACTORS = ["anonymous", "non_staff", "staff_without_perm", "staff_with_perm", "token", "revoked"]
@@ -111,7 +120,9 @@ def world(db):
     """A bundle, a failed job and a pending job (none dispatched: no commit in these tests)."""
     bundle = make_bundle(name="Matrix kit")
     failed = enqueue("recompute", payload={"bundle_id": bundle.pk}, trigger=JobTrigger.COMMAND)
-    Job.objects.filter(pk=failed.pk).update(state=JobState.FAILED, attempts=3)
+    Job.objects.filter(pk=failed.pk).update(
+        state=JobState.FAILED, attempts=3, error_fingerprint="0123456789abcdef"
+    )
     pending = enqueue("reindex", payload={"bundle_ids": [bundle.pk]}, trigger=JobTrigger.COMMAND)
     retrying = enqueue("recompute", payload={"bundle_id": bundle.pk, "n": 2}, trigger="command")
     Job.objects.filter(pk=retrying.pk).update(state=JobState.RETRYING, attempts=1)
