@@ -20,7 +20,6 @@ import re
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.middleware.csrf import get_token
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -222,16 +221,16 @@ class ScheduleAdmin(admin.ModelAdmin):
             )
         return format_html("".join(["{}"] * len(parts)), *parts) if parts else ""
 
-    def _post_button(self, url: str, label: str, **hidden):
-        token = get_token(self._request)
-        inputs = format_html_join("", "<input type='hidden' name='{}' value='{}'>", hidden.items())
+    def _post_button(self, url: str, label: str, **values):
+        """A button of Django's changelist form that posts that form (its CSRF token and all)
+        to ``url`` instead: a ``<form>`` of its own inside the changelist form is invalid HTML
+        (the browser drops the first row's, so its button submitted the changelist)."""
+        name, value = next(iter(values.items()), ("", ""))
         return format_html(
-            "<form method='post' action='{}' class='jobs-inline-form'>"
-            "<input type='hidden' name='csrfmiddlewaretoken' value='{}'>{}"
-            "<button type='submit' class='button'>{}</button></form>",
+            "<button type='submit' class='button jobs-row-button' formaction='{}' "
+            "formmethod='post' formnovalidate{}>{}</button>",
             url,
-            token,
-            inputs,
+            format_html(" name='{}' value='{}'", name, value) if name else "",
             label,
         )
 

@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from jobs.models import Job, JobState, Schedule
 from jobs.pause import set_paused
+from jobs.scheduling.store import schedule_create
 from tests.browser.conftest import ARTIFACTS
 from tests.factories import make_bundle
 
@@ -138,3 +139,22 @@ def test_jobs_screens_fit_a_laptop_with_the_sidebar_open(chromium, page, live_se
                 problems.append(f"only {rows} job rows on the first screen")
     context.close()
     assert problems == [], problems
+
+
+def test_run_now_works_on_the_first_and_the_last_schedule_row(page, live_server):
+    # Given System → Schedules: the default ones (the first queues a consistency check) and,
+    # last, one that queues a job too (the default last one, relay-and-reconcile, runs inline)
+    schedule_create(user=None, name="probe-noop", cron="0 0 * * *", request="tests.noop")
+    names = list(Schedule.objects.order_by("name").values_list("name", flat=True))
+    for row in ("first", "last"):
+        page.goto(live_server.url + "/admin/jobs/schedule/")
+        rows = page.locator("#result_list tbody tr")
+        expect(rows).to_have_count(len(names))
+        target = rows.first if row == "first" else rows.last
+        name = next(n for n in names if n in target.inner_text())
+        before = Job.objects.filter(schedule_id=name).count()
+        # When its "Run now" is clicked
+        target.get_by_role("button", name="Run now").click()
+        # Then the admin says so and a job of that schedule exists
+        expect(page.locator(".messagelist")).to_contain_text(f"Run {name}: 1 job queued")
+        assert Job.objects.filter(schedule_id=name).count() == before + 1, row
