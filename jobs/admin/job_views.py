@@ -15,6 +15,7 @@ from django.utils import timezone
 from jobs import selectors
 from jobs.admin.links import jobs_queued_message
 from jobs.audit import audit_jobs
+from jobs.cli import plural
 from jobs.error_groups.views import error_group_urls
 from jobs.errors import JobError
 from jobs.models import ACTIVE_STATES, Job, JobState
@@ -217,7 +218,7 @@ class JobViews:
                         skipped += 1  # retried, cancelled or settled by someone else meanwhile
             self.message_user(
                 request,
-                f"{done} job(s): {verb} done"
+                f"{plural(done, 'job')}: {verb} done"
                 + (f"; {skipped} had changed state and were skipped" if skipped else "")
                 + ("; more remain, run it again" if total > RETRY_MATCHING_LIMIT else "")
                 + ".",
