@@ -12,6 +12,7 @@ from django.utils.safestring import mark_safe
 
 from jobs import conf, selectors
 from jobs.admin.display import pretty_json_html
+from jobs.cli import plural
 from jobs.models import ACTIVE_STATES, Job, JobState, QueuePause
 from jobs.target_types import target_url
 from jobs.timefmt import reltime
@@ -231,7 +232,7 @@ class JobColumns:
     def merged_display(self, obj: Job) -> str:
         if not obj.merged_count:
             return "none"
-        return f"{obj.merged_count} later request(s) merged into this job"
+        return f"{plural(obj.merged_count, 'later request')} merged into this job"
 
     @admin.display(description="parent")
     def parent_link(self, obj: Job) -> str:

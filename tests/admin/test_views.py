@@ -137,7 +137,7 @@ def test_job_page_shows_every_attempt_error_timeline_merged_and_children(admin_c
     ]
     response = admin_client.get(reverse("admin:jobs_job_change", args=[parent.pk]))
     html = response.content.decode()
-    assert "2 later request(s) merged into this job" in html
+    assert "2 later requests merged into this job" in html
     assert "&quot;operation&quot;: &quot;recompute&quot;" in html  # pretty-printed payload
     summary = response.context["children_summary"]
     assert summary.total == 3 and summary.settled == 2
