@@ -14,7 +14,7 @@ from jobs import conf, selectors
 from jobs.admin.display import pretty_json_html
 from jobs.cli import plural
 from jobs.models import ACTIVE_STATES, Job, JobState, QueuePause
-from jobs.target_types import target_url
+from jobs.target_types import target_labels, target_url
 from jobs.timefmt import reltime
 
 
@@ -88,9 +88,16 @@ class JobColumns:
         links = list(obj.target_links.order_by("pk")[: self.SHOWN_TARGETS + 1])
         if not links:
             return "—"
+        shown = links[: self.SHOWN_TARGETS]
+        names: dict[str, dict[str, str]] = {}  # unlabeled links, named per type in one call
+        for link in shown:
+            if not link.label:
+                names.setdefault(link.target_type, {})[link.target_id] = ""
+        for target_type, unnamed in names.items():
+            unnamed.update(target_labels(target_type, list(unnamed)))
         items = []
-        for link in links[: self.SHOWN_TARGETS]:
-            text = link.label or f"{link.target_type} {link.target_id}"
+        for link in shown:
+            text = link.label or names[link.target_type][link.target_id]
             url = target_url(link.target_type, link.target_id)
             items.append(format_html('<a href="{}">{}</a>', url, text) if url else text)
         more = ""
