@@ -47,7 +47,13 @@ def _laptop(chromium, page, scheme: str):
 def _fits(tab, name: str) -> list[str]:
     expect(tab.locator("#nav-sidebar")).to_be_visible()  # the sidebar is open, as by default
     width = tab.evaluate("document.documentElement.scrollWidth")
-    return [f"{name} scrolls sideways: {width}"] if width > LAPTOP["width"] else []
+    problems = [f"{name} scrolls sideways: {width}"] if width > LAPTOP["width"] else []
+    # nor does a results table inside its own box (Django's .results scrolls, cutting columns)
+    cut = tab.evaluate(
+        "[...document.querySelectorAll('.results')].filter(e => e.scrollWidth > e.clientWidth)"
+        ".map(e => e.scrollWidth + ' > ' + e.clientWidth + ' ' + [...e.querySelectorAll('thead th')].map(t => t.className + ':' + t.offsetWidth).join(' '))"
+    )
+    return problems + ([f"{name} cuts its table: {cut}"] if cut else [])
 
 
 def _shot(tab, name: str) -> None:
