@@ -51,7 +51,9 @@ def _fits(tab, name: str) -> list[str]:
     # nor does a results table inside its own box (Django's .results scrolls, cutting columns)
     cut = tab.evaluate(
         "[...document.querySelectorAll('.results')].filter(e => e.scrollWidth > e.clientWidth)"
-        ".map(e => e.scrollWidth + ' > ' + e.clientWidth + ' ' + [...e.querySelectorAll('thead th')].map(t => t.className + ':' + t.offsetWidth).join(' '))"
+        ".map(e => e.scrollWidth + ' > ' + e.clientWidth + ' '"
+        " + [...e.querySelectorAll('thead th')]"
+        ".map(t => t.className + ':' + t.offsetWidth).join(' '))"
     )
     return problems + ([f"{name} cuts its table: {cut}"] if cut else [])
 
