@@ -166,3 +166,23 @@ def test_run_now_works_on_the_first_and_the_last_schedule_row(page, live_server)
         # Then the admin says so and a job of that schedule exists
         expect(page.locator(".messagelist")).to_contain_text(f"Run {name}: 1 job queued")
         assert Job.objects.filter(schedule_id=name).count() == before + 1, row
+
+
+def test_a_save_messages_jobs_link_shows_the_job_on_the_first_screen(chromium, page, live_server):
+    # Given a busy ledger and a bundle
+    jobs = _history()
+    before = set(Job.objects.values_list("pk", flat=True))
+    context, tab = _laptop(chromium, page, "light")
+    # When the operator recomputes the bundle from its list and follows the answer's link
+    tab.goto(live_server.url + "/admin/bundles/bundle/")
+    tab.locator(f"input.action-select[value='{jobs['bundle'].pk}']").check()
+    tab.select_option("select[name=action]", "recompute_selected")
+    tab.get_by_role("button", name="Go").click()
+    tab.locator(".messagelist a", has_text="System → Jobs").click()
+    # Then the job it queued is a row fully inside the viewport, nothing to scroll
+    queued = Job.objects.exclude(pk__in=before).earliest("created_at")
+    row = tab.locator("#result_list tbody tr", has_text=str(queued.pk)[:8])
+    expect(row).to_be_in_viewport(ratio=1)
+    assert tab.evaluate("window.scrollY") == 0
+    _shot(tab, "jobs-caused-by-light")
+    context.close()
