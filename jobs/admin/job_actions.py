@@ -10,6 +10,7 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from jobs.admin.mixin_base import JobAdminBase
 from jobs.cli import plural
 from jobs.errors import JobError
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
@@ -20,7 +21,7 @@ from jobs.services import (
 )
 
 
-class JobActions:
+class JobActions(JobAdminBase):
     """Mixed into ``JobAdmin``: the actions its ``actions`` names."""
 
     @admin.action(description="Retry selected failed/cancelled jobs", permissions=["retry"])

@@ -38,8 +38,6 @@ class JobAdmin(JobColumns, JobViews, JobActions, admin.ModelAdmin):
         "created_and_took",
     )
     list_display_links = ("short_id",)
-    # The job page lists this many linked targets, then says how many more there are.
-    SHOWN_TARGETS = 50
     list_filter = (
         QueueFilter,
         "state",

@@ -21,6 +21,9 @@ from jobs.timefmt import reltime
 class JobColumns:
     """Mixed into ``JobAdmin``: what ``list_display`` and the fieldsets name."""
 
+    # The job page lists this many linked targets, then says how many more there are.
+    SHOWN_TARGETS = 50
+
     @admin.display(description="id")
     def short_id(self, obj: Job) -> str:
         return str(obj.pk)[:8]

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from jobs import selectors
 from jobs.admin.links import jobs_queued_message
+from jobs.admin.mixin_base import JobAdminBase
 from jobs.audit import audit_jobs
 from jobs.cli import plural
 from jobs.error_groups.views import error_group_urls
@@ -33,7 +34,7 @@ from jobs.services import (
 RETRY_MATCHING_LIMIT = 5000
 
 
-class JobViews:
+class JobViews(JobAdminBase):
     """Mixed into ``JobAdmin``: its extra URLs and their views."""
 
     def get_urls(self):

@@ -36,6 +36,8 @@ CLIPPED_HEADER_CELLS = """
   .map(e => e.textContent.trim().replace(/\\s+/g, ' '))
 """
 
+HEADER_ROWS = "[...document.querySelectorAll('.jobs-header dl > div')].map(d => d.offsetTop)"
+
 
 def _laptop(chromium, page, scheme: str):
     context = chromium.new_context(
@@ -141,6 +143,8 @@ def test_jobs_screens_fit_a_laptop_with_the_sidebar_open(chromium, page, live_se
         problems += _fits(tab, name)
         if name.startswith("job-") and (clipped := tab.evaluate(CLIPPED_HEADER_CELLS)):
             problems.append(f"{name} header cells clip: {clipped}")
+        if name.startswith("job-") and len(set(tab.evaluate(HEADER_ROWS))) != 1:
+            problems.append(f"{name} header wraps to a second row")
         if name == "jobs-list":
             expect(tab.locator("#searchbar")).to_be_in_viewport()
             if (rows := tab.evaluate(ROWS_IN_VIEW)) < 8:
