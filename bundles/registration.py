@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bundles.errors import InvalidJobOptions, InvalidScope
 from bundles.kinds import Kind
+from bundles.models import Bundle, ProductVariant
 from bundles.requests import bundles_check_enqueue, bundles_reindex_enqueue, maintenance_enqueue
 from bundles.selectors import SCOPES, bundle_ids_matching
 from jobs.maintenance.prune import check_retention
@@ -55,14 +56,36 @@ def reindex_arguments(kwargs: dict) -> None:
         raise InvalidJobOptions("bundle_ids is null (all) or a list of bundle ids.")
 
 
+def bundle_labels(ids: list[str]) -> dict[str, str]:
+    """ "Name (SKU)" of each bundle, for the jobs pages' linked targets. One query."""
+    rows = Bundle.objects.filter(pk__in=[i for i in ids if i.isdigit()]).values_list(
+        "pk", "name", "shell_variant__sku"
+    )
+    return {str(pk): f"{name} ({sku})" if sku else name for pk, name, sku in rows}
+
+
 register_target(
     "bundle",
     label="Bundle",
     admin_url="admin:bundles_bundle_change",
     search=bundle_ids_matching,
     filter_argument="bundle_id",
+    describe=bundle_labels,
 )
-register_target("variant", label="Variant", admin_url="admin:bundles_productvariant_change")
+
+
+def variant_labels(ids: list[str]) -> dict[str, str]:
+    """ "SKU" of each variant (what the catalog calls it), for the jobs pages. One query."""
+    rows = ProductVariant.objects.filter(pk__in=[i for i in ids if i.isdigit()])
+    return {str(pk): sku for pk, sku in rows.values_list("pk", "sku")}
+
+
+register_target(
+    "variant",
+    label="Variant",
+    admin_url="admin:bundles_productvariant_change",
+    describe=variant_labels,
+)
 register_target("product", label="Product", admin_url="admin:bundles_product_change")
 register_target("scope", label="Scope", numeric_ids=False)
 

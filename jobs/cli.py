@@ -25,6 +25,11 @@ TRIGGER = JobTrigger.COMMAND
 T = TypeVar("T")
 
 
+def plural(count: int, noun: str) -> str:
+    """ "1 job", "2 jobs": a count with its noun, plural-correct (English nouns in -s)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def add_job_arguments(parser: CommandParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -131,7 +136,7 @@ def report_jobs(
         raise CommandError("Nothing to do: no job was needed.")
     if len(jobs) == 1:
         return [report_job(command, jobs[0], wait=wait, sync=sync, timeout=timeout)]
-    command.stdout.write(f"{len(jobs)} jobs:")
+    command.stdout.write(f"{plural(len(jobs), 'job')}:")
     done, failures = [], []
     for job in jobs:
         try:
@@ -140,7 +145,8 @@ def report_jobs(
             failures.append(str(exc))
     if failures:
         raise CommandError(
-            f"{len(failures)} of {len(jobs)} jobs did not complete: " + "; ".join(failures)
+            f"{len(failures)} of {plural(len(jobs), 'job')} did not complete: "
+            + "; ".join(failures)
         )
     return done
 
@@ -179,7 +185,7 @@ def _report_spawned(command: BaseCommand, ran: list[Job]) -> None:
     if not ran:
         return
     unfinished = [j for j in ran if j.state != JobState.COMPLETED]
-    command.stdout.write(f"Ran {len(ran)} job(s) it spawned here.")
+    command.stdout.write(f"Ran {plural(len(ran), 'job')} it spawned here.")
     for job in unfinished:  # the requested job's outcome decides the exit status, not these
         command.stdout.write(command.style.WARNING(f"{_describe(job)} ended {job.state}."))
 

@@ -61,6 +61,9 @@ class TargetType:
     filter_argument: str | None = None
     # Ids are whole numbers (filters refuse anything else).
     numeric_ids: bool = True
+    # ids -> {id: label}, one query for many: names the targets a job linked without a label
+    # (a bundle's name and SKU rather than "bundle 30").
+    describe: Callable[[list[str]], dict[str, str]] | None = None
 
     def url_for(self, target_id: str) -> str | None:
         if not target_id or self.admin_url is None:
@@ -84,6 +87,7 @@ def register_target(
     search: Callable[[str], Iterable] | None = None,
     filter_argument: str | None = None,
     numeric_ids: bool = True,
+    describe: Callable[[list[str]], dict[str, str]] | None = None,
 ) -> TargetType:
     """Register (or re-register, on a module reload) the target type ``name``."""
     if not name or len(name) > 32:
@@ -95,6 +99,7 @@ def register_target(
         search=search,
         filter_argument=filter_argument,
         numeric_ids=numeric_ids,
+        describe=describe,
     )
     _TARGET_TYPES[name] = target_type
     return target_type
@@ -112,6 +117,17 @@ def target_url(target_type: str, target_id: str) -> str | None:
     """The admin page of one target, or None if its type has none (or is unknown)."""
     registered = _TARGET_TYPES.get(target_type)
     return registered.url_for(target_id) if registered else None
+
+
+def target_labels(target_type: str, ids: Iterable[str]) -> dict[str, str]:
+    """Labels of many targets of one type: the type's ``describe`` where it has one, else its
+    label and the id ("Bundle 30"); the raw type and id for an unknown type."""
+    ids = [str(i) for i in ids]
+    registered = _TARGET_TYPES.get(target_type)
+    if registered is None:
+        return {i: f"{target_type} {i}" for i in ids}
+    described = registered.describe(ids) if registered.describe and ids else {}
+    return {i: described.get(i) or f"{registered.label} {i}" for i in ids}
 
 
 def matching_target_ids(term: str, *, limit: int = 200) -> dict[str, list[str]]:

@@ -5,6 +5,8 @@ which also writes the audit entry. Seeing needs ``jobs.view_alertrule``, editing
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -60,18 +62,19 @@ class AlertRuleForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if "condition" in self.fields:  # read-only once the rule exists
-            self.fields["condition"].choices = [
+            cast(forms.ChoiceField, self.fields["condition"]).choices = [
                 (c.name, f"{c.label} ({c.unit})" if c.unit else c.label) for c in all_conditions()
             ]
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         errors = alert_rule_errors(
             condition=data.get("condition", self.instance.condition),
             subject_type=data.get("subject_type", ""),
             subject=data.get("subject", ""),
-            threshold=data.get("threshold"),
-            window_seconds=data.get("window_seconds"),
+            threshold=cast(float, data.get("threshold")),  # None: the field says so first
+            window_seconds=cast(int, data.get("window_seconds")),
         )
         for field, message in errors.items():
             self.add_error(field if field in self.fields else None, message)

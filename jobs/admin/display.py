@@ -117,6 +117,10 @@ def _with_gaps(events: list[TimelineEvent]) -> list[TimelineEvent]:
     return out
 
 
+def _on(error: dict) -> str:
+    return f"on {error['worker']}" if error.get("worker") else ""
+
+
 def job_timeline(job: Job, audit: list[LogEntry]) -> list[TimelineEvent]:
     """Created, dispatched, each attempt, retries/cancels asked by people, settled — by time."""
     events = [
@@ -130,19 +134,27 @@ def job_timeline(job: Job, audit: list[LogEntry]) -> list[TimelineEvent]:
     ]
     if job.dispatched_at:
         events.append(TimelineEvent(job.dispatched_at, "Last dispatched", f"to queue {job.queue}"))
+    # Each attempt: its start (recorded with its error; the current one's on the row), then
+    # how it ended. Started goes in first, so a tie in time still reads in event order.
+    current_started = False
     for error in job.errors or []:
+        number = error.get("attempt", "?")
+        started = parse_datetime(error.get("started") or "")
+        if started:
+            events.append(TimelineEvent(started, f"Attempt {number} started", _on(error)))
+            current_started |= number == job.attempts
         at = parse_datetime(error.get("at") or "")
         if at:
             first_line = (error.get("message") or "").strip().splitlines()[:1]
             events.append(
                 TimelineEvent(
                     at,
-                    f"Attempt {error.get('attempt', '?')} failed",
+                    f"Attempt {number} failed",
                     first_line[0] if first_line else "",
                     "failed",
                 )
             )
-    if job.started_at:
+    if job.started_at and not current_started:
         events.append(
             TimelineEvent(
                 job.started_at,

@@ -10,6 +10,8 @@ from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from jobs.admin.mixin_base import JobAdminBase
+from jobs.cli import plural
 from jobs.errors import JobError
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
 from jobs.services import (
@@ -19,7 +21,7 @@ from jobs.services import (
 )
 
 
-class JobActions:
+class JobActions(JobAdminBase):
     """Mixed into ``JobAdmin``: the actions its ``actions`` names."""
 
     @admin.action(description="Retry selected failed/cancelled jobs", permissions=["retry"])
@@ -35,7 +37,7 @@ class JobActions:
         skipped += queryset.exclude(state__in=(JobState.FAILED, JobState.CANCELLED)).count()
         self.message_user(
             request,
-            f"{len(retried)} job(s) will run again"
+            f"{plural(len(retried), 'job')} will run again"
             + (
                 f"; {skipped} skipped (only failed or cancelled jobs can be retried)"
                 if skipped
@@ -71,7 +73,7 @@ class JobActions:
         skipped += queryset.filter(state__in=SETTLED_STATES).count()
         self.message_user(
             request,
-            f"{len(cancelled)} job(s) cancelled"
+            f"{plural(len(cancelled), 'job')} cancelled"
             + (f"; {skipped} skipped (already settled)" if skipped else "")
             + ".",
             messages.SUCCESS if cancelled else messages.WARNING,
@@ -88,8 +90,8 @@ class JobActions:
                 action="delete_settled",
                 title="Delete settled jobs?",
                 question=(
-                    f"{settled.count()} settled job(s) will be deleted from the ledger, with "
-                    "their children. Pending, running and retrying jobs are kept, and so is a "
+                    f"{plural(settled.count(), 'settled job')} will be deleted from the ledger, "
+                    "with their children. Pending, running and retrying jobs are kept, and so is a "
                     "settled parent whose children are still active."
                 ),
                 objects=list(settled[:20]),
@@ -102,7 +104,7 @@ class JobActions:
         kept = Job.objects.filter(pk__in=ids).count()
         self.message_user(
             request,
-            f"{count} settled job(s) deleted"
+            f"{plural(count, 'settled job')} deleted"
             + (f"; {kept} kept (not settled, or with active children)" if kept else "")
             + ".",
             messages.SUCCESS if count else messages.WARNING,

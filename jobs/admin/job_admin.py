@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ from jobs.admin.job_columns import JobColumns
 from jobs.admin.job_views import JobViews
 from jobs.admin.links import deny_unpermitted_action, jobs_changelist_url
 from jobs.admin.paginator import EstimatedCountPaginator
-from jobs.models import ACTIVE_STATES, Job, JobState
+from jobs.models import ACTIVE_STATES, Job, JobState, QueuePause
 from jobs.quick_actions import quick_actions
 
 
@@ -37,8 +38,6 @@ class JobAdmin(JobColumns, JobViews, JobActions, admin.ModelAdmin):
         "created_and_took",
     )
     list_display_links = ("short_id",)
-    # The job page lists this many linked targets, then says how many more there are.
-    SHOWN_TARGETS = 50
     list_filter = (
         QueueFilter,
         "state",
@@ -50,10 +49,7 @@ class JobAdmin(JobColumns, JobViews, JobActions, admin.ModelAdmin):
         CausedByFilter,
     )
     search_fields = ("target_label",)  # shows the box; get_search_results does the real work
-    search_help_text = (
-        "Job id (or its first characters), a target (a bundle's name or SKU...), dedup key, "
-        "error text"
-    )
+    search_help_text = "Job id or its first characters, target name or SKU, dedup key, error"
     ordering = ("-created_at",)
     date_hierarchy = None
     paginator = EstimatedCountPaginator
@@ -157,7 +153,14 @@ class JobAdmin(JobColumns, JobViews, JobActions, admin.ModelAdmin):
 
     # -- list --------------------------------------------------------------------------------
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("requested_by")
+        # ``in_paused_queue``: the list and the job page say "queue paused" where a job waits.
+        paused = QueuePause.objects.filter(queue=OuterRef("queue"))
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("requested_by")
+            .annotate(in_paused_queue=Exists(paused))
+        )
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
@@ -178,8 +181,17 @@ class JobAdmin(JobColumns, JobViews, JobActions, admin.ModelAdmin):
         now = timezone.now()
         settled = selectors.settled_last_24h(now=now)  # the strip's 24 h and the 24 h chart
         chart = selectors.jobs_chart(range_name=chart_range, now=now, settled=settled)
+        health = selectors.system_health(now=now, settled=settled)
         return {
-            "health": selectors.system_health(now=now, settled=settled),
+            "health": health,
+            "totals": {  # the shut strip's one line; the panel has them per queue
+                "waiting": sum(q.waiting for q in health.queues),
+                "running": sum(q.running for q in health.queues),
+                "failed": sum(q.failed for q in health.queues),
+                "paused": [q.name for q in health.queues if q.paused],
+            },
+            "workers_url": reverse("admin:jobs_job_workers"),
+            "schedules_url": reverse("admin:jobs_schedule_changelist"),
             "chart_svg": hourly_chart_svg(chart),
             "chart_range": chart_range,
             "chart_ranges": list(selectors.CHART_RANGES),
@@ -244,7 +256,8 @@ class JobAdmin(JobColumns, JobViews, JobActions, admin.ModelAdmin):
                     "title": f"Job {str(job.pk)[:8]} · {job.kind}",
                     "header": {
                         "state": self.state_badge(job),
-                        "progress": self.progress_bar(job),
+                        "paused": self.paused_note(job),
+                        "progress": self.header_progress(job),
                         "attempts": self.attempts_display(job),
                         "duration": self.duration(job),
                         "target": self.target_link(job),

@@ -12,13 +12,17 @@ from django.utils.safestring import mark_safe
 
 from jobs import conf, selectors
 from jobs.admin.display import pretty_json_html
-from jobs.models import ACTIVE_STATES, Job, JobState
-from jobs.target_types import target_url
+from jobs.cli import plural
+from jobs.models import ACTIVE_STATES, Job, JobState, QueuePause
+from jobs.target_types import target_labels, target_url
 from jobs.timefmt import reltime
 
 
 class JobColumns:
     """Mixed into ``JobAdmin``: what ``list_display`` and the fieldsets name."""
+
+    # The job page lists this many linked targets, then says how many more there are.
+    SHOWN_TARGETS = 50
 
     @admin.display(description="id")
     def short_id(self, obj: Job) -> str:
@@ -37,9 +41,26 @@ class JobColumns:
     @admin.display(description="state", ordering="state")
     def state_and_tries(self, obj: Job) -> str:
         return format_html(
-            '{}<span class="job-subline">{} tries</span>',
+            '{}<span class="job-subline">{} tries{}</span>',
             self.state_badge(obj),
             self.attempts_display(obj),
+            self.paused_note(obj),
+        )
+
+    def paused_note(self, obj: Job) -> str:
+        """ "queue paused" on a job that waits in a paused queue (``in_paused_queue`` is the
+        admin queryset's annotation; a job read elsewhere asks the table)."""
+        if obj.state not in (JobState.PENDING, JobState.RETRYING):
+            return ""
+        paused = getattr(obj, "in_paused_queue", None)
+        if paused is None:
+            paused = QueuePause.objects.filter(queue=obj.queue).exists()
+        if not paused:
+            return ""
+        return format_html(
+            ' <span class="job-pill warn job-paused-note" title="Queue {} is paused: the job '
+            'waits until it is resumed">queue paused</span>',
+            obj.queue,
         )
 
     @admin.display(description="created", ordering="created_at")
@@ -70,9 +91,16 @@ class JobColumns:
         links = list(obj.target_links.order_by("pk")[: self.SHOWN_TARGETS + 1])
         if not links:
             return "—"
+        shown = links[: self.SHOWN_TARGETS]
+        names: dict[str, dict[str, str]] = {}  # unlabeled links, named per type in one call
+        for link in shown:
+            if not link.label:
+                names.setdefault(link.target_type, {})[link.target_id] = ""
+        for target_type, unnamed in names.items():
+            unnamed.update(target_labels(target_type, list(unnamed)))
         items = []
-        for link in links[: self.SHOWN_TARGETS]:
-            text = link.label or f"{link.target_type} {link.target_id}"
+        for link in shown:
+            text = link.label or names[link.target_type][link.target_id]
             url = target_url(link.target_type, link.target_id)
             items.append(format_html('<a href="{}">{}</a>', url, text) if url else text)
         more = ""
@@ -126,6 +154,23 @@ class JobColumns:
             css,
             message,
             message,
+        )
+
+    def header_progress(self, obj: Job) -> str:
+        """The job page's header: bar, then "100 % · 10/10 batches" on one line."""
+        return format_html(
+            '<div class="job-progress job-progress-inline" data-job-id="{}" data-live="progress">'
+            '<div class="job-progress-track" role="progressbar" aria-valuemin="0" '
+            'aria-valuemax="100" aria-valuenow="{}"><div class="job-progress-fill job-state-{}" '
+            'style="width: {}%"></div></div> <span class="job-progress-text">{} %</span>'
+            '<span class="job-progress-message" title="{}">{}</span></div>',
+            obj.pk,
+            obj.progress,
+            obj.state,
+            obj.progress,
+            obj.progress,
+            obj.progress_message,
+            obj.progress_message,
         )
 
     @admin.display(description="tries")
@@ -197,7 +242,7 @@ class JobColumns:
     def merged_display(self, obj: Job) -> str:
         if not obj.merged_count:
             return "none"
-        return f"{obj.merged_count} later request(s) merged into this job"
+        return f"{plural(obj.merged_count, 'later request')} merged into this job"
 
     @admin.display(description="parent")
     def parent_link(self, obj: Job) -> str:

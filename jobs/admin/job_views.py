@@ -14,7 +14,9 @@ from django.utils import timezone
 
 from jobs import selectors
 from jobs.admin.links import jobs_queued_message
+from jobs.admin.mixin_base import JobAdminBase
 from jobs.audit import audit_jobs
+from jobs.cli import plural
 from jobs.error_groups.views import error_group_urls
 from jobs.errors import JobError
 from jobs.models import ACTIVE_STATES, Job, JobState
@@ -32,7 +34,7 @@ from jobs.services import (
 RETRY_MATCHING_LIMIT = 5000
 
 
-class JobViews:
+class JobViews(JobAdminBase):
     """Mixed into ``JobAdmin``: its extra URLs and their views."""
 
     def get_urls(self):
@@ -217,7 +219,7 @@ class JobViews:
                         skipped += 1  # retried, cancelled or settled by someone else meanwhile
             self.message_user(
                 request,
-                f"{done} job(s): {verb} done"
+                f"{plural(done, 'job')}: {verb} done"
                 + (f"; {skipped} had changed state and were skipped" if skipped else "")
                 + ("; more remain, run it again" if total > RETRY_MATCHING_LIMIT else "")
                 + ".",

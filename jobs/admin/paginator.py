@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.core.paginator import Paginator
 from django.db import connection
@@ -17,7 +18,7 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        qs = self.object_list
+        qs: Any = self.object_list  # the changelist's queryset
         exact = qs.order_by()[: self.cap + 1].count()
         self.is_estimate = exact > self.cap
         if not self.is_estimate:

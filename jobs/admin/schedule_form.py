@@ -27,7 +27,8 @@ class ScheduleForm(forms.ModelForm):
         self.fields["request"].help_text = f"A registered request function: {known}"
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data  # the field's own error first (a bad JSON, a missing value)
         fields = {f: data.get(f) for f in self.Meta.fields if f in data}

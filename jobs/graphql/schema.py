@@ -33,14 +33,18 @@ from jobs.graphql.types import (
 from jobs.models import Job as JobModel
 from jobs.scheduling.listing import list_schedules
 from jobs.scheduling.status import scheduler_status
-from jobs.selectors import job_get
+from jobs.selectors import job_get, resolve_job_id
 from jobs.selectors import workers as list_workers
 
 VIEW_JOB = "jobs.view_job"
 
 
 class JobsQuery(AlertsQuery, ErrorGroupsQuery, graphene.ObjectType):
-    job = graphene.Field(Job, id=graphene.ID(required=True), description="One job by id")
+    job = graphene.Field(
+        Job,
+        id=graphene.ID(required=True),
+        description="One job by id, or its first 8 or more characters as the admin shows them",
+    )
     jobs = graphene.Field(
         JobConnection,
         required=True,
@@ -65,8 +69,8 @@ class JobsQuery(AlertsQuery, ErrorGroupsQuery, graphene.ObjectType):
     @staticmethod
     def resolve_job(root, info, id):
         require_staff(info, VIEW_JOB)
-        try:
-            job = job_get(job_id=id)
+        try:  # a prefix as the admin and the commands take it; ambiguous: says how many
+            job = job_get(job_id=resolve_job_id(id))
         except JobNotFound as exc:
             raise NotFound(exc.message, ids=[id]) from None
         return filters.with_relations(

@@ -91,6 +91,7 @@ def record_failure(
             *(row.errors or []),
             {
                 "attempt": row.attempts,
+                "started": row.started_at.isoformat() if row.started_at else None,
                 "at": now.isoformat(),
                 "message": message[:2000],
                 "traceback": tb,

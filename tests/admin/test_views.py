@@ -137,7 +137,7 @@ def test_job_page_shows_every_attempt_error_timeline_merged_and_children(admin_c
     ]
     response = admin_client.get(reverse("admin:jobs_job_change", args=[parent.pk]))
     html = response.content.decode()
-    assert "2 later request(s) merged into this job" in html
+    assert "2 later requests merged into this job" in html
     assert "&quot;operation&quot;: &quot;recompute&quot;" in html  # pretty-printed payload
     summary = response.context["children_summary"]
     assert summary.total == 3 and summary.settled == 2
@@ -422,7 +422,7 @@ def test_delete_settled_keeps_a_parent_whose_child_is_still_running(admin_client
     # Then the completed job is gone, the parent and its running child stay
     assert set(Job.objects.values_list("pk", flat=True)) == {parent.pk, child.pk}
     text = str(list(response.context["messages"])[0])
-    assert "1 settled job(s) deleted" in text and "1 kept" in text
+    assert "1 settled job deleted" in text and "1 kept" in text
     # and the audit records the deletion of exactly the job that went
     deletions = LogEntry.objects.filter(action_flag=3)  # DELETION
     assert [e.object_id for e in deletions] == [str(done.pk)]

@@ -176,6 +176,24 @@ def test_job_exposes_every_ledger_field_and_each_attempts_error(gql, staff_with_
 
 
 @pytest.mark.django_db
+def test_job_takes_the_8_character_prefix_the_admin_shows_and_names_an_ambiguous_one(
+    gql, staff_with_perms
+):
+    # Given two jobs whose ids share their first 8 characters, and one that does not
+    Job.objects.create(id="8d8d246b-0000-4000-8000-000000000001", queue="q", kind="k")
+    Job.objects.create(id="8d8d246b-0000-4000-8000-000000000002", queue="q", kind="k")
+    other = Job.objects.create(id="5e5e1234-0000-4000-8000-000000000003", queue="q", kind="k")
+    query = "query($id: ID!) { job(id: $id) { id } }"
+    # When asked by prefix, Then the one job answers
+    assert gql(query, {"id": "5e5e1234"}).data["job"]["id"] == str(other.pk)
+    assert gql(query, {"id": "5E5E1234-0000"}).data["job"]["id"] == str(other.pk)
+    # and a prefix two jobs share is a clear NOT_FOUND, saying how many
+    response = gql(query, {"id": "8d8d246b"})
+    assert response.codes == ["NOT_FOUND"]
+    assert "2 jobs have ids starting with 8d8d246b" in response.errors[0]["message"]
+
+
+@pytest.mark.django_db
 def test_jobs_pages_by_cursor_visit_each_job_once(gql, staff_with_perms):
     made = {str(j.pk) for j in _make_jobs(25, user=staff_with_perms)}
     seen, after = [], None

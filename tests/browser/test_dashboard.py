@@ -77,7 +77,9 @@ def test_pause_holds_a_new_job_pending_and_resume_runs_it(page, live_server, sta
     start_worker()
     page.goto(f"{live_server.url}/admin/jobs/job/")
     cell = page.locator('.jobs-queue-state[data-queue="bundle-recompute"]')
-    # When the operator pauses bundle-recompute
+    # When the operator opens the queues panel (it stays open: localStorage) and pauses
+    # bundle-recompute
+    page.locator("#jobs-overview-panel > summary").click()
     cell.get_by_role("button", name="Pause").click()
     expect(page.locator(".messagelist")).to_contain_text("Queue bundle-recompute paused")
     expect(cell).to_contain_text("paused")

@@ -187,8 +187,10 @@ def test_jobs_list_overview_and_screenshots_light_and_dark(
     # When the operator opens System → Jobs
     page.goto(f"{live_server.url}/admin/jobs/job/")
 
-    # Then it is an admin change list with the overview strip, chart and quick buttons
+    # Then it is an admin change list with the overview strip, chart and quick buttons (the
+    # strip opens on the queue table and the chart)
     expect(page.locator("#changelist")).to_be_visible()
+    page.locator("#jobs-overview-panel > summary").click()
     expect(page.locator(".jobs-overview")).to_contain_text("bundle-recompute")
     expect(page.locator(".jobs-overview")).to_contain_text("worker")
     expect(page.locator("svg.jobs-chart")).to_be_visible()

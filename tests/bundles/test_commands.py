@@ -108,7 +108,7 @@ def test_recompute_variants_sync_fans_out_and_recomputes_here(redis_conn):
     assert batch.state == JobState.COMPLETED
     # The batch is the fan-out's child: the command (jobs.cli), not the handler, ran it here
     assert batch.parent_id == fanout.pk
-    assert "Ran 1 job(s) it spawned here." in out
+    assert "Ran 1 job it spawned here." in out
     assert rq_queued() == 0
     assert Bundle.objects.get(pk=kit.pk).computed_price == Decimal("25.00")
 

@@ -41,10 +41,12 @@ def test_list_shows_newest_first_and_filters_by_state(redis_conn, token):
     )
     waiting = enqueue("test_noop", payload={}, trigger="command")
     # When / Then
-    lines = jobs_cmd("list").splitlines()
+    header, *lines = jobs_cmd("list").splitlines()
+    assert header.split()[:3] == ["ID", "CREATED", "(UTC)"] and "ATTEMPTS" in header
     assert [line.split()[0] for line in lines] == [str(waiting.pk), str(done.pk)]
     assert "Starter kit" in lines[1]
-    assert jobs_cmd("list", "--state", "completed").split()[0] == str(done.pk)
+    assert "1/1" in lines[1].split()  # under ATTEMPTS
+    assert jobs_cmd("list", "--state", "completed").splitlines()[1].split()[0] == str(done.pk)
     assert str(done.pk) in jobs_cmd("list", "--target", "bundle:12")
     assert jobs_cmd("list", "--kind", "nothing") == "No jobs.\n"
 
@@ -138,7 +140,7 @@ def test_purge_deletes_only_settled_jobs_older_than_the_limit(redis_conn):
     # When (default: JOBS_RETENTION_DAYS = 30)
     out = jobs_cmd("purge")
     # Then
-    assert "Purged 1 settled job(s) older than 30 day(s)." in out
+    assert "Purged 1 settled job older than 30 days." in out
     assert set(Job.objects.values_list("pk", flat=True)) == {recent.pk, waiting.pk}
 
 
@@ -146,7 +148,7 @@ def test_relay_subcommand_sends_undispatched_jobs(redis_conn):
     job = Job.objects.create(queue="bundle-recompute", kind="test_noop", trigger="signal")
     Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=5))
     out = jobs_cmd("relay")
-    assert "Relayed 1 undispatched job(s); reconciled 0 dead job(s)." in out
+    assert "Relayed 1 undispatched job; reconciled 0 dead jobs." in out
     job.refresh_from_db()
     assert job.dispatched_at is not None
 

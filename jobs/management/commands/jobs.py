@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs import conf
+from jobs.cli import plural
 from jobs.errors import JobError
 from jobs.maintenance.ledger_pass import relay_and_reconcile
 from jobs.maintenance.prune import jobs_purge
@@ -90,14 +91,24 @@ class Command(BaseCommand):
         if not rows:
             self.stdout.write("No jobs.")
             return
+        line = "{:<36}  {:<19}  {:<9}  {:>8}  {:>8}  {:<18}  {}"
+        self.stdout.write(
+            line.format("ID", "CREATED (UTC)", "STATE", "PROGRESS", "ATTEMPTS", "KIND", "TARGET")
+        )
         for job in rows:
             target_text = job.target_label or (
                 f"{job.target_type}:{job.target_id}" if job.target_id else ""
             )
             self.stdout.write(
-                f"{job.pk}  {job.created_at:%Y-%m-%d %H:%M:%S}  {job.state:<9} "
-                f"{job.progress:>3}%  {job.attempts}/{job.max_attempts}  {job.kind:<18} "
-                f"{target_text}"
+                line.format(
+                    str(job.pk),
+                    f"{job.created_at:%Y-%m-%d %H:%M:%S}",
+                    job.state,
+                    f"{job.progress}%",
+                    f"{job.attempts}/{job.max_attempts}",
+                    job.kind,
+                    target_text,
+                )
             )
 
     def do_show(self, *, job_id, **_):
@@ -171,7 +182,9 @@ class Command(BaseCommand):
         if days < 0:
             raise CommandError("--older-than-days must be 0 or more")
         count = jobs_purge(older_than_days=days)
-        self.stdout.write(f"Purged {count} settled job(s) older than {days} day(s).")
+        self.stdout.write(
+            f"Purged {plural(count, 'settled job')} older than {plural(days, 'day')}."
+        )
 
     def do_relay(self, *, lock_timeout, **_):
         if lock_timeout < 0:
@@ -181,8 +194,8 @@ class Command(BaseCommand):
         if outcome.get("skipped"):
             raise CommandError(f"Not run: {outcome['skipped']}")
         self.stdout.write(
-            f"Relayed {outcome['relayed']} undispatched job(s); "
-            f"reconciled {outcome['reconciled']} dead job(s)."
+            f"Relayed {plural(outcome['relayed'], 'undispatched job')}; "
+            f"reconciled {plural(outcome['reconciled'], 'dead job')}."
         )
 
     def _print_progress(self, job: Job) -> None:

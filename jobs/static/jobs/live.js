@@ -49,7 +49,7 @@
                 }
                 if (track) track.setAttribute("aria-valuenow", job.progress);
                 const text = el.querySelector(".job-progress-text");
-                if (text) text.textContent = job.progress + "%";
+                if (text) text.textContent = job.progress + (el.classList.contains("job-progress-inline") ? " %" : "%");
                 const msg = el.querySelector(".job-progress-message");
                 if (msg) msg.textContent = job.message;
                 break;
@@ -242,7 +242,10 @@
                 const doc = new DOMParser().parseFromString(html, "text/html");
                 const fresh = doc.getElementById("jobs-overview");
                 const here = document.getElementById("jobs-overview");
-                if (fresh && here) here.innerHTML = fresh.innerHTML;
+                if (fresh && here) {
+                    here.innerHTML = fresh.innerHTML;
+                    restorePanel();
+                }
                 const shown = shownIds();
                 const waiting = new Set(pending.map(rowId));
                 doc.querySelectorAll("#result_list tbody tr").forEach(function (tr) {
@@ -260,7 +263,20 @@
         if (timer === null && !paused() && !document.hidden) timer = window.setTimeout(refresh, LIST_INTERVAL);
     }
 
+    /* The queues panel stays open or shut as the operator left it (shut by default). */
+    const PANEL = "jobs.overview.open";
+    function restorePanel() {
+        const panel = document.getElementById("jobs-overview-panel");
+        if (panel) panel.open = window.localStorage.getItem(PANEL) === "1";
+    }
+    document.addEventListener("toggle", function (event) {
+        if (event.target && event.target.id === "jobs-overview-panel") {
+            window.localStorage.setItem(PANEL, event.target.open ? "1" : "0");
+        }
+    }, true);  // toggle does not bubble
+
     function setup() {
+        restorePanel();
         tickTimes();
         window.setInterval(tickTimes, 1000);
         if (!document.getElementById("jobs-overview")) return;  // not the list
