@@ -117,9 +117,11 @@ def working_day(admin_user, settings):
     assert Bundle.objects.filter(status=Bundle.Status.BROKEN).exists()
     load_defaults()  # System → Alerts' default rules (the flush between tests removed them)
     fanout = Job.objects.filter(kind="fanout").latest("created_at")
+    schedule = Schedule.objects.order_by("pk").first()  # the defaults (tests/conftest.py)
+    assert schedule is not None
     return {
         "job": fanout.pk,
-        "schedule": Schedule.objects.order_by("pk").first().pk,
+        "schedule": schedule.pk,
         "bundle": bundles[0].pk,
         "variant": battery.pk,
     }
