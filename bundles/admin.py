@@ -134,6 +134,7 @@ class ProductVariantForm(forms.ModelForm):
             "allocated",
             "enabled",
         )
+        labels = {"sku": "SKU"}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -144,9 +145,9 @@ class ProductVariantForm(forms.ModelForm):
 @admin.register(ProductVariant)
 class ProductVariantAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
     form = ProductVariantForm
-    # Chosen to fit 1366 px with the admin's sidebar: the currency goes with the price, enabled
-    # and deleted into one "state"; the rest is on the variant's page.
-    list_display = ("sku", "name", "product", "unit_price", "stock_on_hand", "allocated", "state")
+    # Chosen to fit 1366 px with the admin's sidebar: the product under the variant's name, the
+    # currency with the price, enabled and deleted as one "state"; the rest on the variant's page.
+    list_display = ("sku", "name_and_product", "unit_price", "stock", "allocated", "state")
     list_filter = (VariantShellFilter, "enabled", DeletedFilter, "currency")
     ordering = ("product__is_bundle_shell", "sku")  # real variants first when shells are shown
 
@@ -158,6 +159,14 @@ class ProductVariantAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
     autocomplete_fields = ("product",)
     readonly_fields = ("deleted_at", "created_at", "updated_at")
     actions = ("soft_delete_selected",)
+
+    @admin.display(description="name", ordering="name")
+    def name_and_product(self, obj: ProductVariant) -> str:
+        return format_html('{}<span class="bundles-subline">{}</span>', obj.name, obj.product.name)
+
+    @admin.display(description="stock", ordering="stock_on_hand")
+    def stock(self, obj: ProductVariant) -> int:
+        return obj.stock_on_hand
 
     @admin.display(description="price", ordering="price")
     def unit_price(self, obj: ProductVariant) -> str:
