@@ -91,7 +91,8 @@ class VariantShellFilter(ShellFilter):
 
 @admin.register(Product)
 class ProductAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
-    list_display = ("name", "slug", "is_bundle_shell", "variant_count", "updated_at")
+    # Shells are hidden by the kind filter unless asked for: no column needed for it.
+    list_display = ("name", "slug", "variant_count", "updated")
     list_filter = (ShellFilter,)
     ordering = ("is_bundle_shell", "name")  # real products first when shells are shown too
     search_fields = ("name", "slug")
@@ -101,9 +102,17 @@ class ProductAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_variants=Count("variants"))
 
+    class Media:
+        js = ("jobs/live.js",)  # relative times with the exact one on hover
+        css = {"all": ("bundles/catalog.css",)}
+
     @admin.display(description="variants", ordering="n_variants")
     def variant_count(self, obj: Product) -> int:
         return obj.n_variants  # type: ignore[attr-defined]  # annotated by get_queryset
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj: Product) -> str:
+        return reltime(obj.updated_at)
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -152,6 +161,7 @@ class ProductVariantAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
     ordering = ("product__is_bundle_shell", "sku")  # real variants first when shells are shown
 
     class Media:
+        js = ("jobs/live.js",)  # "deleted 3 min ago" ticking, the exact time on hover
         css = {"all": ("bundles/catalog.css",)}
 
     search_fields = ("sku", "name", "product__name")
