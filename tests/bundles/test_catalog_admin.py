@@ -50,7 +50,7 @@ def test_bundle_page_shows_broken_reasons_readably(admin_client, redis_conn, set
 
     html = page.content.decode()
     assert "<code>component_deleted</code> Component BAT-55" in html
-    assert bundle.shell_variant.sku in html
+    assert bundle.shell_variant is not None and bundle.shell_variant.sku in html
 
 
 def test_bundle_search_finds_by_component_sku_and_filters_by_status(admin_client):
@@ -162,6 +162,7 @@ def test_component_autocomplete_offers_no_shell_variants(admin_client):
     )
     texts = [r["text"] for r in response.json()["results"]]
     assert any("KIT-SPARE" in t for t in texts)
+    assert bundle.shell_variant is not None
     assert not any(bundle.shell_variant.sku in t for t in texts)
 
 
@@ -227,7 +228,9 @@ def test_the_bundle_form_refuses_a_soft_deleted_component_with_the_services_mess
 def test_a_bundle_whose_component_was_deleted_since_can_still_be_renamed(admin_client):
     # Given a bundle whose component was soft-deleted after it was added (integrity breaks it)
     bundle = make_bundle(name="Kit")
-    services.variant_soft_delete(variant_id=bundle.components.first().variant_id)
+    component = bundle.components.first()
+    assert component is not None
+    services.variant_soft_delete(variant_id=component.variant_id)
     # When only its name changes in the admin, the kept row does not block the save
     url = reverse("admin:bundles_bundle_change", args=[bundle.pk])
     response = admin_client.post(url, change_form_data(bundle, name="Kit renamed"))
@@ -273,6 +276,7 @@ def test_the_variant_list_shows_products_for_sale_and_hides_bundle_shells_by_def
     # Given a bundle (its shell variant) and a real variant whose SKU sorts after the shell's
     real = make_variant(sku="ZZ-REAL-1")
     bundle = make_bundle(components=[(real, 1), (make_variant(), 1)])
+    assert bundle.shell_variant is not None
     shell = bundle.shell_variant.sku
     # When the variant list opens
     default = admin_client.get(VARIANTS).content.decode()
