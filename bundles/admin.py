@@ -7,6 +7,8 @@ check, …) are added by the jobs admin work.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
@@ -14,6 +16,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
 
 from jobs.admin.links import QueuedJobsMessageMixin
 from jobs.models import JobTrigger
@@ -23,12 +26,75 @@ from . import services
 from .admin_jobs import BundleJobsAdminMixin
 from .errors import BundleError
 from .models import Bundle, BundleComponent, Product, ProductVariant, SearchEntry
+from .pricing import minor_units, quantize_money
+
+NBSP = "\u00a0"  # "21.50 USD" never breaks between amount and currency
+
+
+def money(amount: Decimal | None, currency: str) -> str:
+    """ "1,234.50 USD", "3,000 JPY": rounded to the currency's minor unit (ISO 4217), not the
+    four decimals the column stores."""
+    if amount is None:
+        return "—"
+    places = minor_units(currency)
+    return f"{quantize_money(amount, currency):,.{places}f}{NBSP}{currency}"
+
+
+def plain_amount(amount: Decimal | None, currency: str | None = None) -> Decimal | None:
+    """A stored amount as a form shows it: the currency's decimals ("5.49", "1500"), or without
+    trailing zeros when no currency applies (a percentage: "12.5") — never dropping a digit
+    it has ("4.995" stays)."""
+    if amount is None:
+        return None
+    if currency is not None:
+        rounded = amount.quantize(Decimal(1).scaleb(-minor_units(currency)))
+        if rounded == amount:
+            return rounded
+    # normalize() alone would write 100 as "1E+2"
+    return amount.quantize(Decimal(1)) if amount == amount.to_integral() else amount.normalize()
+
+
+class ShellFilter(admin.SimpleListFilter):
+    """Real products' rows first: bundle shells (the product and variant each bundle is sold
+    as) are hidden unless asked for — they are the bundles' own rows, edited on the bundle."""
+
+    title = "kind"
+    parameter_name = "kind"
+    shell_field = "is_bundle_shell"
+    DEFAULT = "real"
+
+    def lookups(self, request, model_admin):
+        return (("real", "Products for sale"), ("shell", "Bundle shells"), ("all", "All"))
+
+    def value(self):
+        return super().value() or self.DEFAULT
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        if self.value() == "real":
+            return queryset.filter(**{self.shell_field: False})
+        if self.value() == "shell":
+            return queryset.filter(**{self.shell_field: True})
+        return queryset
+
+
+class VariantShellFilter(ShellFilter):
+    shell_field = "product__is_bundle_shell"
 
 
 @admin.register(Product)
 class ProductAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
-    list_display = ("name", "slug", "is_bundle_shell", "variant_count", "updated_at")
-    list_filter = ("is_bundle_shell",)
+    # Shells are hidden by the kind filter unless asked for: no column needed for it.
+    list_display = ("name", "slug", "variant_count", "updated")
+    list_filter = (ShellFilter,)
+    ordering = ("is_bundle_shell", "name")  # real products first when shells are shown too
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("is_bundle_shell", "created_at", "updated_at")
@@ -36,9 +102,17 @@ class ProductAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_variants=Count("variants"))
 
+    class Media:
+        js = ("jobs/live.js",)  # relative times with the exact one on hover
+        css = {"all": ("bundles/catalog.css",)}
+
     @admin.display(description="variants", ordering="n_variants")
     def variant_count(self, obj: Product) -> int:
         return obj.n_variants  # type: ignore[attr-defined]  # annotated by get_queryset
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj: Product) -> str:
+        return reltime(obj.updated_at)
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -56,25 +130,63 @@ class DeletedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ProductVariantForm(forms.ModelForm):
+    class Meta:
+        model = ProductVariant
+        fields = (
+            "product",
+            "sku",
+            "name",
+            "price",
+            "currency",
+            "stock_on_hand",
+            "allocated",
+            "enabled",
+        )
+        labels = {"sku": "SKU"}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and "price" in self.initial:  # "5.49", not the stored "5.4900"
+            self.initial["price"] = plain_amount(self.instance.price, self.instance.currency)
+
+
 @admin.register(ProductVariant)
 class ProductVariantAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
-    list_display = (
-        "sku",
-        "name",
-        "product",
-        "price",
-        "currency",
-        "stock_on_hand",
-        "allocated",
-        "enabled",
-        "deleted_at",
-    )
-    list_filter = ("enabled", DeletedFilter, "currency", "product__is_bundle_shell")
+    form = ProductVariantForm
+    # Chosen to fit 1366 px with the admin's sidebar: the product under the variant's name, the
+    # currency with the price, enabled and deleted as one "state"; the rest on the variant's page.
+    list_display = ("sku", "name_and_product", "unit_price", "stock", "allocated", "state")
+    list_filter = (VariantShellFilter, "enabled", DeletedFilter, "currency")
+    ordering = ("product__is_bundle_shell", "sku")  # real variants first when shells are shown
+
+    class Media:
+        js = ("jobs/live.js",)  # "deleted 3 min ago" ticking, the exact time on hover
+        css = {"all": ("bundles/catalog.css",)}
+
     search_fields = ("sku", "name", "product__name")
     list_select_related = ("product",)
     autocomplete_fields = ("product",)
     readonly_fields = ("deleted_at", "created_at", "updated_at")
     actions = ("soft_delete_selected",)
+
+    @admin.display(description="name", ordering="name")
+    def name_and_product(self, obj: ProductVariant) -> str:
+        return format_html('{}<span class="bundles-subline">{}</span>', obj.name, obj.product.name)
+
+    @admin.display(description="stock", ordering="stock_on_hand")
+    def stock(self, obj: ProductVariant) -> int:
+        return obj.stock_on_hand
+
+    @admin.display(description="price", ordering="price")
+    def unit_price(self, obj: ProductVariant) -> str:
+        return money(obj.price, obj.currency)
+
+    @admin.display(description="state", ordering="enabled")
+    def state(self, obj: ProductVariant) -> str:
+        if obj.deleted_at:
+            return format_html("deleted {}", reltime(obj.deleted_at))
+        return "enabled" if obj.enabled else "disabled"
 
     def get_search_results(self, request, queryset, search_term):
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
@@ -88,18 +200,28 @@ class ProductVariantAdmin(QueuedJobsMessageMixin, admin.ModelAdmin):
         permissions=["delete"],
     )
     def soft_delete_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        user = request.user
+        assert user.is_authenticated  # admin_view let only staff in
         broken: set[int] = set()
         for variant_id in queryset.values_list("pk", flat=True):
             try:
                 broken.update(
                     services.variant_soft_delete(
-                        variant_id=variant_id, trigger=JobTrigger.ADMIN, requested_by=request.user
+                        variant_id=variant_id, trigger=JobTrigger.ADMIN, requested_by=user
                     )
                 )
             except BundleError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
+        n = len(broken)
         self.message_user(
-            request, f"Soft-deleted; {len(broken)} bundle(s) use these variants.", messages.WARNING
+            request,
+            ngettext(
+                "Soft-deleted; %(n)d bundle uses these variants.",
+                "Soft-deleted; %(n)d bundles use these variants.",
+                n,
+            )
+            % {"n": n},
+            messages.WARNING,
         )
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -154,11 +276,25 @@ class BundleComponentInline(admin.TabularInline):
     model = BundleComponent
     formset = ComponentInlineFormSet
     autocomplete_fields = ("variant",)
+    # What a component costs and has in stock, next to it (the row's own label, "2 × 49", is
+    # hidden by bundles/catalog.css: quantity and variant id say nothing new).
+    fields = ("variant", "quantity", "unit_price", "in_stock")
+    readonly_fields = ("unit_price", "in_stock")
     extra = 1
     min_num = 0
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("variant__product")
+
+    @admin.display(description="unit price")
+    def unit_price(self, obj: BundleComponent) -> str:
+        return money(obj.variant.price, obj.variant.currency) if obj.variant_id else ""
+
+    @admin.display(description="in stock")
+    def in_stock(self, obj: BundleComponent) -> str:
+        if not obj.variant_id:
+            return ""
+        return str(max(0, obj.variant.stock_on_hand - obj.variant.allocated))
 
 
 class BundleForm(forms.ModelForm):
@@ -187,6 +323,12 @@ class BundleForm(forms.ModelForm):
                 for value, label in Bundle.Status.choices
                 if value in self.CREATABLE_STATUSES
             ]
+        bundle = self.instance
+        if bundle.pk and "rule_value" in self.initial:  # "12.5" %, "2.50" USD; not "2.5000"
+            in_money = bundle.pricing_rule != Bundle.PricingRule.PERCENT_OFF
+            self.initial["rule_value"] = plain_amount(
+                bundle.rule_value, bundle.currency if in_money else None
+            )
 
     def clean_status(self) -> str:
         status = self.cleaned_data["status"]
@@ -213,23 +355,15 @@ COMPUTED_FIELDS = (
 class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin):
     form = BundleForm
     inlines = (BundleComponentInline,)
-    # Chosen to fit 1366 px with the admin's sidebar: slug, currency and "no saving" fold into
-    # the columns they qualify; everything else is on the bundle's page.
-    list_display = (
-        "name",
-        "status",
-        "pricing",
-        "price",
-        "available",
-        "component_count",
-        "problems",
-        "recomputed",
-    )
+    # Chosen to fit 1366 px with the admin's sidebar open and the filter panel: a bundle's
+    # problems go under its status, "no saving" under its price; the pricing rule, the slug
+    # and the components are on the bundle's page.
+    list_display = ("name", "status_and_problems", "price", "available", "recomputed")
     list_filter = ("status", "pricing_rule", "no_saving", "currency")
 
     class Media:
         js = ("jobs/live.js",)  # relative "recomputed" times with the exact one on hover
-        css = {"all": ("jobs/jobs.css",)}  # badges, the jobs list's look, no-wrap cells
+        css = {"all": ("jobs/jobs.css", "bundles/catalog.css")}
 
     search_fields = ("name", "slug", "components__variant__sku", "shell_variant__sku")
     list_select_related = ("shell_variant",)
@@ -253,28 +387,21 @@ class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin
             fields += ("status",)
         return fields
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n_components=Count("components"))
-
-    @admin.display(description="pricing", ordering="pricing_rule")
-    def pricing(self, obj: Bundle) -> str:
-        value = f"{obj.rule_value.normalize():f}" if obj.rule_value is not None else ""
-        texts: dict[str, str] = {
-            Bundle.PricingRule.PERCENT_OFF: f"−{value} %",
-            Bundle.PricingRule.AMOUNT_OFF: f"−{value} {obj.currency}",
-            Bundle.PricingRule.FIXED_PRICE: f"= {value} {obj.currency}",
-        }
-        text = texts.get(obj.pricing_rule, str(value))
-        return f"{text} · no saving" if obj.no_saving else text
+    @admin.display(description="status", ordering="status")
+    def status_and_problems(self, obj: Bundle) -> str:
+        codes = sorted({r.get("code", "?") for r in obj.broken_reasons or []})
+        if not codes:
+            return obj.get_status_display()
+        return format_html(
+            '{}<span class="bundles-subline">{}</span>', obj.get_status_display(), ", ".join(codes)
+        )
 
     @admin.display(description="price", ordering="computed_price")
     def price(self, obj: Bundle) -> str:
-        if obj.computed_price is None:
-            return "—"
-        # One line: "21.50 USD" broke between amount and currency at 1366 px.
-        return format_html(
-            '<span class="jobs-nowrap">{}</span>', f"{obj.computed_price:,.2f} {obj.currency}"
-        )
+        amount = money(obj.computed_price, obj.currency)
+        if obj.no_saving:  # a fixed price not below the components' total
+            return format_html('{}<span class="bundles-subline">no saving</span>', amount)
+        return amount
 
     @admin.display(description="recomputed", ordering="last_recomputed_at")
     def recomputed(self, obj: Bundle) -> str:
@@ -296,15 +423,6 @@ class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin
     @admin.display(description="available", ordering="computed_availability")
     def available(self, obj: Bundle):
         return obj.computed_availability
-
-    @admin.display(description="parts", ordering="n_components")
-    def component_count(self, obj: Bundle) -> int:
-        return obj.n_components  # type: ignore[attr-defined]  # annotated by get_queryset
-
-    @admin.display(description="problems")
-    def problems(self, obj: Bundle) -> str:
-        codes = sorted({r.get("code", "?") for r in obj.broken_reasons or []})
-        return ", ".join(codes) or "—"
 
     @admin.display(description="broken reasons")
     def broken_reasons_display(self, obj: Bundle) -> str:
@@ -337,7 +455,7 @@ class BundleAdmin(QueuedJobsMessageMixin, BundleJobsAdminMixin, admin.ModelAdmin
 
 @admin.register(SearchEntry)
 class SearchEntryAdmin(admin.ModelAdmin):
-    list_display = ("title", "sku", "status", "price", "availability", "indexed_at")
+    list_display = ("title", "sku", "status", "indexed_price", "availability", "indexed_at")
     list_filter = ("status",)
     search_fields = ("title", "sku", "body")
     list_select_related = ("bundle",)
@@ -345,3 +463,7 @@ class SearchEntryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # written by the reindex service only
+
+    @admin.display(description="price", ordering="price")
+    def indexed_price(self, obj: SearchEntry) -> str:
+        return money(obj.price, obj.bundle.currency)

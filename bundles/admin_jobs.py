@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils.translation import ngettext
 
 from bundles import bulk, requests
 from bundles.errors import BundleError
@@ -39,6 +40,16 @@ def _bulk_jobs(**request) -> list[Job]:
     """A bulk job and its batch jobs (``bundles_bulk_enqueue``): the jobs the answer links to."""
     parent = bulk.bundles_bulk_enqueue(**request)
     return [parent, *bulk_batch_jobs(parent=parent)]
+
+
+def bundles_counted(n: int) -> str:
+    """ "1 bundle", "2 bundles"."""
+    return ngettext("%(n)d bundle", "%(n)d bundles", n) % {"n": n}
+
+
+def _bulk_reason(operation: str, n: int, where: str) -> str:
+    """ "Bulk activate of 1 bundle from the bundle admin" (the job's reason)."""
+    return f"Bulk {operation} of {bundles_counted(n)} from {where}"
 
 
 if TYPE_CHECKING:  # mixed into a ModelAdmin only: type it as one
@@ -91,6 +102,7 @@ class BundleJobsAdminMixin(_AdminBase):
                     operation=operation,
                     bundle_ids=[pk for pk, _ in rows],
                     trigger=JobTrigger.ADMIN,
+                    reason=_bulk_reason(operation, len(rows), "the bundle admin"),
                     requested_by=request.user,
                 )
             return [
@@ -152,6 +164,7 @@ class BundleJobsAdminMixin(_AdminBase):
                 operation=operation,
                 bundle_ids=ids,
                 trigger=JobTrigger.ADMIN,
+                reason=_bulk_reason(operation, len(ids), "the bundle admin"),
                 requested_by=request.user,
             ),
         )
@@ -251,7 +264,7 @@ def _recompute_all(*, user) -> list[Job]:
         operation="recompute",
         bundle_ids=ids,
         trigger=JobTrigger.ADMIN,
-        reason=f"Recompute all {len(ids)} bundles from the jobs page",
+        reason=f"Recompute all {bundles_counted(len(ids))} from the jobs page",
         requested_by=user,
     )
 

@@ -11,6 +11,7 @@ from django.utils.html import escape
 from bundles import services
 from bundles.errors import BundleError
 from bundles.models import Bundle
+from jobs.models import Job
 from tests.bundles.jobs_support import run_burst_worker
 from tests.factories import make_bundle, make_variant
 
@@ -49,7 +50,7 @@ def test_bundle_page_shows_broken_reasons_readably(admin_client, redis_conn, set
 
     html = page.content.decode()
     assert "<code>component_deleted</code> Component BAT-55" in html
-    assert bundle.shell_variant.sku in html
+    assert bundle.shell_variant is not None and bundle.shell_variant.sku in html
 
 
 def test_bundle_search_finds_by_component_sku_and_filters_by_status(admin_client):
@@ -161,6 +162,7 @@ def test_component_autocomplete_offers_no_shell_variants(admin_client):
     )
     texts = [r["text"] for r in response.json()["results"]]
     assert any("KIT-SPARE" in t for t in texts)
+    assert bundle.shell_variant is not None
     assert not any(bundle.shell_variant.sku in t for t in texts)
 
 
@@ -226,7 +228,9 @@ def test_the_bundle_form_refuses_a_soft_deleted_component_with_the_services_mess
 def test_a_bundle_whose_component_was_deleted_since_can_still_be_renamed(admin_client):
     # Given a bundle whose component was soft-deleted after it was added (integrity breaks it)
     bundle = make_bundle(name="Kit")
-    services.variant_soft_delete(variant_id=bundle.components.first().variant_id)
+    component = bundle.components.first()
+    assert component is not None
+    services.variant_soft_delete(variant_id=component.variant_id)
     # When only its name changes in the admin, the kept row does not block the save
     url = reverse("admin:bundles_bundle_change", args=[bundle.pk])
     response = admin_client.post(url, change_form_data(bundle, name="Kit renamed"))
@@ -236,8 +240,6 @@ def test_a_bundle_whose_component_was_deleted_since_can_still_be_renamed(admin_c
 
 
 def test_the_soft_delete_action_asks_for_the_jobs_as_the_admin_user(admin_client, admin_user):
-    from jobs.models import Job
-
     # Given a variant a bundle uses
     battery = make_variant(sku="BAT-77")
     kit = make_bundle(components=[(battery, 1), (make_variant(), 1)])
@@ -252,10 +254,98 @@ def test_the_soft_delete_action_asks_for_the_jobs_as_the_admin_user(admin_client
     assert response.status_code == 200
     battery.refresh_from_db()
     assert battery.deleted_at is not None
-    assert "1 bundle(s) use these variants" in response.content.decode()
+    assert "Soft-deleted; 1 bundle uses these variants." in response.content.decode()
     asked = Job.objects.filter(kind__in=("fanout", "consistency_check"))
     assert sorted(asked.values_list("kind", "trigger", "requested_by")) == [
         ("consistency_check", "admin", admin_user.pk),
         ("fanout", "admin", admin_user.pk),
     ]
     assert Bundle.objects.get(pk=kit.pk).status == Bundle.Status.ACTIVE  # broken by the jobs
+
+
+VARIANTS = reverse("admin:bundles_productvariant_changelist")
+
+
+def _rows(html: str, *texts: str) -> list[str]:
+    """Which of ``texts`` the page shows, in the order it shows them."""
+    found = [(html.find(t), t) for t in texts if t in html]
+    return [t for _, t in sorted(found)]
+
+
+def test_the_variant_list_shows_products_for_sale_and_hides_bundle_shells_by_default(admin_client):
+    # Given a bundle (its shell variant) and a real variant whose SKU sorts after the shell's
+    real = make_variant(sku="ZZ-REAL-1")
+    bundle = make_bundle(components=[(real, 1), (make_variant(), 1)])
+    assert bundle.shell_variant is not None
+    shell = bundle.shell_variant.sku
+    # When the variant list opens
+    default = admin_client.get(VARIANTS).content.decode()
+    # Then the real variants are listed, the shells are not
+    assert "ZZ-REAL-1" in default and shell not in default
+    # And the shells are one filter away; with all of them shown, real variants come first
+    assert shell in admin_client.get(VARIANTS, {"kind": "shell"}).content.decode()
+    everything = admin_client.get(VARIANTS, {"kind": "all"}).content.decode()
+    assert _rows(everything, "ZZ-REAL-1", shell) == ["ZZ-REAL-1", shell]
+
+
+def test_prices_show_their_currencys_decimals_not_the_stored_four(admin_client):
+    # Given variants and bundles in USD, EUR and JPY (stored with four decimals)
+    usd = [make_variant(price="1234.5", sku="USD-1"), make_variant(price="3", sku="USD-2")]
+    eur = [make_variant(currency="EUR", price="12.5", sku="EUR-1")]
+    jpy = [make_variant(currency="JPY", price="1500", sku="JPY-1")]
+    make_bundle(components=[(usd[0], 1), (usd[1], 1)], name="Dollar kit")
+    make_bundle(components=[(eur[0], 2)], name="Euro kit", currency="EUR")
+    make_bundle(components=[(jpy[0], 3)], name="Yen kit", currency="JPY")
+    # When the lists open
+    variants = admin_client.get(VARIANTS).content.decode()
+    bundles = admin_client.get(CHANGELIST).content.decode()
+    # Then each amount has its currency's decimals (ISO 4217), on one line with its code
+    for shown in ("1,234.50\u00a0USD", "3.00\u00a0USD", "12.50\u00a0EUR", "1,500\u00a0JPY"):
+        assert shown in variants, shown
+    for shown in ("1,237.50\u00a0USD", "25.00\u00a0EUR", "4,500\u00a0JPY"):
+        assert shown in bundles, shown
+    assert "1234.5000" not in variants and "4500.0000" not in bundles
+    assert "1500.00" not in variants
+
+
+def test_the_variant_and_bundle_forms_show_amounts_without_storage_zeros(admin_client):
+    yen = make_variant(currency="JPY", price="1500")
+    odd = make_variant(price="4.995")  # more decimals than the currency: none dropped
+    bundle = make_bundle(rule_value="12.5")
+
+    def form(name, pk):
+        return admin_client.get(reverse(f"admin:bundles_{name}_change", args=[pk])).content.decode()
+
+    assert 'name="price" value="1500"' in form("productvariant", yen.pk)
+    assert 'name="price" value="4.995"' in form("productvariant", odd.pk)
+    assert 'name="rule_value" value="12.5"' in form("bundle", bundle.pk)
+
+
+def test_the_bundle_list_puts_problems_under_the_status(admin_client):
+    bundle = make_bundle(name="Lantern kit")
+    Bundle.objects.filter(pk=bundle.pk).update(
+        status=Bundle.Status.BROKEN,
+        broken_reasons=[{"code": "component_deleted", "message": "gone"}],
+    )
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert 'Broken<span class="bundles-subline">component_deleted</span>' in html
+
+
+def test_the_soft_delete_message_counts_bundles_in_the_plural(admin_client):
+    battery = make_variant()
+    make_bundle(components=[(battery, 1)])
+    make_bundle(components=[(battery, 2)])
+    response = admin_client.post(
+        VARIANTS,
+        {"action": "soft_delete_selected", "_selected_action": [battery.pk]},
+        follow=True,
+    )
+    assert "Soft-deleted; 2 bundles use these variants." in response.content.decode()
+
+
+@pytest.mark.parametrize(("n", "counted"), [(1, "1 bundle"), (2, "2 bundles")])
+def test_a_bulk_action_names_its_bundles_in_the_right_number(admin_client, n, counted):
+    ids = [make_bundle(status="draft").pk for _ in range(n)]
+    admin_client.post(CHANGELIST, {"action": "activate_selected", "_selected_action": ids})
+    parent = Job.objects.get(kind="bulk_operation")
+    assert parent.reason == f"Bulk activate of {counted} from the bundle admin"
