@@ -20,14 +20,10 @@ from tqdm import tqdm
 from jobs.models import Job, JobState, JobTrigger
 from jobs.runner import run_inline
 from jobs.selectors import wait_for_job
+from jobs.wording import plural
 
 TRIGGER = JobTrigger.COMMAND
 T = TypeVar("T")
-
-
-def plural(count: int, noun: str) -> str:
-    """ "1 job", "2 jobs": a count with its noun, plural-correct (English nouns in -s)."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def add_job_arguments(parser: CommandParser) -> None:

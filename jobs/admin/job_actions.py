@@ -11,7 +11,6 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from jobs.admin.mixin_base import JobAdminBase
-from jobs.cli import plural
 from jobs.errors import JobError
 from jobs.models import ACTIVE_STATES, SETTLED_STATES, Job, JobState
 from jobs.services import (
@@ -19,6 +18,7 @@ from jobs.services import (
     job_retry,
     jobs_delete_settled,
 )
+from jobs.wording import plural
 
 
 class JobActions(JobAdminBase):

@@ -12,10 +12,10 @@ from django.utils.safestring import mark_safe
 
 from jobs import conf, selectors
 from jobs.admin.display import pretty_json_html
-from jobs.cli import plural
 from jobs.models import ACTIVE_STATES, Job, JobState, QueuePause
 from jobs.target_types import target_labels, target_url
 from jobs.timefmt import reltime
+from jobs.wording import plural
 
 
 class JobColumns:

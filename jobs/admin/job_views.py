@@ -16,7 +16,6 @@ from jobs import selectors
 from jobs.admin.links import jobs_queued_message
 from jobs.admin.mixin_base import JobAdminBase
 from jobs.audit import audit_jobs
-from jobs.cli import plural
 from jobs.error_groups.views import error_group_urls
 from jobs.errors import JobError
 from jobs.models import ACTIVE_STATES, Job, JobState
@@ -29,6 +28,7 @@ from jobs.services import (
     queue_pause,
     queue_resume,
 )
+from jobs.wording import plural
 
 # How many jobs one "retry all failed matching" request retries at most.
 RETRY_MATCHING_LIMIT = 5000

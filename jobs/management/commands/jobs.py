@@ -9,13 +9,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs import conf
-from jobs.cli import plural
 from jobs.errors import JobError
 from jobs.maintenance.ledger_pass import relay_and_reconcile
 from jobs.maintenance.prune import jobs_purge
 from jobs.models import Job, JobState
 from jobs.selectors import job_get, resolve_job_id, wait_for_job
 from jobs.services import job_cancel, job_retry
+from jobs.wording import plural
 
 USER_HELP = (
     "username to act as: its permission is checked and the audit entry names it "
