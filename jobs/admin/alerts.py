@@ -84,16 +84,15 @@ class AlertRuleForm(forms.ModelForm):
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
     form = AlertRuleForm
+    # Chosen to fit 1366 px beside the admin's sidebar and the filters: what is watched under
+    # the condition, "off" in the state, the channels' warnings under the channels.
     list_display = (
         "name_and_description",
-        "condition",
-        "watches",
+        "condition_and_subject",
         "threshold_and_window",
-        "enabled",
         "state_pill",
         "last_fired_at",
         "channels",
-        "warnings",
     )
     list_display_links = ("name_and_description",)
     list_filter = ("state", "enabled", "condition")
@@ -134,18 +133,22 @@ class AlertRuleAdmin(admin.ModelAdmin):
             "<strong>{}</strong><br><span class='quiet'>{}</span>", obj.name, obj.description
         )
 
-    @admin.display(description="watches")
-    def watches(self, obj: AlertRule):
-        return obj.subject_label
+    @admin.display(description="condition", ordering="condition")
+    def condition_and_subject(self, obj: AlertRule):
+        return format_html("{}<br><span class='quiet'>{}</span>", obj.condition, obj.subject_label)
 
     @admin.display(description="over", ordering="threshold")
     def threshold_and_window(self, obj: AlertRule):
         return format_html(
-            "{}<br><span class='quiet'>in {} s</span>", f"{obj.threshold:g}", obj.window_seconds
+            "{}<br><span class='quiet'>in {}</span>",
+            f"{obj.threshold:g}",
+            _duration(obj.window_seconds),
         )
 
     @admin.display(description="state", ordering="state")
     def state_pill(self, obj: AlertRule):
+        if not obj.enabled:
+            return format_html("<span class='job-pill'>off</span>")
         css = "job-pill bad" if obj.state == "firing" else "job-pill ok"
         return format_html(
             "<span class='{}' title='{}'>{}</span>", css, obj.last_message, obj.get_state_display()
@@ -154,7 +157,16 @@ class AlertRuleAdmin(admin.ModelAdmin):
     @admin.display(description="channels")
     def channels(self, obj: AlertRule):
         on = [name for name, used in (("email", obj.email), ("webhook", obj.webhook)) if used]
-        return ", ".join(on) or "none"
+        problems = channel_problems(obj)
+        if not problems:
+            return ", ".join(on) or "none"
+        # One line in the list (the whole story in its tooltip and on the rule's page).
+        return format_html(
+            "{}<br><span class='quiet' title='{}'>⚠ {}</span>",
+            ", ".join(on) or "none",
+            "; ".join(problems),
+            problems[-1] if len(problems) == 1 else f"{len(problems)} channel problems",
+        )
 
     @admin.display(description="warnings")
     def warnings(self, obj: AlertRule):
@@ -194,3 +206,11 @@ class AlertRuleAdmin(admin.ModelAdmin):
             "<th>told</th></tr></thead><tbody>{}</tbody></table>",
             rows,
         )
+
+
+def _duration(seconds: int) -> str:
+    """ "15 min", "24 h", "2 d": a rule's window as people say it."""
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
