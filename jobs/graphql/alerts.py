@@ -13,11 +13,13 @@ from django.db.models import Prefetch
 from graphene.types.generic import GenericScalar
 
 from api.errors import BadUserInput, Forbidden, NotFound
+from api.graphql_utils import clean_text
 from api.permissions import require_staff
 from jobs.alerts.channels import channel_problems
 from jobs.alerts.conditions import UnknownCondition, get_condition
 from jobs.alerts.models import AlertEvent as AlertEventModel
 from jobs.alerts.models import AlertRule as AlertRuleModel
+from jobs.alerts.models import AlertState
 from jobs.alerts.services import (
     CHANGE_PERMISSION,
     VIEW_PERMISSION,
@@ -116,6 +118,10 @@ class AlertsQuery(graphene.ObjectType):
         require_staff(info, VIEW_PERMISSION)
         rules = alert_rules_with_events()
         if state:
+            if state not in AlertState.values:
+                raise BadUserInput(
+                    f"state must be one of {', '.join(AlertState.values)}.", field="state"
+                )
             rules = rules.filter(state=state)
         return list(rules)
 
@@ -142,8 +148,16 @@ class UpdateAlertRule(graphene.Mutation):
     @staticmethod
     def mutate(root, info, name, **changes):
         user = require_staff(info, CHANGE_PERMISSION)
+        # Text is checked here (NUL, length) so a hostile value is BAD_USER_INPUT, not a
+        # database error (PostgreSQL refuses NUL in text).
+        name = clean_text(str(name), field="name", max_length=_max_length("name"))
+        for field, value in changes.items():
+            if isinstance(value, str):
+                changes[field] = clean_text(
+                    value, field=_camel(field), max_length=_max_length(field)
+                )
         try:
-            updated = alert_rule_update(rule_id=str(name), user=user, **changes)
+            updated = alert_rule_update(rule_id=name, user=user, **changes)
         except JobPermissionDenied as exc:
             raise Forbidden(exc.message) from None
         except AlertRuleNotFound as exc:
@@ -152,6 +166,10 @@ class UpdateAlertRule(graphene.Mutation):
             raise BadUserInput(exc.message, field=_camel(exc.field)) from None
         rule = alert_rules_with_events().get(pk=updated.pk)
         return UpdateAlertRule(alert_rule=rule, message=f"Alert rule {name} saved.")
+
+
+def _max_length(field: str) -> int:
+    return AlertRuleModel._meta.get_field(field).max_length or 255  # type: ignore[union-attr]
 
 
 def _camel(field: str) -> str:

@@ -14,7 +14,7 @@ import graphene
 from django.utils.translation import ngettext
 
 from api.errors import BadUserInput, NotFound
-from api.graphql_utils import selected_fields
+from api.graphql_utils import clean_text, selected_fields
 from api.permissions import require_staff
 from jobs.error_groups import selectors, services
 
@@ -81,6 +81,7 @@ class _GroupAction(graphene.Mutation):
     @classmethod
     def mutate(cls, root, info, fingerprint):
         user = require_staff(info, VIEW_JOB, cls.permission)
+        fingerprint = clean_text(fingerprint, field="fingerprint", max_length=64)
         if not selectors.failed_in_group(fingerprint=fingerprint).exists():
             raise NotFound(f"No failed job in error group {fingerprint}", ids=[fingerprint])
         outcome = cls.service(fingerprint=fingerprint, user=user)
