@@ -148,7 +148,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
     @admin.display(description="state", ordering="state")
     def state_pill(self, obj: AlertRule):
         if not obj.enabled:
-            return format_html("<span class='job-pill'>off</span>")
+            return format_html("<span class='job-pill'>{}</span>", "off")
         css = "job-pill bad" if obj.state == "firing" else "job-pill ok"
         return format_html(
             "<span class='{}' title='{}'>{}</span>", css, obj.last_message, obj.get_state_display()
