@@ -159,10 +159,7 @@ def variants_changed(
             dispatch_on_commit=dispatch_on_commit,
             debounce=fanout_debounce_seconds(),
         )
-    if len(ids) == 1:
-        target = Target("variant", str(ids[0]), label or f"Variant #{ids[0]}")
-    else:
-        target = Target("variant", "", f"{len(ids)} variants")
+    target = _ids_target("variant", ids, label)
     return [
         _enqueue_renames(
             payload={"variant_ids": ids, "reason": reason, "reindex_only": True},
@@ -174,6 +171,13 @@ def variants_changed(
             dispatch_on_commit=dispatch_on_commit,
         )
     ]
+
+
+def _ids_target(target_type: str, ids: list[int], label: str | None) -> Target:
+    """One object by its label ("Variant #7" without one), several by their count."""
+    if len(ids) == 1:
+        return Target(target_type, str(ids[0]), label or f"{target_type.title()} #{ids[0]}")
+    return Target(target_type, "", f"{len(ids)} {target_type}s")
 
 
 def products_renamed(
@@ -193,10 +197,7 @@ def products_renamed(
     ids = sorted({int(i) for i in product_ids})
     if not ids:
         return None
-    if len(ids) == 1:
-        target = Target("product", str(ids[0]), label or f"Product #{ids[0]}")
-    else:
-        target = Target("product", "", f"{len(ids)} products")
+    target = _ids_target("product", ids, label)
     return _enqueue_renames(
         payload={"variant_ids": [], "product_ids": ids, "reason": reason, "reindex_only": True},
         trigger=trigger,
